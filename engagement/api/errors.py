@@ -1,0 +1,112 @@
+"""HTTP errors with one JSON shape, rendered by one middleware."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from pydantic import ValidationError
+
+log = logging.getLogger("engagement.api")
+
+
+class HTTPError(Exception):
+    """An error answered as ``{"error": code, "message": ..., "details": [...]}``."""
+
+    status = 400
+    code = "bad_request"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        details: list[dict[str, Any]] | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+        self.headers = headers or {}
+
+    def response(self) -> web.Response:
+        body = {"error": self.code, "message": self.message, "details": self.details}
+        return web.json_response(body, status=self.status, headers=self.headers)
+
+
+class BadRequest(HTTPError):
+    pass
+
+
+class InvalidInput(HTTPError):
+    status = 400
+    code = "invalid_input"
+
+    @classmethod
+    def from_validation(cls, exc: ValidationError, where: str = "body") -> InvalidInput:
+        details = [
+            {
+                "field": ".".join(str(p) for p in err["loc"]) or where,
+                "message": err["msg"],
+                "type": err["type"],
+            }
+            for err in exc.errors(include_url=False, include_input=False)
+        ]
+        first = details[0]
+        more = f" (and {len(details) - 1} more)" if len(details) > 1 else ""
+        return cls(f"invalid {where}: {first['field']}: {first['message']}{more}", details=details)
+
+
+class Unauthorized(HTTPError):
+    status = 401
+    code = "unauthorized"
+
+
+class Forbidden(HTTPError):
+    status = 403
+    code = "forbidden"
+
+
+class NotFound(HTTPError):
+    status = 404
+    code = "not_found"
+
+
+class PayloadTooLarge(HTTPError):
+    status = 413
+    code = "payload_too_large"
+
+
+_STATUS_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+@web.middleware
+async def error_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Render every error as JSON; log the unexpected ones."""
+    try:
+        return await handler(request)
+    except HTTPError as exc:
+        return exc.response()
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        if exc.status == 413:
+            message = f"request body is larger than {request.app._client_max_size} bytes"
+        else:
+            message = exc.reason if exc.text is None or exc.text.startswith(str(exc.status)) else exc.text
+        body = {"error": _STATUS_CODES.get(exc.status, "http_error"), "message": message, "details": []}
+        headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
+        return web.json_response(body, status=exc.status, headers=headers)
+    except Exception:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        body = {"error": "internal_error", "message": "internal server error", "details": []}
+        return web.json_response(body, status=500)

@@ -1,0 +1,145 @@
+"""History reads for agents' tools: one visit, the live visits, a visitor's past visits."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from aiohttp import web
+from pydantic import BaseModel, Field
+
+from .. import constants as C
+from ..monitoring.ingest import now_ms
+from .auth import api_key_required
+from .errors import InvalidInput, NotFound
+from .parsing import parse_query
+from .state import HISTORY, REGISTRY
+
+_ID = re.compile(C.ID_PATTERN)
+
+
+class PageOut(BaseModel):
+    pageID: str
+    url: str
+    title: str
+    referrer: str
+    utm: dict[str, str]
+    enteredAt: int = Field(description="engine clock, epoch ms")
+    exitedAt: int | None
+    focusedMs: int = Field(description="time the page had focus, ms")
+
+
+class EventOut(BaseModel):
+    eventType: str
+    eventName: str
+    eventID: str
+    pageID: str
+    visitID: str
+    globalVisitID: str
+    timestamp: int = Field(description="browser clock, epoch ms")
+    serverTime: int = Field(description="engine clock, epoch ms")
+    url: str
+    category: str
+    languageCode: str
+    data: dict[str, Any]
+
+
+class VisitOut(BaseModel):
+    visitID: str
+    globalVisitID: str
+    identity: str = Field(description="anonymous | recognized | authenticated")
+    userInfo: dict[str, Any]
+    returning: bool
+    startedAt: int
+    lastSeenAt: int
+    closedAt: int | None
+    userAgent: str
+    languageCode: str
+    timezoneOffset: int | None
+    live: bool
+    pages: list[PageOut]
+    events: list[EventOut]
+
+
+class LivePageOut(PageOut):
+    focused: bool
+    timeOnPageS: float
+
+
+class LiveVisitOut(BaseModel):
+    visitID: str
+    globalVisitID: str
+    identity: str
+    returning: bool
+    startedAt: int
+    lastSeenAt: int
+    timeOnSiteS: float
+    pagesViewed: int
+    currentPage: LivePageOut | None
+
+
+class LiveVisitsOut(BaseModel):
+    count: int
+    visits: list[LiveVisitOut]
+
+
+class PastVisitOut(BaseModel):
+    visitID: str
+    globalVisitID: str
+    identity: str
+    userInfo: dict[str, Any]
+    returning: bool
+    startedAt: int
+    lastSeenAt: int
+    closedAt: int | None
+    userAgent: str
+    languageCode: str
+    timezoneOffset: int | None
+    pagesViewed: int
+
+
+class VisitorVisitsOut(BaseModel):
+    globalVisitID: str
+    visits: list[PastVisitOut]
+
+
+class VisitorQuery(BaseModel):
+    limit: int = Field(50, ge=1, le=500)
+
+
+def _id_param(request: web.Request, name: str) -> str:
+    value = request.match_info[name]
+    if not _ID.match(value):
+        raise InvalidInput(
+            f"{name} {value!r} is not an ID: expected 32 upper-case hex characters",
+            details=[{"field": name, "message": "expected 32 upper-case hex characters"}],
+        )
+    return value
+
+
+@api_key_required
+async def get_visit(request: web.Request) -> web.StreamResponse:
+    """One visit with its pages and events, live or closed."""
+    visit_id = _id_param(request, "visitID")
+    visit = await request.app[HISTORY].get_visit(visit_id)
+    if visit is None:
+        raise NotFound(f"no visit {visit_id}", details=[{"field": "visitID", "message": "unknown"}])
+    visit["live"] = request.app[REGISTRY].get(visit_id) is not None
+    return web.json_response(visit)
+
+
+@api_key_required
+async def get_live_visits(request: web.Request) -> web.StreamResponse:
+    """The visits live now, most recently active first."""
+    now = now_ms()
+    visits = sorted(request.app[REGISTRY], key=lambda v: v.last_seen_at, reverse=True)
+    return web.json_response({"count": len(visits), "visits": [v.summary(now) for v in visits]})
+
+
+@api_key_required
+async def get_visitor_visits(request: web.Request) -> web.StreamResponse:
+    """A visitor's visits (by globalVisitID), newest first."""
+    global_visit_id = _id_param(request, "globalVisitID")
+    query = parse_query(request, VisitorQuery)
+    visits = await request.app[HISTORY].visits_of_visitor(global_visit_id, query.limit)
+    return web.json_response({"globalVisitID": global_visit_id, "visits": visits})

@@ -1,0 +1,37 @@
+"""The monitoring endpoint the tracker posts events to, and the tracker script itself."""
+
+from __future__ import annotations
+
+from aiohttp import web
+from pydantic import TypeAdapter
+
+from ..monitoring.models import EventBatch
+from .origins import browser_endpoint
+from .parsing import BEACON_TYPES, parse, read_body
+from .state import INGESTOR, TRACKER, origins_of
+
+EVENT_BATCH = TypeAdapter(EventBatch)
+
+
+@browser_endpoint(origins_of)
+async def post_events(request: web.Request) -> web.StreamResponse:
+    """Take a batch of tracker events (JSON, or text/plain from sendBeacon)."""
+    batch = parse(EVENT_BATCH, await read_body(request, BEACON_TYPES))
+    accepted, duplicates = request.app[INGESTOR].ingest(batch.events)
+    return web.json_response({"accepted": accepted, "duplicates": duplicates})
+
+
+async def get_tracker(request: web.Request) -> web.StreamResponse:
+    """The tracker script, minified; revalidated by ETag so config changes reach pages."""
+    script = request.app[TRACKER]
+    headers = {
+        "Content-Type": "application/javascript; charset=utf-8",
+        "Cache-Control": "no-cache",
+        "ETag": script.etag,
+        "Vary": "Accept-Encoding",
+    }
+    if request.headers.get("If-None-Match") == script.etag:
+        return web.Response(status=304, headers=headers)
+    if "gzip" in request.headers.get("Accept-Encoding", ""):
+        return web.Response(body=script.gzipped, headers={**headers, "Content-Encoding": "gzip"})
+    return web.Response(body=script.body, headers=headers)

@@ -1,0 +1,89 @@
+"""Which site origins may use the browser endpoints, and the CORS headers they get."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+from collections.abc import Awaitable, Callable, Iterable
+
+from aiohttp import web
+
+from .errors import Forbidden, HTTPError
+
+log = logging.getLogger("engagement.api")
+
+BrowserHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+PREFLIGHT_MAX_AGE_S = 86400  # browsers cap it lower anyway; saves a round trip per page
+
+
+class OriginPolicy:
+    """Origin patterns such as ``https://*.shop.com`` or ``http://localhost:*``.
+
+    ``*`` matches one run of host characters (letters, digits, dots, dashes), so it can
+    stand for subdomains or a port but never for a scheme or a path.
+    """
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        self.patterns = list(patterns)
+        parts = [re.escape(p.rstrip("/")).replace(r"\*", "[A-Za-z0-9.-]*") for p in self.patterns]
+        self._regex = re.compile("|".join(f"(?:{p})" for p in parts) or "(?!)", re.IGNORECASE)
+
+    @functools.lru_cache(maxsize=1024)  # noqa: B019 - one policy per app, bounded cache
+    def allows(self, origin: str) -> bool:
+        return self._regex.fullmatch(origin) is not None
+
+    def check(self, request: web.Request) -> str:
+        """The request's allowed Origin, or Forbidden."""
+        origin = request.headers.get("Origin")
+        if not origin:
+            raise Forbidden("this endpoint is for browsers: the Origin header is missing")
+        if not self.allows(origin):
+            log.warning("refused origin %s on %s", origin, request.path)
+            raise Forbidden(
+                f"origin {origin!r} is not an allowed site; add it to allowed_origins",
+                details=[{"field": "Origin", "message": "not in allowed_origins"}],
+            )
+        return origin
+
+
+def cors_headers(origin: str) -> dict[str, str]:
+    return {"Access-Control-Allow-Origin": origin, "Vary": "Origin"}
+
+
+def browser_endpoint(
+    policy_of: Callable[[web.Request], OriginPolicy],
+) -> Callable[[BrowserHandler], BrowserHandler]:
+    """Only allowed origins get in; their answers, errors included, carry CORS headers
+    so that the tracker can read why a batch was refused instead of retrying it."""
+
+    def decorate(handler: BrowserHandler) -> BrowserHandler:
+        @functools.wraps(handler)
+        async def wrapper(request: web.Request) -> web.StreamResponse:
+            origin = policy_of(request).check(request)
+            try:
+                response = await handler(request)
+            except HTTPError as exc:
+                response = exc.response()
+            response.headers.update(cors_headers(origin))
+            return response
+
+        return wrapper
+
+    return decorate
+
+
+def preflight(policy_of: Callable[[web.Request], OriginPolicy]) -> BrowserHandler:
+    """An OPTIONS handler answering CORS preflights for allowed origins."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        origin = policy_of(request).check(request)
+        headers = {
+            **cors_headers(origin),
+            "Access-Control-Allow-Methods": "GET, POST, OPTIONS",
+            "Access-Control-Allow-Headers": "Content-Type, Last-Event-ID",
+            "Access-Control-Max-Age": str(PREFLIGHT_MAX_AGE_S),
+        }
+        return web.Response(status=204, headers=headers)
+
+    return handler

@@ -1,0 +1,67 @@
+"""Reading request bodies and queries into pydantic models: the only way data gets in."""
+
+from __future__ import annotations
+
+from typing import Any, TypeVar
+
+from aiohttp import web
+from pydantic import BaseModel, TypeAdapter, ValidationError
+
+from .errors import HTTPError, InvalidInput, PayloadTooLarge
+
+M = TypeVar("M", bound=BaseModel)
+T = TypeVar("T")
+
+JSON_TYPES = frozenset({"application/json"})
+BEACON_TYPES = frozenset({"application/json", "text/plain"})  # sendBeacon sends text/plain
+
+
+class UnsupportedMediaType(HTTPError):
+    status = 415
+    code = "unsupported_media_type"
+
+
+async def read_body(request: web.Request, content_types: frozenset[str] = JSON_TYPES) -> bytes:
+    if request.content_type not in content_types:
+        wanted = " or ".join(sorted(content_types))
+        raise UnsupportedMediaType(
+            f"Content-Type must be {wanted}, not {request.content_type!r}",
+            details=[{"field": "Content-Type", "message": f"expected {wanted}"}],
+        )
+    try:
+        return await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise PayloadTooLarge(
+            f"request body is larger than the limit of {request.app._client_max_size} bytes"
+        ) from exc
+
+
+def parse(adapter: TypeAdapter[T], body: bytes) -> T:
+    try:
+        return adapter.validate_json(body)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc) from exc
+
+
+async def parse_json(
+    request: web.Request, model: type[M], content_types: frozenset[str] = JSON_TYPES
+) -> M:
+    """Validate the request body against ``model``; 4xx naming the field otherwise."""
+    body = await read_body(request, content_types)
+    try:
+        return model.model_validate_json(body)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc) from exc
+
+
+def parse_query(request: web.Request, model: type[M]) -> M:
+    data: dict[str, Any] = {}
+    for key in request.query:
+        values = request.query.getall(key)
+        field = model.model_fields.get(key)
+        is_list = field is not None and getattr(field.annotation, "__origin__", None) is list
+        data[key] = values if is_list else values[-1]
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc, where="query") from exc

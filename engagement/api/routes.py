@@ -1,0 +1,60 @@
+"""The one route table: every path, its name, and what the OpenAPI document says of it."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from aiohttp import web
+from pydantic import BaseModel
+
+from ..monitoring.models import EventBatch, IngestResult
+from . import history, monitoring, site
+from .origins import preflight
+from .state import origins_of
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    method: str
+    path: str
+    handler: Handler
+    name: str
+    tag: str
+    auth: bool = False  # API key required
+    browser: bool = False  # allowed site origins only
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    response: type[BaseModel] | None = None
+    content: str = "application/json"
+
+
+ROUTES: list[Route] = [
+    Route("POST", "/monitoring/events", monitoring.post_events, "events", "monitoring",
+          browser=True, body=EventBatch, response=IngestResult),
+    Route("OPTIONS", "/monitoring/events", preflight(origins_of), "events-preflight",
+          "monitoring", browser=True),
+    Route("GET", "/tracker.js", monitoring.get_tracker, "tracker", "monitoring",
+          content="application/javascript"),
+    Route("GET", "/api/v1/visits/live", history.get_live_visits, "live-visits", "history",
+          auth=True, response=history.LiveVisitsOut),
+    Route("GET", "/api/v1/visits/{visitID}", history.get_visit, "visit", "history",
+          auth=True, response=history.VisitOut),
+    Route("GET", "/api/v1/visitors/{globalVisitID}/visits", history.get_visitor_visits,
+          "visitor-visits", "history", auth=True, query=history.VisitorQuery,
+          response=history.VisitorVisitsOut),
+    Route("GET", "/api/openapi.json", site.get_openapi, "openapi", "meta"),
+    Route("GET", "/health", site.get_health, "health", "meta"),
+]  # fmt: skip
+
+
+def setup_routes(app: web.Application, demo: bool) -> None:
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler, name=route.name)
+    if demo:
+        app.router.add_get("/", site.redirect_to_demo, name="root")
+        app.router.add_get("/demo", site.redirect_to_demo, name="demo-bare")
+        app.router.add_get("/demo/", site.demo_index, name="demo-index")
+        app.router.add_static("/demo/", site.DEMO_DIR, name="demo", append_version=False)

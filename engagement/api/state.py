@@ -1,0 +1,23 @@
+"""Typed application state shared by the handlers."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from ..monitoring.ingest import Ingestor
+from ..monitoring.tracker import TrackerScript
+from ..settings import Settings
+from ..visits.registry import VisitRegistry
+from ..visits.store import SQLiteHistory
+from .origins import OriginPolicy
+
+SETTINGS = web.AppKey("settings", Settings)
+ORIGINS = web.AppKey("origins", OriginPolicy)
+HISTORY = web.AppKey("history", SQLiteHistory)
+REGISTRY = web.AppKey("registry", VisitRegistry)
+INGESTOR = web.AppKey("ingestor", Ingestor)
+TRACKER = web.AppKey("tracker", TrackerScript)
+
+
+def origins_of(request: web.Request) -> OriginPolicy:
+    return request.app[ORIGINS]

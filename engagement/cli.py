@@ -1,0 +1,75 @@
+"""The `engagement` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from . import __version__
+from .app import create_app
+from .logs import setup_logging
+from .settings import Settings, load_settings
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    overrides = {k: v for k, v in {"host": args.host, "port": args.port}.items() if v is not None}
+    if getattr(args, "data_dir", None):
+        overrides["data_dir"] = args.data_dir
+    return load_settings(args.config, **overrides)
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    setup_logging(settings.log_format, settings.log_level)
+    app = create_app(settings)
+    base = settings.public_url or f"http://localhost:{settings.port}"
+    key_source = "settings" if settings.api_keys else f"{settings.data_dir / 'api-key'}"
+    print(
+        f"engagement {__version__} on {base}\n"
+        f"  demo site:   {base}/demo/\n"
+        f"  tracker:     {base}/tracker.js\n"
+        f"  OpenAPI:     {base}/api/openapi.json\n"
+        f"  API key:     {settings.resolved_api_keys()[0]}  (from {key_source})\n"
+        f"  history:     {settings.db_path}",
+        flush=True,
+    )
+    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    return 0
+
+
+def api_key(args: argparse.Namespace) -> int:
+    print(_settings(args).resolved_api_keys()[0])
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="engagement", description="Web engagement engine")
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("--config", type=Path, help="settings file (TOML); default ./engagement.toml")
+    sub = parser.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("serve", help="run the engine (and the demo site at /demo/)")
+    p.add_argument("--host")
+    p.add_argument("--port", type=int)
+    p.add_argument("--data-dir", type=Path)
+    p.set_defaults(func=serve)
+    p = sub.add_parser("api-key", help="print the REST API key (generated on first use)")
+    p.add_argument("--data-dir", type=Path)
+    p.set_defaults(func=api_key, host=None, port=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except (ValidationError, FileNotFoundError) as exc:
+        print(f"engagement: configuration error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

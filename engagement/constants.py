@@ -1,0 +1,15 @@
+"""Named constants, each with its unit and the reason for its value."""
+
+DEFAULT_PORT = 9081  # GWE's documented default port
+ID_PATTERN = r"^[0-9A-F]{32}$"  # GWE IDs: a UUID4 as 32 upper-case hex characters
+VISIT_IDLE_TIMEOUT_S = 1800  # analytics convention: 30 min of inactivity ends a visit
+HISTORY_RETENTION_DAYS = 90  # a quarter of history for agents and reports
+HISTORY_FLUSH_INTERVAL_S = 0.2  # writes are batched behind the hot path, at most this late
+HISTORY_FLUSH_MAX_ROWS = 2000  # one SQLite transaction stays short
+MAX_BODY_BYTES = 256 * 1024  # a tracker batch of 50 events fits many times over
+MAX_EVENTS_PER_BATCH = 100  # the tracker sends at most 50; room for other clients
+MAX_EVENT_DATA_BYTES = 16 * 1024  # business event payloads are small key/values
+MAX_EVENTS_KEPT_PER_VISIT = 2000  # memory bound for one live visit; the store keeps all
+VISIT_SWEEP_INTERVAL_S = 30  # how often idle visits are closed
+PURGE_INTERVAL_S = 3600  # retention purge runs hourly
+API_KEY_FILE = "api-key"  # generated in the data folder on first start

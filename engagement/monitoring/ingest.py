@@ -1,0 +1,57 @@
+"""From validated envelopes to visit state: the hot path of every tracked page."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Protocol
+
+from ..visits.model import Event, EventType
+from ..visits.registry import VisitRegistry
+from .models import EventIn
+
+
+class EventListener(Protocol):
+    """Told of every new (not duplicate) event after the visit state took it."""
+
+    def on_events(self, events: list[Event]) -> None: ...
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+class Ingestor:
+    def __init__(self, registry: VisitRegistry) -> None:
+        self.registry = registry
+        self.listeners: list[EventListener] = []
+        self.accepted_total = 0
+        self.duplicates_total = 0
+
+    def ingest(self, batch: Sequence[EventIn]) -> tuple[int, int]:
+        """Stamp server time, drop duplicates, update visits; returns (accepted, duplicates)."""
+        server_time = now_ms()
+        events = [
+            Event(
+                event_id=e.eventID,
+                event_type=EventType(e.eventType),
+                event_name=e.eventName,
+                visit_id=e.visitID,
+                page_id=e.pageID,
+                global_visit_id=e.globalVisitID,
+                timestamp=e.timestamp,
+                server_time=server_time,
+                url=e.url,
+                category=e.category,
+                language_code=e.languageCode,
+                data=e.data,
+            )
+            for e in batch
+        ]
+        fresh, duplicates = self.registry.ingest(events)
+        if fresh:
+            for listener in self.listeners:
+                listener.on_events(fresh)
+        self.accepted_total += len(fresh)
+        self.duplicates_total += duplicates
+        return len(fresh), duplicates

@@ -1,0 +1,53 @@
+"""What the tracker sends, validated once at the edge."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from .. import constants as C
+from ..visits.model import SYSTEM_EVENT_NAMES
+
+ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]
+
+
+class EventIn(BaseModel):
+    """One event in the GWE envelope."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    eventType: Literal["SYSTEM", "BUSINESS"]
+    eventName: Annotated[str, StringConstraints(min_length=1, max_length=100)]
+    eventID: ID
+    pageID: ID
+    visitID: ID
+    globalVisitID: ID
+    timestamp: Annotated[int, Field(ge=0, description="browser clock, epoch ms")]
+    url: Annotated[str, StringConstraints(max_length=4096)]
+    category: Annotated[str, StringConstraints(max_length=1000)] = ""
+    languageCode: Annotated[str, StringConstraints(max_length=35)] = ""
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _known_system_event(self) -> EventIn:
+        if self.eventType == "SYSTEM" and self.eventName not in SYSTEM_EVENT_NAMES:
+            names = ", ".join(sorted(SYSTEM_EVENT_NAMES))
+            raise ValueError(
+                f"eventName {self.eventName!r} is not a system event ({names}); "
+                "send it with eventType 'BUSINESS'"
+            )
+        return self
+
+
+class EventBatch(BaseModel):
+    """``POST /monitoring/events``: events in the order they happened."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    events: Annotated[list[EventIn], Field(min_length=1, max_length=C.MAX_EVENTS_PER_BATCH)]
+
+
+class IngestResult(BaseModel):
+    accepted: int
+    duplicates: int

@@ -1,0 +1,451 @@
+/*
+ * Engagement browser tracker (GWE Monitoring JS API compatible).
+ *
+ * Site owners add this snippet to every page (no build step):
+ *
+ *   <script>
+ *     window._gt = window._gt || [];
+ *     (function (d) { var s = d.createElement('script'); s.async = true;
+ *       s.src = 'http://ENGINE_HOST:9081/tracker.js'; d.head.appendChild(s); })(document);
+ *   </script>
+ *
+ * Then, anywhere (before or after the script has loaded):
+ *   _gt.push(['event', 'AddToCart', {data: {price: 600}}]);   // BUSINESS event
+ *   _gt.push(['event', 'SignIn', {data: {...}}]);              // SignIn/SignOut/UserInfo: SYSTEM
+ *   _gt.push(['getIDs', function (ids) { ids.visitID; ids.pageID; ids.globalVisitID; }]);
+ *   _gt.ids()  // same object, synchronously (after load)
+ *
+ * The engine base URL is this script's own src without "/tracker.js"; events are POSTed to
+ * BASE + "/monitoring/events" as text/plain JSON (a CORS simple request, no preflight).
+ * Cookies (<prefix>visit, <prefix>gvid) hold only random IDs and a timestamp, no personal data;
+ * they are scoped to the parent domain so that www.site.com and store.site.com share the visit.
+ * While the engine is unreachable, events are kept (bounded), mirrored to localStorage
+ * (<prefix>q_<pageID>) and re-sent later, possibly by the next page; the server dedupes by eventID.
+ *
+ * The server replaces the config token below with a JSON object when it serves this file.
+ */
+(function (w, d) {
+  'use strict';
+  if (w._gt && w._gt._internal) return; // loaded twice: keep the first instance
+
+  var CFG = __ENGAGEMENT_CONFIG__;
+  var PFX = CFG.cookiePrefix || '_eng_';
+  var TIMEOUT = +CFG.visitTimeoutS || 1800;
+  var MAXBUF = +CFG.maxBufferEvents || 500;
+  var CHUNK = 50;
+  var SYS = {SignIn: 1, SignOut: 1, UserInfo: 1};
+  var L = w.location, N = w.navigator;
+
+  function warn() {
+    try { console.warn.apply(console, ['[engagement]'].concat([].slice.call(arguments))); } catch (e) { /* no console */ }
+  }
+  // Wrap a listener/entry point so that nothing ever throws into the page.
+  function guard(fn) {
+    return function () {
+      try { return fn.apply(this, arguments); } catch (e) { warn(e); }
+    };
+  }
+  function on(target, type, fn, capture) { target.addEventListener(type, guard(fn), !!capture); }
+  function nowS() { return Math.floor(Date.now() / 1000); }
+
+  // ---- base URL, from this script's own src ------------------------------------------------
+  function scriptSrc() {
+    var s = d.currentScript;
+    if (s && s.src) return s.src;
+    var all = d.getElementsByTagName('script');
+    for (var i = all.length - 1; i >= 0; i--) {
+      if (/\/tracker\.js$/.test((all[i].src || '').split(/[?#]/)[0])) return all[i].src;
+    }
+    return '';
+  }
+  var BASE = scriptSrc().split(/[?#]/)[0].replace(/\/[^\/]*$/, '');
+  var URL_EVENTS = BASE + '/monitoring/events';
+
+  // ---- IDs: UUID4 as 32 upper-case hex characters -------------------------------------------
+  function uuid() {
+    var c = w.crypto, b = new Uint8Array(16), s = '', i;
+    if (c && c.randomUUID) return c.randomUUID().replace(/-/g, '').toUpperCase();
+    if (c && c.getRandomValues) c.getRandomValues(b);
+    else for (i = 0; i < 16; i++) b[i] = Math.random() * 256 | 0;
+    b[6] = b[6] & 15 | 64;   // version 4
+    b[8] = b[8] & 63 | 128;  // RFC 4122 variant
+    for (i = 0; i < 16; i++) s += (b[i] + 256).toString(16).slice(1);
+    return s.toUpperCase();
+  }
+  var HEX32 = /^[0-9A-F]{32}$/;
+
+  // ---- cookies -------------------------------------------------------------------------------
+  function getCookie(name) {
+    var a = d.cookie ? d.cookie.split(/;\s*/) : [], i, j;
+    for (i = 0; i < a.length; i++) {
+      j = a[i].indexOf('=');
+      if (a[i].slice(0, j) === name) return a[i].slice(j + 1);
+    }
+    return null;
+  }
+  function rawSet(name, value, domain, maxAge) {
+    d.cookie = name + '=' + value + '; path=/; SameSite=Lax' +
+      (domain ? '; domain=' + domain : '') +
+      (maxAge != null ? '; max-age=' + maxAge : '') +
+      (L.protocol === 'https:' ? '; Secure' : '');
+  }
+  var cookieDomain; // cached: '' = host-only
+  function domain() {
+    if (cookieDomain !== undefined) return cookieDomain;
+    cookieDomain = '';
+    if (CFG.cookieDomain) return (cookieDomain = CFG.cookieDomain);
+    var h = L.hostname;
+    if (!/^https?:$/.test(L.protocol) || !h || h === 'localhost' ||
+        /^[\d.]+$/.test(h) || h.indexOf(':') >= 0 || h.charAt(0) === '[') return cookieDomain;
+    // Shortest suffix the browser accepts: "test", then "shop.test", then "www.shop.test"...
+    var parts = h.split('.'), probe = PFX + 'probe', tok = uuid(), i, dom;
+    for (i = parts.length - 1; i >= 0; i--) {
+      dom = parts.slice(i).join('.');
+      rawSet(probe, tok, dom);
+      if (getCookie(probe) === tok) {
+        rawSet(probe, '', dom, 0);
+        return (cookieDomain = dom);
+      }
+    }
+    return cookieDomain;
+  }
+  function setCookie(name, value, maxAge) { rawSet(name, value, domain(), maxAge); }
+
+  // ---- visit state ---------------------------------------------------------------------------
+  var visitID, pageID, gvid, returning, curRef = d.referrer;
+  var memVisit = null, cookiesWork = true; // in-memory fallback when cookies are disabled
+  function readVisit() {
+    var m = /^([0-9A-F]{32})\.(\d+)$/.exec(getCookie(PFX + 'visit') || '');
+    return m ? {id: m[1], t: +m[2]} : (cookiesWork ? null : memVisit);
+  }
+  function writeVisit() {
+    memVisit = {id: visitID, t: nowS()};
+    setCookie(PFX + 'visit', visitID + '.' + memVisit.t); // session cookie
+  }
+  function ids() { return {visitID: visitID, pageID: pageID, globalVisitID: gvid}; }
+
+  // Make sure a live visit exists. Returns true if the visit changed (new one begun here, or
+  // begun by another tab), in which case the caller must enter a new page.
+  function loadGvid() { // true if this browser already had one
+    var g = getCookie(PFX + 'gvid');
+    if (HEX32.test(g || '')) return !!(gvid = g);
+    gvid = uuid();
+    setCookie(PFX + 'gvid', gvid, 63072000); // 2 years
+    return false;
+  }
+  function ensureVisit() {
+    var v = readVisit(), t = nowS();
+    if (v && t - v.t < TIMEOUT) {
+      if (!gvid) loadGvid();
+      var changed = v.id !== visitID;
+      visitID = v.id;
+      if (t - v.t >= 10) writeVisit(); // LASTSEEN, at most every ~10 s
+      return changed;
+    }
+    returning = loadGvid();
+    visitID = uuid();
+    writeVisit();
+    if (cookiesWork && !readVisit()) cookiesWork = false;
+    emit('SYSTEM', 'VisitStarted', {
+      timezoneOffset: new Date().getTimezoneOffset(),
+      returning: returning,
+      userAgent: N.userAgent,
+      screen: {w: w.screen.width, h: w.screen.height}
+    });
+    return true;
+  }
+
+  function utm() {
+    var o = {}, q = new URLSearchParams(L.search);
+    ['source', 'medium', 'campaign', 'term', 'content'].forEach(function (k) {
+      var v = q.get('utm_' + k);
+      if (v != null) o[k] = v;
+    });
+    return o;
+  }
+  var pageHooks = [];
+  function enterPage(ref) {
+    pageID = uuid();
+    curRef = ref;
+    resetFocusTime();
+    emit('SYSTEM', 'PageEntered', {
+      title: d.title, referrer: ref || '', timezoneOffset: new Date().getTimezoneOffset(),
+      utm: utm(), focused: d.hasFocus()
+    });
+    pageHooks.forEach(function (fn) { try { fn(ids()); } catch (e) { warn(e); } });
+  }
+
+  // ---- events --------------------------------------------------------------------------------
+  function emit(type, name, data, url) {
+    var copy = {};
+    if (data && typeof data === 'object' && !Array.isArray(data)) {
+      try { copy = JSON.parse(JSON.stringify(data)); } catch (e) { warn('event data is not JSON-serialisable', name, e); }
+    }
+    enqueue({
+      eventType: type, eventName: name, eventID: uuid(), pageID: pageID, visitID: visitID,
+      globalVisitID: gvid, timestamp: Date.now(), url: url || L.href, category: '',
+      languageCode: N.language || '', data: copy
+    });
+  }
+  // Public way to raise an event (also _internal.send): keeps the visit alive first.
+  function send(name, data, type) {
+    if (ensureVisit()) enterPage(curRef);
+    emit(type || (SYS[name] ? 'SYSTEM' : 'BUSINESS'), name, data);
+  }
+
+  // ---- transport: buffer, batching, retry with backoff, localStorage mirror --------------------
+  var buf = [], timer = 0, inflight = false, backoff = 0, dropped = 0, qkey;
+  var LS = (function () { try { return w.localStorage; } catch (e) { return null; } })();
+
+  function persist() {
+    try {
+      if (buf.length) LS.setItem(qkey, JSON.stringify(buf));
+      else LS.removeItem(qkey);
+    } catch (e) { /* storage disabled or full */ }
+  }
+  function adopt() { // take over events left by earlier pages (or other tabs) during an outage
+    var got = [], keys = [], i, k;
+    try {
+      for (i = 0; i < LS.length; i++) {
+        k = LS.key(i);
+        if (k && k.indexOf(PFX + 'q_') === 0 && k !== qkey) keys.push(k);
+      }
+      keys.forEach(function (k) {
+        var a;
+        try { a = JSON.parse(LS.getItem(k)); } catch (e) { a = null; }
+        LS.removeItem(k);
+        if (Array.isArray(a)) a.forEach(function (ev) { if (ev && ev.eventID) got.push(ev); });
+      });
+    } catch (e) { /* storage disabled */ }
+    got.sort(function (a, b) { return a.timestamp - b.timestamp; }).forEach(push);
+  }
+  function push(ev) {
+    while (buf.length >= MAXBUF) { buf.shift(); dropped++; }
+    buf.push(ev);
+  }
+  function enqueue(ev) {
+    push(ev);
+    persist();
+    schedule(+CFG.flushDelayMs || 0);
+  }
+  function schedule(ms) {
+    if (!timer && !inflight && buf.length) timer = setTimeout(guard(flush), ms);
+  }
+  function removeSent(batch) {
+    var sent = new Set(batch);
+    buf = buf.filter(function (ev) { return !sent.has(ev); });
+    persist();
+  }
+  function flush() {
+    clearTimeout(timer);
+    timer = 0;
+    if (inflight || !buf.length || !w.fetch) return;
+    var batch = buf.slice(0, CHUNK), body = JSON.stringify({events: batch});
+    inflight = true;
+    function done(ok) {
+      inflight = false;
+      if (ok) {
+        backoff = 0;
+        schedule(0);
+      } else {
+        backoff = Math.min(backoff ? backoff * 2 : 1000, 30000);
+        timer = setTimeout(guard(flush), backoff + Math.random() * 300);
+      }
+    }
+    w.fetch(URL_EVENTS, {
+      method: 'POST', body: body, headers: {'Content-Type': 'text/plain;charset=UTF-8'},
+      credentials: 'omit', keepalive: body.length < 60000, mode: 'cors'
+    }).then(function (r) {
+      if (r.ok) {
+        removeSent(batch);
+      } else if (r.status >= 500 || r.status === 429) {
+        return done(false);
+      } else { // other 4xx: a bug, retrying won't help
+        removeSent(batch);
+        r.text().then(function (t) { warn('events rejected (' + r.status + '):', t); }, function () {});
+      }
+      done(true);
+    }).catch(function () { done(false); });
+  }
+  function beacon(body) {
+    try {
+      if (N.sendBeacon) return N.sendBeacon(URL_EVENTS, new Blob([body], {type: 'text/plain;charset=UTF-8'}));
+      w.fetch(URL_EVENTS, {method: 'POST', body: body, headers: {'Content-Type': 'text/plain;charset=UTF-8'},
+        credentials: 'omit', keepalive: true, mode: 'cors'}).catch(function () {});
+      return true;
+    } catch (e) { return false; }
+  }
+  // Page is going away: send everything with sendBeacon. If the engine was failing (backoff) or
+  // a beacon is refused, the events stay in localStorage for the next page to re-send.
+  function flushOnExit() {
+    clearTimeout(timer);
+    timer = 0;
+    var i, chunk, sent = [];
+    for (i = 0; i < buf.length; i += CHUNK) {
+      chunk = buf.slice(i, i + CHUNK);
+      if (!beacon(JSON.stringify({events: chunk}))) break;
+      sent = sent.concat(chunk);
+    }
+    if (backoff) persist();
+    else removeSent(sent);
+  }
+
+  // ---- focus, cumulative focused time ---------------------------------------------------------
+  var focused = d.hasFocus(), focusAcc = 0, focusSince = Date.now();
+  function focusMs() { return focusAcc + (focused ? Date.now() - focusSince : 0); }
+  function resetFocusTime() {
+    focusAcc = 0;
+    focusSince = Date.now();
+    timerFired = {};
+    armTimers();
+  }
+  function setFocus(f) {
+    if (f === focused) return;
+    focusAcc = focusMs();
+    focusSince = Date.now();
+    focused = f;
+    send('FocusChanged', {focused: f}, 'SYSTEM');
+    armTimers();
+  }
+
+  // ---- declared business events (from the engine's config) ------------------------------------
+  // Each item: {name, trigger: "click"|"submit"|"timer", selector, delayMs, values: {key: css}}.
+  var timerDefs = [], timerFired = {}, timerHandle = 0;
+  function collect(values) {
+    var o = {};
+    Object.keys(values || {}).forEach(function (k) {
+      var el = null;
+      try { el = d.querySelector(values[k]); } catch (e) { warn('bad selector', values[k]); }
+      o[k] = !el ? null : /^(INPUT|SELECT|TEXTAREA)$/.test(el.tagName) ? el.value : (el.textContent || '').trim();
+    });
+    return o;
+  }
+  function fireDeclared(def) { send(def.name, collect(def.values), 'BUSINESS'); }
+  function armTimers() {
+    clearTimeout(timerHandle);
+    timerHandle = 0;
+    if (!focused || !timerDefs.length) return;
+    var t = focusMs(), next = Infinity;
+    timerDefs.forEach(function (def, i) {
+      var delay = def.delayMs == null ? 30000 : +def.delayMs;
+      if (timerFired[i]) return;
+      if (delay <= t) { timerFired[i] = 1; fireDeclared(def); }
+      else next = Math.min(next, delay - t);
+    });
+    if (next < Infinity) timerHandle = setTimeout(guard(armTimers), next + 5);
+  }
+  function setupDeclaredEvents(list) {
+    if (!Array.isArray(list) || !list.length) return;
+    ['click', 'submit'].forEach(function (type) {
+      var defs = list.filter(function (x) { return x && x.trigger === type && x.name && x.selector; });
+      if (defs.length) on(d, type, function (e) {
+        var t = e.target;
+        if (!t || !t.closest) return;
+        defs.forEach(function (def) {
+          var hit = false;
+          try { hit = !!t.closest(def.selector); } catch (x) { warn('bad selector', def.selector); }
+          if (hit) fireDeclared(def);
+        });
+      }, true);
+    });
+    timerDefs = list.filter(function (x) { return x && x.trigger === 'timer' && x.name; });
+    armTimers();
+  }
+
+  // ---- single-page apps --------------------------------------------------------------------
+  function hrefNoHash() { return L.href.split('#')[0]; }
+  var lastUrl, lastHref;
+  function checkNav() {
+    var u = hrefNoHash();
+    if (u === lastUrl) { lastHref = L.href; return; }
+    emit('SYSTEM', 'PageExited', {}, lastHref);
+    var prev = lastHref;
+    lastUrl = u;
+    lastHref = L.href;
+    ensureVisit();
+    enterPage(prev);
+  }
+  function wrapHistory() {
+    var H = w.history;
+    ['pushState', 'replaceState'].forEach(function (m) {
+      var orig = H[m];
+      if (typeof orig !== 'function') return;
+      H[m] = function () {
+        var r = orig.apply(this, arguments);
+        try {
+          if (m === 'pushState') checkNav();
+          else { lastUrl = hrefNoHash(); lastHref = L.href; } // replaceState: same page
+        } catch (e) { warn(e); }
+        return r;
+      };
+    });
+    on(w, 'popstate', checkNav);
+  }
+
+  // ---- commands --------------------------------------------------------------------------------
+  var warned = {};
+  function run(cmd) {
+    try {
+      var c = cmd && cmd[0];
+      if (c === 'event') {
+        if (typeof cmd[1] !== 'string' || !cmd[1]) return warn('event needs a name', cmd);
+        send(cmd[1], (cmd[2] || {}).data);
+      } else if (c === 'getIDs') {
+        if (ensureVisit()) enterPage(curRef);
+        if (typeof cmd[1] === 'function') {
+          try { cmd[1](ids()); } catch (e) { try { console.error(e); } catch (x) { /* nothing */ } }
+        }
+      } else if (!warned[c]) {
+        warned[c] = 1;
+        warn('unknown command', c);
+      }
+    } catch (e) { warn(e); }
+  }
+
+  // ---- start -----------------------------------------------------------------------------------
+  try {
+    var queued = w._gt;
+    var api = {
+      push: function () { for (var i = 0; i < arguments.length; i++) run(arguments[i]); },
+      ids: function () { return ids(); }
+    };
+    // UNSTABLE, for the engine's own widgets (push stream, notification channels); not an API.
+    Object.defineProperty(api, '_internal', {enumerable: false, value: {
+      send: function (name, data, type) { try { send(name, data, type); } catch (e) { warn(e); } },
+      cfg: CFG,
+      base: BASE,
+      ids: ids,
+      onPage: function (fn) { pageHooks.push(fn); if (pageID) fn(ids()); }, // called on each new page
+      stats: function () { return {buffered: buf.length, dropped: dropped, backoffMs: backoff}; },
+      flush: function () { guard(flush)(); }
+    }});
+
+    pageID = uuid();
+    qkey = PFX + 'q_' + pageID; // fixed for this document's lifetime
+    adopt();
+    lastUrl = hrefNoHash();
+    lastHref = L.href;
+    ensureVisit();
+    enterPage(d.referrer);
+    w._gt = api;
+    if (queued && queued.length) [].slice.call(queued).forEach(run);
+
+    on(w, 'focus', function (e) { if (e.target === w) setFocus(true); });
+    on(w, 'blur', function (e) { if (e.target === w) setFocus(false); });
+    on(w, 'pagehide', function () {
+      emit('SYSTEM', 'PageExited', {});
+      flushOnExit();
+    });
+    on(w, 'pageshow', function (e) { // back from the back/forward cache: a new page
+      if (!e.persisted) return;
+      ensureVisit();
+      enterPage(curRef);
+    });
+    on(d, 'visibilitychange', function () { if (d.visibilityState === 'hidden' && !backoff) flush(); });
+    on(w, 'online', function () { backoff = 0; flush(); });
+    wrapHistory();
+    setupDeclaredEvents(CFG.declaredEvents);
+  } catch (e) {
+    warn('tracker failed to start', e);
+  }
+})(window, document);

@@ -1,0 +1,55 @@
+"""Periodic jobs, declared in one list; each is a plain coroutine taking its dependencies."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from . import constants as C
+from .monitoring.ingest import now_ms
+from .visits.registry import VisitRegistry
+from .visits.store import SQLiteHistory
+
+log = logging.getLogger("engagement.scheduler")
+
+
+async def close_idle_visits(registry: VisitRegistry) -> int:
+    """Close visits idle past the visit timeout."""
+    return len(registry.close_idle(now_ms()))
+
+
+async def purge_history(history: SQLiteHistory, retention_days: float) -> int:
+    """Delete history older than the retention period."""
+    cutoff = now_ms() - int(retention_days * 86_400_000)
+    deleted = await history.purge(cutoff)
+    if deleted:
+        log.info("purged %d visits older than %.1f days", deleted, retention_days)
+    return deleted
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    func: Callable[[], Awaitable[object]]
+    interval_s: float
+    name: str
+
+
+def jobs(registry: VisitRegistry, history: SQLiteHistory, retention_days: float) -> list[Job]:
+    return [
+        Job(lambda: close_idle_visits(registry), C.VISIT_SWEEP_INTERVAL_S, "close-idle-visits"),
+        Job(lambda: purge_history(history, retention_days), C.PURGE_INTERVAL_S, "purge-history"),
+    ]
+
+
+def start_scheduler(job_list: list[Job]) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(timezone="UTC")
+    for job in job_list:
+        scheduler.add_job(
+            job.func, "interval", seconds=job.interval_s, id=job.name, name=job.name,
+            coalesce=True, max_instances=1,
+        )  # fmt: skip
+    scheduler.start()
+    return scheduler

@@ -1,0 +1,99 @@
+"""One settings object, read from a TOML file and ENGAGEMENT_* environment variables."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+from . import constants as C
+
+CONFIG_ENV = "ENGAGEMENT_CONFIG"
+DEFAULT_CONFIG_FILE = "engagement.toml"
+
+
+class Settings(BaseSettings):
+    """Engine configuration.
+
+    Precedence: keyword arguments, then ``ENGAGEMENT_*`` environment variables, then the
+    TOML file (``ENGAGEMENT_CONFIG`` or ``./engagement.toml``), then these defaults.
+    List values in the environment are JSON, e.g. ``ENGAGEMENT_API_KEYS='["k1"]'``.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="ENGAGEMENT_", extra="forbid")
+
+    host: str = "0.0.0.0"
+    port: int = Field(C.DEFAULT_PORT, ge=1, le=65535)
+    public_url: str | None = Field(
+        None, description="URL the engine is reached at, if not http://localhost:<port>"
+    )
+    data_dir: Path = Path("data")
+    allowed_origins: list[str] = Field(
+        default_factory=lambda: ["http://localhost:*", "http://127.0.0.1:*"],
+        description="Site origins allowed on the browser endpoints; '*' matches within a part",
+    )
+    api_keys: list[str] = Field(
+        default_factory=list,
+        description="Keys accepted by the REST API; empty = one generated into data_dir",
+    )
+    visit_timeout_s: float = Field(C.VISIT_IDLE_TIMEOUT_S, gt=0)
+    retention_days: float = Field(C.HISTORY_RETENTION_DAYS, gt=0)
+    history_flush_interval_s: float = Field(C.HISTORY_FLUSH_INTERVAL_S, gt=0)
+    max_body_bytes: int = Field(C.MAX_BODY_BYTES, ge=1024)
+    cookie_domain: str | None = Field(None, description="Force the tracker's cookie domain")
+    demo: bool = Field(True, description="Serve the demo site at /demo/")
+    log_format: str = Field("text", pattern="^(text|json)$")
+    log_level: str = "INFO"
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins_have_scheme(cls, value: list[str]) -> list[str]:
+        for origin in value:
+            if "://" not in origin:
+                raise ValueError(f"origin {origin!r} needs a scheme, e.g. 'https://{origin}'")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        toml_file = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
+        return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
+
+    @property
+    def db_path(self) -> Path:
+        return self.data_dir / "engagement.sqlite3"
+
+    def resolved_api_keys(self) -> list[str]:
+        """The configured keys, or the key generated into the data folder on first start."""
+        if self.api_keys:
+            return list(self.api_keys)
+        key_file = self.data_dir / C.API_KEY_FILE
+        if not key_file.exists():
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key_file.write_text(secrets.token_urlsafe(32) + "\n")
+            key_file.chmod(0o600)
+        return [key_file.read_text().strip()]
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Read settings; ``config_file`` replaces the ENGAGEMENT_CONFIG lookup."""
+    if config_file is not None:
+        if not config_file.exists():
+            raise FileNotFoundError(f"settings file {config_file} does not exist")
+        os.environ[CONFIG_ENV] = str(config_file)
+    return Settings(**overrides)

@@ -1,0 +1,240 @@
+"""Visit state: plain dataclasses, updated by events already validated at the edge."""
+
+from __future__ import annotations
+
+import enum
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from .. import constants as C
+
+JSONDict = dict[str, Any]
+
+
+class Identity(enum.StrEnum):
+    ANONYMOUS = "anonymous"
+    RECOGNIZED = "recognized"  # told who they are (UserInfo)
+    AUTHENTICATED = "authenticated"  # signed in (SignIn), until SignOut
+
+
+class EventType(enum.StrEnum):
+    SYSTEM = "SYSTEM"
+    BUSINESS = "BUSINESS"
+
+
+@dataclass(slots=True)
+class Event:
+    event_id: str
+    event_type: EventType
+    event_name: str
+    visit_id: str
+    page_id: str
+    global_visit_id: str
+    timestamp: int  # browser clock, epoch ms
+    server_time: int  # engine clock, epoch ms
+    url: str
+    category: str
+    language_code: str
+    data: JSONDict
+
+    def as_json(self) -> JSONDict:
+        """The GWE envelope plus the engine's `serverTime`."""
+        return {
+            "eventType": self.event_type.value,
+            "eventName": self.event_name,
+            "eventID": self.event_id,
+            "pageID": self.page_id,
+            "visitID": self.visit_id,
+            "globalVisitID": self.global_visit_id,
+            "timestamp": self.timestamp,
+            "serverTime": self.server_time,
+            "url": self.url,
+            "category": self.category,
+            "languageCode": self.language_code,
+            "data": self.data,
+        }
+
+
+@dataclass(slots=True)
+class Page:
+    page_id: str
+    url: str
+    title: str = ""
+    referrer: str = ""
+    utm: dict[str, str] = field(default_factory=dict)
+    entered_at: int = 0  # server ms
+    exited_at: int | None = None
+    focused: bool = False
+    focused_ms: int = 0  # time with focus, up to focus_since
+    focus_since: int | None = None
+
+    def set_focus(self, focused: bool, now_ms: int) -> None:
+        if focused and self.focus_since is None:
+            self.focus_since = now_ms
+        elif not focused and self.focus_since is not None:
+            self.focused_ms += max(0, now_ms - self.focus_since)
+            self.focus_since = None
+        self.focused = focused
+
+    def focused_time_ms(self, now_ms: int) -> int:
+        running = now_ms - self.focus_since if self.focus_since is not None else 0
+        return self.focused_ms + max(0, running)
+
+    def as_json(self) -> JSONDict:
+        return {
+            "pageID": self.page_id,
+            "url": self.url,
+            "title": self.title,
+            "referrer": self.referrer,
+            "utm": self.utm,
+            "enteredAt": self.entered_at,
+            "exitedAt": self.exited_at,
+            "focused": self.focused,
+            "focusedMs": self.focused_ms,
+        }
+
+
+@dataclass(slots=True)
+class Visit:
+    visit_id: str
+    global_visit_id: str
+    started_at: int  # server ms
+    last_seen_at: int
+    identity: Identity = Identity.ANONYMOUS
+    user_info: JSONDict = field(default_factory=dict)
+    returning: bool = False
+    user_agent: str = ""
+    language_code: str = ""
+    timezone_offset: int | None = None
+    closed_at: int | None = None
+    pages: dict[str, Page] = field(default_factory=dict)  # insertion order = browsing order
+    current_page_id: str | None = None
+    events: deque[Event] = field(
+        default_factory=lambda: deque(maxlen=C.MAX_EVENTS_KEPT_PER_VISIT)
+    )
+    dirty_pages: dict[str, None] = field(default_factory=dict)  # changed, in browsing order
+    _seen_event_ids: dict[str, None] = field(default_factory=dict)
+
+    def is_duplicate(self, event_id: str) -> bool:
+        return event_id in self._seen_event_ids
+
+    @property
+    def current_page(self) -> Page | None:
+        return self.pages.get(self.current_page_id) if self.current_page_id else None
+
+    def time_on_site_s(self, now_ms: int) -> float:
+        return max(0, now_ms - self.started_at) / 1000
+
+    def time_on_page_s(self, now_ms: int) -> float:
+        page = self.current_page
+        return max(0, now_ms - page.entered_at) / 1000 if page else 0.0
+
+    def apply(self, event: Event) -> None:
+        """Fold one new (not duplicate) event into the visit's state."""
+        seen = self._seen_event_ids
+        seen[event.event_id] = None
+        if len(seen) > C.MAX_EVENTS_KEPT_PER_VISIT * 2:
+            del seen[next(iter(seen))]
+        self.events.append(event)
+        now = event.server_time
+        self.last_seen_at = max(self.last_seen_at, now)
+        if event.language_code:
+            self.language_code = event.language_code
+        page = self.pages.get(event.page_id)
+        if page is None:
+            page = self.pages[event.page_id] = Page(event.page_id, event.url, entered_at=now)
+            self._enter(page)
+        self.dirty_pages[page.page_id] = None
+        if event.event_type is EventType.SYSTEM:
+            _SYSTEM_HANDLERS.get(event.event_name, _ignore)(self, page, event)
+
+    def _enter(self, page: Page) -> None:
+        previous = self.current_page
+        if previous is not None and previous is not page and previous.exited_at is None:
+            previous.exited_at = page.entered_at
+            previous.set_focus(False, page.entered_at)
+            self.dirty_pages[previous.page_id] = None
+        self.current_page_id = page.page_id
+
+    def summary(self, now_ms: int) -> JSONDict:
+        """What the live-visitors list shows: state without the event log."""
+        page = self.current_page
+        return {
+            "visitID": self.visit_id,
+            "globalVisitID": self.global_visit_id,
+            "identity": self.identity.value,
+            "returning": self.returning,
+            "startedAt": self.started_at,
+            "lastSeenAt": self.last_seen_at,
+            "timeOnSiteS": round(self.time_on_site_s(now_ms), 3),
+            "pagesViewed": len(self.pages),
+            "currentPage": None
+            if page is None
+            else {**page.as_json(), "timeOnPageS": round(self.time_on_page_s(now_ms), 3)},
+        }
+
+
+def _ignore(visit: Visit, page: Page, event: Event) -> None:
+    return None
+
+
+def _visit_started(visit: Visit, page: Page, event: Event) -> None:
+    data = event.data
+    visit.returning = bool(data.get("returning", visit.returning))
+    visit.user_agent = str(data.get("userAgent", visit.user_agent))
+    offset = data.get("timezoneOffset")
+    if isinstance(offset, int):
+        visit.timezone_offset = offset
+
+
+def _page_entered(visit: Visit, page: Page, event: Event) -> None:
+    data = event.data
+    page.url = event.url
+    page.title = str(data.get("title", page.title))
+    page.referrer = str(data.get("referrer", page.referrer))
+    utm = data.get("utm")
+    if isinstance(utm, dict):
+        page.utm = {str(k): str(v) for k, v in utm.items()}
+    page.set_focus(bool(data.get("focused", False)), event.server_time)
+    offset = data.get("timezoneOffset")
+    if isinstance(offset, int):
+        visit.timezone_offset = offset
+    visit._enter(page)
+
+
+def _page_exited(visit: Visit, page: Page, event: Event) -> None:
+    page.exited_at = event.server_time
+    page.set_focus(False, event.server_time)
+
+
+def _focus_changed(visit: Visit, page: Page, event: Event) -> None:
+    page.set_focus(bool(event.data.get("focused")), event.server_time)
+
+
+def _user_info(visit: Visit, page: Page, event: Event) -> None:
+    visit.user_info.update(event.data)
+    if visit.identity is Identity.ANONYMOUS:
+        visit.identity = Identity.RECOGNIZED
+
+
+def _sign_in(visit: Visit, page: Page, event: Event) -> None:
+    visit.user_info.update(event.data)
+    visit.identity = Identity.AUTHENTICATED
+
+
+def _sign_out(visit: Visit, page: Page, event: Event) -> None:
+    visit.user_info = {}
+    visit.identity = Identity.ANONYMOUS
+
+
+_SYSTEM_HANDLERS = {
+    "VisitStarted": _visit_started,
+    "PageEntered": _page_entered,
+    "PageExited": _page_exited,
+    "FocusChanged": _focus_changed,
+    "UserInfo": _user_info,
+    "SignIn": _sign_in,
+    "SignOut": _sign_out,
+}
+SYSTEM_EVENT_NAMES = frozenset(_SYSTEM_HANDLERS)

@@ -1,0 +1,333 @@
+"""Durable visit history in SQLite, written in batches behind the hot path."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+
+from .. import constants as C
+from .model import Event, Visit
+
+log = logging.getLogger("engagement.store")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS visits (
+    visit_id TEXT PRIMARY KEY,
+    global_visit_id TEXT NOT NULL,
+    started_at INTEGER NOT NULL,
+    last_seen_at INTEGER NOT NULL,
+    closed_at INTEGER,
+    identity TEXT NOT NULL,
+    user_info TEXT NOT NULL,
+    is_returning INTEGER NOT NULL,
+    user_agent TEXT NOT NULL,
+    language_code TEXT NOT NULL,
+    timezone_offset INTEGER
+);
+CREATE INDEX IF NOT EXISTS visits_global ON visits (global_visit_id, started_at);
+CREATE INDEX IF NOT EXISTS visits_last_seen ON visits (last_seen_at);
+CREATE TABLE IF NOT EXISTS pages (
+    page_id TEXT PRIMARY KEY,
+    visit_id TEXT NOT NULL,
+    url TEXT NOT NULL,
+    title TEXT NOT NULL,
+    referrer TEXT NOT NULL,
+    utm TEXT NOT NULL,
+    entered_at INTEGER NOT NULL,
+    exited_at INTEGER,
+    focused_ms INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS pages_visit ON pages (visit_id, entered_at);
+CREATE TABLE IF NOT EXISTS events (
+    event_id TEXT PRIMARY KEY,
+    visit_id TEXT NOT NULL,
+    page_id TEXT NOT NULL,
+    global_visit_id TEXT NOT NULL,
+    event_type TEXT NOT NULL,
+    event_name TEXT NOT NULL,
+    timestamp INTEGER NOT NULL,
+    server_time INTEGER NOT NULL,
+    url TEXT NOT NULL,
+    category TEXT NOT NULL,
+    language_code TEXT NOT NULL,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_visit ON events (visit_id, server_time);
+"""
+
+# A visit seen again after a restart merges into its row instead of replacing it.
+UPSERT_VISIT = """
+INSERT INTO visits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (visit_id) DO UPDATE SET
+    started_at = MIN(visits.started_at, excluded.started_at),
+    last_seen_at = MAX(visits.last_seen_at, excluded.last_seen_at),
+    closed_at = excluded.closed_at,
+    identity = excluded.identity,
+    user_info = excluded.user_info,
+    is_returning = MAX(visits.is_returning, excluded.is_returning),
+    user_agent = CASE WHEN excluded.user_agent = '' THEN visits.user_agent
+                      ELSE excluded.user_agent END,
+    language_code = excluded.language_code,
+    timezone_offset = COALESCE(excluded.timezone_offset, visits.timezone_offset)
+"""
+UPSERT_PAGE = """
+INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (page_id) DO UPDATE SET
+    url = excluded.url, title = excluded.title, referrer = excluded.referrer,
+    utm = excluded.utm, entered_at = MIN(pages.entered_at, excluded.entered_at),
+    exited_at = excluded.exited_at, focused_ms = MAX(pages.focused_ms, excluded.focused_ms)
+"""
+INSERT_EVENT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+Row = tuple[Any, ...]
+
+
+def _visit_row(visit: Visit) -> Row:
+    return (
+        visit.visit_id,
+        visit.global_visit_id,
+        visit.started_at,
+        visit.last_seen_at,
+        visit.closed_at,
+        visit.identity.value,
+        json.dumps(visit.user_info),
+        int(visit.returning),
+        visit.user_agent,
+        visit.language_code,
+        visit.timezone_offset,
+    )
+
+
+def _page_rows(visit: Visit) -> list[Row]:
+    rows = []
+    for page_id in visit.dirty_pages:
+        p = visit.pages[page_id]
+        rows.append(
+            (
+                p.page_id,
+                visit.visit_id,
+                p.url,
+                p.title,
+                p.referrer,
+                json.dumps(p.utm),
+                p.entered_at,
+                p.exited_at,
+                p.focused_ms,
+            )
+        )
+    visit.dirty_pages.clear()
+    return rows
+
+
+def _event_row(e: Event) -> Row:
+    return (
+        e.event_id,
+        e.visit_id,
+        e.page_id,
+        e.global_visit_id,
+        e.event_type.value,
+        e.event_name,
+        e.timestamp,
+        e.server_time,
+        e.url,
+        e.category,
+        e.language_code,
+        json.dumps(e.data),
+    )
+
+
+class SQLiteHistory:
+    """Visit history in one SQLite file.
+
+    ``record`` only queues rows (no I/O); a background task writes them every
+    ``flush_interval_s`` in one transaction. ``close`` writes what is left.
+    """
+
+    def __init__(self, path: Path, flush_interval_s: float = C.HISTORY_FLUSH_INTERVAL_S) -> None:
+        self.path = path
+        self.flush_interval_s = flush_interval_s
+        self._db: aiosqlite.Connection | None = None
+        self._visits: dict[str, Row] = {}
+        self._pages: dict[str, Row] = {}
+        self._events: list[Row] = []
+        self._wake = asyncio.Event()
+        self._writer: asyncio.Task[None] | None = None
+        self._lock = asyncio.Lock()
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("the history store is not open")
+        return self._db
+
+    @property
+    def pending(self) -> int:
+        return len(self._visits) + len(self._pages) + len(self._events)
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path)
+        self._db.row_factory = aiosqlite.Row
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.executescript(SCHEMA)
+        await self._db.commit()
+        self._writer = asyncio.create_task(self._write_loop(), name="history-writer")
+
+    async def close(self) -> None:
+        if self._writer is not None:
+            self._writer.cancel()
+            try:
+                await self._writer
+            except asyncio.CancelledError:
+                pass
+            self._writer = None
+        if self._db is not None:
+            await self.flush()
+            await self._db.close()
+            self._db = None
+
+    # -- writes: queued on the hot path, written behind it --
+
+    def record(self, visit: Visit, events: list[Event]) -> None:
+        self._visits[visit.visit_id] = _visit_row(visit)
+        for row in _page_rows(visit):
+            self._pages[row[0]] = row
+        self._events.extend(_event_row(e) for e in events)
+        if len(self._events) >= C.HISTORY_FLUSH_MAX_ROWS:
+            self._wake.set()
+
+    def record_closed(self, visit: Visit) -> None:
+        self.record(visit, [])
+
+    async def _write_loop(self) -> None:
+        while True:
+            try:
+                await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+            except TimeoutError:
+                pass
+            self._wake.clear()
+            try:
+                await self.flush()
+            except Exception:
+                log.exception("history write failed; %d rows kept for the next try", self.pending)
+
+    async def flush(self) -> None:
+        """Write everything queued so far."""
+        async with self._lock:
+            if not self.pending:
+                return
+            visits, pages, events = self._visits, self._pages, self._events
+            self._visits, self._pages, self._events = {}, {}, []
+            started = time.perf_counter()
+            try:
+                await self.db.executemany(UPSERT_VISIT, visits.values())
+                await self.db.executemany(UPSERT_PAGE, pages.values())
+                await self.db.executemany(INSERT_EVENT, events)
+                await self.db.commit()
+            except BaseException:
+                await self._db.rollback() if self._db else None
+                # Newer rows queued meanwhile win over the ones being put back.
+                self._visits = {**visits, **self._visits}
+                self._pages = {**pages, **self._pages}
+                self._events = events + self._events
+                raise
+            log.debug(
+                "wrote %d visits, %d pages, %d events in %.1f ms",
+                len(visits),
+                len(pages),
+                len(events),
+                (time.perf_counter() - started) * 1000,
+            )
+
+    async def purge(self, before_ms: int) -> int:
+        """Delete visits last seen before ``before_ms`` with their pages and events."""
+        await self.flush()
+        async with self._lock:
+            old = "SELECT visit_id FROM visits WHERE last_seen_at < ?"
+            await self.db.execute(f"DELETE FROM events WHERE visit_id IN ({old})", (before_ms,))
+            await self.db.execute(f"DELETE FROM pages WHERE visit_id IN ({old})", (before_ms,))
+            cursor = await self.db.execute("DELETE FROM visits WHERE last_seen_at < ?", (before_ms,))
+            await self.db.commit()
+            return cursor.rowcount
+
+    # -- reads (agents' tools; they see everything recorded so far) --
+
+    async def get_visit(self, visit_id: str) -> dict[str, Any] | None:
+        await self.flush()
+        async with self.db.execute("SELECT * FROM visits WHERE visit_id = ?", (visit_id,)) as cur:
+            row = await cur.fetchone()
+        if row is None:
+            return None
+        visit = _visit_json(row)
+        async with self.db.execute(
+            "SELECT * FROM pages WHERE visit_id = ? ORDER BY entered_at, rowid", (visit_id,)
+        ) as cur:
+            visit["pages"] = [_page_json(r) for r in await cur.fetchall()]
+        async with self.db.execute(
+            "SELECT * FROM events WHERE visit_id = ? ORDER BY server_time, rowid", (visit_id,)
+        ) as cur:
+            visit["events"] = [_event_json(r) for r in await cur.fetchall()]
+        return visit
+
+    async def visits_of_visitor(self, global_visit_id: str, limit: int) -> list[dict[str, Any]]:
+        await self.flush()
+        query = """
+            SELECT v.*, (SELECT COUNT(*) FROM pages p WHERE p.visit_id = v.visit_id) AS n_pages
+            FROM visits v WHERE v.global_visit_id = ? ORDER BY v.started_at DESC LIMIT ?
+        """
+        async with self.db.execute(query, (global_visit_id, limit)) as cur:
+            rows = await cur.fetchall()
+        return [{**_visit_json(r), "pagesViewed": r["n_pages"]} for r in rows]
+
+
+def _visit_json(r: aiosqlite.Row) -> dict[str, Any]:
+    return {
+        "visitID": r["visit_id"],
+        "globalVisitID": r["global_visit_id"],
+        "identity": r["identity"],
+        "userInfo": json.loads(r["user_info"]),
+        "returning": bool(r["is_returning"]),
+        "startedAt": r["started_at"],
+        "lastSeenAt": r["last_seen_at"],
+        "closedAt": r["closed_at"],
+        "userAgent": r["user_agent"],
+        "languageCode": r["language_code"],
+        "timezoneOffset": r["timezone_offset"],
+    }
+
+
+def _page_json(r: aiosqlite.Row) -> dict[str, Any]:
+    return {
+        "pageID": r["page_id"],
+        "url": r["url"],
+        "title": r["title"],
+        "referrer": r["referrer"],
+        "utm": json.loads(r["utm"]),
+        "enteredAt": r["entered_at"],
+        "exitedAt": r["exited_at"],
+        "focusedMs": r["focused_ms"],
+    }
+
+
+def _event_json(r: aiosqlite.Row) -> dict[str, Any]:
+    return {
+        "eventType": r["event_type"],
+        "eventName": r["event_name"],
+        "eventID": r["event_id"],
+        "pageID": r["page_id"],
+        "visitID": r["visit_id"],
+        "globalVisitID": r["global_visit_id"],
+        "timestamp": r["timestamp"],
+        "serverTime": r["server_time"],
+        "url": r["url"],
+        "category": r["category"],
+        "languageCode": r["language_code"],
+        "data": json.loads(r["data"]),
+    }
