@@ -49,7 +49,9 @@ def api_key(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="engagement", description="Web engagement engine")
     parser.add_argument("--version", action="version", version=__version__)
-    parser.add_argument("--config", type=Path, help="settings file (TOML); default ./engagement.toml")
+    parser.add_argument(
+        "--config", type=Path, help="settings file (TOML); default ./engagement.toml"
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("serve", help="run the engine (and the demo site at /demo/)")
     p.add_argument("--host")

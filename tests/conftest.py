@@ -66,8 +66,16 @@ class Factory:
     def navigate(self, url: str, title: str) -> list[dict[str, Any]]:
         exited = self.event("PageExited")
         self.page_id, self.url = new_id(), url
-        entered = self.event("PageEntered", {"title": title, "referrer": SITE + "/",
-                                             "timezoneOffset": -60, "utm": {}, "focused": True})
+        entered = self.event(
+            "PageEntered",
+            {
+                "title": title,
+                "referrer": SITE + "/",
+                "timezoneOffset": -60,
+                "utm": {},
+                "focused": True,
+            },
+        )
         return [exited, entered]  # fmt: skip
 
 

@@ -5,7 +5,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from engagement.api.history import LiveVisitsOut, VisitOut, VisitorVisitsOut
+from engagement.api.history import LiveVisitsOut, VisitorVisitsOut, VisitOut
 from engagement.app import create_app
 from engagement.settings import Settings
 
@@ -139,7 +139,7 @@ async def test_history_survives_a_restart(
     assert visit["live"] is False
     assert [e["eventID"] for e in visit["events"]] == [e["eventID"] for e in events]
     # The same visit goes on after the restart: its row merges, nothing is duplicated.
-    await post_events(client, events + factory.navigate(f"{SITE}/cart", "Cart"))
+    await post_events(client, [*events, *factory.navigate(f"{SITE}/cart", "Cart")])
     visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
     assert len(visit["events"]) == len(events) + 2
     assert len(visit["pages"]) == 2
@@ -156,8 +156,8 @@ async def test_openapi_lists_every_route(client: Client):
     for resource in app.router.resources():
         for route in resource:
             path = resource.canonical
-            if route.method in {"OPTIONS", "HEAD"} or path.startswith(("/demo", "/")) and (
-                path.startswith("/demo") or path == "/"
+            if route.method in {"OPTIONS", "HEAD"} or (
+                path.startswith(("/demo", "/")) and (path.startswith("/demo") or path == "/")
             ):
                 continue
             assert (route.method, path) in documented

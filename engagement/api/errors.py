@@ -102,8 +102,14 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         if exc.status == 413:
             message = f"request body is larger than {request.app._client_max_size} bytes"
         else:
-            message = exc.reason if exc.text is None or exc.text.startswith(str(exc.status)) else exc.text
-        body = {"error": _STATUS_CODES.get(exc.status, "http_error"), "message": message, "details": []}
+            message = (
+                exc.reason if exc.text is None or exc.text.startswith(str(exc.status)) else exc.text
+            )
+        body = {
+            "error": _STATUS_CODES.get(exc.status, "http_error"),
+            "message": message,
+            "details": [],
+        }
         headers = {k: v for k, v in exc.headers.items() if k.lower() in ("allow",)}
         return web.json_response(body, status=exc.status, headers=headers)
     except Exception:

@@ -132,7 +132,8 @@ async def get_visit(request: web.Request) -> web.StreamResponse:
 async def get_live_visits(request: web.Request) -> web.StreamResponse:
     """The visits live now, most recently active first."""
     now = now_ms()
-    visits = sorted(request.app[REGISTRY], key=lambda v: v.last_seen_at, reverse=True)
+    registry = request.app[REGISTRY]
+    visits = sorted(registry, key=lambda v: v.last_seen_at, reverse=True)
     return web.json_response({"count": len(visits), "visits": [v.summary(now) for v in visits]})
 
 

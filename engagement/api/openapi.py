@@ -69,9 +69,14 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
         elif route.content != "application/json":
             ok["content"] = {route.content: {}}
         op["responses"]["200"] = ok
-        error = {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}}
+        error = {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+        }
         if route.body is not None or route.query is not None or "{" in route.path:
-            op["responses"]["400"] = {"description": "invalid input; `details` names the field", **error}
+            op["responses"]["400"] = {
+                "description": "invalid input; `details` names the field",
+                **error,
+            }
         if route.auth:
             op["security"] = [{"apiKey": []}, {"bearer": []}]
             op["responses"]["401"] = {"description": "missing or wrong API key", **error}

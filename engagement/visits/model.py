@@ -110,9 +110,7 @@ class Visit:
     closed_at: int | None = None
     pages: dict[str, Page] = field(default_factory=dict)  # insertion order = browsing order
     current_page_id: str | None = None
-    events: deque[Event] = field(
-        default_factory=lambda: deque(maxlen=C.MAX_EVENTS_KEPT_PER_VISIT)
-    )
+    events: deque[Event] = field(default_factory=lambda: deque(maxlen=C.MAX_EVENTS_KEPT_PER_VISIT))
     dirty_pages: dict[str, None] = field(default_factory=dict)  # changed, in browsing order
     _seen_event_ids: dict[str, None] = field(default_factory=dict)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import time
@@ -183,10 +184,8 @@ class SQLiteHistory:
     async def close(self) -> None:
         if self._writer is not None:
             self._writer.cancel()
-            try:
+            with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
-            except asyncio.CancelledError:
-                pass
             self._writer = None
         if self._db is not None:
             await self.flush()
@@ -208,10 +207,8 @@ class SQLiteHistory:
 
     async def _write_loop(self) -> None:
         while True:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
-            except TimeoutError:
-                pass
             self._wake.clear()
             try:
                 await self.flush()
@@ -232,7 +229,8 @@ class SQLiteHistory:
                 await self.db.executemany(INSERT_EVENT, events)
                 await self.db.commit()
             except BaseException:
-                await self._db.rollback() if self._db else None
+                if self._db is not None:
+                    await self._db.rollback()
                 # Newer rows queued meanwhile win over the ones being put back.
                 self._visits = {**visits, **self._visits}
                 self._pages = {**pages, **self._pages}
@@ -253,7 +251,9 @@ class SQLiteHistory:
             old = "SELECT visit_id FROM visits WHERE last_seen_at < ?"
             await self.db.execute(f"DELETE FROM events WHERE visit_id IN ({old})", (before_ms,))
             await self.db.execute(f"DELETE FROM pages WHERE visit_id IN ({old})", (before_ms,))
-            cursor = await self.db.execute("DELETE FROM visits WHERE last_seen_at < ?", (before_ms,))
+            cursor = await self.db.execute(
+                "DELETE FROM visits WHERE last_seen_at < ?", (before_ms,)
+            )
             await self.db.commit()
             return cursor.rowcount
 
