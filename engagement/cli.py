@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from . import __version__
 from .app import create_app
 from .logs import setup_logging
-from .settings import Settings, load_settings
+from .settings import Settings, describe_errors, load_settings
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -68,8 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return int(args.func(args))
-    except (ValidationError, FileNotFoundError) as exc:
-        print(f"engagement: configuration error: {exc}", file=sys.stderr)
+    except ValidationError as exc:
+        print(f"engagement: invalid settings:\n{describe_errors(exc)}", file=sys.stderr)
+        return 2
+    except FileNotFoundError as exc:
+        print(f"engagement: {exc}", file=sys.stderr)
         return 2
 
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import secrets
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +20,7 @@ from . import constants as C
 
 CONFIG_ENV = "ENGAGEMENT_CONFIG"
 DEFAULT_CONFIG_FILE = "engagement.toml"
+_config_file: ContextVar[Path | None] = ContextVar("config_file", default=None)
 
 
 class Settings(BaseSettings):
@@ -71,7 +73,7 @@ class Settings(BaseSettings):
         dotenv_settings: PydanticBaseSettingsSource,
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
-        toml_file = Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
+        toml_file = _config_file.get() or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
         return (init_settings, env_settings, TomlConfigSettingsSource(settings_cls, toml_file))
 
     @property
@@ -92,8 +94,17 @@ class Settings(BaseSettings):
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
     """Read settings; ``config_file`` replaces the ENGAGEMENT_CONFIG lookup."""
-    if config_file is not None:
-        if not config_file.exists():
-            raise FileNotFoundError(f"settings file {config_file} does not exist")
-        os.environ[CONFIG_ENV] = str(config_file)
-    return Settings(**overrides)
+    if config_file is not None and not config_file.exists():
+        raise FileNotFoundError(f"settings file {config_file} does not exist")
+    token = _config_file.set(config_file)
+    try:
+        return Settings(**overrides)
+    finally:
+        _config_file.reset(token)
+
+
+def describe_errors(exc: ValidationError) -> str:
+    """One line per bad setting: `name: what is wrong`."""
+    return "\n".join(
+        f"  {'.'.join(str(p) for p in e['loc'])}: {e['msg']}" for e in exc.errors(include_url=False)
+    )

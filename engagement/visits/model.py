@@ -155,6 +155,15 @@ class Visit:
             self.dirty_pages[previous.page_id] = None
         self.current_page_id = page.page_id
 
+    def close(self, now_ms: int) -> None:
+        """End the visit; its current page ends when the visitor was last seen."""
+        self.closed_at = now_ms
+        page = self.current_page
+        if page is not None and page.exited_at is None:
+            page.exited_at = self.last_seen_at
+            page.set_focus(False, self.last_seen_at)
+            self.dirty_pages[page.page_id] = None
+
     def summary(self, now_ms: int) -> JSONDict:
         """What the live-visitors list shows: state without the event log."""
         page = self.current_page

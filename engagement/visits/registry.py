@@ -66,11 +66,7 @@ class VisitRegistry:
         limit = now_ms - self.visit_timeout_ms
         closed = [v for v in self._visits.values() if v.last_seen_at < limit]
         for visit in closed:
-            visit.closed_at = now_ms
-            current = visit.current_page
-            if current is not None and current.exited_at is None:
-                current.exited_at = visit.last_seen_at
-                current.set_focus(False, visit.last_seen_at)
+            visit.close(now_ms)
             del self._visits[visit.visit_id]
             self._sink.record_closed(visit)
         if closed:

@@ -1,0 +1,122 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+from engagement.scheduler import close_idle_visits, purge_history
+from engagement.visits.model import Event, EventType, Identity, Visit
+from engagement.visits.registry import VisitRegistry
+from engagement.visits.store import SQLiteHistory
+
+from .conftest import new_id
+
+VISIT, GVID, PAGE1, PAGE2 = new_id(), new_id(), new_id(), new_id()
+
+
+def ev(name: str, page: str, t: int, data: dict[str, object] | None = None, system: bool = True,
+       visit: str = VISIT) -> Event:  # fmt: skip
+    return Event(
+        event_id=new_id(), event_type=EventType.SYSTEM if system else EventType.BUSINESS,
+        event_name=name, visit_id=visit, page_id=page, global_visit_id=GVID, timestamp=t,
+        server_time=t, url=f"https://shop.example/{page[:4]}", category="", language_code="fr",
+        data=data or {},
+    )  # fmt: skip
+
+
+class ListSink:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, int]] = []
+        self.closed: list[str] = []
+
+    def record(self, visit: Visit, events: list[Event]) -> None:
+        self.recorded.append((visit.visit_id, len(events)))
+
+    def record_closed(self, visit: Visit) -> None:
+        self.closed.append(visit.visit_id)
+
+
+def test_pages_focus_and_times():
+    registry = VisitRegistry(ListSink(), visit_timeout_s=60)
+    registry.ingest([
+        ev("VisitStarted", PAGE1, 1000, {"returning": True, "timezoneOffset": 120}),
+        ev("PageEntered", PAGE1, 1000, {"title": "Home", "focused": True,
+                                        "utm": {"source": "mail"}}),
+        ev("FocusChanged", PAGE1, 4000, {"focused": False}),
+        ev("FocusChanged", PAGE1, 6000, {"focused": True}),
+        ev("PageEntered", PAGE2, 9000, {"title": "Pricing", "focused": True}),
+    ])  # fmt: skip
+    visit = registry.get(VISIT)
+    assert visit is not None
+    first, second = visit.pages.values()
+    assert (first.title, first.utm, first.exited_at, first.focused) == (
+        "Home", {"source": "mail"}, 9000, False)  # fmt: skip
+    assert first.focused_ms == 3000 + 3000
+    assert visit.current_page is second
+    assert second.focused_time_ms(10_000) == 1000
+    assert visit.returning is True
+    assert visit.timezone_offset == 120
+    assert visit.language_code == "fr"
+    assert visit.time_on_site_s(10_000) == 9.0
+    assert visit.time_on_page_s(10_000) == 1.0
+
+
+def test_identity_transitions():
+    registry = VisitRegistry(ListSink(), visit_timeout_s=60)
+    steps = [
+        ("UserInfo", {"name": "Ada"}, Identity.RECOGNIZED),
+        ("SignIn", {"id": "C1"}, Identity.AUTHENTICATED),
+        ("UserInfo", {"tier": "gold"}, Identity.AUTHENTICATED),
+        ("SignOut", {}, Identity.ANONYMOUS),
+        ("UserInfo", {"name": "Bob"}, Identity.RECOGNIZED),
+    ]
+    for t, (name, data, identity) in enumerate(steps):
+        registry.ingest([ev(name, PAGE1, t, data)])
+        visit = registry.get(VISIT)
+        assert visit is not None
+        assert visit.identity is identity, name
+    assert visit.user_info == {"name": "Bob"}
+
+
+def test_duplicates_are_dropped_and_sink_gets_each_visit_once():
+    sink = ListSink()
+    registry = VisitRegistry(sink, visit_timeout_s=60)
+    other = new_id()
+    batch = [ev("PageEntered", PAGE1, 1), ev("AddToCart", PAGE1, 2, system=False),
+             ev("PageEntered", PAGE2, 3, visit=other)]  # fmt: skip
+    fresh, duplicates = registry.ingest(batch)
+    assert (len(fresh), duplicates) == (3, 0)
+    fresh, duplicates = registry.ingest(batch)
+    assert (len(fresh), duplicates) == (0, 3)
+    assert sink.recorded == [(VISIT, 2), (other, 1)]
+
+
+async def test_idle_visits_close_and_old_history_is_purged(tmp_path: Path):
+    history = SQLiteHistory(tmp_path / "h.sqlite3", flush_interval_s=10)
+    await history.open()
+    try:
+        registry = VisitRegistry(history, visit_timeout_s=60)
+        registry.ingest([ev("PageEntered", PAGE1, 1_000)])  # idle since 1970
+        assert await close_idle_visits(registry) == 1
+        assert registry.get(VISIT) is None
+        stored = await history.get_visit(VISIT)
+        assert stored is not None
+        assert stored["closedAt"] is not None
+        assert stored["pages"][0]["exitedAt"] == 1_000
+        assert await purge_history(history, retention_days=90) == 1
+        assert await history.get_visit(VISIT) is None
+    finally:
+        await history.close()
+
+
+async def test_recent_history_is_not_purged(tmp_path: Path):
+    from engagement.monitoring.ingest import now_ms
+
+    history = SQLiteHistory(tmp_path / "h.sqlite3")
+    await history.open()
+    try:
+        registry = VisitRegistry(history, visit_timeout_s=60)
+        registry.ingest([ev("PageEntered", PAGE1, now_ms())])
+        assert await close_idle_visits(registry) == 0
+        assert await purge_history(history, retention_days=1) == 0
+        assert await history.get_visit(VISIT) is not None
+    finally:
+        await history.close()
