@@ -144,6 +144,8 @@
     }
     returning = loadGvid();
     visitID = uuid();
+    pageID = uuid(); // a new visit starts on a new page: VisitStarted and PageEntered share it
+    freshPage = true;
     writeVisit();
     if (cookiesWork && !readVisit()) cookiesWork = false;
     emit('SYSTEM', 'VisitStarted', {
@@ -164,8 +166,10 @@
     return o;
   }
   var pageHooks = [];
+  var freshPage = false; // pageID made, its PageEntered not sent yet
   function enterPage(ref) {
-    pageID = uuid();
+    if (!freshPage) pageID = uuid();
+    freshPage = false;
     curRef = ref;
     resetFocusTime();
     emit('SYSTEM', 'PageEntered', {
@@ -421,6 +425,7 @@
     }});
 
     pageID = uuid();
+    freshPage = true;
     qkey = PFX + 'q_' + pageID; // fixed for this document's lifetime
     adopt();
     lastUrl = hrefNoHash();
