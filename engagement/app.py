@@ -2,23 +2,40 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
 from aiohttp import web
 
+from . import constants as C
 from .api.auth import API_KEYS
 from .api.errors import error_middleware
 from .api.openapi import build_openapi
 from .api.origins import OriginPolicy
 from .api.routes import ROUTES, setup_routes
 from .api.site import OPENAPI
-from .api.state import HISTORY, INGESTOR, ORIGINS, REGISTRY, SETTINGS, TRACKER
-from .monitoring.ingest import Ingestor
-from .monitoring.tracker import build_tracker
+from .api.state import (
+    AVAILABILITY,
+    ENGAGEMENTS,
+    HISTORY,
+    INGESTOR,
+    LIBRARY,
+    ORIGINS,
+    REGISTRY,
+    SETTINGS,
+    TRACKER,
+)
+from .availability import AvailabilityBoard
+from .engagements import Engagements
+from .monitoring.ingest import Ingestor, now_ms
+from .monitoring.tracker import TrackerScript, build_tracker
 from .scheduler import jobs, start_scheduler
 from .settings import Settings
+from .strategy.engine import Engine, StrategySet
+from .strategy.library import StrategyLibrary
 from .visits.registry import VisitRegistry
 from .visits.store import SQLiteHistory
 
@@ -40,34 +57,67 @@ def create_app(settings: Settings | None = None) -> web.Application:
         origins.append(_origin_of(settings.public_url))
     app[ORIGINS] = OriginPolicy(origins)
     app[API_KEYS] = [k.encode() for k in settings.resolved_api_keys()]
-    app[TRACKER] = build_tracker(
+    app[TRACKER] = _tracker(settings, StrategySet())
+    app[OPENAPI] = build_openapi(ROUTES)
+    history = SQLiteHistory(settings.db_path, settings.history_flush_interval_s)
+    registry = VisitRegistry(history, settings.visit_timeout_s)
+    app[HISTORY] = history
+    app[REGISTRY] = registry
+    ingestor = app[INGESTOR] = Ingestor(registry)
+    availability = app[AVAILABILITY] = AvailabilityBoard()
+    engine = Engine(StrategySet(), availability, strict=settings.strict_mode)
+    engagements = app[ENGAGEMENTS] = Engagements(
+        registry, engine, history, settings.engagement_expiration_s
+    )
+    ingestor.listeners.append(engagements)
+    library = app[LIBRARY] = StrategyLibrary(settings.strategies_dir)
+
+    def use_strategies(current: StrategySet) -> None:
+        engine.strategies = current
+        ingestor.categorize = current.categorize
+        app[TRACKER] = _tracker(settings, current)
+
+    library.listeners.append(use_strategies)
+    setup_routes(app, demo=settings.demo)
+    app.cleanup_ctx.append(_engine)
+    return app
+
+
+def _tracker(settings: Settings, strategies: StrategySet) -> TrackerScript:
+    return build_tracker(
         {
             "visitTimeoutS": settings.visit_timeout_s,
             "cookieDomain": settings.cookie_domain,
             "cookiePrefix": "_eng_",
             "flushDelayMs": 50,
             "maxBufferEvents": 500,
-            "declaredEvents": [],
+            "declaredEvents": [e.tracker_config() for e in strategies.declared_events],
         }
     )
-    app[OPENAPI] = build_openapi(ROUTES)
-    history = SQLiteHistory(settings.db_path, settings.history_flush_interval_s)
-    registry = VisitRegistry(history, settings.visit_timeout_s)
-    app[HISTORY] = history
-    app[REGISTRY] = registry
-    app[INGESTOR] = Ingestor(registry)
-    setup_routes(app, demo=settings.demo)
-    app.cleanup_ctx.append(_engine)
-    return app
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:
-    settings, history = app[SETTINGS], app[HISTORY]
+    settings, history, library = app[SETTINGS], app[HISTORY], app[LIBRARY]
+    engagements = app[ENGAGEMENTS]
     await history.open()
+    engagements.load_ledger(await history.attempts_since(now_ms() - C.LEDGER_DAYS * 86_400_000))
+    if not settings.strategies_dir.is_dir():
+        log.warning("no strategies folder at %s: no visit will be invited", settings.strategies_dir)
+    library.scan()
+    for error in library.all_errors():
+        log.error("strategy file error: %s", error)
     scheduler = start_scheduler(jobs(app[REGISTRY], history, settings.retention_days))
+    tasks = [
+        asyncio.create_task(library.watch(), name="strategy-reload"),
+        asyncio.create_task(engagements.run_timers(), name="engagement-timers"),
+    ]
     log.info("engine ready: history in %s", settings.db_path)
     try:
         yield
     finally:
+        for task in tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         scheduler.shutdown(wait=False)
         await history.close()

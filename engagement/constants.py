@@ -13,3 +13,5 @@ MAX_EVENTS_KEPT_PER_VISIT = 2000  # memory bound for one live visit; the store k
 VISIT_SWEEP_INTERVAL_S = 30  # how often idle visits are closed
 PURGE_INTERVAL_S = 3600  # retention purge runs hourly
 API_KEY_FILE = "api-key"  # generated in the data folder on first start
+ENGAGEMENT_EXPIRATION_S = 30  # GWE engagementExpirationTime: offer an attempt within this
+LEDGER_DAYS = 30  # attempts kept in memory for per-visitor limits and cool-downs

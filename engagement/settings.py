@@ -52,6 +52,12 @@ class Settings(BaseSettings):
     history_flush_interval_s: float = Field(C.HISTORY_FLUSH_INTERVAL_S, gt=0)
     max_body_bytes: int = Field(C.MAX_BODY_BYTES, ge=1024)
     cookie_domain: str | None = Field(None, description="Force the tracker's cookie domain")
+    strategies_dir: Path = Field(Path("strategies"), description="marketer strategy files")
+    invites_dir: Path = Field(Path("invites"), description="invitation templates")
+    strict_mode: bool = Field(True, description="one live engagement attempt per visit")
+    engagement_expiration_s: float = Field(
+        C.ENGAGEMENT_EXPIRATION_S, gt=0, description="an attempt not offered by then expires"
+    )
     demo: bool = Field(True, description="Serve the demo site at /demo/")
     log_format: str = Field("text", pattern="^(text|json)$")
     log_level: str = "INFO"

@@ -12,6 +12,7 @@ from .. import __version__
 if TYPE_CHECKING:
     from .routes import Route
 
+PATH_PATTERNS = {"group": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"}
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error", "message", "details"],
@@ -48,7 +49,7 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
         }
         params = [
             {"name": p, "in": "path", "required": True,
-             "schema": {"type": "string", "pattern": "^[0-9A-F]{32}$"}}
+             "schema": {"type": "string", "pattern": PATH_PATTERNS.get(p, "^[0-9A-F]{32}$")}}
             for p in re.findall(r"{(\w+)}", route.path)
         ]  # fmt: skip
         if route.query is not None:

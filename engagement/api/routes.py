@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from ..monitoring.models import EventBatch, IngestResult
-from . import history, monitoring, site
+from . import history, monitoring, site, strategies
 from .origins import preflight
 from .state import origins_of
 
@@ -45,6 +45,13 @@ ROUTES: list[Route] = [
     Route("GET", "/api/v1/visitors/{globalVisitID}/visits", history.get_visitor_visits,
           "visitor-visits", "history", auth=True, query=history.VisitorQuery,
           response=history.VisitorVisitsOut),
+    Route("GET", "/api/v1/strategies", strategies.get_strategies, "strategies", "strategies",
+          auth=True, response=strategies.StrategiesOut),
+    Route("GET", "/api/v1/availability", strategies.get_availability, "availability",
+          "strategies", auth=True, response=strategies.AvailabilityOut),
+    Route("PUT", "/api/v1/availability/{group}", strategies.put_availability,
+          "availability-group", "strategies", auth=True, body=strategies.AvailabilityIn,
+          response=strategies.AvailabilityOut),
     Route("GET", "/api/openapi.json", site.get_openapi, "openapi", "meta"),
     Route("GET", "/health", site.get_health, "health", "meta"),
 ]  # fmt: skip

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..availability import AvailabilityBoard
+from ..engagements import Engagements
 from ..monitoring.ingest import Ingestor
 from ..monitoring.tracker import TrackerScript
 from ..settings import Settings
+from ..strategy.library import StrategyLibrary
 from ..visits.registry import VisitRegistry
 from ..visits.store import SQLiteHistory
 from .origins import OriginPolicy
@@ -17,6 +20,9 @@ HISTORY = web.AppKey("history", SQLiteHistory)
 REGISTRY = web.AppKey("registry", VisitRegistry)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 TRACKER = web.AppKey("tracker", TrackerScript)
+LIBRARY = web.AppKey("library", StrategyLibrary)
+AVAILABILITY = web.AppKey("availability", AvailabilityBoard)
+ENGAGEMENTS = web.AppKey("engagements", Engagements)
 
 
 def origins_of(request: web.Request) -> OriginPolicy:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from ..visits.model import Event, EventType
@@ -25,6 +25,7 @@ class Ingestor:
     def __init__(self, registry: VisitRegistry) -> None:
         self.registry = registry
         self.listeners: list[EventListener] = []
+        self.categorize: Callable[[str, str], list[str]] | None = None
         self.accepted_total = 0
         self.duplicates_total = 0
 
@@ -48,6 +49,8 @@ class Ingestor:
             )
             for e in batch
         ]
+        if self.categorize is not None:
+            self._stamp_categories(events, self.categorize)
         fresh, duplicates = self.registry.ingest(events)
         if fresh:
             for listener in self.listeners:
@@ -55,3 +58,18 @@ class Ingestor:
         self.accepted_total += len(fresh)
         self.duplicates_total += duplicates
         return len(fresh), duplicates
+
+    def _stamp_categories(
+        self, events: list[Event], categorize: Callable[[str, str], list[str]]
+    ) -> None:
+        """Every event carries the categories its page's URL or title matched."""
+        for event in events:
+            title = event.data.get("title") if event.event_name == "PageEntered" else None
+            if not isinstance(title, str):
+                visit = self.registry.get(event.visit_id)
+                page = visit.pages.get(event.page_id) if visit else None
+                title = page.title if page else ""
+            found = categorize(event.url, title)
+            if found:
+                sent = [c for c in event.category.split(";") if c]
+                event.category = ";".join(dict.fromkeys(sent + found))

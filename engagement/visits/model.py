@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -37,6 +38,10 @@ class Event:
     category: str
     language_code: str
     data: JSONDict
+
+    @property
+    def categories(self) -> list[str]:
+        return self.category.split(";") if self.category else []
 
     def as_json(self) -> JSONDict:
         """The GWE envelope plus the engine's `serverTime`."""
@@ -111,6 +116,11 @@ class Visit:
     pages: dict[str, Page] = field(default_factory=dict)  # insertion order = browsing order
     current_page_id: str | None = None
     events: deque[Event] = field(default_factory=lambda: deque(maxlen=C.MAX_EVENTS_KEPT_PER_VISIT))
+    device: str = "desktop"  # mobile | tablet | desktop, from the user agent
+    category_pages: dict[str, int] = field(default_factory=dict)  # pages seen per category
+    category_sequence: list[str] = field(default_factory=list)  # categories, page by page
+    events_by_name: dict[str, list[Event]] = field(default_factory=dict)
+    attempts: list[Any] = field(default_factory=list)  # engagement attempts, oldest first
     dirty_pages: dict[str, None] = field(default_factory=dict)  # changed, in browsing order
     _seen_event_ids: dict[str, None] = field(default_factory=dict)
 
@@ -135,6 +145,9 @@ class Visit:
         if len(seen) > C.MAX_EVENTS_KEPT_PER_VISIT * 2:
             del seen[next(iter(seen))]
         self.events.append(event)
+        same_name = self.events_by_name.setdefault(event.event_name, [])
+        if len(same_name) < C.MAX_EVENTS_KEPT_PER_VISIT:
+            same_name.append(event)
         now = event.server_time
         self.last_seen_at = max(self.last_seen_at, now)
         if event.language_code:
@@ -146,6 +159,11 @@ class Visit:
         self.dirty_pages[page.page_id] = None
         if event.event_type is EventType.SYSTEM:
             _SYSTEM_HANDLERS.get(event.event_name, _ignore)(self, page, event)
+
+    def _count_categories(self, event: Event) -> None:
+        for name in event.categories:
+            self.category_pages[name] = self.category_pages.get(name, 0) + 1
+            self.category_sequence.append(name)
 
     def _enter(self, page: Page) -> None:
         previous = self.current_page
@@ -182,6 +200,17 @@ class Visit:
         }
 
 
+_TABLET = re.compile(r"iPad|Tablet|PlayBook|Silk|Android(?!.*Mobile)", re.IGNORECASE)
+_MOBILE = re.compile(r"Mobi|iPhone|iPod|Android.*Mobile|Windows Phone", re.IGNORECASE)
+
+
+def device_of(user_agent: str) -> str:
+    """mobile, tablet or desktop: coarse, from the user agent (enough for targeting)."""
+    if _TABLET.search(user_agent):
+        return "tablet"
+    return "mobile" if _MOBILE.search(user_agent) else "desktop"
+
+
 def _ignore(visit: Visit, page: Page, event: Event) -> None:
     return None
 
@@ -190,6 +219,7 @@ def _visit_started(visit: Visit, page: Page, event: Event) -> None:
     data = event.data
     visit.returning = bool(data.get("returning", visit.returning))
     visit.user_agent = str(data.get("userAgent", visit.user_agent))
+    visit.device = device_of(visit.user_agent)
     offset = data.get("timezoneOffset")
     if isinstance(offset, int):
         visit.timezone_offset = offset
@@ -208,6 +238,7 @@ def _page_entered(visit: Visit, page: Page, event: Event) -> None:
     if isinstance(offset, int):
         visit.timezone_offset = offset
     visit._enter(page)
+    visit._count_categories(event)
 
 
 def _page_exited(visit: Visit, page: Page, event: Event) -> None:

@@ -13,6 +13,7 @@ from typing import Any
 import aiosqlite
 
 from .. import constants as C
+from ..attempts import Attempt, Origin, State
 from .model import Event, Visit
 
 log = logging.getLogger("engagement.store")
@@ -60,6 +61,25 @@ CREATE TABLE IF NOT EXISTS events (
     data TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS events_visit ON events (visit_id, server_time);
+CREATE TABLE IF NOT EXISTS attempts (
+    attempt_id TEXT PRIMARY KEY,
+    visit_id TEXT NOT NULL,
+    global_visit_id TEXT NOT NULL,
+    page_id TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    origin TEXT NOT NULL,
+    invite TEXT NOT NULL,
+    media TEXT NOT NULL,
+    params TEXT NOT NULL,
+    timeout_s REAL NOT NULL,
+    created_at INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    updated_at INTEGER NOT NULL,
+    transitions TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS attempts_visit ON attempts (visit_id, created_at);
+CREATE INDEX IF NOT EXISTS attempts_visitor ON attempts (global_visit_id, created_at);
+CREATE INDEX IF NOT EXISTS attempts_created ON attempts (created_at);
 """
 
 # A visit seen again after a restart merges into its row instead of replacing it.
@@ -85,6 +105,11 @@ ON CONFLICT (page_id) DO UPDATE SET
     exited_at = excluded.exited_at, focused_ms = MAX(pages.focused_ms, excluded.focused_ms)
 """
 INSERT_EVENT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+UPSERT_ATTEMPT = """
+INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (attempt_id) DO UPDATE SET
+    state = excluded.state, updated_at = excluded.updated_at, transitions = excluded.transitions
+"""
 
 Row = tuple[Any, ...]
 
@@ -126,6 +151,14 @@ def _page_rows(visit: Visit) -> list[Row]:
     return rows
 
 
+def _attempt_row(a: Attempt) -> Row:
+    return (
+        a.attempt_id, a.visit_id, a.global_visit_id, a.page_id, a.strategy, a.origin.value,
+        a.invite, a.media, json.dumps(a.params), a.timeout_s, a.created_at, a.state.value,
+        a.transitions[-1][1], json.dumps([[s.value, t, r] for s, t, r in a.transitions]),
+    )  # fmt: skip
+
+
 def _event_row(e: Event) -> Row:
     return (
         e.event_id,
@@ -157,6 +190,7 @@ class SQLiteHistory:
         self._visits: dict[str, Row] = {}
         self._pages: dict[str, Row] = {}
         self._events: list[Row] = []
+        self._attempts: dict[str, Row] = {}
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -169,7 +203,7 @@ class SQLiteHistory:
 
     @property
     def pending(self) -> int:
-        return len(self._visits) + len(self._pages) + len(self._events)
+        return len(self._visits) + len(self._pages) + len(self._events) + len(self._attempts)
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,6 +239,9 @@ class SQLiteHistory:
     def record_closed(self, visit: Visit) -> None:
         self.record(visit, [])
 
+    def record_attempt(self, attempt: Attempt) -> None:
+        self._attempts[attempt.attempt_id] = _attempt_row(attempt)
+
     async def _write_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
@@ -221,12 +258,14 @@ class SQLiteHistory:
             if not self.pending:
                 return
             visits, pages, events = self._visits, self._pages, self._events
-            self._visits, self._pages, self._events = {}, {}, []
+            attempts = self._attempts
+            self._visits, self._pages, self._events, self._attempts = {}, {}, [], {}
             started = time.perf_counter()
             try:
                 await self.db.executemany(UPSERT_VISIT, visits.values())
                 await self.db.executemany(UPSERT_PAGE, pages.values())
                 await self.db.executemany(INSERT_EVENT, events)
+                await self.db.executemany(UPSERT_ATTEMPT, attempts.values())
                 await self.db.commit()
             except BaseException:
                 if self._db is not None:
@@ -235,6 +274,7 @@ class SQLiteHistory:
                 self._visits = {**visits, **self._visits}
                 self._pages = {**pages, **self._pages}
                 self._events = events + self._events
+                self._attempts = {**attempts, **self._attempts}
                 raise
             log.debug(
                 "wrote %d visits, %d pages, %d events in %.1f ms",
@@ -251,6 +291,7 @@ class SQLiteHistory:
             old = "SELECT visit_id FROM visits WHERE last_seen_at < ?"
             await self.db.execute(f"DELETE FROM events WHERE visit_id IN ({old})", (before_ms,))
             await self.db.execute(f"DELETE FROM pages WHERE visit_id IN ({old})", (before_ms,))
+            await self.db.execute(f"DELETE FROM attempts WHERE visit_id IN ({old})", (before_ms,))
             cursor = await self.db.execute(
                 "DELETE FROM visits WHERE last_seen_at < ?", (before_ms,)
             )
@@ -274,7 +315,19 @@ class SQLiteHistory:
             "SELECT * FROM events WHERE visit_id = ? ORDER BY server_time, rowid", (visit_id,)
         ) as cur:
             visit["events"] = [_event_json(r) for r in await cur.fetchall()]
+        async with self.db.execute(
+            "SELECT * FROM attempts WHERE visit_id = ? ORDER BY created_at, rowid", (visit_id,)
+        ) as cur:
+            visit["attempts"] = [_attempt(r).as_json() for r in await cur.fetchall()]
         return visit
+
+    async def attempts_since(self, since_ms: int) -> list[Attempt]:
+        """Attempts created since ``since_ms``, oldest first (frequency limits need them)."""
+        await self.flush()
+        async with self.db.execute(
+            "SELECT * FROM attempts WHERE created_at >= ? ORDER BY created_at", (since_ms,)
+        ) as cur:
+            return [_attempt(r) for r in await cur.fetchall()]
 
     async def visits_of_visitor(self, global_visit_id: str, limit: int) -> list[dict[str, Any]]:
         await self.flush()
@@ -301,6 +354,16 @@ def _visit_json(r: aiosqlite.Row) -> dict[str, Any]:
         "languageCode": r["language_code"],
         "timezoneOffset": r["timezone_offset"],
     }
+
+
+def _attempt(r: aiosqlite.Row) -> Attempt:
+    return Attempt(
+        attempt_id=r["attempt_id"], visit_id=r["visit_id"], global_visit_id=r["global_visit_id"],
+        page_id=r["page_id"], strategy=r["strategy"], origin=Origin(r["origin"]),
+        invite=r["invite"], media=r["media"], params=json.loads(r["params"]),
+        timeout_s=r["timeout_s"], created_at=r["created_at"], state=State(r["state"]),
+        transitions=[(State(s), t, why) for s, t, why in json.loads(r["transitions"])],
+    )  # fmt: skip
 
 
 def _page_json(r: aiosqlite.Row) -> dict[str, Any]:

@@ -1,0 +1,132 @@
+"""Turning decisions into engagement attempts, and keeping their timers.
+
+The strategy engine decides; this module records the attempt (in the visit, the visitor's
+ledger and the history store), hands it to whatever offers it to the visitor, and expires it
+when nobody acts in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import logging
+from collections.abc import Iterable
+from typing import Protocol
+
+from . import constants as C
+from .attempts import Attempt, Origin, State, new_attempt_id
+from .monitoring.ingest import now_ms
+from .strategy.engine import CompiledStrategy, Engine
+from .visits.model import Event, Visit
+from .visits.registry import VisitRegistry
+
+log = logging.getLogger("engagement.engagements")
+
+TIMER_TICK_S = 0.25  # dues and deadlines are checked this often
+
+
+class AttemptStore(Protocol):
+    def record_attempt(self, attempt: Attempt) -> None: ...
+
+
+class AttemptOffer(Protocol):
+    """Takes a new attempt to the visitor (the notification path)."""
+
+    def offer(self, attempt: Attempt, visit: Visit) -> None: ...
+
+
+class Engagements:
+    def __init__(
+        self,
+        registry: VisitRegistry,
+        engine: Engine,
+        store: AttemptStore,
+        offer_timeout_s: float = C.ENGAGEMENT_EXPIRATION_S,
+    ) -> None:
+        self.registry = registry
+        self.engine = engine
+        self.store = store
+        self.offer_timeout_s = offer_timeout_s
+        self.offers: list[AttemptOffer] = []
+        self._deadlines: list[tuple[int, int, Attempt, State]] = []
+        self._seq = itertools.count()
+        self.started_total = 0
+
+    # -- decisions --
+
+    def on_events(self, events: list[Event]) -> None:
+        """Ingest listener: evaluate strategies for every visit these events touched."""
+        now = now_ms()
+        by_visit: dict[str, list[Event]] = {}
+        for event in events:
+            by_visit.setdefault(event.visit_id, []).append(event)
+        for visit_id, visit_events in by_visit.items():
+            visit = self.registry.get(visit_id)
+            if visit is None:
+                continue
+            chosen = self.engine.on_events(visit, visit_events, now)
+            if chosen is not None:
+                self.start(visit, chosen, now)
+
+    def tick(self, now: int) -> None:
+        """Strategies whose conditions ripened with time, then attempts past a deadline."""
+        for visit, chosen in self.engine.on_due(now, self.registry):
+            self.start(visit, chosen, now)
+        heap = self._deadlines
+        while heap and heap[0][0] <= now:
+            _, _, attempt, expected = heapq.heappop(heap)
+            if attempt.state is expected and attempt.can_move(State.TIMED_OUT):
+                self.move(attempt, State.TIMED_OUT, now, f"no answer while {expected.value}")
+
+    def start(self, visit: Visit, strategy: CompiledStrategy, now: int) -> Attempt:
+        page = visit.current_page
+        attempt = Attempt(
+            attempt_id=new_attempt_id(), visit_id=visit.visit_id,
+            global_visit_id=visit.global_visit_id, page_id=page.page_id if page else "",
+            strategy=strategy.name, origin=Origin.STRATEGY, invite=strategy.offer.invite,
+            media=strategy.offer.media, params=dict(strategy.offer.params),
+            timeout_s=strategy.offer.timeout_s, created_at=now,
+        )  # fmt: skip
+        return self.add(visit, attempt)
+
+    def add(self, visit: Visit, attempt: Attempt) -> Attempt:
+        visit.attempts.append(attempt)
+        self.engine.ledger.add(attempt)
+        self.store.record_attempt(attempt)
+        self.started_total += 1
+        log.info(
+            "attempt %s for visit %s by %s (%s)", attempt.attempt_id, visit.visit_id,
+            attempt.strategy, attempt.media,
+            extra={"visitID": visit.visit_id, "attemptID": attempt.attempt_id},
+        )  # fmt: skip
+        self.expect(attempt, State.DETECTED, attempt.created_at + int(self.offer_timeout_s * 1000))
+        for offer in self.offers:
+            offer.offer(attempt, visit)
+        return attempt
+
+    # -- lifecycle --
+
+    def expect(self, attempt: Attempt, state: State, deadline_ms: int) -> None:
+        """Time the attempt out if it is still in ``state`` at ``deadline_ms``."""
+        heapq.heappush(self._deadlines, (deadline_ms, next(self._seq), attempt, state))
+
+    def move(self, attempt: Attempt, state: State, now: int, reason: str = "") -> None:
+        attempt.move(state, now, reason)
+        self.store.record_attempt(attempt)
+        log.info(
+            "attempt %s %s%s", attempt.attempt_id, state.value, f" ({reason})" if reason else "",
+            extra={"visitID": attempt.visit_id, "attemptID": attempt.attempt_id},
+        )  # fmt: skip
+
+    def load_ledger(self, attempts: Iterable[Attempt]) -> None:
+        for attempt in attempts:
+            self.engine.ledger.add(attempt)
+
+    async def run_timers(self) -> None:
+        while True:
+            await asyncio.sleep(TIMER_TICK_S)
+            try:
+                self.tick(now_ms())
+            except Exception:
+                log.exception("engagement timers failed")

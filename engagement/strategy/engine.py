@@ -1,0 +1,250 @@
+"""The decision engine: which strategy, if any, invites a visit now. Pure and synchronous."""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+from ..attempts import Attempt, State
+from ..visits.model import Event, Visit
+from .conditions import IDENTITY, PAGE, AvailabilityView, Ctx, Pred, Verdict
+from .schema import DeclaredEvent, Limits, Offer
+
+PAGE_EVENTS = frozenset({"PageEntered", "VisitStarted"})
+IDENTITY_EVENTS = frozenset({"SignIn", "SignOut", "UserInfo"})
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledStrategy:
+    name: str
+    priority: int
+    keys: frozenset[str]
+    predicate: Pred
+    offer: Offer
+    limits: Limits
+    decide: str = "engine"  # or "external": an outside system answers engage/noengage
+    source: str = ""  # where it was defined, for reports
+    line: int = 0
+    description: str = ""
+
+
+@runtime_checkable
+class PythonStrategy(Protocol):
+    """A strategy written in Python, for logic a file cannot express.
+
+    Put a module in ``strategies/`` that defines ``strategies = [MyStrategy(), ...]``.
+    ``triggers`` says what can change the answer (so the engine only asks when it may):
+    ``"page"`` (page views and dwell), ``"identity"``, ``"event:<Name>"``, ``"category:<name>"``.
+    ``evaluate`` answers True (invite now), False, or a number of seconds after which to ask
+    again (for conditions that ripen with time).
+    """
+
+    name: str
+    priority: int
+    triggers: frozenset[str]
+    offer: Offer
+
+    def evaluate(self, visit: Visit, now_ms: int) -> bool | float: ...
+
+
+def from_python(strategy: PythonStrategy, source: str) -> CompiledStrategy:
+    def predicate(ctx: Ctx) -> Verdict:
+        answer = strategy.evaluate(ctx.visit, ctx.now_ms)
+        if isinstance(answer, bool):
+            return (answer, None)
+        return (False, ctx.now_ms + int(float(answer) * 1000))
+
+    limits = getattr(strategy, "limits", None) or Limits()
+    return CompiledStrategy(
+        name=strategy.name, priority=strategy.priority, keys=frozenset(strategy.triggers),
+        predicate=predicate, offer=strategy.offer, limits=limits, source=source,
+        description=(type(strategy).__doc__ or "").strip(),
+    )  # fmt: skip
+
+
+class StrategySet:
+    """An immutable snapshot of every loaded strategy, indexed by what can trigger it."""
+
+    def __init__(
+        self,
+        strategies: Sequence[CompiledStrategy] = (),
+        categories: dict[str, list[str]] | None = None,
+        declared_events: Sequence[DeclaredEvent] = (),
+    ) -> None:
+        self.strategies = sorted(strategies, key=lambda s: (-s.priority, s.name))
+        self.by_name = {s.name: s for s in self.strategies}
+        rank = {s.name: i for i, s in enumerate(self.strategies)}
+        by_key: dict[str, list[CompiledStrategy]] = {}
+        for s in self.strategies:
+            for key in s.keys:
+                by_key.setdefault(key, []).append(s)
+        self._by_key = {k: tuple(v) for k, v in by_key.items()}
+        self._rank = rank
+        self.categories = {name: tags for name, tags in (categories or {}).items()}
+        self._tags = [
+            (name, tuple(t.lower() for t in tags)) for name, tags in self.categories.items()
+        ]
+        self.declared_events = list(declared_events)
+
+    def __len__(self) -> int:
+        return len(self.strategies)
+
+    def candidates(self, keys: Iterable[str]) -> list[CompiledStrategy]:
+        """Strategies an event with these keys may trigger, highest priority first."""
+        lists = [found for k in keys if (found := self._by_key.get(k))]
+        if not lists:
+            return []
+        if len(lists) == 1:
+            return list(lists[0])
+        unique = {s.name: s for group in lists for s in group}
+        return sorted(unique.values(), key=lambda s: self._rank[s.name])
+
+    def categorize(self, url: str, title: str) -> list[str]:
+        """Categories whose tags appear in the URL or the title."""
+        if not self._tags:
+            return []
+        url, title = url.lower(), title.lower()
+        return [name for name, tags in self._tags if any(t in url or t in title for t in tags)]
+
+
+def event_keys(event: Event) -> set[str]:
+    keys = {f"event:{event.event_name}"}
+    keys.update(f"category:{c}" for c in event.categories)
+    if event.event_name in PAGE_EVENTS:
+        keys.add(PAGE)
+    elif event.event_name in IDENTITY_EVENTS:
+        keys.add(IDENTITY)
+    return keys
+
+
+@dataclass(slots=True)
+class VisitorLedger:
+    """Attempts per visitor (globalVisitID), across visits: frequency limits read it."""
+
+    by_visitor: dict[str, list[Attempt]] = field(default_factory=dict)
+
+    def add(self, attempt: Attempt) -> None:
+        self.by_visitor.setdefault(attempt.global_visit_id, []).append(attempt)
+
+    def of(self, global_visit_id: str) -> list[Attempt]:
+        return self.by_visitor.get(global_visit_id, [])
+
+    def forget_before(self, cutoff_ms: int) -> None:
+        for gvid in list(self.by_visitor):
+            kept = [a for a in self.by_visitor[gvid] if a.created_at >= cutoff_ms]
+            if kept:
+                self.by_visitor[gvid] = kept
+            else:
+                del self.by_visitor[gvid]
+
+
+def blocked_by_limits(
+    s: CompiledStrategy, visit: Visit, ledger: VisitorLedger, now_ms: int
+) -> str | None:
+    """Why a frequency limit stops this strategy for this visit now, or None."""
+    limits = s.limits
+    if sum(1 for a in visit.attempts if a.strategy == s.name) >= limits.per_visit:
+        return "per_visit"
+    history = ledger.of(visit.global_visit_id)
+    if limits.per_visitor is not None:
+        since = now_ms - int(limits.days * 86_400_000)
+        if sum(1 for a in history if a.strategy == s.name and a.created_at >= since) >= (
+            limits.per_visitor
+        ):
+            return "per_visitor"
+    decline_since = now_ms - int(limits.cooldown_after_decline_s * 1000)
+    chat_since = now_ms - int(limits.cooldown_after_chat_s * 1000)
+    for a in history:
+        declined = a.at(State.DECLINED)
+        if declined is not None and declined >= decline_since:
+            return "cooldown_after_decline"
+        if a.media == "chat":
+            ended = a.at(State.COMPLETED) or a.at(State.LAUNCHED)
+            if ended is not None and ended >= chat_since:
+                return "cooldown_after_chat"
+    return None
+
+
+class Engine:
+    """Evaluates strategies on events and on dues (conditions that ripen with time)."""
+
+    def __init__(
+        self,
+        strategies: StrategySet,
+        availability: AvailabilityView,
+        ledger: VisitorLedger | None = None,
+        strict: bool = True,
+    ) -> None:
+        self.strategies = strategies
+        self.availability = availability
+        self.ledger = ledger or VisitorLedger()
+        self.strict = strict
+        self._heap: list[tuple[int, int, str, str]] = []
+        self._scheduled: dict[tuple[str, str], int] = {}
+        self._seq = itertools.count()
+        self.evaluations = 0
+
+    def busy(self, visit: Visit) -> bool:
+        """Strict mode: one live engagement at a time per visit."""
+        return self.strict and any(a.live for a in visit.attempts)
+
+    def on_events(
+        self, visit: Visit, events: Iterable[Event], now_ms: int
+    ) -> CompiledStrategy | None:
+        keys: set[str] = set()
+        for event in events:
+            keys |= event_keys(event)
+        if self.busy(visit):
+            return None
+        return self._first_match(visit, self.strategies.candidates(keys), now_ms)
+
+    def on_due(
+        self, now_ms: int, visits: dict[str, Visit] | Any
+    ) -> list[tuple[Visit, CompiledStrategy]]:
+        """Re-evaluate strategies whose time came; ``visits`` maps visitID to live visits."""
+        decided: list[tuple[Visit, CompiledStrategy]] = []
+        heap = self._heap
+        while heap and heap[0][0] <= now_ms:
+            due, _, visit_id, name = heapq.heappop(heap)
+            if self._scheduled.get((visit_id, name)) != due:
+                continue  # superseded by a later schedule
+            del self._scheduled[(visit_id, name)]
+            visit = visits.get(visit_id)
+            strategy = self.strategies.by_name.get(name)
+            if visit is None or strategy is None or self.busy(visit):
+                continue
+            if any(v is visit for v, _ in decided):
+                continue
+            chosen = self._first_match(visit, [strategy], now_ms)
+            if chosen is not None:
+                decided.append((visit, chosen))
+        return decided
+
+    @property
+    def pending_dues(self) -> int:
+        return len(self._scheduled)
+
+    def _first_match(
+        self, visit: Visit, candidates: list[CompiledStrategy], now_ms: int
+    ) -> CompiledStrategy | None:
+        ctx = Ctx(visit, now_ms, self.availability)
+        for s in candidates:
+            if blocked_by_limits(s, visit, self.ledger, now_ms):
+                continue
+            self.evaluations += 1
+            holds, due = s.predicate(ctx)
+            if holds:
+                return s
+            if due is not None:
+                self._schedule(visit.visit_id, s.name, due)
+        return None
+
+    def _schedule(self, visit_id: str, name: str, due: int) -> None:
+        key = (visit_id, name)
+        if self._scheduled.get(key) == due:
+            return
+        self._scheduled[key] = due
+        heapq.heappush(self._heap, (due, next(self._seq), visit_id, name))
