@@ -31,7 +31,7 @@ from .api.state import (
 from .availability import AvailabilityBoard
 from .engagements import Engagements
 from .monitoring.ingest import Ingestor, now_ms
-from .monitoring.tracker import TrackerScript, build_tracker
+from .monitoring.tracker import ServedTracker
 from .scheduler import jobs, start_scheduler
 from .settings import Settings
 from .strategy.engine import Engine, StrategySet
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         origins.append(_origin_of(settings.public_url))
     app[ORIGINS] = OriginPolicy(origins)
     app[API_KEYS] = [k.encode() for k in settings.resolved_api_keys()]
-    app[TRACKER] = _tracker(settings, StrategySet())
+    tracker = app[TRACKER] = ServedTracker(_tracker_config(settings, StrategySet()))
     app[OPENAPI] = build_openapi(ROUTES)
     history = SQLiteHistory(settings.db_path, settings.history_flush_interval_s)
     registry = VisitRegistry(history, settings.visit_timeout_s)
@@ -75,7 +75,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     def use_strategies(current: StrategySet) -> None:
         engine.strategies = current
         ingestor.categorize = current.categorize
-        app[TRACKER] = _tracker(settings, current)
+        tracker.rebuild(_tracker_config(settings, current))
 
     library.listeners.append(use_strategies)
     setup_routes(app, demo=settings.demo)
@@ -83,17 +83,15 @@ def create_app(settings: Settings | None = None) -> web.Application:
     return app
 
 
-def _tracker(settings: Settings, strategies: StrategySet) -> TrackerScript:
-    return build_tracker(
-        {
-            "visitTimeoutS": settings.visit_timeout_s,
-            "cookieDomain": settings.cookie_domain,
-            "cookiePrefix": "_eng_",
-            "flushDelayMs": 50,
-            "maxBufferEvents": 500,
-            "declaredEvents": [e.tracker_config() for e in strategies.declared_events],
-        }
-    )
+def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, object]:
+    return {
+        "visitTimeoutS": settings.visit_timeout_s,
+        "cookieDomain": settings.cookie_domain,
+        "cookiePrefix": "_eng_",
+        "flushDelayMs": 50,
+        "maxBufferEvents": 500,
+        "declaredEvents": [e.tracker_config() for e in strategies.declared_events],
+    }
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:

@@ -13,6 +13,7 @@ from . import __version__
 from .app import create_app
 from .logs import setup_logging
 from .settings import Settings, describe_errors, load_settings
+from .strategy.loader import check_folder, strategy_files
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -41,6 +42,29 @@ def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def check(args: argparse.Namespace) -> int:
+    """Validate a strategies folder the way the engine would load it."""
+    folder = args.folder or load_settings(args.config).strategies_dir
+    if not folder.is_dir():
+        print(f"{folder}: no such folder", file=sys.stderr)
+        return 2
+    files = strategy_files(folder)
+    strategies, errors = check_folder(folder)
+    for error in errors:
+        print(error)
+    summary = (
+        f"{len(strategies)} strategies, {len(strategies.categories)} categories, "
+        f"{len(strategies.declared_events)} tracker events in {len(files)} files"
+    )
+    if errors:
+        plural = "s" if len(errors) > 1 else ""
+        print(f"{len(errors)} error{plural}: fix them, the engine keeps the last good version "
+              f"of those files; {summary} would run.")  # fmt: skip
+        return 1
+    print(f"OK: {summary}.")
+    return 0
+
+
 def api_key(args: argparse.Namespace) -> int:
     print(_settings(args).resolved_api_keys()[0])
     return 0
@@ -58,6 +82,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int)
     p.add_argument("--data-dir", type=Path)
     p.set_defaults(func=serve)
+    p = sub.add_parser("check", help="check strategy files; non-zero exit on errors")
+    p.add_argument("folder", nargs="?", type=Path, help="default: the strategies_dir setting")
+    p.set_defaults(func=check)
     p = sub.add_parser("api-key", help="print the REST API key (generated on first use)")
     p.add_argument("--data-dir", type=Path)
     p.set_defaults(func=api_key, host=None, port=None)

@@ -88,6 +88,7 @@ def factory() -> Factory:
 def settings(tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
+        strategies_dir=tmp_path / "strategies",  # none unless a test writes some
         api_keys=[API_KEY],
         allowed_origins=[SITE, "http://localhost:*", "http://127.0.0.1:*"],
         history_flush_interval_s=0.05,

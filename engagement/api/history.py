@@ -44,6 +44,28 @@ class EventOut(BaseModel):
     data: dict[str, Any]
 
 
+class TransitionOut(BaseModel):
+    state: str
+    at: int
+    reason: str
+
+
+class AttemptOut(BaseModel):
+    attemptID: str
+    visitID: str
+    globalVisitID: str
+    pageID: str
+    strategy: str
+    origin: str = Field(description="strategy | agent | external")
+    invite: str
+    media: str
+    params: dict[str, Any]
+    timeoutS: float
+    createdAt: int
+    state: str = Field(description="detected, offered, shown, accepted, declined, timed_out...")
+    transitions: list[TransitionOut]
+
+
 class VisitOut(BaseModel):
     visitID: str
     globalVisitID: str
@@ -59,6 +81,7 @@ class VisitOut(BaseModel):
     live: bool
     pages: list[PageOut]
     events: list[EventOut]
+    attempts: list[AttemptOut]
 
 
 class LivePageOut(PageOut):

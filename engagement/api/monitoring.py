@@ -23,7 +23,7 @@ async def post_events(request: web.Request) -> web.StreamResponse:
 
 async def get_tracker(request: web.Request) -> web.StreamResponse:
     """The tracker script, minified; revalidated by ETag so config changes reach pages."""
-    script = request.app[TRACKER]
+    script = request.app[TRACKER].script
     headers = {
         "Content-Type": "application/javascript; charset=utf-8",
         "Cache-Control": "no-cache",

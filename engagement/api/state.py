@@ -7,7 +7,7 @@ from aiohttp import web
 from ..availability import AvailabilityBoard
 from ..engagements import Engagements
 from ..monitoring.ingest import Ingestor
-from ..monitoring.tracker import TrackerScript
+from ..monitoring.tracker import ServedTracker
 from ..settings import Settings
 from ..strategy.library import StrategyLibrary
 from ..visits.registry import VisitRegistry
@@ -19,7 +19,7 @@ ORIGINS = web.AppKey("origins", OriginPolicy)
 HISTORY = web.AppKey("history", SQLiteHistory)
 REGISTRY = web.AppKey("registry", VisitRegistry)
 INGESTOR = web.AppKey("ingestor", Ingestor)
-TRACKER = web.AppKey("tracker", TrackerScript)
+TRACKER = web.AppKey("tracker", ServedTracker)
 LIBRARY = web.AppKey("library", StrategyLibrary)
 AVAILABILITY = web.AppKey("availability", AvailabilityBoard)
 ENGAGEMENTS = web.AppKey("engagements", Engagements)

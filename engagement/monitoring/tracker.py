@@ -34,3 +34,13 @@ def build_tracker(config: dict[str, Any]) -> TrackerScript:
     body = rjsmin.jsmin(text).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
     return TrackerScript(body, gzip.compress(body, compresslevel=9, mtime=0), etag)
+
+
+class ServedTracker:
+    """The script being served now; rebuilt when its configuration changes."""
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.script = build_tracker(config)
+
+    def rebuild(self, config: dict[str, Any]) -> None:
+        self.script = build_tracker(config)

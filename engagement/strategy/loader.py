@@ -19,7 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from .conditions import all_of, availability_pred, compile_condition, schedule_pred, trigger_keys
 from .engine import CompiledStrategy, PythonStrategy, StrategySet, from_python
-from .schema import CONDITION_KEYS, Condition, StrategyFile, StrategySpec
+from .schema import CONDITION_KEYS, StrategyFile, StrategySpec
 
 log = logging.getLogger("engagement.strategy")
 
@@ -66,17 +66,21 @@ class LoadedFile:
 # -- where a pydantic error points in the YAML text --
 
 
-def _locate(node: yaml.Node | None, loc: tuple[int | str, ...]) -> yaml.Node | None:
-    """The deepest YAML node along a pydantic error location."""
-    for part in loc:
+def _locate(
+    node: yaml.Node | None, loc: tuple[int | str, ...], want_key: bool = False
+) -> yaml.Node | None:
+    """The deepest YAML node along a pydantic error location (the key itself if wanted)."""
+    for i, part in enumerate(loc):
         if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if getattr(k, "value", None) == str(part)), None)
-            if nxt is None:
-                key = next(
-                    (k for k, _ in node.value if getattr(k, "value", None) == str(part)), None
-                )
-                return key or node
-            node = nxt
+            pair = next(
+                (kv for kv in node.value if getattr(kv[0], "value", None) == str(part)), None
+            )
+            if pair is None:
+                return node
+            key_node: yaml.Node = pair[0]
+            if want_key and i == len(loc) - 1:
+                return key_node
+            node = pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
                 return node
@@ -121,7 +125,7 @@ def _errors_from_validation(
     found = []
     for err in exc.errors(include_url=False):
         loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-        node = _locate(root, loc)
+        node = _locate(root, loc, want_key=err["type"] == "extra_forbidden")
         mark = node.start_mark if node is not None else None
         line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
         found.append(StrategyError(file, line, col, _message({**err, "loc": loc})))
@@ -145,14 +149,35 @@ def compile_spec(spec: StrategySpec, source: str, line: int) -> CompiledStrategy
     )  # fmt: skip
 
 
-def _category_refs(c: Condition | None) -> list[str]:
-    if c is None:
-        return []
-    names = [c.category.name] if c.category else []
-    names += list(c.categories_all or []) + list(c.categories_in_sequence or [])
-    for sub in (c.all or []) + (c.any or []) + ([c.not_] if c.not_ else []):
-        names += _category_refs(sub)
-    return names
+def _category_refs(node: yaml.Node) -> list[tuple[str, int, int]]:
+    """Category names a strategy mentions, with where they are written."""
+    found: list[tuple[str, int, int]] = []
+
+    def add(n: yaml.Node) -> None:
+        if isinstance(n, yaml.ScalarNode):
+            found.append((str(n.value), n.start_mark.line + 1, n.start_mark.column + 1))
+
+    def walk(n: yaml.Node) -> None:
+        if isinstance(n, yaml.MappingNode):
+            for k, v in n.value:
+                key = getattr(k, "value", None)
+                if key == "category":
+                    name = _locate(v, ("name",)) if isinstance(v, yaml.MappingNode) else v
+                    if name is not None:
+                        add(name)
+                elif key in ("categories_all", "categories_in_sequence") and isinstance(
+                    v, yaml.SequenceNode
+                ):
+                    for item in v.value:
+                        add(item)
+                else:
+                    walk(v)
+        elif isinstance(n, yaml.SequenceNode):
+            for item in n.value:
+                walk(item)
+
+    walk(node)
+    return found
 
 
 def load_yaml_file(path: Path, display: str | None = None) -> LoadedFile:
@@ -193,8 +218,8 @@ def load_yaml_file(path: Path, display: str | None = None) -> LoadedFile:
         if not spec.enabled:
             continue
         loaded.strategies.append(compile_spec(spec, name, line))
-        for ref in _category_refs(spec.target) + _category_refs(spec.when):
-            loaded.referenced_categories.append((ref, line, 1))
+        if node is not None:
+            loaded.referenced_categories.extend(_category_refs(node))
     if errors:
         raise StrategyFileError(errors)
     return loaded

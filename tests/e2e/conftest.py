@@ -44,6 +44,7 @@ Api = TestClient[web.Request, web.Application]
 def engine_settings(tmp_path: Path) -> Settings:
     return Settings(
         data_dir=tmp_path / "data",
+        strategies_dir=tmp_path / "strategies",  # none unless a test writes some
         api_keys=[API_KEY],
         history_flush_interval_s=0.05,
         # the defaults, plus the subdomains that Chromium maps to 127.0.0.1 in one test

@@ -1,0 +1,231 @@
+"""Strategies inside the running engine: categories on events, attempts, reload, the API."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from engagement.api.state import ENGAGEMENTS, LIBRARY
+from engagement.api.strategies import StrategiesOut
+from engagement.app import create_app
+from engagement.monitoring.ingest import now_ms
+from engagement.settings import Settings
+
+from .conftest import AUTH, SITE, ClientFactory, Factory, post_events
+
+Client = TestClient[Any, Any]
+EXAMPLES = Path(__file__).resolve().parent.parent / "strategies"
+
+BIG_CART = """
+categories:
+  products: ["/product"]
+strategies:
+  - name: big-cart
+    priority: 10
+    when:
+      event: {name: AddToCart, where: {price: {gt: 500}}}
+    offer: {invite: callback.html, media: callback, params: {service: sales}}
+"""
+DWELL = """
+strategies:
+  - name: pricing-dwell
+    when:
+      all:
+        - url: /pricing
+        - time_on_page_s: 30
+    offer: {invite: chat.html, media: chat}
+"""
+
+
+@pytest.fixture
+def strategies_dir(tmp_path: Path) -> Path:
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    (folder / "big-cart.yaml").write_text(BIG_CART)
+    (folder / "dwell.yaml").write_text(DWELL)
+    return folder
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, settings: Settings, strategies_dir: Path) -> Client:
+    settings = settings.model_copy(update={"strategies_dir": strategies_dir})
+    return await aiohttp_client(create_app(settings))
+
+
+async def visit(client: Client, factory: Factory) -> dict[str, Any]:
+    r = await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)
+    assert r.status == 200, await r.text()
+    return await r.json()  # type: ignore[no-any-return]
+
+
+def rewrite(path: Path, text: str) -> None:
+    """Write and make sure the change is seen even within one mtime tick."""
+    path.write_text(text)
+    stamp = time.time_ns() + 1_000_000_000
+    os.utime(path, ns=(stamp, stamp))
+
+
+async def test_events_carry_their_page_categories(client: Client, factory: Factory):
+    await post_events(client, factory.start(f"{SITE}/product/WH15", "Workhorse 15"))
+    events = (await visit(client, factory))["events"]
+    assert [e["category"] for e in events] == ["products", "products"]
+
+
+async def test_business_event_creates_an_attempt(client: Client, factory: Factory):
+    await post_events(client, factory.start())
+    await post_events(client, [factory.event("AddToCart", {"sku": "PK11", "price": 329})])
+    assert (await visit(client, factory))["attempts"] == []
+
+    await post_events(client, [factory.event("AddToCart", {"sku": "WH15", "price": 1199})])
+    attempts = (await visit(client, factory))["attempts"]
+    assert len(attempts) == 1
+    attempt = attempts[0]
+    assert attempt["strategy"] == "big-cart"
+    assert attempt["state"] == "detected"
+    assert attempt["media"] == "callback"
+    assert attempt["params"] == {"service": "sales"}
+    assert attempt["pageID"] == factory.page_id
+    assert attempt["origin"] == "strategy"
+
+    # Strict mode and per_visit: one attempt, however many big carts follow.
+    await post_events(client, [factory.event("AddToCart", {"sku": "WH15", "price": 1199})])
+    assert len((await visit(client, factory))["attempts"]) == 1
+
+
+async def test_dwell_fires_from_the_timer_with_no_new_event(client: Client, factory: Factory):
+    engagements = client.app[ENGAGEMENTS]
+    await post_events(client, factory.start(f"{SITE}/pricing", "Pricing"))
+    engagements.tick(now_ms() + 10_000)
+    assert (await visit(client, factory))["attempts"] == []
+    engagements.tick(now_ms() + 31_000)
+    attempts = (await visit(client, factory))["attempts"]
+    assert [a["strategy"] for a in attempts] == ["pricing-dwell"]
+
+
+async def test_leaving_before_the_dwell_means_no_attempt(client: Client, factory: Factory):
+    engagements = client.app[ENGAGEMENTS]
+    await post_events(client, factory.start(f"{SITE}/pricing", "Pricing"))
+    await post_events(client, factory.navigate(f"{SITE}/", "Home"))
+    engagements.tick(now_ms() + 31_000)
+    assert (await visit(client, factory))["attempts"] == []
+
+
+async def test_attempt_not_offered_in_time_expires(client: Client, factory: Factory):
+    engagements = client.app[ENGAGEMENTS]
+    await post_events(client, factory.start())
+    await post_events(client, [factory.event("AddToCart", {"price": 900})])
+    engagements.tick(now_ms() + 31_000)
+    (attempt,) = (await visit(client, factory))["attempts"]
+    assert attempt["state"] == "timed_out"
+    assert [t["state"] for t in attempt["transitions"]] == ["detected", "timed_out"]
+    assert attempt["transitions"][1]["reason"] == "no answer while detected"
+
+
+async def test_strategies_api_lists_strategies_and_errors(client: Client):
+    r = await client.get("/api/v1/strategies", headers=AUTH)
+    assert r.status == 200, await r.text()
+    body = await r.json()
+    StrategiesOut.model_validate(body)
+    assert [s["name"] for s in body["strategies"]] == ["big-cart", "pricing-dwell"]
+    assert body["strategies"][0]["triggers"] == ["event:AddToCart"]
+    assert body["categories"] == {"products": ["/product"]}
+    assert body["errors"] == []
+    assert (await client.get("/api/v1/strategies")).status == 401
+
+
+async def test_reload_valid_broken_then_fixed(client: Client, strategies_dir: Path):
+    library = client.app[LIBRARY]
+    path = strategies_dir / "dwell.yaml"
+
+    rewrite(path, DWELL.replace("pricing-dwell", "pricing-dwell-v2"))
+    assert library.scan() is True
+    assert [s.name for s in library.current.strategies] == ["big-cart", "pricing-dwell-v2"]
+
+    rewrite(path, DWELL.replace("time_on_page_s: 30", "time_on_pag_s: 30"))
+    library.scan()
+    body = await (await client.get("/api/v1/strategies", headers=AUTH)).json()
+    assert body["errors"] == [
+        {
+            "file": "strategies/dwell.yaml",
+            "line": 7,
+            "column": 11,
+            "message": "unknown key 'time_on_pag_s': did you mean 'time_on_page_s'?",
+        }
+    ]
+    # The last good version keeps running.
+    assert [s["name"] for s in body["strategies"]] == ["big-cart", "pricing-dwell-v2"]
+
+    rewrite(path, DWELL)
+    library.scan()
+    body = await (await client.get("/api/v1/strategies", headers=AUTH)).json()
+    assert body["errors"] == []
+    assert [s["name"] for s in body["strategies"]] == ["big-cart", "pricing-dwell"]
+
+
+async def test_reload_happens_by_itself(client: Client, strategies_dir: Path):
+    """The watcher picks an edit up with no call from us (the budget is 2 s)."""
+    import asyncio
+
+    library = client.app[LIBRARY]
+    rewrite(strategies_dir / "dwell.yaml", DWELL.replace("pricing-dwell", "renamed"))
+    for _ in range(40):
+        if "renamed" in library.current.by_name:
+            break
+        await asyncio.sleep(0.1)
+    assert "renamed" in library.current.by_name
+
+
+async def test_declared_events_reach_the_tracker(client: Client, strategies_dir: Path):
+    library = client.app[LIBRARY]
+    before = (await client.get("/tracker.js")).headers["ETag"]
+    rewrite(
+        strategies_dir / "events.yaml",
+        "events:\n  - name: BuyClicked\n    trigger: click\n    selector: '#buy'\n",
+    )
+    library.scan()
+    r = await client.get("/tracker.js")
+    assert r.headers["ETag"] != before
+    assert '{"name":"BuyClicked","trigger":"click","selector":"#buy"' in await r.text()
+
+
+async def test_availability_feed(client: Client):
+    body = {"agentsReady": 2, "estimatedWaitS": 40}
+    r = await client.put("/api/v1/availability/sales", json=body, headers=AUTH)
+    assert r.status == 200, await r.text()
+    group = (await r.json())["groups"]["sales"]
+    assert (group["agentsReady"], group["estimatedWaitS"]) == (2, 40)
+    r = await client.put("/api/v1/availability/sales", json={"agentsReady": -1}, headers=AUTH)
+    assert r.status == 400
+    assert (await r.json())["details"][0]["field"] == "agentsReady"
+    r = await client.put("/api/v1/availability/sales", json={"agentsReady": 1})
+    assert r.status == 401
+
+
+def test_shipped_examples_are_valid():
+    from engagement.strategy.loader import check_folder
+
+    strategies, errors = check_folder(EXAMPLES)
+    assert errors == []
+    assert len(strategies) >= 4
+
+
+async def test_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    from engagement.cli import main
+
+    folder = tmp_path / "strategies"
+    shutil.copytree(EXAMPLES, folder)
+    assert main(["check", str(folder)]) == 0
+    assert capsys.readouterr().out.startswith("OK: 4 strategies, 4 categories")
+    text = (folder / "big-cart.yaml").read_text().replace("price: {gt: 500}", "price: {gt 500}")
+    (folder / "big-cart.yaml").write_text(text.replace("media: callback", "media: fax"))
+    assert main(["check", str(folder)]) == 1
+    out = capsys.readouterr().out.splitlines()
+    assert out[0].startswith("strategies/big-cart.yaml:")
+    assert any("media" in line and "'chat', 'callback' or 'custom'" in line for line in out)
+    assert out[-1].startswith("2 errors: fix them")
