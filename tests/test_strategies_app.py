@@ -229,3 +229,51 @@ async def test_check_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     assert out[0].startswith("strategies/big-cart.yaml:")
     assert any("media" in line and "'chat', 'callback' or 'custom'" in line for line in out)
     assert out[-1].startswith("2 errors: fix them")
+
+
+PYTHON_STRATEGY = '''
+from engagement.strategy.schema import Offer
+
+
+class VipOnPricing:
+    """Gold customers on the pricing page, at once."""
+
+    name = "vip-pricing"
+    priority = 90
+    triggers = frozenset({"page", "identity"})
+    offer = Offer(invite="chat.html", media="chat", params={"queue": "vip"})
+
+    def evaluate(self, visit, now_ms):
+        page = visit.current_page
+        if page is None or "/pricing" not in page.url:
+            return False
+        return visit.user_info.get("tier") == "gold"
+
+
+strategies = [VipOnPricing()]
+'''
+
+
+async def test_python_strategy_next_to_the_files(client: Client, strategies_dir: Path,
+                                                 factory: Factory):  # fmt: skip
+    rewrite(strategies_dir / "vip.py", PYTHON_STRATEGY)
+    client.app[LIBRARY].scan()
+    await post_events(client, factory.start(f"{SITE}/pricing", "Pricing"))
+    assert (await visit(client, factory))["attempts"] == []
+    await post_events(client, [factory.event("UserInfo", {"tier": "gold"})])
+    (attempt,) = (await visit(client, factory))["attempts"]
+    assert (attempt["strategy"], attempt["params"]) == ("vip-pricing", {"queue": "vip"})
+
+
+async def test_python_strategy_error_names_file_and_line(client: Client, strategies_dir: Path):
+    rewrite(strategies_dir / "broken.py", "x = 1\nstrategies = [undefined_name]\n")
+    client.app[LIBRARY].scan()
+    body = await (await client.get("/api/v1/strategies", headers=AUTH)).json()
+    assert body["errors"] == [
+        {
+            "file": "strategies/broken.py",
+            "line": 2,
+            "column": 1,
+            "message": "NameError: name 'undefined_name' is not defined",
+        }
+    ]
