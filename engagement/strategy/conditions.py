@@ -128,8 +128,11 @@ def _lookup(data: dict[str, Any], path: str) -> Any:
 
 
 def _coerce(actual: Any, expected: Any) -> Any:
-    """'600' compares as 600 when the strategy compares with a number."""
-    if isinstance(expected, int | float) and isinstance(actual, str):
+    """'600' compares as 600 when the strategy compares with a number (or numbers)."""
+    numeric = isinstance(expected, int | float) or (
+        isinstance(expected, list) and any(isinstance(e, int | float) for e in expected)
+    )
+    if numeric and isinstance(actual, str):
         try:
             return float(actual)
         except ValueError:
@@ -212,9 +215,13 @@ def schedule_pred(schedule: Schedule) -> Pred:
         if not schedule.hours:
             return TRUE
         now_t = local.timetz().replace(tzinfo=None)
+        day, yesterday = local.weekday(), (local.weekday() - 1) % 7
         for h in schedule.hours:
-            if local.weekday() in h.days and h.start <= now_t < h.end:
-                return TRUE
+            if h.start < h.end:
+                if day in h.days and h.start <= now_t < h.end:
+                    return TRUE
+            elif (day in h.days and now_t >= h.start) or (yesterday in h.days and now_t < h.end):
+                return TRUE  # hours past midnight, e.g. 22:00-02:00
         opening = _next_opening(schedule, local)
         return (False, None if opening is None else int(opening.timestamp() * 1000))
 

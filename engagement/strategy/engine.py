@@ -13,8 +13,13 @@ from ..visits.model import Event, Visit
 from .conditions import IDENTITY, PAGE, AvailabilityView, Ctx, Pred, Verdict
 from .schema import DeclaredEvent, Limits, Offer
 
+MIN_RECHECK_MS = 250  # the timer tick; a condition is not asked again sooner than this
 PAGE_EVENTS = frozenset({"PageEntered", "VisitStarted"})
 IDENTITY_EVENTS = frozenset({"SignIn", "SignOut", "UserInfo"})
+
+
+class VisitLookup(Protocol):
+    def get(self, visit_id: str) -> Visit | None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,24 +206,25 @@ class Engine:
             return None
         return self._first_match(visit, self.strategies.candidates(keys), now_ms)
 
-    def on_due(
-        self, now_ms: int, visits: dict[str, Visit] | Any
-    ) -> list[tuple[Visit, CompiledStrategy]]:
-        """Re-evaluate strategies whose time came; ``visits`` maps visitID to live visits."""
-        decided: list[tuple[Visit, CompiledStrategy]] = []
+    def on_due(self, now_ms: int, visits: VisitLookup) -> list[tuple[Visit, CompiledStrategy]]:
+        """Re-evaluate strategies whose time came, highest priority first for each visit."""
+        due_by_visit: dict[str, list[CompiledStrategy]] = {}
         heap = self._heap
         while heap and heap[0][0] <= now_ms:
             due, _, visit_id, name = heapq.heappop(heap)
             if self._scheduled.get((visit_id, name)) != due:
                 continue  # superseded by a later schedule
             del self._scheduled[(visit_id, name)]
-            visit = visits.get(visit_id)
             strategy = self.strategies.by_name.get(name)
-            if visit is None or strategy is None or self.busy(visit):
+            if strategy is not None:
+                due_by_visit.setdefault(visit_id, []).append(strategy)
+        decided: list[tuple[Visit, CompiledStrategy]] = []
+        for visit_id, strategies in due_by_visit.items():
+            visit = visits.get(visit_id)
+            if visit is None or self.busy(visit):
                 continue
-            if any(v is visit for v, _ in decided):
-                continue
-            chosen = self._first_match(visit, [strategy], now_ms)
+            strategies.sort(key=lambda s: (-s.priority, s.name))
+            chosen = self._first_match(visit, strategies, now_ms)
             if chosen is not None:
                 decided.append((visit, chosen))
         return decided
@@ -238,8 +244,8 @@ class Engine:
             holds, due = s.predicate(ctx)
             if holds:
                 return s
-            if due is not None:
-                self._schedule(visit.visit_id, s.name, due)
+            if due is not None:  # never sooner than MIN_RECHECK_MS: a due in the past would spin
+                self._schedule(visit.visit_id, s.name, max(due, now_ms + MIN_RECHECK_MS))
         return None
 
     def _schedule(self, visit_id: str, name: str, due: int) -> None:

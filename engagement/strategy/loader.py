@@ -218,8 +218,10 @@ def load_yaml_file(path: Path, display: str | None = None) -> LoadedFile:
         if not spec.enabled:
             continue
         loaded.strategies.append(compile_spec(spec, name, line))
-        if node is not None:
-            loaded.referenced_categories.extend(_category_refs(node))
+        for part in ("target", "when"):  # not offer.params: a `category` there is data
+            sub = _locate(root, ("strategies", i, part))
+            if sub is not None and sub is not node:
+                loaded.referenced_categories.extend(_category_refs(sub))
     if errors:
         raise StrategyFileError(errors)
     return loaded

@@ -235,7 +235,7 @@ class Condition(Strict):
 
     @model_validator(mode="after")
     def _not_empty(self) -> Condition:
-        if not self.model_fields_set:
+        if all(getattr(self, name) is None for name in type(self).model_fields):
             raise ValueError("empty condition: write at least one of " + ", ".join(CONDITION_KEYS))
         return self
 
