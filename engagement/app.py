@@ -8,6 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
+import aiohttp
 from aiohttp import web
 
 from . import constants as C
@@ -19,25 +20,36 @@ from .api.routes import ROUTES, setup_routes
 from .api.site import OPENAPI
 from .api.state import (
     AVAILABILITY,
+    BACKGROUND,
+    CLIENT,
     ENGAGEMENTS,
     HISTORY,
+    HUB,
     INGESTOR,
+    INVITES,
     LIBRARY,
+    NOTIFIER,
     ORIGINS,
     REGISTRY,
     SETTINGS,
     TRACKER,
 )
+from .attempts import Attempt
 from .availability import AvailabilityBoard
 from .engagements import Engagements
+from .invite import Invites
 from .monitoring.ingest import Ingestor, now_ms
 from .monitoring.tracker import ServedTracker
+from .notifications.hub import LocalHub
+from .notifications.service import Notifier
 from .scheduler import jobs, start_scheduler
 from .settings import Settings
 from .strategy.engine import Engine, StrategySet
 from .strategy.library import StrategyLibrary
+from .visits.model import Visit
 from .visits.registry import VisitRegistry
 from .visits.store import SQLiteHistory
+from .webhooks import Background, post_json
 
 log = logging.getLogger("engagement.app")
 
@@ -70,6 +82,17 @@ def create_app(settings: Settings | None = None) -> web.Application:
         registry, engine, history, settings.engagement_expiration_s
     )
     ingestor.listeners.append(engagements)
+    hub = app[HUB] = LocalHub()
+    notifier = app[NOTIFIER] = Notifier(hub, engagements)
+    app[INVITES] = Invites(settings.invites_dir)
+    app[BACKGROUND] = Background()
+    if settings.decision_webhook_url:
+        engagements.announcers.append(
+            lambda attempt, visit: app[BACKGROUND].spawn(
+                _announce(app, attempt, visit), f"announce-{attempt.attempt_id}"
+            )
+        )
+    del notifier
     library = app[LIBRARY] = StrategyLibrary(settings.strategies_dir)
 
     def use_strategies(current: StrategySet) -> None:
@@ -104,7 +127,10 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     library.scan()
     for error in library.all_errors():
         log.error("strategy file error: %s", error)
-    scheduler = start_scheduler(jobs(app[REGISTRY], history, settings.retention_days))
+    app[CLIENT] = aiohttp.ClientSession()
+    scheduler = start_scheduler(
+        jobs(app[REGISTRY], history, settings.retention_days, app[HUB], engagements)
+    )
     tasks = [
         asyncio.create_task(library.watch(), name="strategy-reload"),
         asyncio.create_task(engagements.run_timers(), name="engagement-timers"),
@@ -118,4 +144,38 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         scheduler.shutdown(wait=False)
+        await app[BACKGROUND].close()
+        await app[CLIENT].close()
         await history.close()
+
+
+async def _announce(app: web.Application, attempt: Attempt, visit: Visit) -> None:
+    """Ask the outside decision-maker: it answers with engage or noengage before the expiry."""
+    settings = app[SETTINGS]
+    assert settings.decision_webhook_url is not None
+    payload = {
+        "event": "engagement.detected",
+        "attempt": attempt.as_json(),
+        "visit": visit.summary(now_ms()),
+        "engage": "/server/data/gateway/engage",
+        "noengage": "/server/data/gateway/noengage",
+    }
+    try:
+        status = await post_json(
+            app[CLIENT], settings.decision_webhook_url, payload, settings.webhook_secret
+        )
+    except (aiohttp.ClientError, TimeoutError) as exc:
+        log.warning(
+            "decision webhook unreachable for attempt %s: %s",
+            attempt.attempt_id,
+            exc,
+            extra={"attemptID": attempt.attempt_id, "visitID": attempt.visit_id},
+        )
+        return
+    if status >= 300:
+        log.warning(
+            "decision webhook answered %d for attempt %s",
+            status,
+            attempt.attempt_id,
+            extra={"attemptID": attempt.attempt_id, "visitID": attempt.visit_id},
+        )

@@ -11,7 +11,7 @@ import asyncio
 import heapq
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Protocol
 
 from . import constants as C
@@ -49,9 +49,13 @@ class Engagements:
         self.store = store
         self.offer_timeout_s = offer_timeout_s
         self.offers: list[AttemptOffer] = []
+        self.by_id: dict[str, Attempt] = {}  # attempts still live, and recently ended ones
         self._deadlines: list[tuple[int, int, Attempt, State]] = []
+        self._deadline_of: dict[str, int] = {}
         self._seq = itertools.count()
         self.started_total = 0
+        self.ended_listeners: list[Callable[[Attempt], None]] = []
+        self.announcers: list[Callable[[Attempt, Visit], None]] = []
 
     # -- decisions --
 
@@ -75,7 +79,10 @@ class Engagements:
             self.start(visit, chosen, now)
         heap = self._deadlines
         while heap and heap[0][0] <= now:
-            _, _, attempt, expected = heapq.heappop(heap)
+            deadline, _, attempt, expected = heapq.heappop(heap)
+            if self._deadline_of.get(attempt.attempt_id) != deadline:
+                continue  # replaced by a later deadline
+            del self._deadline_of[attempt.attempt_id]
             if attempt.state is expected and attempt.can_move(State.TIMED_OUT):
                 self.move(attempt, State.TIMED_OUT, now, f"no answer while {expected.value}")
 
@@ -88,10 +95,17 @@ class Engagements:
             media=strategy.offer.media, params=dict(strategy.offer.params),
             timeout_s=strategy.offer.timeout_s, created_at=now,
         )  # fmt: skip
-        return self.add(visit, attempt)
+        external = strategy.decide == "external"
+        self.add(visit, attempt, offer=not external)
+        if external:  # an outside system answers engage / noengage before the expiry
+            for announce in self.announcers:
+                announce(attempt, visit)
+        return attempt
 
-    def add(self, visit: Visit, attempt: Attempt) -> Attempt:
+    def add(self, visit: Visit, attempt: Attempt, offer: bool = True) -> Attempt:
+        """Record a new attempt and, unless an outside system decides, offer it."""
         visit.attempts.append(attempt)
+        self.by_id[attempt.attempt_id] = attempt
         self.engine.ledger.add(attempt)
         self.store.record_attempt(attempt)
         self.started_total += 1
@@ -101,19 +115,29 @@ class Engagements:
             extra={"visitID": visit.visit_id, "attemptID": attempt.attempt_id},
         )  # fmt: skip
         self.expect(attempt, State.DETECTED, attempt.created_at + int(self.offer_timeout_s * 1000))
-        for offer in self.offers:
-            offer.offer(attempt, visit)
+        if offer:
+            self.offer(attempt, visit)
         return attempt
+
+    def offer(self, attempt: Attempt, visit: Visit) -> None:
+        for o in self.offers:
+            o.offer(attempt, visit)
 
     # -- lifecycle --
 
     def expect(self, attempt: Attempt, state: State, deadline_ms: int) -> None:
-        """Time the attempt out if it is still in ``state`` at ``deadline_ms``."""
+        """Time the attempt out if it is still in ``state`` at ``deadline_ms`` (this replaces
+        any earlier deadline of the attempt)."""
+        self._deadline_of[attempt.attempt_id] = deadline_ms
         heapq.heappush(self._deadlines, (deadline_ms, next(self._seq), attempt, state))
 
     def move(self, attempt: Attempt, state: State, now: int, reason: str = "") -> None:
         attempt.move(state, now, reason)
         self.store.record_attempt(attempt)
+        if not attempt.live:
+            self._deadline_of.pop(attempt.attempt_id, None)
+            for listener in self.ended_listeners:
+                listener(attempt)
         log.info(
             "attempt %s %s%s", attempt.attempt_id, state.value, f" ({reason})" if reason else "",
             extra={"visitID": attempt.visit_id, "attemptID": attempt.attempt_id},
@@ -122,6 +146,16 @@ class Engagements:
     def load_ledger(self, attempts: Iterable[Attempt]) -> None:
         for attempt in attempts:
             self.engine.ledger.add(attempt)
+            self.by_id[attempt.attempt_id] = attempt
+
+    def forget_old(self, now: int) -> None:
+        """Drop ended attempts from memory once no limit can need them."""
+        cutoff = now - C.LEDGER_DAYS * 86_400_000
+        self.engine.ledger.forget_before(cutoff)
+        stale_before = now - int(C.PUSH_MESSAGE_TTL_S * 1000)
+        for attempt_id, attempt in list(self.by_id.items()):
+            if not attempt.live and attempt.transitions[-1][1] < stale_before:
+                del self.by_id[attempt_id]
 
     async def run_timers(self) -> None:
         while True:

@@ -9,7 +9,9 @@ from dataclasses import dataclass
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from . import constants as C
+from .engagements import Engagements
 from .monitoring.ingest import now_ms
+from .notifications.hub import LocalHub
 from .visits.registry import VisitRegistry
 from .visits.store import SQLiteHistory
 
@@ -37,10 +39,24 @@ class Job:
     name: str
 
 
-def jobs(registry: VisitRegistry, history: SQLiteHistory, retention_days: float) -> list[Job]:
+async def sweep_memory(hub: LocalHub, engagements: Engagements) -> None:
+    """Forget mailboxes of pages long gone and attempts no limit needs any more."""
+    now = now_ms()
+    hub.sweep(now)
+    engagements.forget_old(now)
+
+
+def jobs(
+    registry: VisitRegistry,
+    history: SQLiteHistory,
+    retention_days: float,
+    hub: LocalHub,
+    engagements: Engagements,
+) -> list[Job]:
     return [
         Job(lambda: close_idle_visits(registry), C.VISIT_SWEEP_INTERVAL_S, "close-idle-visits"),
         Job(lambda: purge_history(history, retention_days), C.PURGE_INTERVAL_S, "purge-history"),
+        Job(lambda: sweep_memory(hub, engagements), C.VISIT_SWEEP_INTERVAL_S, "sweep-memory"),
     ]
 
 

@@ -58,6 +58,15 @@ class Settings(BaseSettings):
     engagement_expiration_s: float = Field(
         C.ENGAGEMENT_EXPIRATION_S, gt=0, description="an attempt not offered by then expires"
     )
+    content_origins: list[str] = Field(
+        default_factory=list,
+        description="origins gpe.appendContent may load from, besides the engine and the page",
+    )
+    push_heartbeat_s: float = Field(C.PUSH_HEARTBEAT_S, gt=0)
+    decision_webhook_url: str | None = Field(
+        None, description="strategies with `decide: external` announce attempts here"
+    )
+    webhook_secret: str | None = Field(None, description="HMAC key signing outgoing webhooks")
     demo: bool = Field(True, description="Serve the demo site at /demo/")
     log_format: str = Field("text", pattern="^(text|json)$")
     log_level: str = "INFO"

@@ -87,7 +87,7 @@ async def test_business_event_creates_an_attempt(client: Client, factory: Factor
     assert len(attempts) == 1
     attempt = attempts[0]
     assert attempt["strategy"] == "big-cart"
-    assert attempt["state"] == "detected"
+    assert attempt["state"] == "offered"  # pushed to the visitor's pages at once
     assert attempt["media"] == "callback"
     assert attempt["params"] == {"service": "sales"}
     assert attempt["pageID"] == factory.page_id
@@ -116,15 +116,15 @@ async def test_leaving_before_the_dwell_means_no_attempt(client: Client, factory
     assert (await visit(client, factory))["attempts"] == []
 
 
-async def test_attempt_not_offered_in_time_expires(client: Client, factory: Factory):
+async def test_attempt_not_shown_in_time_expires(client: Client, factory: Factory):
     engagements = client.app[ENGAGEMENTS]
     await post_events(client, factory.start())
     await post_events(client, [factory.event("AddToCart", {"price": 900})])
     engagements.tick(now_ms() + 31_000)
     (attempt,) = (await visit(client, factory))["attempts"]
     assert attempt["state"] == "timed_out"
-    assert [t["state"] for t in attempt["transitions"]] == ["detected", "timed_out"]
-    assert attempt["transitions"][1]["reason"] == "no answer while detected"
+    assert [t["state"] for t in attempt["transitions"]] == ["detected", "offered", "timed_out"]
+    assert attempt["transitions"][2]["reason"] == "no answer while offered"
 
 
 async def test_strategies_api_lists_strategies_and_errors(client: Client):

@@ -6,6 +6,7 @@ import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
@@ -14,6 +15,7 @@ from .errors import Forbidden, HTTPError
 log = logging.getLogger("engagement.api")
 
 BrowserHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+ORIGIN = web.RequestKey("origin", str)  # the allowed origin of a browser request
 PREFLIGHT_MAX_AGE_S = 86400  # browsers cap it lower anyway; saves a round trip per page
 
 
@@ -34,8 +36,12 @@ class OriginPolicy:
         return self._regex.fullmatch(origin) is not None
 
     def check(self, request: web.Request) -> str:
-        """The request's allowed Origin, or Forbidden."""
-        origin = request.headers.get("Origin")
+        """The request's allowed Origin, or Forbidden.
+
+        Browsers send Origin on every cross-origin request and on POSTs; a same-origin GET
+        (an EventSource on the engine's own demo pages) carries only a Referer.
+        """
+        origin = request.headers.get("Origin") or _referer_origin(request)
         if not origin:
             raise Forbidden("this endpoint is for browsers: the Origin header is missing")
         if not self.allows(origin):
@@ -45,6 +51,16 @@ class OriginPolicy:
                 details=[{"field": "Origin", "message": "not in allowed_origins"}],
             )
         return origin
+
+
+def _referer_origin(request: web.Request) -> str | None:
+    if request.method not in ("GET", "HEAD"):
+        return None
+    referer = request.headers.get("Referer")
+    if not referer:
+        return None
+    parts = urlsplit(referer)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
 
 
 def cors_headers(origin: str) -> dict[str, str]:
@@ -61,11 +77,13 @@ def browser_endpoint(
         @functools.wraps(handler)
         async def wrapper(request: web.Request) -> web.StreamResponse:
             origin = policy_of(request).check(request)
+            request[ORIGIN] = origin
             try:
                 response = await handler(request)
             except HTTPError as exc:
                 response = exc.response()
-            response.headers.update(cors_headers(origin))
+            if not response.prepared:  # a stream set its headers before it started
+                response.headers.update(cors_headers(origin))
             return response
 
         return wrapper

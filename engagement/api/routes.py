@@ -9,7 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from ..monitoring.models import EventBatch, IngestResult
-from . import history, monitoring, site, strategies
+from . import history, monitoring, notifications, site, strategies
 from .origins import preflight
 from .state import origins_of
 
@@ -38,6 +38,19 @@ ROUTES: list[Route] = [
           "monitoring", browser=True),
     Route("GET", "/tracker.js", monitoring.get_tracker, "tracker", "monitoring",
           content="application/javascript"),
+    Route("GET", "/notifications/stream", notifications.stream, "stream", "notifications",
+          browser=True, query=notifications.StreamQuery, content="text/event-stream"),
+    Route("GET", "/dispositions/{attemptID}", notifications.disposition, "disposition",
+          "notifications", browser=True, query=notifications.DispositionQuery,
+          response=notifications.AttemptStateOut),
+    Route("GET", "/invites/{attemptID}.html", notifications.invite_html, "invite",
+          "notifications", browser=True, query=notifications.InviteQuery, content="text/html"),
+    Route("POST", "/server/data/notification/notify/{visitID}", notifications.notify, "notify",
+          "gwe", auth=True, body=notifications.NotifyBody),
+    Route("POST", "/server/data/gateway/engage", notifications.engage, "engage", "gwe",
+          auth=True, body=notifications.EngageBody, response=notifications.AttemptStateOut),
+    Route("POST", "/server/data/gateway/noengage", notifications.noengage, "noengage", "gwe",
+          auth=True, body=notifications.NoEngageBody, response=notifications.AttemptStateOut),
     Route("GET", "/api/v1/visits/live", history.get_live_visits, "live-visits", "history",
           auth=True, response=history.LiveVisitsOut),
     Route("GET", "/api/v1/visits/{visitID}", history.get_visit, "visit", "history",

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import aiohttp
 from aiohttp import web
 
 from ..availability import AvailabilityBoard
 from ..engagements import Engagements
+from ..invite import Invites
 from ..monitoring.ingest import Ingestor
 from ..monitoring.tracker import ServedTracker
+from ..notifications.hub import LocalHub
+from ..notifications.service import Notifier
 from ..settings import Settings
 from ..strategy.library import StrategyLibrary
 from ..visits.registry import VisitRegistry
 from ..visits.store import SQLiteHistory
+from ..webhooks import Background
 from .origins import OriginPolicy
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -23,6 +28,11 @@ TRACKER = web.AppKey("tracker", ServedTracker)
 LIBRARY = web.AppKey("library", StrategyLibrary)
 AVAILABILITY = web.AppKey("availability", AvailabilityBoard)
 ENGAGEMENTS = web.AppKey("engagements", Engagements)
+HUB = web.AppKey("hub", LocalHub)
+NOTIFIER = web.AppKey("notifier", Notifier)
+INVITES = web.AppKey("invites", Invites)
+BACKGROUND = web.AppKey("background", Background)
+CLIENT = web.AppKey("client", aiohttp.ClientSession)
 
 
 def origins_of(request: web.Request) -> OriginPolicy:

@@ -1,0 +1,304 @@
+"""Push streams, GWE's notify and gateway endpoints, dispositions and invitations."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, model_validator
+
+from .. import constants as C
+from ..attempts import Attempt, Origin, State, new_attempt_id
+from ..invite import InviteError
+from ..monitoring.ingest import now_ms
+from ..monitoring.models import ID
+from ..notifications.service import DISPOSITIONS, DispositionConflict
+from .auth import api_key_required
+from .errors import HTTPError, InvalidInput, NotFound
+from .origins import ORIGIN, browser_endpoint, cors_headers
+from .parsing import parse, parse_json, parse_query, read_body
+from .state import ENGAGEMENTS, HUB, INVITES, NOTIFIER, ORIGINS, REGISTRY, SETTINGS, origins_of
+
+log = logging.getLogger("engagement.notifications")
+
+CHANNEL = r"^[A-Za-z][A-Za-z0-9_.:-]{0,99}$"
+
+
+class Conflict(HTTPError):
+    status = 409
+    code = "conflict"
+
+
+# -- models --
+
+
+class NotifyMessage(BaseModel):
+    """One GWE notification: for a page of the visit (or all of them), on a channel."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    page: ID | None = Field(None, description="pageID; omitted or null: every page")
+    channel: Annotated[str, Field(pattern=CHANNEL)]
+    data: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _append_content_needs_url(self) -> NotifyMessage:
+        if self.channel == "gpe.appendContent":
+            url = self.data.get("url")
+            if not isinstance(url, str) or not url:
+                raise ValueError("gpe.appendContent needs data.url, the content to append")
+            method = self.data.get("method", "GET")
+            if method not in ("GET", "POST"):
+                raise ValueError(f"data.method must be GET or POST, not {method!r}")
+        return self
+
+
+NotifyBody = RootModel[Annotated[list[NotifyMessage], Field(min_length=1, max_length=50)]]
+NOTIFY_BODY = TypeAdapter(NotifyBody)
+
+
+class StreamQuery(BaseModel):
+    visitID: ID
+    pageID: ID
+    since: int = Field(0, ge=0, description="last message id this visit handled")
+
+
+class DispositionQuery(BaseModel):
+    visitID: ID
+    pageID: ID | None = None
+    code: Literal["shown", "accepted", "declined", "timed_out", "closed", "failed", "interacting"]
+
+
+class InviteQuery(BaseModel):
+    visitID: ID
+
+
+class IxnProfile(BaseModel):
+    """What to engage: an attempt waiting for this decision, or a new one for a visit."""
+
+    model_config = ConfigDict(extra="allow")
+
+    visitID: ID
+    attemptID: ID | None = None
+    invite: str | None = Field(None, description="new attempt: template in invites/")
+    media: Literal["chat", "callback", "custom"] | None = None
+    params: dict[str, Any] = Field(default_factory=dict)
+    timeoutS: float = Field(30, gt=0, le=3600)
+
+    @model_validator(mode="after")
+    def _new_needs_offer(self) -> IxnProfile:
+        if self.attemptID is None and (self.invite is None or self.media is None):
+            raise ValueError("without attemptID, give invite and media for a new attempt")
+        return self
+
+
+class EngageBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    ixnProfile: IxnProfile
+
+
+class CancelData(BaseModel):
+    model_config = ConfigDict(extra="allow")
+    attemptID: ID
+    reason: str = Field("", max_length=500)
+
+
+class NoEngageBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    cancelData: CancelData
+
+
+class AttemptStateOut(BaseModel):
+    attemptID: str
+    state: str
+
+
+# -- helpers --
+
+
+def _content_allowed(request: web.Request, url: str) -> bool:
+    parts = urlsplit(url)
+    if not parts.scheme and not parts.netloc:
+        return url.startswith("/")  # a path on the engine
+    origin = f"{parts.scheme}://{parts.netloc}"
+    settings = request.app[SETTINGS]
+    own = f"{request.scheme}://{request.host}"
+    return (
+        origin == own or origin in settings.content_origins or request.app[ORIGINS].allows(origin)
+    )
+
+
+def _attempt(request: web.Request, attempt_id: str, visit_id: str) -> Attempt:
+    attempt = request.app[ENGAGEMENTS].by_id.get(attempt_id)
+    if attempt is None or attempt.visit_id != visit_id:
+        raise NotFound(
+            f"no engagement attempt {attempt_id} for visit {visit_id}",
+            details=[{"field": "attemptID", "message": "unknown"}],
+        )
+    return attempt
+
+
+# -- GWE REST --
+
+
+@api_key_required
+async def notify(request: web.Request) -> web.StreamResponse:
+    """GWE notify: deliver notifications to the pages of a live visit."""
+    visit_id = request.match_info["visitID"]
+    body = parse(NOTIFY_BODY, await read_body(request))
+    if request.app[REGISTRY].get(visit_id) is None:
+        raise NotFound(
+            f"no live visit {visit_id}", details=[{"field": "visitID", "message": "unknown"}]
+        )
+    for i, message in enumerate(body.root):
+        url = message.data.get("url")
+        checked = message.channel in ("gpe.appendContent", "gpe.invite")
+        if checked and isinstance(url, str) and not _content_allowed(request, url):
+            raise InvalidInput(
+                f"{i}.data.url: {url!r} is not on an allowed content origin "
+                "(the engine, an allowed site, or content_origins)",
+                details=[{"field": f"{i}.data.url", "message": "origin not allowed"}],
+            )
+    notifier = request.app[NOTIFIER]
+    for message in body.root:
+        notifier.notify(visit_id, message.page, message.channel, message.data)
+    return web.Response(status=200)  # GWE answers with a bare status
+
+
+@api_key_required
+async def engage(request: web.Request) -> web.StreamResponse:
+    """GWE gateway: start an invitation now (an attempt waiting for this decision, or new)."""
+    profile = (await parse_json(request, EngageBody)).ixnProfile
+    engagements = request.app[ENGAGEMENTS]
+    visit = request.app[REGISTRY].get(profile.visitID)
+    if visit is None:
+        raise NotFound(
+            f"no live visit {profile.visitID}",
+            details=[{"field": "ixnProfile.visitID", "message": "unknown"}],
+        )
+    notifier = request.app[NOTIFIER]
+    if profile.attemptID is not None:
+        attempt = _attempt(request, profile.attemptID, profile.visitID)
+        if attempt.state is State.DETECTED:
+            notifier.offer(attempt, visit)
+        elif not attempt.live:
+            raise Conflict(
+                f"attempt {attempt.attempt_id} already ended: {attempt.state.value}",
+                details=[{"field": "ixnProfile.attemptID", "message": "ended"}],
+            )
+    else:
+        if engagements.engine.busy(visit):
+            raise Conflict(
+                f"visit {visit.visit_id} already has a live engagement (strict mode)",
+                details=[{"field": "ixnProfile.visitID", "message": "busy"}],
+            )
+        if not request.app[INVITES].exists(profile.invite or ""):
+            raise InvalidInput(
+                f"ixnProfile.invite: no template {profile.invite!r} in invites/",
+                details=[{"field": "ixnProfile.invite", "message": "unknown"}],
+            )
+        page = visit.current_page
+        attempt = Attempt(
+            attempt_id=new_attempt_id(),
+            visit_id=visit.visit_id,
+            global_visit_id=visit.global_visit_id,
+            page_id=page.page_id if page else "",
+            strategy=str(getattr(profile, "strategy", None) or "external"),
+            origin=Origin.EXTERNAL,
+            invite=profile.invite or "",
+            media=profile.media or "",
+            params=profile.params,
+            timeout_s=profile.timeoutS,
+            created_at=now_ms(),
+        )
+        engagements.add(visit, attempt)
+    return web.json_response({"attemptID": attempt.attempt_id, "state": attempt.state.value})
+
+
+@api_key_required
+async def noengage(request: web.Request) -> web.StreamResponse:
+    """GWE gateway: drop an engagement attempt."""
+    cancel = (await parse_json(request, NoEngageBody)).cancelData
+    engagements = request.app[ENGAGEMENTS]
+    attempt = engagements.by_id.get(cancel.attemptID)
+    if attempt is None:
+        raise NotFound(
+            f"no engagement attempt {cancel.attemptID}",
+            details=[{"field": "cancelData.attemptID", "message": "unknown"}],
+        )
+    if attempt.state is not State.CANCELLED:
+        if not attempt.can_move(State.CANCELLED):
+            raise Conflict(
+                f"attempt {attempt.attempt_id} is {attempt.state.value}: too late to cancel",
+                details=[{"field": "cancelData.attemptID", "message": attempt.state.value}],
+            )
+        engagements.move(attempt, State.CANCELLED, now_ms(), cancel.reason or "noengage")
+    return web.json_response({"attemptID": attempt.attempt_id, "state": attempt.state.value})
+
+
+# -- browser endpoints --
+
+
+@browser_endpoint(origins_of)
+async def stream(request: web.Request) -> web.StreamResponse:
+    """Server-Sent Events for one page: its notifications, replayed after a reconnect."""
+    query = parse_query(request, StreamQuery)
+    since = query.since
+    last = request.headers.get("Last-Event-ID", "")
+    if last.isdigit():
+        since = max(since, int(last))
+    hub = request.app[HUB]
+    heartbeat_s = request.app[SETTINGS].push_heartbeat_s
+    response = web.StreamResponse(
+        headers={
+            "Content-Type": "text/event-stream",
+            "Cache-Control": "no-cache",
+            "X-Accel-Buffering": "no",  # nginx: do not buffer the stream
+            **cors_headers(request[ORIGIN]),
+        }
+    )
+    await response.prepare(request)
+    subscription = hub.connect(query.visitID, query.pageID, since, now_ms())
+    try:
+        await response.write(f"retry: {C.PUSH_RETRY_MS}\n\n".encode())
+        while True:
+            frame = await subscription.get(heartbeat_s)
+            await response.write(frame if frame is not None else b": ping\n\n")
+    except (ConnectionResetError, asyncio.CancelledError):
+        pass
+    finally:
+        hub.disconnect(subscription, now_ms())
+    return response
+
+
+@browser_endpoint(origins_of)
+async def disposition(request: web.Request) -> web.StreamResponse:
+    """What the visitor did with an invitation (idempotent: repeating it changes nothing)."""
+    query = parse_query(request, DispositionQuery)
+    attempt = _attempt(request, request.match_info["attemptID"], query.visitID)
+    try:
+        request.app[NOTIFIER].disposition(attempt, query.code)
+    except DispositionConflict as exc:
+        raise Conflict(
+            str(exc), details=[{"field": "code", "message": attempt.state.value}]
+        ) from exc
+    assert query.code == "interacting" or query.code in DISPOSITIONS
+    return web.json_response({"attemptID": attempt.attempt_id, "state": attempt.state.value})
+
+
+@browser_endpoint(origins_of)
+async def invite_html(request: web.Request) -> web.StreamResponse:
+    """The invitation of an attempt, rendered from its template in invites/."""
+    query = parse_query(request, InviteQuery)
+    attempt = _attempt(request, request.match_info["attemptID"], query.visitID)
+    visit = request.app[REGISTRY].get(attempt.visit_id)
+    language = visit.language_code if visit else ""
+    try:
+        html = request.app[INVITES].render(attempt, language, f"{request.scheme}://{request.host}")
+    except InviteError as exc:
+        log.error("%s", exc, extra={"attemptID": attempt.attempt_id})
+        raise NotFound(str(exc), details=[{"field": "invite", "message": "template"}]) from exc
+    return web.Response(text=html, content_type="text/html", headers={"Cache-Control": "no-store"})

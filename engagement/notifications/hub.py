@@ -1,0 +1,136 @@
+"""Push: messages for a visit's open pages, buffered so that none is lost while a page
+connects or reconnects, and numbered per visit so that none is handled twice."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .. import constants as C
+
+log = logging.getLogger("engagement.notifications")
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    id: int  # per visit, increasing: the SSE id and the tracker's dedupe key
+    page_id: str | None  # None: every page of the visit
+    channel: str
+    data: dict[str, Any]
+    created_ms: int
+    frame: bytes  # the SSE frame, encoded once for every page it goes to
+
+    def for_page(self, page_id: str) -> bool:
+        return self.page_id is None or self.page_id == page_id
+
+
+def encode(message_id: int, channel: str, data: dict[str, Any]) -> bytes:
+    payload = json.dumps(
+        {"id": message_id, "channel": channel, "data": data}, separators=(",", ":")
+    )
+    return f"id: {message_id}\nevent: message\ndata: {payload}\n\n".encode()
+
+
+class Stream:
+    """One open page: frames to write, in order."""
+
+    __slots__ = ("_queue", "page_id", "visit_id")
+
+    def __init__(self, visit_id: str, page_id: str) -> None:
+        self.visit_id = visit_id
+        self.page_id = page_id
+        self._queue: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def put(self, frame: bytes) -> None:
+        self._queue.put_nowait(frame)
+
+    async def get(self, timeout_s: float) -> bytes | None:
+        """The next frame, or None after ``timeout_s`` (time for a heartbeat)."""
+        try:
+            return await asyncio.wait_for(self._queue.get(), timeout_s)
+        except TimeoutError:
+            return None
+
+
+@dataclass(slots=True)
+class Mailbox:
+    seq: int = 0
+    buffer: deque[Message] = field(default_factory=lambda: deque(maxlen=C.PUSH_BUFFER_MESSAGES))
+    streams: list[Stream] = field(default_factory=list)
+    touched_ms: int = 0
+
+
+class PushHub(Protocol):
+    """Routes messages to the streams of a visit's pages (in process, or across nodes)."""
+
+    def publish(
+        self, visit_id: str, page_id: str | None, channel: str, data: dict[str, Any], now_ms: int
+    ) -> Message: ...
+
+    def connect(self, visit_id: str, page_id: str, since: int, now_ms: int) -> Stream: ...
+
+    def disconnect(self, stream: Stream, now_ms: int) -> None: ...
+
+
+class LocalHub:
+    """The in-process hub: one node holds every stream."""
+
+    def __init__(self, ttl_s: float = C.PUSH_MESSAGE_TTL_S) -> None:
+        self.ttl_ms = int(ttl_s * 1000)
+        self._boxes: dict[str, Mailbox] = {}
+        self.published_total = 0
+
+    @property
+    def open_streams(self) -> int:
+        return sum(len(b.streams) for b in self._boxes.values())
+
+    def publish(
+        self, visit_id: str, page_id: str | None, channel: str, data: dict[str, Any], now_ms: int
+    ) -> Message:
+        box = self._boxes.get(visit_id)
+        if box is None:
+            box = self._boxes[visit_id] = Mailbox()
+        # Ids grow with the clock, so that they keep growing across a restart of the engine
+        # (pages remember the last id they handled).
+        box.seq = max(box.seq + 1, now_ms)
+        box.touched_ms = now_ms
+        message = Message(box.seq, page_id, channel, data, now_ms, encode(box.seq, channel, data))
+        box.buffer.append(message)
+        for stream in box.streams:
+            if message.for_page(stream.page_id):
+                stream.put(message.frame)
+        self.published_total += 1
+        return message
+
+    def connect(self, visit_id: str, page_id: str, since: int, now_ms: int) -> Stream:
+        """Open a page's stream; messages after ``since`` still buffered come first."""
+        box = self._boxes.get(visit_id)
+        if box is None:
+            box = self._boxes[visit_id] = Mailbox()
+        box.touched_ms = now_ms
+        stream = Stream(visit_id, page_id)
+        oldest = now_ms - self.ttl_ms
+        for message in box.buffer:
+            if message.id > since and message.created_ms >= oldest and message.for_page(page_id):
+                stream.put(message.frame)
+        box.streams.append(stream)
+        return stream
+
+    def disconnect(self, stream: Stream, now_ms: int) -> None:
+        box = self._boxes.get(stream.visit_id)
+        if box is not None:
+            box.touched_ms = now_ms
+            if stream in box.streams:
+                box.streams.remove(stream)
+
+    def sweep(self, now_ms: int) -> int:
+        """Forget mailboxes with no stream and nothing younger than the TTL."""
+        oldest = now_ms - self.ttl_ms
+        idle = [v for v, b in self._boxes.items() if not b.streams and b.touched_ms < oldest]
+        for visit_id in idle:
+            del self._boxes[visit_id]
+        return len(idle)

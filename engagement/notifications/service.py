@@ -1,0 +1,106 @@
+"""The notification service: outside systems and strategies reach the visitor's pages here,
+and the visitor's answers to invitations come back here."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .. import constants as C
+from ..attempts import Attempt, State
+from ..engagements import Engagements
+from ..monitoring.ingest import now_ms
+from ..visits.model import Visit
+from .hub import PushHub
+
+log = logging.getLogger("engagement.notifications")
+
+INVITE_CHANNEL = "gpe.invite"
+CLOSE_INVITE_CHANNEL = "gpe.closeInvite"
+
+# What a disposition code from the page does to an attempt.
+DISPOSITIONS: dict[str, State] = {
+    "shown": State.SHOWN,
+    "accepted": State.ACCEPTED,
+    "declined": State.DECLINED,
+    "timed_out": State.TIMED_OUT,
+    "closed": State.CLOSED,
+    "failed": State.FAILED,
+}
+ORDER = [State.DETECTED, State.OFFERED, State.SHOWN, State.ACCEPTED, State.LAUNCHED]
+
+
+class DispositionConflict(Exception):
+    """The attempt already ended otherwise (declined after accepted, say)."""
+
+    def __init__(self, attempt: Attempt, code: str) -> None:
+        super().__init__(f"attempt {attempt.attempt_id} is {attempt.state.value}; cannot be {code}")
+        self.attempt = attempt
+
+
+Announce = Callable[[Attempt, Visit], Awaitable[None]]
+
+
+class Notifier:
+    def __init__(self, hub: PushHub, engagements: Engagements) -> None:
+        self.hub = hub
+        self.engagements = engagements
+        self.announce: Announce | None = None  # where external decisions are asked for
+        engagements.offers.append(self)
+        engagements.ended_listeners.append(self._close_everywhere)
+
+    def notify(self, visit_id: str, page_id: str | None, channel: str, data: dict[str, Any]) -> int:
+        """Send one message to a visit's pages (or one page); its id."""
+        return self.hub.publish(visit_id, page_id, channel, data, now_ms()).id
+
+    # -- invitations --
+
+    def offer(self, attempt: Attempt, visit: Visit) -> None:
+        """Push the invitation to the visit's pages: the one the visitor uses shows it."""
+        now = now_ms()
+        data = {
+            "attemptID": attempt.attempt_id,
+            "url": f"/invites/{attempt.attempt_id}.html?visitID={visit.visit_id}",
+            "media": attempt.media,
+            "timeoutS": attempt.timeout_s,
+            "params": attempt.params,
+        }
+        self.hub.publish(visit.visit_id, None, INVITE_CHANNEL, data, now)
+        self.engagements.move(attempt, State.OFFERED, now)
+        self.engagements.expect(
+            attempt, State.OFFERED, now + int(self.engagements.offer_timeout_s * 1000)
+        )
+
+    def disposition(self, attempt: Attempt, code: str) -> None:
+        """Apply what the page reports. Reporting the same thing twice changes nothing."""
+        now = now_ms()
+        if code == "interacting":  # filling the invitation's form: hold it longer
+            if attempt.state in (State.OFFERED, State.SHOWN):
+                self.engagements.expect(
+                    attempt, attempt.state, now + C.REGISTRATION_FORM_EXPIRATION_S * 1000
+                )
+            return
+        target = DISPOSITIONS[code]
+        if attempt.state is target or _already_past(attempt.state, target):
+            return
+        if not attempt.can_move(target):
+            raise DispositionConflict(attempt, code)
+        self.engagements.move(attempt, target, now, "reported by the page")
+        if target is State.ACCEPTED:
+            self._close_everywhere(attempt)
+        if target is State.SHOWN:
+            grace_s = attempt.timeout_s + C.SHOWN_GRACE_S
+            self.engagements.expect(attempt, State.SHOWN, now + int(grace_s * 1000))
+
+    def _close_everywhere(self, attempt: Attempt) -> None:
+        """Once answered (or expired), the invitation leaves every tab that may show it."""
+        data = {"attemptID": attempt.attempt_id, "reason": attempt.state.value}
+        self.hub.publish(attempt.visit_id, None, CLOSE_INVITE_CHANNEL, data, now_ms())
+
+
+def _already_past(state: State, target: State) -> bool:
+    """'shown' arriving after 'accepted' (two tabs, retries): nothing to do."""
+    if target is State.SHOWN:
+        return state not in (State.DETECTED, State.OFFERED)
+    return False
