@@ -51,7 +51,7 @@ class Engagements:
         self.offers: list[AttemptOffer] = []
         self.by_id: dict[str, Attempt] = {}  # attempts still live, and recently ended ones
         self._deadlines: list[tuple[int, int, Attempt, State]] = []
-        self._deadline_of: dict[str, int] = {}
+        self._deadline_of: dict[str, int] = {}  # attempt -> seq of its current deadline
         self._seq = itertools.count()
         self.started_total = 0
         self.ended_listeners: list[Callable[[Attempt], None]] = []
@@ -79,8 +79,8 @@ class Engagements:
             self.start(visit, chosen, now)
         heap = self._deadlines
         while heap and heap[0][0] <= now:
-            deadline, _, attempt, expected = heapq.heappop(heap)
-            if self._deadline_of.get(attempt.attempt_id) != deadline:
+            _, seq, attempt, expected = heapq.heappop(heap)
+            if self._deadline_of.get(attempt.attempt_id) != seq:
                 continue  # replaced by a later deadline
             del self._deadline_of[attempt.attempt_id]
             if attempt.state is expected and attempt.can_move(State.TIMED_OUT):
@@ -128,8 +128,9 @@ class Engagements:
     def expect(self, attempt: Attempt, state: State, deadline_ms: int) -> None:
         """Time the attempt out if it is still in ``state`` at ``deadline_ms`` (this replaces
         any earlier deadline of the attempt)."""
-        self._deadline_of[attempt.attempt_id] = deadline_ms
-        heapq.heappush(self._deadlines, (deadline_ms, next(self._seq), attempt, state))
+        seq = next(self._seq)
+        self._deadline_of[attempt.attempt_id] = seq
+        heapq.heappush(self._deadlines, (deadline_ms, seq, attempt, state))
 
     def move(self, attempt: Attempt, state: State, now: int, reason: str = "") -> None:
         attempt.move(state, now, reason)
