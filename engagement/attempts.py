@@ -27,10 +27,25 @@ LIVE = frozenset({State.DETECTED, State.OFFERED, State.SHOWN, State.ACCEPTED, St
 NEXT: dict[State, frozenset[State]] = {
     State.DETECTED: frozenset({State.OFFERED, State.TIMED_OUT, State.CANCELLED, State.FAILED}),
     State.OFFERED: frozenset(
-        {State.SHOWN, State.ACCEPTED, State.DECLINED, State.TIMED_OUT, State.CLOSED, State.FAILED}
+        {
+            State.SHOWN,
+            State.ACCEPTED,
+            State.DECLINED,
+            State.TIMED_OUT,
+            State.CLOSED,
+            State.FAILED,
+            State.CANCELLED,
+        }
     ),
     State.SHOWN: frozenset(
-        {State.ACCEPTED, State.DECLINED, State.TIMED_OUT, State.CLOSED, State.FAILED}
+        {
+            State.ACCEPTED,
+            State.DECLINED,
+            State.TIMED_OUT,
+            State.CLOSED,
+            State.FAILED,
+            State.CANCELLED,
+        }
     ),
     State.ACCEPTED: frozenset({State.LAUNCHED, State.FAILED, State.COMPLETED}),
     State.LAUNCHED: frozenset({State.COMPLETED, State.FAILED}),

@@ -22,6 +22,22 @@
  * While the engine is unreachable, events are kept (bounded), mirrored to localStorage
  * (<prefix>q_<pageID>) and re-sent later, possibly by the next page; the server dedupes by eventID.
  *
+ * Push (config "push", default true): once a page has sent its PageEntered it opens
+ *   EventSource(BASE + "/notifications/stream?visitID=V&pageID=P&since=N"), frames
+ *   {"id": n, "channel": "...", "data": {...}} with per-visit increasing ids. N is the replay
+ *   point stored in localStorage (<prefix>seq_<visitID>, highest id handled by any page of the
+ *   visit); within a document a high-water mark skips duplicates, so a message addressed to the
+ *   visit is handled once by every open tab, and once across a reload.
+ * Channels: gpe.appendContent, gpe.removeContent, gpe.publish, gpe.invite, gpe.closeInvite; any
+ *   other channel is published on the bus under its own name. HTML is fetched only from
+ *   cfg.contentOrigins (plus the engine's origin), credentials omitted, inserted through a
+ *   <template> (its scripts never run).
+ * Invitations: shared by tabs in localStorage (<prefix>invite, <prefix>answered); the tab named by
+ *   <prefix>focus renders it. Dispositions: GET BASE/dispositions/<attemptID>?visitID&pageID&code
+ *   with code shown|interacting|accepted|declined|closed|timed_out|failed.
+ * Bus: _gt.bus.subscribe(name|'*', fn(data, name)) -> token, unsubscribe(token),
+ *   publish(name, data); or _gt.push(['subscribe', name, fn]), _gt.push(['publish', name, data]).
+ *
  * The server replaces the config token below with a JSON object when it serves this file.
  */
 (function (w, d) {
@@ -176,6 +192,7 @@
       title: d.title, referrer: ref || '', timezoneOffset: new Date().getTimezoneOffset(),
       utm: utm(), focused: d.hasFocus()
     });
+    if (fk && lsGet(FK) === fk) claim(1); // this tab held the focus key: the new page does
     pageHooks.forEach(function (fn) { try { fn(ids()); } catch (e) { warn(e); } });
   }
 
@@ -244,10 +261,12 @@
     clearTimeout(timer);
     timer = 0;
     if (inflight || !buf.length || !w.fetch) return;
-    var batch = buf.slice(0, CHUNK), body = JSON.stringify({events: batch});
+    var batch = buf.slice(0, CHUNK), body = JSON.stringify({events: batch}), p = pageID,
+      entered = batch.some(function (ev) { return ev.pageID === p && ev.eventName === 'PageEntered'; });
     inflight = true;
     function done(ok) {
       inflight = false;
+      if (entered && p === pageID) stream();
       if (ok) {
         backoff = 0;
         schedule(0);
@@ -386,6 +405,262 @@
     on(w, 'popstate', checkNav);
   }
 
+  // ---- bus (in the spirit of Genesys Widgets' CXBus) ------------------------------------------
+  var subs = new Map(), subN = 0;
+  var bus = {
+    subscribe: function (name, fn) {
+      if (typeof fn !== 'function') return 0;
+      subs.set(++subN, [name, fn]);
+      return subN;
+    },
+    unsubscribe: function (token) { return subs.delete(token); },
+    publish: function (name, data) {
+      [...subs.values()].forEach(function (s) {
+        if (s[0] === name || s[0] === '*') try { s[1](data, name); } catch (e) { warn(e); }
+      });
+    }
+  };
+  var pub = bus.publish;
+
+  // ---- localStorage helpers ----------------------------------------------------------------------
+  function lsGet(k) { try { return LS.getItem(k); } catch (e) { return null; } }
+  function lsSet(k, v) {
+    try { v == null ? LS.removeItem(k) : LS.setItem(k, typeof v === 'string' ? v : JSON.stringify(v)); } catch (e) { /* disabled, full */ }
+  }
+  function lsJSON(k) { try { return JSON.parse(LS.getItem(k)); } catch (e) { return null; } }
+
+  // ---- fetching HTML from allowed origins -------------------------------------------------------
+  function allowed(u) {
+    var o = (CFG.contentOrigins || []).slice();
+    try { o.push(new URL(BASE).origin); } catch (e) { /* no base */ }
+    try { return o.indexOf(new URL(u, L.href).origin) >= 0; } catch (e) { return false; }
+  }
+  function getHTML(u, method) {
+    return w.fetch(new URL(u, L.href).href, {method: method === 'POST' ? 'POST' : 'GET', credentials: 'omit'})
+      .then(function (r) { if (!r.ok) throw Error('HTTP ' + r.status + ' ' + u); return r.text(); });
+  }
+  function frag(html) { // a <template> parses without running scripts
+    var t = d.createElement('template');
+    t.innerHTML = html;
+    return t.content;
+  }
+  function byAttr(attr, val, fn) {
+    d.querySelectorAll('[' + attr + ']').forEach(function (e) { if (e.getAttribute(attr) === String(val)) fn(e); });
+  }
+
+  // ---- push stream -------------------------------------------------------------------------------
+  var es = null, esTimer = 0, esBack = 0, esPage, seen = 0, seenVisit;
+  function seqKey() { return PFX + 'seq_' + visitID; }
+  function unstream() {
+    clearTimeout(esTimer);
+    if (es) es.close();
+    es = null;
+  }
+  function stream(force) {
+    if (CFG.push === false || !w.EventSource || (!force && esPage === pageID)) return;
+    unstream();
+    if (seenVisit !== visitID) { seenVisit = visitID; seen = +lsGet(seqKey()) || 0; }
+    esPage = pageID;
+    var s = es = new EventSource(BASE + '/notifications/stream?visitID=' + visitID + '&pageID=' + pageID + '&since=' + seen);
+    s.onopen = function () { esBack = 0; };
+    s.onmessage = guard(function (e) { if (s === es) message(JSON.parse(e.data), +e.lastEventId); });
+    s.onerror = guard(function () { // CONNECTING: the browser retries by itself; CLOSED: we do
+      if (s !== es || s.readyState !== 2) return;
+      esBack = Math.min(esBack * 2 || 1000, 30000);
+      esTimer = setTimeout(guard(function () { stream(1); }), esBack);
+    });
+  }
+  function message(m, lastID) {
+    var n = +m.id || lastID || 0, k = seqKey();
+    if (n) {
+      if (n <= seen) return; // seen starts at the stored replay point: reloads skip what was handled
+      seen = n;
+    }
+    try {
+      handle(m.channel, m.data, n);
+    } finally {
+      if (n) lsSet(k, String(Math.max(n, +lsGet(k) || 0)));
+    }
+  }
+  function handle(c, x, n) {
+    var o = x || {};
+    if (c === 'gpe.appendContent') appendContent(o, n);
+    else if (c === 'gpe.removeContent') byAttr('data-eng-content', o.id, function (e) { e.remove(); });
+    else if (c === 'gpe.publish') {
+      pub(o.event, o.data);
+      w.dispatchEvent(new CustomEvent('engagement', {detail: {event: o.event, data: o.data}}));
+    } else if (c === 'gpe.invite') invite(o);
+    else if (c === 'gpe.closeInvite') { settle(o.attemptID); sync(); }
+    else pub(c, x);
+  }
+  function appendContent(o, n) {
+    var u = o.url, id = String(o.id != null ? o.id : n), box = o.container || 'body';
+    if (!allowed(u)) {
+      warn('content refused, origin not allowed:', u);
+      return pub('Content.refused', {url: u});
+    }
+    getHTML(u, o.method).then(function (html) {
+      var div = d.createElement('div');
+      div.setAttribute('data-eng-content', id);
+      div.appendChild(frag(html));
+      d.querySelector(box).appendChild(div);
+      pub('Content.appended', {url: u, id: id, container: box});
+    }).catch(function (e) { warn(e); pub('Content.failed', {url: u, id: id}); });
+  }
+
+  // ---- invitations -------------------------------------------------------------------------------
+  var IK = PFX + 'invite', FK = PFX + 'focus', AK = PFX + 'answered';
+  var host = null, hostInv, autoEl, prevFocus, pending, invTimer, fk;
+  function dispo(a, code) { // GET, retried twice on network errors
+    var u = BASE + '/dispositions/' + encodeURIComponent(a) + '?visitID=' + visitID + '&pageID=' + pageID + '&code=' + code, n = 0;
+    (function go() {
+      w.fetch(u, {credentials: 'omit', mode: 'no-cors', keepalive: true})
+        .catch(function () { if (n++ < 2) setTimeout(go, 1000 * n); });
+    })();
+  }
+  function tell(s, what, form) {
+    var o = {attemptID: s.attemptID, media: s.media, params: s.params, visitID: visitID, pageID: pageID};
+    if (form) o.form = form;
+    pub('Invitation.' + what, o);
+  }
+  function limit(s) { return (s.interacting ? 120 : +s.timeoutS || 30) * 1000; }
+  function settle(a) { // true if attempt a was still open: it is answered now, everywhere
+    var s = lsJSON(IK), done = lsJSON(AK);
+    if (s && s.attemptID === a) lsSet(IK, null);
+    if (!Array.isArray(done)) done = [];
+    if (!a || done.indexOf(a) >= 0) return false;
+    done.push(a);
+    lsSet(AK, done.slice(-20));
+    return true;
+  }
+  function finish(s, code, form) {
+    var ok = settle(s.attemptID);
+    if (ok) {
+      dispo(s.attemptID, code);
+      tell(s, code === 'timed_out' ? 'timedOut' : code, form);
+    }
+    sync();
+    return ok;
+  }
+  function invite(o) {
+    var a = o.attemptID, s = lsJSON(IK), done = lsJSON(AK) || [];
+    if (!a || (s && s.attemptID === a) || done.indexOf(a) >= 0) return;
+    s = {attemptID: a, url: o.url, media: o.media, timeoutS: +o.timeoutS || 30, params: o.params || {}, shownAt: null};
+    if (!allowed(s.url)) {
+      warn('invitation refused, origin not allowed:', s.url);
+      return finish(s, 'failed');
+    }
+    s.expiresAt = Date.now() + limit(s); // not shown by then: dropped
+    lsSet(IK, s);
+    tell(s, 'invited');
+    sync();
+  }
+  function claim(force) { // this tab is the one the visitor looks at
+    if (force || d.visibilityState === 'visible') {
+      lsSet(FK, fk = pageID);
+      sync();
+    }
+  }
+  // Make the DOM match the shared state: render here if this tab holds the focus key.
+  function sync() {
+    clearTimeout(invTimer);
+    var s = lsJSON(IK), mine = s && lsGet(FK) === pageID;
+    if (s && !(s.expiresAt > Date.now())) {
+      if (s.shownAt) return finish(s, 'timed_out');
+      lsSet(IK, null);
+      return sync();
+    }
+    if (host && !(mine && hostInv.attemptID === s.attemptID)) unrender();
+    if (!s) return;
+    if (mine && !host && pending !== s.attemptID) render(s);
+    invTimer = setTimeout(guard(sync), Math.min(s.expiresAt - Date.now() + (mine ? 20 : 1500), 864e5));
+  }
+  var FOCUSABLE = 'a[href],button,input,select,textarea,[tabindex],[contenteditable]';
+  function focusables() {
+    return [...host.querySelectorAll(FOCUSABLE)].filter(function (e) {
+      return e.tabIndex >= 0 && !e.disabled && e.getClientRects().length;
+    });
+  }
+  function render(s) {
+    pending = s.attemptID;
+    getHTML(s.url).then(function (html) {
+      pending = 0;
+      var c = lsJSON(IK);
+      if (host || !c || c.attemptID !== s.attemptID || lsGet(FK) !== pageID) return sync();
+      prevFocus = d.activeElement;
+      host = d.createElement('div');
+      host.className = 'eng-invite-host';
+      host.setAttribute('data-eng-attempt', c.attemptID);
+      host.tabIndex = -1;
+      host.appendChild(frag(html));
+      d.body.appendChild(host);
+      hostInv = c;
+      autoEl = host.querySelector('[autofocus]') || focusables()[0] || host;
+      autoEl.focus();
+      wire(host, c);
+      if (!c.shownAt) {
+        c.shownAt = Date.now();
+        c.expiresAt = c.shownAt + limit(c);
+        lsSet(IK, c);
+        dispo(c.attemptID, 'shown');
+        tell(c, 'shown');
+      }
+      sync();
+    }).catch(function (e) {
+      pending = 0;
+      warn(e);
+      finish(s, 'failed');
+    });
+  }
+  function unrender() {
+    var had = host.contains(d.activeElement);
+    host.remove();
+    host = null;
+    if (had && prevFocus && prevFocus.focus) prevFocus.focus();
+  }
+  var ACTIONS = {accept: 'accepted', decline: 'declined', close: 'closed'};
+  function wire(h, c) {
+    on(h, 'click', function (e) {
+      var t = e.target.closest('[data-eng-action]'), code = t && ACTIONS[t.getAttribute('data-eng-action')];
+      if (!code || h !== host) return;
+      if (t.type === 'submit' && t.form && t.form.matches('[data-eng-form]')) return; // the submit does it
+      e.preventDefault();
+      finish(c, code);
+    });
+    on(h, 'submit', function (e) {
+      var f = e.target, o = {};
+      if (!f.matches('[data-eng-form]') || h !== host) return;
+      e.preventDefault();
+      new FormData(f).forEach(function (v, k) {
+        o[k] = {}.hasOwnProperty.call(o, k) ? [].concat(o[k], v) : v;
+      });
+      if (finish(c, 'accepted', o)) tell(c, 'submitted', o);
+    });
+    function busy(e) { // the visitor fills the form: the timeout becomes 120 s from now
+      if ((e.type === 'focusin' && e.target === autoEl) || !e.target.closest('[data-eng-form]')) return;
+      var s = lsJSON(IK);
+      if (!s || s.attemptID !== c.attemptID || s.interacting) return;
+      s.interacting = true;
+      s.expiresAt = Date.now() + limit(s);
+      lsSet(IK, s);
+      dispo(s.attemptID, 'interacting');
+      sync();
+    }
+    on(h, 'focusin', busy);
+    on(h, 'input', busy);
+  }
+  function keys(e) {
+    if (!host) return;
+    if (e.key === 'Escape') return finish(hostInv, 'closed');
+    if (e.key !== 'Tab') return;
+    var f = focusables(), a = f[0], z = f[f.length - 1], x = d.activeElement;
+    if (!a) return e.preventDefault();
+    if (!host.contains(x) || x === host || x === (e.shiftKey ? a : z)) {
+      e.preventDefault();
+      (e.shiftKey ? z : a).focus();
+    }
+  }
+
   // ---- commands --------------------------------------------------------------------------------
   var warned = {};
   function run(cmd) {
@@ -399,6 +674,10 @@
         if (typeof cmd[1] === 'function') {
           try { cmd[1](ids()); } catch (e) { try { console.error(e); } catch (x) { /* nothing */ } }
         }
+      } else if (c === 'subscribe') {
+        bus.subscribe(cmd[1], cmd[2]);
+      } else if (c === 'publish') {
+        bus.publish(cmd[1], cmd[2]);
       } else if (!warned[c]) {
         warned[c] = 1;
         warn('unknown command', c);
@@ -411,13 +690,15 @@
     var queued = w._gt;
     var api = {
       push: function () { for (var i = 0; i < arguments.length; i++) run(arguments[i]); },
-      ids: function () { return ids(); }
+      ids: function () { return ids(); },
+      bus: bus
     };
     // UNSTABLE, for the engine's own widgets (push stream, notification channels); not an API.
     Object.defineProperty(api, '_internal', {enumerable: false, value: {
       send: function (name, data, type) { try { send(name, data, type); } catch (e) { warn(e); } },
       cfg: CFG,
       base: BASE,
+      bus: bus,
       ids: ids,
       onPage: function (fn) { pageHooks.push(fn); if (pageID) fn(ids()); }, // called on each new page
       stats: function () { return {buffered: buf.length, dropped: dropped, backoffMs: backoff}; },
@@ -435,18 +716,28 @@
     w._gt = api;
     if (queued && queued.length) [].slice.call(queued).forEach(run);
 
-    on(w, 'focus', function (e) { if (e.target === w) setFocus(true); });
+    on(w, 'focus', function (e) { if (e.target === w) { claim(1); setFocus(true); } });
     on(w, 'blur', function (e) { if (e.target === w) setFocus(false); });
     on(w, 'pagehide', function () {
       emit('SYSTEM', 'PageExited', {});
       flushOnExit();
+      unstream();
+      esPage = 0;
+      if (lsGet(FK) === pageID) lsSet(FK, null); // the next tab to get focus claims it
     });
     on(w, 'pageshow', function (e) { // back from the back/forward cache: a new page
       if (!e.persisted) return;
       ensureVisit();
       enterPage(curRef);
+      claim();
     });
-    on(d, 'visibilitychange', function () { if (d.visibilityState === 'hidden' && !backoff) flush(); });
+    on(d, 'visibilitychange', function () {
+      if (d.visibilityState === 'visible') claim();
+      else if (!backoff) flush();
+    });
+    on(w, 'storage', function (e) { if (e.key == null || e.key === IK || e.key === FK) sync(); });
+    on(d, 'keydown', keys, true);
+    claim();
     on(w, 'online', function () { backoff = 0; flush(); });
     wrapHistory();
     setupDeclaredEvents(CFG.declaredEvents);
