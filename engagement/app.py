@@ -30,14 +30,17 @@ from .api.state import (
     LIBRARY,
     NOTIFIER,
     ORIGINS,
+    OUTBOX,
     REGISTRY,
     SETTINGS,
     TRACKER,
 )
-from .attempts import Attempt
+from .attempts import Attempt, State
 from .availability import AvailabilityBoard
 from .engagements import Engagements
 from .invite import Invites
+from .launchers.handoff import attached_data
+from .launchers.outbox import CallbackOutbox, Delivery, GMSSettings
 from .monitoring.ingest import Ingestor, now_ms
 from .monitoring.tracker import ServedTracker
 from .notifications.hub import LocalHub
@@ -86,6 +89,19 @@ def create_app(settings: Settings | None = None) -> web.Application:
     notifier = app[NOTIFIER] = Notifier(hub, engagements)
     app[INVITES] = Invites(settings.invites_dir)
     app[BACKGROUND] = Background()
+    gms_url = settings.resolved_gms_url()
+    outbox = app[OUTBOX] = CallbackOutbox(
+        settings.db_path,
+        GMSSettings(gms_url or "", settings.gms_user, settings.gms_password),
+        lambda: app[CLIENT],
+    )
+    outbox.listeners.append(lambda delivery: _callback_delivered(engagements, delivery))
+    if settings.custom_webhook_url:
+        engagements.accepted_listeners.append(
+            lambda attempt: app[BACKGROUND].spawn(
+                _launch_custom(app, attempt), f"custom-{attempt.attempt_id}"
+            )
+        )
     if settings.decision_webhook_url:
         engagements.announcers.append(
             lambda attempt, visit: app[BACKGROUND].spawn(
@@ -128,6 +144,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     for error in library.all_errors():
         log.error("strategy file error: %s", error)
     app[CLIENT] = aiohttp.ClientSession()
+    await app[OUTBOX].open()
     scheduler = start_scheduler(
         jobs(app[REGISTRY], history, settings.retention_days, app[HUB], engagements)
     )
@@ -145,8 +162,54 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
                 await task
         scheduler.shutdown(wait=False)
         await app[BACKGROUND].close()
+        await app[OUTBOX].close()
         await app[CLIENT].close()
         await history.close()
+
+
+def _callback_delivered(engagements: Engagements, delivery: Delivery) -> None:
+    attempt = engagements.by_id.get(delivery.attempt_id)
+    if attempt is None:
+        log.warning("callback %s for an attempt no longer in memory", delivery.request_id)
+        return
+    attempt.handoff.update({"gmsID": delivery.gms_id, "error": delivery.error})
+    if delivery.ok and attempt.can_move(State.LAUNCHED):
+        engagements.move(attempt, State.LAUNCHED, now_ms(), f"GMS callback {delivery.gms_id}")
+    elif not delivery.ok and attempt.can_move(State.FAILED):
+        engagements.move(attempt, State.FAILED, now_ms(), delivery.error or "GMS refused")
+    else:
+        engagements.store.record_attempt(attempt)
+
+
+async def _launch_custom(app: web.Application, attempt: Attempt) -> None:
+    """Third-party media: the attached data, signed, to the configured webhook."""
+    settings = app[SETTINGS]
+    if attempt.media != "custom" or not settings.custom_webhook_url:
+        return
+    payload = {
+        "event": "engagement.accepted",
+        "attempt": attempt.as_json(),
+        "attachedData": attached_data(attempt),
+    }
+    engagements = app[ENGAGEMENTS]
+    for tries in range(1, 4):
+        try:
+            status = await post_json(
+                app[CLIENT], settings.custom_webhook_url, payload, settings.webhook_secret
+            )
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            status, reason = 0, f"webhook unreachable: {exc}"
+        else:
+            reason = f"webhook answered {status}"
+        if 200 <= status < 300:
+            if attempt.can_move(State.LAUNCHED):
+                engagements.move(attempt, State.LAUNCHED, now_ms(), "custom webhook")
+            return
+        if 400 <= status < 500:
+            break
+        await asyncio.sleep(tries)
+    if attempt.can_move(State.FAILED):
+        engagements.move(attempt, State.FAILED, now_ms(), reason)
 
 
 async def _announce(app: web.Application, attempt: Attempt, visit: Visit) -> None:

@@ -77,6 +77,7 @@ class Attempt:
     created_at: int  # engine ms
     state: State = State.DETECTED
     transitions: list[tuple[State, int, str]] = field(default_factory=list)  # state, ms, why
+    handoff: dict[str, Any] = field(default_factory=dict)  # what the media side said (GMS _id...)
 
     def __post_init__(self) -> None:
         if not self.transitions:

@@ -56,6 +56,7 @@ class Engagements:
         self.started_total = 0
         self.ended_listeners: list[Callable[[Attempt], None]] = []
         self.announcers: list[Callable[[Attempt, Visit], None]] = []
+        self.accepted_listeners: list[Callable[[Attempt], None]] = []
 
     # -- decisions --
 
@@ -135,6 +136,9 @@ class Engagements:
     def move(self, attempt: Attempt, state: State, now: int, reason: str = "") -> None:
         attempt.move(state, now, reason)
         self.store.record_attempt(attempt)
+        if state is State.ACCEPTED:
+            for accepted in self.accepted_listeners:
+                accepted(attempt)
         if not attempt.live:
             self._deadline_of.pop(attempt.attempt_id, None)
             for listener in self.ended_listeners:

@@ -67,6 +67,22 @@ class Settings(BaseSettings):
         None, description="strategies with `decide: external` announce attempts here"
     )
     webhook_secret: str | None = Field(None, description="HMAC key signing outgoing webhooks")
+    gms_url: str | None = Field(
+        None, description="Genesys Mobile Services base URL; none: the demo GMS at /demo/gms"
+    )
+    gms_user: str | None = None
+    gms_password: str | None = None
+    gms_callback_service: str = Field("callback", description="when an offer names none")
+    gms_extra: dict[str, str] = Field(
+        default_factory=dict, description="extra keys sent with every GMS request"
+    )
+    gms_chat: bool = Field(False, description="create chats through GMS request-chat")
+    chat_url: str | None = Field(
+        None, description="chat page opened (with visitID, pageID) where Widgets are absent"
+    )
+    custom_webhook_url: str | None = Field(
+        None, description="accepted `custom` invitations are posted here, signed"
+    )
     demo: bool = Field(True, description="Serve the demo site at /demo/")
     log_format: str = Field("text", pattern="^(text|json)$")
     log_level: str = "INFO"
@@ -94,6 +110,11 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "engagement.sqlite3"
+
+    def resolved_gms_url(self) -> str | None:
+        if self.gms_url:
+            return self.gms_url
+        return f"http://127.0.0.1:{self.port}/demo/gms" if self.demo else None
 
     def resolved_api_keys(self) -> list[str]:
         """The configured keys, or the key generated into the data folder on first start."""

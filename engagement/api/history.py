@@ -64,6 +64,7 @@ class AttemptOut(BaseModel):
     createdAt: int
     state: str = Field(description="detected, offered, shown, accepted, declined, timed_out...")
     transitions: list[TransitionOut]
+    handoff: dict[str, Any] = Field(description="what the media side answered (GMS _id...)")
 
 
 class VisitOut(BaseModel):

@@ -69,7 +69,10 @@ class StreamQuery(BaseModel):
 class DispositionQuery(BaseModel):
     visitID: ID
     pageID: ID | None = None
-    code: Literal["shown", "accepted", "declined", "timed_out", "closed", "failed", "interacting"]
+    code: Literal[
+        "shown", "accepted", "declined", "timed_out", "closed", "failed", "interacting",
+        "launched", "completed",
+    ]  # fmt: skip
 
 
 class InviteQuery(BaseModel):

@@ -9,7 +9,8 @@ from aiohttp import web
 from pydantic import BaseModel
 
 from ..monitoring.models import EventBatch, IngestResult
-from . import history, monitoring, notifications, site, strategies
+from . import handoff, history, monitoring, notifications, site, strategies
+from .demo_gms import setup_demo_gms
 from .origins import preflight
 from .state import origins_of
 
@@ -45,6 +46,12 @@ ROUTES: list[Route] = [
           response=notifications.AttemptStateOut),
     Route("GET", "/invites/{attemptID}.html", notifications.invite_html, "invite",
           "notifications", browser=True, query=notifications.InviteQuery, content="text/html"),
+    Route("POST", "/callbacks", handoff.post_callback, "callbacks", "handoff", browser=True,
+          body=handoff.CallbackIn, response=handoff.CallbackOut),
+    Route("OPTIONS", "/callbacks", preflight(origins_of), "callbacks-preflight", "handoff"),
+    Route("POST", "/chats", handoff.post_chat, "chats", "handoff", browser=True,
+          body=handoff.ChatIn, response=handoff.ChatOut),
+    Route("OPTIONS", "/chats", preflight(origins_of), "chats-preflight", "handoff"),
     Route("POST", "/server/data/notification/notify/{visitID}", notifications.notify, "notify",
           "gwe", auth=True, body=notifications.NotifyBody),
     Route("POST", "/server/data/gateway/engage", notifications.engage, "engage", "gwe",
@@ -74,6 +81,7 @@ def setup_routes(app: web.Application, demo: bool) -> None:
     for route in ROUTES:
         app.router.add_route(route.method, route.path, route.handler, name=route.name)
     if demo:
+        setup_demo_gms(app)
         app.router.add_get("/", site.redirect_to_demo, name="root")
         app.router.add_get("/demo", site.redirect_to_demo, name="demo-bare")
         app.router.add_get("/demo/", site.demo_index, name="demo-index")

@@ -8,6 +8,7 @@ from aiohttp import web
 from ..availability import AvailabilityBoard
 from ..engagements import Engagements
 from ..invite import Invites
+from ..launchers.outbox import CallbackOutbox
 from ..monitoring.ingest import Ingestor
 from ..monitoring.tracker import ServedTracker
 from ..notifications.hub import LocalHub
@@ -33,6 +34,7 @@ NOTIFIER = web.AppKey("notifier", Notifier)
 INVITES = web.AppKey("invites", Invites)
 BACKGROUND = web.AppKey("background", Background)
 CLIENT = web.AppKey("client", aiohttp.ClientSession)
+OUTBOX = web.AppKey("outbox", CallbackOutbox)
 
 
 def origins_of(request: web.Request) -> OriginPolicy:

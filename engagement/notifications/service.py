@@ -27,6 +27,8 @@ DISPOSITIONS: dict[str, State] = {
     "timed_out": State.TIMED_OUT,
     "closed": State.CLOSED,
     "failed": State.FAILED,
+    "launched": State.LAUNCHED,  # the chat opened in the page (Widgets or the chat URL)
+    "completed": State.COMPLETED,  # the chat ended
 }
 ORDER = [State.DETECTED, State.OFFERED, State.SHOWN, State.ACCEPTED, State.LAUNCHED]
 
@@ -103,4 +105,8 @@ def _already_past(state: State, target: State) -> bool:
     """'shown' arriving after 'accepted' (two tabs, retries): nothing to do."""
     if target is State.SHOWN:
         return state not in (State.DETECTED, State.OFFERED)
+    if target in (State.ACCEPTED, State.LAUNCHED):
+        return (
+            ORDER.index(state) > ORDER.index(target) if state in ORDER else state is State.COMPLETED
+        )
     return False

@@ -75,7 +75,8 @@ CREATE TABLE IF NOT EXISTS attempts (
     created_at INTEGER NOT NULL,
     state TEXT NOT NULL,
     updated_at INTEGER NOT NULL,
-    transitions TEXT NOT NULL
+    transitions TEXT NOT NULL,
+    handoff TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX IF NOT EXISTS attempts_visit ON attempts (visit_id, created_at);
 CREATE INDEX IF NOT EXISTS attempts_visitor ON attempts (global_visit_id, created_at);
@@ -106,9 +107,10 @@ ON CONFLICT (page_id) DO UPDATE SET
 """
 INSERT_EVENT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 UPSERT_ATTEMPT = """
-INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (attempt_id) DO UPDATE SET
-    state = excluded.state, updated_at = excluded.updated_at, transitions = excluded.transitions
+    state = excluded.state, updated_at = excluded.updated_at, transitions = excluded.transitions,
+    handoff = excluded.handoff
 """
 
 Row = tuple[Any, ...]
@@ -156,6 +158,7 @@ def _attempt_row(a: Attempt) -> Row:
         a.attempt_id, a.visit_id, a.global_visit_id, a.page_id, a.strategy, a.origin.value,
         a.invite, a.media, json.dumps(a.params), a.timeout_s, a.created_at, a.state.value,
         a.transitions[-1][1], json.dumps([[s.value, t, r] for s, t, r in a.transitions]),
+        json.dumps(a.handoff),
     )  # fmt: skip
 
 
@@ -363,6 +366,7 @@ def _attempt(r: aiosqlite.Row) -> Attempt:
         invite=r["invite"], media=r["media"], params=json.loads(r["params"]),
         timeout_s=r["timeout_s"], created_at=r["created_at"], state=State(r["state"]),
         transitions=[(State(s), t, why) for s, t, why in json.loads(r["transitions"])],
+        handoff=json.loads(r["handoff"]),
     )  # fmt: skip
 
 

@@ -1,0 +1,48 @@
+"""A small GMS for the demo: the engine's callbacks and chats land here when no real GMS is
+configured, so a newcomer sees the whole loop. It answers as GMS does and keeps what it got."""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from aiohttp import web
+
+DEMO_GMS: web.AppKey[list[dict[str, Any]]] = web.AppKey("demo_gms", list)
+
+
+async def callback(request: web.Request) -> web.StreamResponse:
+    """GMS callback: 400 without _customer_number, else 200 with an _id."""
+    form = dict(await request.post())
+    if not form.get("_customer_number"):
+        return web.json_response(
+            {"message": "_customer_number is mandatory", "exception": "BadRequest"}, status=400
+        )
+    gms_id = uuid.uuid4().hex
+    request.app[DEMO_GMS].append(
+        {"kind": "callback", "service": request.match_info["service"], "form": form, "_id": gms_id}
+    )
+    return web.json_response({"_id": gms_id})
+
+
+async def request_chat(request: web.Request) -> web.StreamResponse:
+    form = dict(await request.post())
+    gms_id = uuid.uuid4().hex
+    request.app[DEMO_GMS].append({"kind": "chat", "form": form, "_id": gms_id})
+    return web.json_response(
+        {"_chatIxnAPI-CREATE-URL": f"/demo/chat.html?gms={gms_id}", "_id": gms_id}
+    )
+
+
+async def requests(request: web.Request) -> web.StreamResponse:
+    """What the demo GMS received, newest first (open it in a browser after a callback)."""
+    received: list[dict[str, Any]] = request.app[DEMO_GMS]
+    return web.json_response({"requests": received[::-1]})
+
+
+def setup_demo_gms(app: web.Application) -> None:
+    app[DEMO_GMS] = []
+    base = "/demo/gms/genesys/1/service"
+    app.router.add_post(f"{base}/callback/{{service}}", callback, name="demo-gms-callback")
+    app.router.add_post(f"{base}/request-chat", request_chat, name="demo-gms-chat")
+    app.router.add_get("/demo/gms/requests", requests, name="demo-gms-requests")

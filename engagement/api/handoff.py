@@ -1,0 +1,143 @@
+"""After "yes": the callback form and GMS chats, posted by the invitation in the page."""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Annotated
+
+from aiohttp import web
+from pydantic import BaseModel, ConfigDict, Field
+
+from ..attempts import Attempt, State
+from ..launchers.handoff import CallbackInputError, attached_data, desired_time, normalize_phone
+from ..monitoring.ingest import now_ms
+from ..monitoring.models import ID
+from .errors import HTTPError, InvalidInput, NotFound
+from .origins import browser_endpoint
+from .parsing import parse_json
+from .state import CLIENT, ENGAGEMENTS, OUTBOX, REGISTRY, SETTINGS, origins_of
+
+log = logging.getLogger("engagement.launchers")
+
+
+class Conflict(HTTPError):
+    status = 409
+    code = "conflict"
+
+
+class Unavailable(HTTPError):
+    status = 503
+    code = "no_agent_available"
+
+
+class CallbackIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attemptID: ID
+    visitID: ID
+    pageID: ID
+    customer_number: Annotated[str, Field(alias="_customer_number", max_length=40)]
+    desired_time: Annotated[str, Field(alias="_desired_time", max_length=40)] = "now"
+
+
+class CallbackOut(BaseModel):
+    requestID: str
+    desiredTime: str = Field(description="'now' or ISO 8601 UTC, as sent to GMS")
+    state: str
+
+
+class ChatIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    attemptID: ID
+    visitID: ID
+    pageID: ID
+
+
+class ChatOut(BaseModel):
+    chatURL: str | None
+    gmsID: str | None
+
+
+def _accepted_attempt(request: web.Request, attempt_id: str, visit_id: str, media: str) -> Attempt:
+    engagements = request.app[ENGAGEMENTS]
+    attempt = engagements.by_id.get(attempt_id)
+    if attempt is None or attempt.visit_id != visit_id or attempt.media != media:
+        raise NotFound(
+            f"no {media} engagement {attempt_id} for visit {visit_id}",
+            details=[{"field": "attemptID", "message": "unknown"}],
+        )
+    if attempt.state in (State.OFFERED, State.SHOWN):
+        engagements.move(attempt, State.ACCEPTED, now_ms(), f"{media} requested")
+    elif attempt.state is not State.ACCEPTED:
+        raise Conflict(
+            f"engagement {attempt_id} is {attempt.state.value}",
+            details=[{"field": "attemptID", "message": attempt.state.value}],
+        )
+    return attempt
+
+
+@browser_endpoint(origins_of)
+async def post_callback(request: web.Request) -> web.StreamResponse:
+    """The callback invitation's form: stored at once, delivered to GMS behind the answer."""
+    body = await parse_json(request, CallbackIn)
+    visit = request.app[REGISTRY].get(body.visitID)
+    offset = visit.timezone_offset if visit else None
+    try:
+        number = normalize_phone(body.customer_number)
+        when = desired_time(body.desired_time, datetime.now(UTC), offset)
+    except CallbackInputError as exc:
+        raise InvalidInput(str(exc), details=[{"field": exc.field, "message": str(exc)}]) from exc
+    attempt = _accepted_attempt(request, body.attemptID, body.visitID, "callback")
+    if attempt.handoff.get("requestID"):  # the form sent twice: still one callback
+        sent = {
+            "requestID": attempt.handoff["requestID"],
+            "desiredTime": attempt.handoff["desiredTime"],
+        }
+        return web.json_response({**sent, "state": attempt.state.value}, status=202)
+    settings = request.app[SETTINGS]
+    form = {
+        "_customer_number": number,
+        "_desired_time": when,
+        **settings.gms_extra,
+        **{str(k): str(v) for k, v in dict(attempt.params.get("attached") or {}).items()},
+        **attached_data(attempt, body.pageID),
+    }
+    service = str(attempt.params.get("service") or settings.gms_callback_service)
+    request_id = await request.app[OUTBOX].enqueue(
+        attempt.attempt_id, attempt.visit_id, service, form
+    )
+    attempt.handoff.update({"requestID": request_id, "desiredTime": when, "service": service})
+    request.app[ENGAGEMENTS].store.record_attempt(attempt)
+    return web.json_response(
+        {"requestID": request_id, "desiredTime": when, "state": attempt.state.value}, status=202
+    )
+
+
+@browser_endpoint(origins_of)
+async def post_chat(request: web.Request) -> web.StreamResponse:
+    """Create the chat through GMS request-chat (when the engine is set up to)."""
+    body = await parse_json(request, ChatIn)
+    settings = request.app[SETTINGS]
+    gms = settings.resolved_gms_url()
+    if not settings.gms_chat or gms is None:
+        raise NotFound("chats are not created through GMS here (gms_chat is off)")
+    attempt = _accepted_attempt(request, body.attemptID, body.visitID, "chat")
+    form = {**settings.gms_extra, **attached_data(attempt, body.pageID)}
+    url = f"{gms.rstrip('/')}/genesys/1/service/request-chat"
+    engagements = request.app[ENGAGEMENTS]
+    async with request.app[CLIENT].post(url, data=form) as r:
+        if r.status == 503:
+            engagements.move(attempt, State.FAILED, now_ms(), "no agent available (GMS 503)")
+            raise Unavailable("No agent is available right now. Please try again in a moment.")
+        if r.status >= 300:
+            reason = f"GMS request-chat answered {r.status}"
+            engagements.move(attempt, State.FAILED, now_ms(), reason)
+            raise HTTPError(reason)
+        answer = await r.json(content_type=None)
+    chat_url = answer.get("_chatIxnAPI-CREATE-URL")
+    gms_id = answer.get("_id")
+    attempt.handoff.update({"gmsID": gms_id, "chatURL": chat_url})
+    engagements.move(attempt, State.LAUNCHED, now_ms(), "GMS chat created")
+    return web.json_response({"chatURL": chat_url, "gmsID": gms_id})

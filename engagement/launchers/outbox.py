@@ -1,0 +1,241 @@
+"""Callback requests: stored before the visitor gets an answer, then delivered to GMS at least
+once (retried with backoff while it is down), effectively once (each carries an idempotency key),
+across restarts of the engine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import aiosqlite
+
+log = logging.getLogger("engagement.launchers")
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS callbacks (
+    request_id TEXT PRIMARY KEY,
+    attempt_id TEXT NOT NULL,
+    visit_id TEXT NOT NULL,
+    service TEXT NOT NULL,
+    form TEXT NOT NULL,
+    state TEXT NOT NULL,          -- queued, delivered, failed
+    tries INTEGER NOT NULL,
+    next_try_at INTEGER NOT NULL,
+    gms_id TEXT,
+    error TEXT,
+    created_at INTEGER NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks (state, next_try_at);
+"""
+RETRY_FIRST_S = 1.0
+RETRY_MAX_S = 60.0  # GMS down for long: try once a minute
+GIVE_UP_AFTER_S = 86_400  # a callback a day late helps nobody: recorded as failed
+IDEMPOTENCY_FIELD = "_engagement_request_id"
+GMS_TIMEOUT_S = 10
+
+
+def now_ms() -> int:
+    return time.time_ns() // 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    request_id: str
+    attempt_id: str
+    ok: bool
+    gms_id: str | None
+    error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class GMSSettings:
+    url: str
+    user: str | None = None
+    password: str | None = None
+
+    def callback_url(self, service: str) -> str:
+        return f"{self.url.rstrip('/')}/genesys/1/service/callback/{service}"
+
+    @property
+    def auth(self) -> aiohttp.BasicAuth | None:
+        return aiohttp.BasicAuth(self.user, self.password or "") if self.user else None
+
+
+class CallbackOutbox:
+    def __init__(self, path: Path, gms: GMSSettings, session: Callable[[], aiohttp.ClientSession]):
+        self.path = path
+        self.gms = gms
+        self._session = session
+        self._db: aiosqlite.Connection | None = None
+        self._wake = asyncio.Event()
+        self._worker: asyncio.Task[None] | None = None
+        self.listeners: list[Callable[[Delivery], None]] = []
+        self.retries_total = 0
+
+    @property
+    def db(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("the callback outbox is not open")
+        return self._db
+
+    async def open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = await aiosqlite.connect(self.path)
+        self._db.row_factory = aiosqlite.Row
+        await self._db.execute("PRAGMA journal_mode=WAL")
+        await self._db.executescript(SCHEMA)
+        await self._db.commit()
+        self._worker = asyncio.create_task(self._work(), name="callback-outbox")
+
+    async def close(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._worker
+        if self._db is not None:
+            await self._db.close()
+            self._db = None
+
+    async def enqueue(
+        self, attempt_id: str, visit_id: str, service: str, form: dict[str, str]
+    ) -> str:
+        """Store the request durably (committed before this returns) and wake the sender."""
+        request_id = uuid.uuid4().hex.upper()
+        now = now_ms()
+        await self.db.execute(
+            "INSERT INTO callbacks VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, NULL, NULL, ?, ?)",
+            (request_id, attempt_id, visit_id, service, json.dumps(form), now, now, now),
+        )
+        await self.db.commit()
+        self._wake.set()
+        return request_id
+
+    async def pending(self) -> int:
+        async with self.db.execute("SELECT COUNT(*) FROM callbacks WHERE state = 'queued'") as cur:
+            row = await cur.fetchone()
+        return int(row[0]) if row else 0
+
+    async def get(self, request_id: str) -> dict[str, Any] | None:
+        async with self.db.execute(
+            "SELECT * FROM callbacks WHERE request_id = ?", (request_id,)
+        ) as cur:
+            row = await cur.fetchone()
+        return dict(row) if row else None
+
+    async def _work(self) -> None:
+        while True:
+            try:
+                wait_s = await self.deliver_due()
+            except Exception:
+                log.exception("callback outbox failed; trying again")
+                wait_s = RETRY_FIRST_S
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), wait_s)
+
+    async def deliver_due(self) -> float:
+        """Send every request that is due; seconds until the next one is."""
+        now = now_ms()
+        async with self.db.execute(
+            "SELECT * FROM callbacks WHERE state = 'queued' AND next_try_at <= ? "
+            "ORDER BY next_try_at LIMIT 50",
+            (now,),
+        ) as cur:
+            rows = await cur.fetchall()
+        for row in rows:
+            await self._deliver(row)
+        async with self.db.execute(
+            "SELECT MIN(next_try_at) FROM callbacks WHERE state = 'queued'"
+        ) as cur:
+            nxt = await cur.fetchone()
+        if nxt is None or nxt[0] is None:
+            return RETRY_MAX_S
+        return max(0.05, (int(nxt[0]) - now_ms()) / 1000)
+
+    async def _deliver(self, row: aiosqlite.Row) -> None:
+        request_id = row["request_id"]
+        form = {**json.loads(row["form"]), IDEMPOTENCY_FIELD: request_id}
+        url = self.gms.callback_url(row["service"])
+        error: str
+        try:
+            async with self._session().post(
+                url,
+                data=form,
+                auth=self.gms.auth,
+                headers={"Idempotency-Key": request_id},
+                timeout=aiohttp.ClientTimeout(total=GMS_TIMEOUT_S),
+            ) as r:
+                text = await r.text()
+                if r.status < 300:
+                    gms_id = _gms_id(text)
+                    await self._finish(row, "delivered", gms_id, None)
+                    return
+                if 400 <= r.status < 500 and r.status not in (408, 429):
+                    await self._finish(
+                        row, "failed", None, f"GMS answered {r.status}: {text[:300]}"
+                    )
+                    return
+                error = f"GMS answered {r.status}"
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            error = f"GMS unreachable: {exc or type(exc).__name__}"
+        tries = row["tries"] + 1
+        if now_ms() - row["created_at"] > GIVE_UP_AFTER_S * 1000:
+            await self._finish(row, "failed", None, f"gave up after {tries} tries: {error}")
+            return
+        delay_s = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (tries - 1))
+        self.retries_total += 1
+        log.warning(
+            "callback %s: %s; try %d in %.0f s",
+            request_id,
+            error,
+            tries + 1,
+            delay_s,
+            extra={"attemptID": row["attempt_id"], "visitID": row["visit_id"]},
+        )
+        await self.db.execute(
+            "UPDATE callbacks SET tries = ?, next_try_at = ?, error = ?, updated_at = ? "
+            "WHERE request_id = ?",
+            (tries, now_ms() + int(delay_s * 1000), error, now_ms(), request_id),
+        )
+        await self.db.commit()
+
+    async def _finish(
+        self, row: aiosqlite.Row, state: str, gms_id: str | None, error: str | None
+    ) -> None:
+        await self.db.execute(
+            "UPDATE callbacks SET state = ?, gms_id = ?, error = ?, tries = tries + 1, "
+            "updated_at = ? WHERE request_id = ?",
+            (state, gms_id, error, now_ms(), row["request_id"]),
+        )
+        await self.db.commit()
+        delivery = Delivery(
+            row["request_id"], row["attempt_id"], state == "delivered", gms_id, error
+        )
+        log.info(
+            "callback %s %s%s",
+            row["request_id"],
+            state,
+            f": {error}" if error else "",
+            extra={"attemptID": row["attempt_id"], "visitID": row["visit_id"]},
+        )
+        for listener in self.listeners:
+            listener(delivery)
+
+
+def _gms_id(text: str) -> str | None:
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None
+    value = body.get("_id") if isinstance(body, dict) else None
+    return str(value) if value is not None else None
