@@ -117,4 +117,5 @@ class Attempt:
             "transitions": [
                 {"state": s.value, "at": t, "reason": r} for s, t, r in self.transitions
             ],
+            "handoff": self.handoff,
         }

@@ -89,13 +89,15 @@ async def post_callback(request: web.Request) -> web.StreamResponse:
         when = desired_time(body.desired_time, datetime.now(UTC), offset)
     except CallbackInputError as exc:
         raise InvalidInput(str(exc), details=[{"field": exc.field, "message": str(exc)}]) from exc
-    attempt = _accepted_attempt(request, body.attemptID, body.visitID, "callback")
-    if attempt.handoff.get("requestID"):  # the form sent twice: still one callback
+    known = request.app[ENGAGEMENTS].by_id.get(body.attemptID)
+    if known is not None and known.visit_id == body.visitID and known.handoff.get("requestID"):
+        # The form sent twice (a double click, a retry): still one callback.
         sent = {
-            "requestID": attempt.handoff["requestID"],
-            "desiredTime": attempt.handoff["desiredTime"],
+            "requestID": known.handoff["requestID"],
+            "desiredTime": known.handoff["desiredTime"],
         }
-        return web.json_response({**sent, "state": attempt.state.value}, status=202)
+        return web.json_response({**sent, "state": known.state.value}, status=202)
+    attempt = _accepted_attempt(request, body.attemptID, body.visitID, "callback")
     settings = request.app[SETTINGS]
     form = {
         "_customer_number": number,

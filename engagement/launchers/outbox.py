@@ -67,8 +67,10 @@ class GMSSettings:
         return f"{self.url.rstrip('/')}/genesys/1/service/callback/{service}"
 
     @property
-    def auth(self) -> aiohttp.BasicAuth | None:
-        return aiohttp.BasicAuth(self.user, self.password or "") if self.user else None
+    def headers(self) -> dict[str, str]:
+        if not self.user:
+            return {}
+        return {"Authorization": aiohttp.encode_basic_auth(self.user, self.password or "")}
 
 
 class CallbackOutbox:
@@ -143,9 +145,9 @@ class CallbackOutbox:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), wait_s)
 
-    async def deliver_due(self) -> float:
-        """Send every request that is due; seconds until the next one is."""
-        now = now_ms()
+    async def deliver_due(self, now: int | None = None) -> float:
+        """Send every request due at ``now`` (default: now); seconds until the next one is."""
+        now = now_ms() if now is None else now
         async with self.db.execute(
             "SELECT * FROM callbacks WHERE state = 'queued' AND next_try_at <= ? "
             "ORDER BY next_try_at LIMIT 50",
@@ -171,8 +173,7 @@ class CallbackOutbox:
             async with self._session().post(
                 url,
                 data=form,
-                auth=self.gms.auth,
-                headers={"Idempotency-Key": request_id},
+                headers={**self.gms.headers, "Idempotency-Key": request_id},
                 timeout=aiohttp.ClientTimeout(total=GMS_TIMEOUT_S),
             ) as r:
                 text = await r.text()
