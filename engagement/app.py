@@ -41,6 +41,7 @@ from .engagements import Engagements
 from .invite import Invites
 from .launchers.handoff import attached_data
 from .launchers.outbox import CallbackOutbox, Delivery, GMSSettings
+from .metrics import latency_middleware, setup_metrics
 from .monitoring.ingest import Ingestor, now_ms
 from .monitoring.tracker import ServedTracker
 from .notifications.hub import LocalHub
@@ -65,7 +66,9 @@ def _origin_of(url: str) -> str:
 def create_app(settings: Settings | None = None) -> web.Application:
     """Build the engine; resources open when the app starts and close when it stops."""
     settings = settings or Settings()
-    app = web.Application(middlewares=[error_middleware], client_max_size=settings.max_body_bytes)
+    app = web.Application(
+        middlewares=[latency_middleware, error_middleware], client_max_size=settings.max_body_bytes
+    )
     app[SETTINGS] = settings
     origins = list(settings.allowed_origins)
     if settings.public_url:
@@ -117,6 +120,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         tracker.rebuild(_tracker_config(settings, current))
 
     library.listeners.append(use_strategies)
+    setup_metrics(app)
     setup_routes(app, demo=settings.demo)
     app.cleanup_ctx.append(_engine)
     return app

@@ -11,6 +11,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+from collections import Counter
 from collections.abc import Callable, Iterable
 from typing import Protocol
 
@@ -54,6 +55,7 @@ class Engagements:
         self._deadline_of: dict[str, int] = {}  # attempt -> seq of its current deadline
         self._seq = itertools.count()
         self.started_total = 0
+        self.reached: Counter[str] = Counter()  # attempts that reached each state, for metrics
         self.ended_listeners: list[Callable[[Attempt], None]] = []
         self.announcers: list[Callable[[Attempt, Visit], None]] = []
         self.accepted_listeners: list[Callable[[Attempt], None]] = []
@@ -110,6 +112,7 @@ class Engagements:
         self.engine.ledger.add(attempt)
         self.store.record_attempt(attempt)
         self.started_total += 1
+        self.reached[attempt.state.value] += 1
         log.info(
             "attempt %s for visit %s by %s (%s)", attempt.attempt_id, visit.visit_id,
             attempt.strategy, attempt.media,
@@ -135,6 +138,7 @@ class Engagements:
 
     def move(self, attempt: Attempt, state: State, now: int, reason: str = "") -> None:
         attempt.move(state, now, reason)
+        self.reached[state.value] += 1
         self.store.record_attempt(attempt)
         if state is State.ACCEPTED:
             for accepted in self.accepted_listeners:

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
+from ..metrics import get_metrics
 from ..monitoring.models import EventBatch, IngestResult
 from . import handoff, history, monitoring, notifications, site, strategies
 from .demo_gms import setup_demo_gms
@@ -74,6 +75,8 @@ ROUTES: list[Route] = [
           response=strategies.AvailabilityOut),
     Route("GET", "/api/openapi.json", site.get_openapi, "openapi", "meta"),
     Route("GET", "/health", site.get_health, "health", "meta"),
+    Route("GET", "/ready", site.get_ready, "ready", "meta"),
+    Route("GET", "/metrics", get_metrics, "metrics", "meta", content="text/plain"),
 ]  # fmt: skip
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .state import HISTORY, REGISTRY
+from .state import HISTORY, OUTBOX, REGISTRY
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 OPENAPI: web.AppKey[dict[str, object]] = web.AppKey("openapi", dict)
@@ -25,6 +25,23 @@ async def get_health(request: web.Request) -> web.StreamResponse:
             "liveVisits": len(request.app[REGISTRY]),
             "historyPending": request.app[HISTORY].pending,
         }
+    )
+
+
+async def get_ready(request: web.Request) -> web.StreamResponse:
+    """Readiness: 200 when the store answers, 503 (with what failed) when it does not."""
+    checks: dict[str, str] = {}
+    for name, db in (("history", request.app[HISTORY].db), ("outbox", request.app[OUTBOX].db)):
+        try:
+            async with db.execute("SELECT 1") as cursor:
+                await cursor.fetchone()
+            checks[name] = "ok"
+        except Exception as exc:  # any failure means not ready; say which
+            checks[name] = f"failed: {exc or type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return web.json_response(
+        {"status": "ready" if ready else "not ready", "checks": checks},
+        status=200 if ready else 503,
     )
 
 

@@ -83,6 +83,7 @@ class CallbackOutbox:
         self._worker: asyncio.Task[None] | None = None
         self.listeners: list[Callable[[Delivery], None]] = []
         self.retries_total = 0
+        self.queued = 0  # requests not yet delivered nor failed (for metrics)
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -97,6 +98,7 @@ class CallbackOutbox:
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.executescript(SCHEMA)
         await self._db.commit()
+        self.queued = await self.pending()
         self._worker = asyncio.create_task(self._work(), name="callback-outbox")
 
     async def close(self) -> None:
@@ -119,6 +121,7 @@ class CallbackOutbox:
             (request_id, attempt_id, visit_id, service, json.dumps(form), now, now, now),
         )
         await self.db.commit()
+        self.queued += 1
         self._wake.set()
         return request_id
 
@@ -219,6 +222,7 @@ class CallbackOutbox:
             (state, gms_id, error, now_ms(), row["request_id"]),
         )
         await self.db.commit()
+        self.queued = max(0, self.queued - 1)
         delivery = Delivery(
             row["request_id"], row["attempt_id"], state == "delivered", gms_id, error
         )

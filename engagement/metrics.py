@@ -1,0 +1,99 @@
+"""Prometheus metrics: counters the engine keeps anyway, read when scraped (nothing on the
+hot path but the request-latency histogram)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from aiohttp import web
+from aiohttp.typedefs import Handler
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from .api.state import ENGAGEMENTS, HISTORY, HUB, INGESTOR, LIBRARY, OUTBOX, REGISTRY
+
+METRICS = web.AppKey("metrics", CollectorRegistry)
+LATENCY = web.AppKey("latency", Histogram)
+LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+
+class EngineCollector(Collector):
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+
+    def collect(self) -> Iterator[Metric]:
+        app = self.app
+        ingestor, engagements = app[INGESTOR], app[ENGAGEMENTS]
+        yield _counter("engagement_events_ingested", "Events accepted", ingestor.accepted_total)
+        yield _counter(
+            "engagement_event_duplicates", "Events dropped as duplicates", ingestor.duplicates_total
+        )
+        attempts = CounterMetricFamily(
+            "engagement_attempts", "Engagement attempts that reached a state", labels=["state"]
+        )
+        for state, count in sorted(engagements.reached.items()):
+            attempts.add_metric([state], count)
+        yield attempts
+        yield _counter(
+            "engagement_launcher_retries", "Callback deliveries retried", app[OUTBOX].retries_total
+        )
+        yield _gauge("engagement_live_visits", "Visits live now", len(app[REGISTRY]))
+        yield _gauge("engagement_open_streams", "Page push streams open", app[HUB].open_streams)
+        yield _gauge(
+            "engagement_history_queue", "History rows waiting to be written", app[HISTORY].pending
+        )
+        yield _gauge("engagement_callback_queue", "Callbacks not yet delivered", app[OUTBOX].queued)
+        yield _gauge("engagement_strategies", "Strategies running", len(app[LIBRARY].current))
+        yield _gauge(
+            "engagement_strategy_errors", "Strategy files with errors", len(app[LIBRARY].errors)
+        )
+
+
+def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:
+    return CounterMetricFamily(name, doc, value=value)
+
+
+def _gauge(name: str, doc: str, value: float) -> GaugeMetricFamily:
+    return GaugeMetricFamily(name, doc, value=value)
+
+
+def setup_metrics(app: web.Application) -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(EngineCollector(app))
+    app[METRICS] = registry
+    app[LATENCY] = Histogram(
+        "engagement_http_request_duration_seconds",
+        "Time to answer, by route",
+        ["route", "method", "status"],
+        registry=registry,
+        buckets=LATENCY_BUCKETS_S,
+    )
+
+
+@web.middleware
+async def latency_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    started = time.perf_counter()
+    status = 500
+    try:
+        response = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as exc:
+        status = exc.status
+        raise
+    finally:
+        route = request.match_info.route.name or "unmatched"
+        if route != "stream":  # a push stream lasts as long as the page: not a latency
+            request.app[LATENCY].labels(route, request.method, str(status)).observe(
+                time.perf_counter() - started
+            )
+
+
+async def get_metrics(request: web.Request) -> web.StreamResponse:
+    """Prometheus metrics (text exposition format)."""
+    return web.Response(
+        body=generate_latest(request.app[METRICS]), headers={"Content-Type": CONTENT_TYPE}
+    )

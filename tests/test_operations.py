@@ -1,0 +1,76 @@
+"""What operators read: metrics, health, readiness, structured logs."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from engagement.logs import JSONFormatter
+
+from .conftest import Factory, post_events
+
+Client = TestClient[Any, Any]
+
+
+def sample(text: str, name: str) -> float:
+    for line in text.splitlines():
+        if line.startswith(name + " ") or line.startswith(name + "{"):
+            return float(line.rsplit(" ", 1)[1])
+    raise AssertionError(f"{name} not in metrics")
+
+
+async def test_metrics_count_what_happened(client: Client, factory: Factory):
+    events = factory.start()
+    await post_events(client, events)
+    await post_events(client, events)  # duplicates
+    r = await client.get("/metrics")
+    assert r.status == 200
+    assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+    text = await r.text()
+    assert sample(text, "engagement_events_ingested_total") == 2
+    assert sample(text, "engagement_event_duplicates_total") == 2
+    assert sample(text, "engagement_live_visits") == 1
+    assert sample(text, "engagement_open_streams") == 0
+    assert sample(text, "engagement_callback_queue") == 0
+    assert (
+        'engagement_http_request_duration_seconds_count{method="POST",route="events",status="200"} 2.0'
+        in text
+    )
+
+
+async def test_health_and_readiness(client: Client):
+    r = await client.get("/health")
+    assert r.status == 200
+    assert (await r.json())["status"] == "ok"
+    r = await client.get("/ready")
+    assert r.status == 200, await r.text()
+    assert await r.json() == {"status": "ready", "checks": {"history": "ok", "outbox": "ok"}}
+
+
+async def test_readiness_fails_when_the_store_is_gone(client: Client):
+    from engagement.api.state import HISTORY
+
+    history = client.app[HISTORY]
+    db = history.db
+    await db.close()
+    r = await client.get("/ready")
+    assert r.status == 503
+    body = await r.json()
+    assert body["status"] == "not ready"
+    assert body["checks"]["history"].startswith("failed")
+    history._db = None  # closed by the test: nothing left to close
+
+
+def test_json_logs_carry_ids(caplog: pytest.LogCaptureFixture):
+    record = logging.LogRecord(
+        "engagement.x", logging.INFO, __file__, 1, "attempt %s shown", ("A1",), None
+    )
+    record.visitID = "V1"
+    record.attemptID = "A1"
+    line = json.loads(JSONFormatter().format(record))
+    assert line["message"] == "attempt A1 shown"
+    assert (line["visitID"], line["attemptID"], line["level"]) == ("V1", "A1", "INFO")
