@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -139,6 +140,7 @@ async def test_accepted_callback_reaches_gms_with_the_exact_fields(
     assert r.status == 202, await r.text()
     answer = await r.json()
     assert answer["desiredTime"] == "now"
+    assert answer["message"] == "Thank you! We will call you back as soon as possible."
     await until(lambda: _launched(client, factory))
     (received,) = double.requests
     assert received["service"] == "sales-cb"
@@ -180,7 +182,15 @@ async def test_bad_phone_and_time_are_explained(client: Client, factory: Factory
     }
     r = await send_callback(client, factory, attempt_id, _desired_time="+1h")
     assert r.status == 202
-    assert (await r.json())["desiredTime"].endswith(".000Z")
+    answer = await r.json()
+    assert answer["desiredTime"].endswith(".000Z")
+    # The visitor is at UTC+1 (timezoneOffset -60): the time is theirs.
+    local = datetime.fromisoformat(answer["desiredTime"].replace("Z", "+00:00")) + timedelta(
+        hours=1
+    )
+    assert answer["message"] == (
+        f"Thank you! We will call you back on {local:%d/%m} at {local:%H:%M}."
+    )
 
 
 async def test_gms_down_then_back(

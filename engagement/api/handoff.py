@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated
 
 from aiohttp import web
@@ -16,7 +16,7 @@ from ..monitoring.models import ID
 from .errors import HTTPError, InvalidInput, NotFound
 from .origins import browser_endpoint
 from .parsing import parse_json
-from .state import CLIENT, ENGAGEMENTS, OUTBOX, REGISTRY, SETTINGS, origins_of
+from .state import CLIENT, ENGAGEMENTS, INVITES, OUTBOX, REGISTRY, SETTINGS, origins_of
 
 log = logging.getLogger("engagement.launchers")
 
@@ -45,6 +45,20 @@ class CallbackOut(BaseModel):
     requestID: str
     desiredTime: str = Field(description="'now' or ISO 8601 UTC, as sent to GMS")
     state: str
+    message: str = Field(description="the confirmation to show, in the visitor's language")
+
+
+def _confirmation(request: web.Request, visit_id: str, when: str) -> str:
+    visit = request.app[REGISTRY].get(visit_id)
+    t = request.app[INVITES].strings(visit.language_code if visit else "")
+    if when == "now":
+        return t.get("callback_confirmed_now", "")
+    # getTimezoneOffset() is UTC minus local time, in minutes.
+    offset = timedelta(minutes=-(visit.timezone_offset or 0) if visit else 0)
+    local = datetime.fromisoformat(when.replace("Z", "+00:00")).astimezone(timezone(offset))
+    return t.get("callback_confirmed_at", "").format(
+        date=local.strftime("%d/%m"), time=local.strftime("%H:%M")
+    )
 
 
 class ChatIn(BaseModel):
@@ -96,7 +110,10 @@ async def post_callback(request: web.Request) -> web.StreamResponse:
             "requestID": known.handoff["requestID"],
             "desiredTime": known.handoff["desiredTime"],
         }
-        return web.json_response({**sent, "state": known.state.value}, status=202)
+        message = _confirmation(request, body.visitID, sent["desiredTime"])
+        return web.json_response(
+            {**sent, "state": known.state.value, "message": message}, status=202
+        )
     attempt = _accepted_attempt(request, body.attemptID, body.visitID, "callback")
     settings = request.app[SETTINGS]
     form = {
@@ -112,8 +129,15 @@ async def post_callback(request: web.Request) -> web.StreamResponse:
     )
     attempt.handoff.update({"requestID": request_id, "desiredTime": when, "service": service})
     request.app[ENGAGEMENTS].store.record_attempt(attempt)
+    message = _confirmation(request, body.visitID, when)
     return web.json_response(
-        {"requestID": request_id, "desiredTime": when, "state": attempt.state.value}, status=202
+        {
+            "requestID": request_id,
+            "desiredTime": when,
+            "state": attempt.state.value,
+            "message": message,
+        },
+        status=202,
     )
 
 
@@ -132,7 +156,9 @@ async def post_chat(request: web.Request) -> web.StreamResponse:
     async with request.app[CLIENT].post(url, data=form) as r:
         if r.status == 503:
             engagements.move(attempt, State.FAILED, now_ms(), "no agent available (GMS 503)")
-            raise Unavailable("No agent is available right now. Please try again in a moment.")
+            visit = request.app[REGISTRY].get(body.visitID)
+            t = request.app[INVITES].strings(visit.language_code if visit else "")
+            raise Unavailable(t.get("chat_unavailable", "No agent is available right now."))
         if r.status >= 300:
             reason = f"GMS request-chat answered {r.status}"
             engagements.move(attempt, State.FAILED, now_ms(), reason)
