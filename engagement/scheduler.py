@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from functools import partial
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -53,10 +54,12 @@ def jobs(
     hub: LocalHub,
     engagements: Engagements,
 ) -> list[Job]:
+    # partial, not lambda: the scheduler awaits coroutine functions (and partials of them) on
+    # the loop; a lambda returning a coroutine would be run in a thread and never awaited.
     return [
-        Job(lambda: close_idle_visits(registry), C.VISIT_SWEEP_INTERVAL_S, "close-idle-visits"),
-        Job(lambda: purge_history(history, retention_days), C.PURGE_INTERVAL_S, "purge-history"),
-        Job(lambda: sweep_memory(hub, engagements), C.VISIT_SWEEP_INTERVAL_S, "sweep-memory"),
+        Job(partial(close_idle_visits, registry), C.VISIT_SWEEP_INTERVAL_S, "close-idle-visits"),
+        Job(partial(purge_history, history, retention_days), C.PURGE_INTERVAL_S, "purge-history"),
+        Job(partial(sweep_memory, hub, engagements), C.VISIT_SWEEP_INTERVAL_S, "sweep-memory"),
     ]
 
 

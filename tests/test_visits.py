@@ -120,3 +120,35 @@ async def test_recent_history_is_not_purged(tmp_path: Path):
         assert await history.get_visit(VISIT) is not None
     finally:
         await history.close()
+
+
+async def test_the_scheduler_really_runs_async_jobs():
+    """Jobs must run on the loop and be awaited (a lambda returning a coroutine would not)."""
+    import asyncio
+    from functools import partial
+
+    from engagement.scheduler import Job, start_scheduler
+
+    ran = asyncio.Event()
+
+    async def job(flag: asyncio.Event) -> None:
+        flag.set()
+
+    scheduler = start_scheduler([Job(partial(job, ran), 0.05, "probe")])
+    try:
+        await asyncio.wait_for(ran.wait(), 5)
+    finally:
+        scheduler.shutdown(wait=False)
+
+
+def test_declared_jobs_are_awaitable():
+    import inspect
+
+    from apscheduler.util import iscoroutinefunction_partial
+
+    from engagement.notifications.hub import LocalHub
+    from engagement.scheduler import jobs
+
+    for job in jobs(VisitRegistry(ListSink(), 60), None, 90, LocalHub(), None):  # type: ignore[arg-type]
+        assert iscoroutinefunction_partial(job.func), job.name
+        assert not inspect.isfunction(job.func) or inspect.iscoroutinefunction(job.func)
