@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from functools import partial
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import partial
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
