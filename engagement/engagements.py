@@ -64,6 +64,8 @@ class Engagements:
 
     def on_events(self, events: list[Event]) -> None:
         """Ingest listener: evaluate strategies for every visit these events touched."""
+        if not len(self.engine.strategies):
+            return
         now = now_ms()
         by_visit: dict[str, list[Event]] = {}
         for event in events:

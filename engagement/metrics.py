@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterator
+from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
@@ -15,7 +16,31 @@ from prometheus_client.registry import Collector
 from .api.state import ENGAGEMENTS, HISTORY, HUB, INGESTOR, LIBRARY, OUTBOX, REGISTRY
 
 METRICS = web.AppKey("metrics", CollectorRegistry)
-LATENCY = web.AppKey("latency", Histogram)
+
+
+class Latency:
+    """The request-latency histogram, with its label lookups cached (they cost more than the
+    observation itself)."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.histogram = Histogram(
+            "engagement_http_request_duration_seconds",
+            "Time to answer, by route",
+            ["route", "method", "status"],
+            registry=registry,
+            buckets=LATENCY_BUCKETS_S,
+        )
+        self._children: dict[tuple[str, str, int], Any] = {}
+
+    def observe(self, route: str, method: str, status: int, seconds: float) -> None:
+        key = (route, method, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.histogram.labels(route, method, str(status))
+        child.observe(seconds)
+
+
+LATENCY = web.AppKey("latency", Latency)
 LATENCY_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -64,13 +89,7 @@ def setup_metrics(app: web.Application) -> None:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(EngineCollector(app))
     app[METRICS] = registry
-    app[LATENCY] = Histogram(
-        "engagement_http_request_duration_seconds",
-        "Time to answer, by route",
-        ["route", "method", "status"],
-        registry=registry,
-        buckets=LATENCY_BUCKETS_S,
-    )
+    app[LATENCY] = Latency(registry)
 
 
 @web.middleware
@@ -87,8 +106,8 @@ async def latency_middleware(request: web.Request, handler: Handler) -> web.Stre
     finally:
         route = request.match_info.route.name or "unmatched"
         if route != "stream":  # a push stream lasts as long as the page: not a latency
-            request.app[LATENCY].labels(route, request.method, str(status)).observe(
-                time.perf_counter() - started
+            request.app[LATENCY].observe(
+                route, request.method, status, time.perf_counter() - started
             )
 
 

@@ -83,7 +83,9 @@ def _day_ms(day: dt.date) -> int:
     return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp()) * 1000
 
 
-def record_of(strategy: str, created_at: int, transitions: Iterable[Sequence[object]]) -> AttemptRecord:
+def record_of(
+    strategy: str, created_at: int, transitions: Iterable[Sequence[object]]
+) -> AttemptRecord:
     """An attempt record from stored transitions ``[[state, ms, reason], ...]``."""
     return AttemptRecord(strategy, created_at, frozenset(str(t[0]) for t in transitions))
 

@@ -18,7 +18,6 @@ from aiohttp import web
 
 from ..api.auth import API_KEYS
 from ..api.errors import Unauthorized
-from .templating import render
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -82,7 +81,8 @@ def console_page(handler: Handler) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
         if not _let_in(request):
             login = request.app.router["console-login"].url_for()
-            raise web.HTTPSeeOther(f"{login}?next={quote(request.path_qs, safe='/')}")
+            target = f"{login}?next={quote(request.path_qs, safe='/')}"
+            return web.Response(status=303, headers={"Location": target})
         return await handler(request)
 
     return wrapper
@@ -109,63 +109,3 @@ def check_csrf(request: web.Request, form_token: str) -> bool:
     if not session:
         return True
     return hmac.compare_digest(form_token.encode(errors="replace"), csrf_token(session).encode())
-
-
-def csrf_refused(request: web.Request) -> web.Response:
-    return render(
-        request,
-        "error.html",
-        {
-            "title": "Form refused",
-            "message": "This form expired or came from another site. Reload the page and try "
-            "again.",
-        },
-        status=403,
-    )
-
-
-def _safe_next(target: str) -> str | None:
-    """Only back into the console: never to another site (``//host`` included)."""
-    if target.startswith("/console/") and not target.startswith("//") and "\\" not in target:
-        return target
-    return None
-
-
-async def login_form(request: web.Request) -> web.StreamResponse:
-    """The sign-in form (the API key)."""
-    next_url = _safe_next(request.query.get("next", ""))
-    return render(request, "login.html", {"next": next_url, "error": None})
-
-
-async def login(request: web.Request) -> web.StreamResponse:
-    """Check the key; on success a session cookie and on to the console."""
-    form = await request.post()
-    key = form.get("key")
-    next_url = _safe_next(str(form.get("next", "")))
-    if not isinstance(key, str) or not key.strip() or not valid_key(request, key.strip()):
-        error = "That API key is not valid." if key else "Enter the API key."
-        return render(request, "login.html", {"next": next_url, "error": error}, status=401)
-    expires_s = int(time.time()) + SESSION_TTL_S
-    token = session_token(key.strip().encode(), expires_s)
-    response = web.HTTPSeeOther(next_url or str(request.app.router["console-visitors"].url_for()))
-    response.set_cookie(
-        SESSION_COOKIE,
-        token,
-        max_age=SESSION_TTL_S,
-        path=COOKIE_PATH,
-        httponly=True,
-        samesite="Strict",
-        secure=request.secure,
-    )
-    raise response
-
-
-@console_page
-async def logout(request: web.Request) -> web.StreamResponse:
-    """End the session in this browser."""
-    form = await request.post()
-    if not check_csrf(request, str(form.get(CSRF_FIELD, ""))):
-        return csrf_refused(request)
-    response = web.HTTPSeeOther(str(request.app.router["console-login"].url_for()))
-    response.del_cookie(SESSION_COOKIE, path=COOKIE_PATH)
-    raise response

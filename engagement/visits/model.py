@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import enum
 import re
-from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,7 +114,6 @@ class Visit:
     closed_at: int | None = None
     pages: dict[str, Page] = field(default_factory=dict)  # insertion order = browsing order
     current_page_id: str | None = None
-    events: deque[Event] = field(default_factory=lambda: deque(maxlen=C.MAX_EVENTS_KEPT_PER_VISIT))
     device: str = "desktop"  # mobile | tablet | desktop, from the user agent
     category_pages: dict[str, int] = field(default_factory=dict)  # pages seen per category
     category_sequence: list[str] = field(default_factory=list)  # categories, page by page
@@ -142,11 +140,10 @@ class Visit:
         """Fold one new (not duplicate) event into the visit's state."""
         seen = self._seen_event_ids
         seen[event.event_id] = None
-        if len(seen) > C.MAX_EVENTS_KEPT_PER_VISIT * 2:
+        if len(seen) > C.MAX_EVENT_IDS_KEPT_PER_VISIT:
             del seen[next(iter(seen))]
-        self.events.append(event)
         same_name = self.events_by_name.setdefault(event.event_name, [])
-        if len(same_name) < C.MAX_EVENTS_KEPT_PER_VISIT:
+        if len(same_name) < C.MAX_EVENTS_KEPT_PER_NAME:  # the store keeps every event
             same_name.append(event)
         now = event.server_time
         self.last_seen_at = max(self.last_seen_at, now)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import json
 import logging
 import time
@@ -18,6 +19,9 @@ from .model import Event, Visit
 
 log = logging.getLogger("engagement.store")
 
+# Pages and events live clustered by visit: a visit's rows share B-tree pages, so a batch
+# dirties few of them, and reading a visit is one range scan. `seq` keeps arrival order.
+SCHEMA_VERSION = 2
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS visits (
     visit_id TEXT PRIMARY KEY,
@@ -35,20 +39,21 @@ CREATE TABLE IF NOT EXISTS visits (
 CREATE INDEX IF NOT EXISTS visits_global ON visits (global_visit_id, started_at);
 CREATE INDEX IF NOT EXISTS visits_last_seen ON visits (last_seen_at);
 CREATE TABLE IF NOT EXISTS pages (
-    page_id TEXT PRIMARY KEY,
     visit_id TEXT NOT NULL,
+    page_id TEXT NOT NULL,
     url TEXT NOT NULL,
     title TEXT NOT NULL,
     referrer TEXT NOT NULL,
     utm TEXT NOT NULL,
     entered_at INTEGER NOT NULL,
     exited_at INTEGER,
-    focused_ms INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS pages_visit ON pages (visit_id, entered_at);
+    focused_ms INTEGER NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (visit_id, page_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS events (
-    event_id TEXT PRIMARY KEY,
     visit_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
     page_id TEXT NOT NULL,
     global_visit_id TEXT NOT NULL,
     event_type TEXT NOT NULL,
@@ -58,9 +63,10 @@ CREATE TABLE IF NOT EXISTS events (
     url TEXT NOT NULL,
     category TEXT NOT NULL,
     language_code TEXT NOT NULL,
-    data TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS events_visit ON events (visit_id, server_time);
+    data TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    PRIMARY KEY (visit_id, event_id)
+) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS attempts (
     attempt_id TEXT PRIMARY KEY,
     visit_id TEXT NOT NULL,
@@ -99,13 +105,13 @@ ON CONFLICT (visit_id) DO UPDATE SET
     timezone_offset = COALESCE(excluded.timezone_offset, visits.timezone_offset)
 """
 UPSERT_PAGE = """
-INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
-ON CONFLICT (page_id) DO UPDATE SET
+INSERT INTO pages VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (visit_id, page_id) DO UPDATE SET
     url = excluded.url, title = excluded.title, referrer = excluded.referrer,
     utm = excluded.utm, entered_at = MIN(pages.entered_at, excluded.entered_at),
     exited_at = excluded.exited_at, focused_ms = MAX(pages.focused_ms, excluded.focused_ms)
 """
-INSERT_EVENT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+INSERT_EVENT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 UPSERT_ATTEMPT = """
 INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (attempt_id) DO UPDATE SET
@@ -132,14 +138,14 @@ def _visit_row(visit: Visit) -> Row:
     )
 
 
-def _page_rows(visit: Visit) -> list[Row]:
+def _page_rows(visit: Visit, seq: itertools.count[int]) -> list[Row]:
     rows = []
     for page_id in visit.dirty_pages:
         p = visit.pages[page_id]
         rows.append(
             (
-                p.page_id,
                 visit.visit_id,
+                p.page_id,
                 p.url,
                 p.title,
                 p.referrer,
@@ -147,6 +153,7 @@ def _page_rows(visit: Visit) -> list[Row]:
                 p.entered_at,
                 p.exited_at,
                 p.focused_ms,
+                next(seq),
             )
         )
     visit.dirty_pages.clear()
@@ -155,17 +162,28 @@ def _page_rows(visit: Visit) -> list[Row]:
 
 def _attempt_row(a: Attempt) -> Row:
     return (
-        a.attempt_id, a.visit_id, a.global_visit_id, a.page_id, a.strategy, a.origin.value,
-        a.invite, a.media, json.dumps(a.params), a.timeout_s, a.created_at, a.state.value,
-        a.transitions[-1][1], json.dumps([[s.value, t, r] for s, t, r in a.transitions]),
+        a.attempt_id,
+        a.visit_id,
+        a.global_visit_id,
+        a.page_id,
+        a.strategy,
+        a.origin.value,
+        a.invite,
+        a.media,
+        json.dumps(a.params),
+        a.timeout_s,
+        a.created_at,
+        a.state.value,
+        a.transitions[-1][1],
+        json.dumps([[s.value, t, r] for s, t, r in a.transitions]),
         json.dumps(a.handoff),
-    )  # fmt: skip
+    )
 
 
-def _event_row(e: Event) -> Row:
+def _event_row(e: Event, seq: int) -> Row:
     return (
-        e.event_id,
         e.visit_id,
+        e.event_id,
         e.page_id,
         e.global_visit_id,
         e.event_type.value,
@@ -176,6 +194,7 @@ def _event_row(e: Event) -> Row:
         e.category,
         e.language_code,
         json.dumps(e.data),
+        seq,
     )
 
 
@@ -190,10 +209,11 @@ class SQLiteHistory:
         self.path = path
         self.flush_interval_s = flush_interval_s
         self._db: aiosqlite.Connection | None = None
-        self._visits: dict[str, Row] = {}
-        self._pages: dict[str, Row] = {}
-        self._events: list[Row] = []
+        # Only references on the hot path; rows are built when written, once per visit.
+        self._visits: dict[str, Visit] = {}
+        self._events: list[Event] = []
         self._attempts: dict[str, Row] = {}
+        self._seq = itertools.count(time.time_ns() // 1000)  # grows across restarts too
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
@@ -206,7 +226,7 @@ class SQLiteHistory:
 
     @property
     def pending(self) -> int:
-        return len(self._visits) + len(self._pages) + len(self._events) + len(self._attempts)
+        return len(self._visits) + len(self._events) + len(self._attempts)
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -214,7 +234,23 @@ class SQLiteHistory:
         self._db.row_factory = aiosqlite.Row
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
+        await self._db.execute("PRAGMA cache_size=-32768")  # 32 MiB: hot B-tree pages stay
+        async with self._db.execute("PRAGMA user_version") as cur:
+            row = await cur.fetchone()
+        version = row[0] if row else 0
+        async with self._db.execute(
+            "SELECT COUNT(*) FROM sqlite_master WHERE name='events'"
+        ) as cur:
+            row = await cur.fetchone()
+        if row and row[0] and version != SCHEMA_VERSION:
+            await self._db.close()
+            self._db = None
+            raise RuntimeError(
+                f"{self.path} holds history in an older format (version {version}); "
+                "move it away to start with an empty history"
+            )
         await self._db.executescript(SCHEMA)
+        await self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         await self._db.commit()
         self._writer = asyncio.create_task(self._write_loop(), name="history-writer")
 
@@ -232,10 +268,8 @@ class SQLiteHistory:
     # -- writes: queued on the hot path, written behind it --
 
     def record(self, visit: Visit, events: list[Event]) -> None:
-        self._visits[visit.visit_id] = _visit_row(visit)
-        for row in _page_rows(visit):
-            self._pages[row[0]] = row
-        self._events.extend(_event_row(e) for e in events)
+        self._visits[visit.visit_id] = visit
+        self._events.extend(events)
         if len(self._events) >= C.HISTORY_FLUSH_MAX_ROWS:
             self._wake.set()
 
@@ -260,30 +294,35 @@ class SQLiteHistory:
         async with self._lock:
             if not self.pending:
                 return
-            visits, pages, events = self._visits, self._pages, self._events
-            attempts = self._attempts
-            self._visits, self._pages, self._events, self._attempts = {}, {}, [], {}
+            visits, events, attempts = self._visits, self._events, self._attempts
+            self._visits, self._events, self._attempts = {}, [], {}
+            # Rows are built here, before the first await: a consistent snapshot.
+            seq = self._seq
+            visit_rows = [_visit_row(v) for v in visits.values()]
+            page_rows = [row for v in visits.values() for row in _page_rows(v, seq)]
+            event_rows = [_event_row(e, next(seq)) for e in events]
             started = time.perf_counter()
             try:
-                await self.db.executemany(UPSERT_VISIT, visits.values())
-                await self.db.executemany(UPSERT_PAGE, pages.values())
-                await self.db.executemany(INSERT_EVENT, events)
+                await self.db.executemany(UPSERT_VISIT, visit_rows)
+                await self.db.executemany(UPSERT_PAGE, page_rows)
+                await self.db.executemany(INSERT_EVENT, event_rows)
                 await self.db.executemany(UPSERT_ATTEMPT, attempts.values())
                 await self.db.commit()
             except BaseException:
                 if self._db is not None:
                     await self._db.rollback()
-                # Newer rows queued meanwhile win over the ones being put back.
+                # Put everything back; newer state queued meanwhile is the same objects.
+                for v in visits.values():
+                    v.dirty_pages.update({r[1]: None for r in page_rows if r[0] == v.visit_id})
                 self._visits = {**visits, **self._visits}
-                self._pages = {**pages, **self._pages}
                 self._events = events + self._events
                 self._attempts = {**attempts, **self._attempts}
                 raise
             log.debug(
                 "wrote %d visits, %d pages, %d events in %.1f ms",
-                len(visits),
-                len(pages),
-                len(events),
+                len(visit_rows),
+                len(page_rows),
+                len(event_rows),
                 (time.perf_counter() - started) * 1000,
             )
 
@@ -311,11 +350,11 @@ class SQLiteHistory:
             return None
         visit = _visit_json(row)
         async with self.db.execute(
-            "SELECT * FROM pages WHERE visit_id = ? ORDER BY entered_at, rowid", (visit_id,)
+            "SELECT * FROM pages WHERE visit_id = ? ORDER BY entered_at, seq", (visit_id,)
         ) as cur:
             visit["pages"] = [_page_json(r) for r in await cur.fetchall()]
         async with self.db.execute(
-            "SELECT * FROM events WHERE visit_id = ? ORDER BY server_time, rowid", (visit_id,)
+            "SELECT * FROM events WHERE visit_id = ? ORDER BY seq", (visit_id,)
         ) as cur:
             visit["events"] = [_event_json(r) for r in await cur.fetchall()]
         async with self.db.execute(
@@ -361,13 +400,21 @@ def _visit_json(r: aiosqlite.Row) -> dict[str, Any]:
 
 def _attempt(r: aiosqlite.Row) -> Attempt:
     return Attempt(
-        attempt_id=r["attempt_id"], visit_id=r["visit_id"], global_visit_id=r["global_visit_id"],
-        page_id=r["page_id"], strategy=r["strategy"], origin=Origin(r["origin"]),
-        invite=r["invite"], media=r["media"], params=json.loads(r["params"]),
-        timeout_s=r["timeout_s"], created_at=r["created_at"], state=State(r["state"]),
+        attempt_id=r["attempt_id"],
+        visit_id=r["visit_id"],
+        global_visit_id=r["global_visit_id"],
+        page_id=r["page_id"],
+        strategy=r["strategy"],
+        origin=Origin(r["origin"]),
+        invite=r["invite"],
+        media=r["media"],
+        params=json.loads(r["params"]),
+        timeout_s=r["timeout_s"],
+        created_at=r["created_at"],
+        state=State(r["state"]),
         transitions=[(State(s), t, why) for s, t, why in json.loads(r["transitions"])],
         handoff=json.loads(r["handoff"]),
-    )  # fmt: skip
+    )
 
 
 def _page_json(r: aiosqlite.Row) -> dict[str, Any]:

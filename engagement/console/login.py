@@ -1,0 +1,72 @@
+"""Signing in and out of the console."""
+
+from __future__ import annotations
+
+import time
+
+from aiohttp import web
+
+from .session import (
+    COOKIE_PATH,
+    CSRF_FIELD,
+    SESSION_COOKIE,
+    SESSION_TTL_S,
+    check_csrf,
+    console_page,
+    session_token,
+    valid_key,
+)
+from .templating import redirect, render
+
+
+def csrf_refused(request: web.Request) -> web.Response:
+    """The answer to a console form without its session's token."""
+    message = "This form expired or came from another site. Reload the page and try again."
+    return render(request, "error.html", {"title": "Form refused", "message": message}, 403)
+
+
+def safe_next(target: str) -> str | None:
+    """Only back into the console: never to another site (``//host`` included)."""
+    if target.startswith("/console/") and "\\" not in target:
+        return target
+    return None
+
+
+async def login_form(request: web.Request) -> web.StreamResponse:
+    """The sign-in form: the API key."""
+    next_url = safe_next(request.query.get("next", ""))
+    return render(request, "login.html", {"next": next_url, "error": None})
+
+
+async def login(request: web.Request) -> web.StreamResponse:
+    """Check the key; on success a session cookie, and on to the console."""
+    form = await request.post()
+    raw = form.get("key")
+    key = raw.strip() if isinstance(raw, str) else ""
+    next_url = safe_next(str(form.get("next", "")))
+    if not key or not valid_key(request, key):
+        error = "That API key is not valid." if key else "Enter the API key."
+        return render(request, "login.html", {"next": next_url, "error": error}, status=401)
+    expires_s = int(time.time()) + SESSION_TTL_S
+    response = redirect(next_url or str(request.app.router["console-visitors"].url_for()))
+    response.set_cookie(
+        SESSION_COOKIE,
+        session_token(key.encode(), expires_s),
+        max_age=SESSION_TTL_S,
+        path=COOKIE_PATH,
+        httponly=True,
+        samesite="Strict",
+        secure=request.secure,
+    )
+    return response
+
+
+@console_page
+async def logout(request: web.Request) -> web.StreamResponse:
+    """End the session in this browser."""
+    form = await request.post()
+    if not check_csrf(request, str(form.get(CSRF_FIELD, ""))):
+        return csrf_refused(request)
+    response = redirect(str(request.app.router["console-login"].url_for()))
+    response.del_cookie(SESSION_COOKIE, path=COOKIE_PATH)
+    return response

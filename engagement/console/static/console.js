@@ -1,0 +1,83 @@
+/* Live visitors: refresh the table from /console/visitors.json every 2 s (no library).
+   Rows are built with textContent only: visit data never becomes markup. */
+(function () {
+  'use strict';
+  var POLL_MS = 2000;
+  var body = document.getElementById('visitors');
+  if (!body) return;
+  var status = document.getElementById('live-status');
+  var empty = document.getElementById('no-visitors');
+
+  function el(tag, className, text) {
+    var node = document.createElement(tag);
+    if (className) node.className = className;
+    if (text !== undefined && text !== null) node.textContent = String(text);
+    return node;
+  }
+
+  function duration(seconds) {
+    var s = Math.floor(seconds);
+    if (s < 60) return s + ' s';
+    if (s < 3600) return Math.floor(s / 60) + ' min ' + String(s % 60).padStart(2, '0') + ' s';
+    return Math.floor(s / 3600) + ' h ' + String(Math.floor((s % 3600) / 60)).padStart(2, '0') + ' min';
+  }
+
+  function row(v) {
+    var tr = el('tr');
+    tr.dataset.visit = v.visitID;
+    var who = el('td');
+    var link = el('a', '', v.name || v.visitID.slice(0, 8));
+    link.href = body.dataset.visitUrl.replace('VISITID', encodeURIComponent(v.visitID));
+    who.append(link, ' ', el('span', 'muted', v.identity + (v.returning ? ' · returning' : '')));
+    var page = el('td');
+    if (v.currentPage) {
+      page.append(el('span', 'title', v.currentPage.title || '(untitled)'), ' ',
+                  el('span', 'muted url', v.currentPage.url));
+    } else {
+      page.textContent = '–';
+    }
+    var categories = el('td');
+    Object.keys(v.categories).sort().forEach(function (name) {
+      categories.append(el('span', 'tag', name + ' ' + v.categories[name]));
+    });
+    var engagement = el('td');
+    if (v.engagement) {
+      engagement.append(el('span', 'state state-' + v.engagement, v.engagement), ' ',
+                        el('span', 'muted', v.engagementStrategy));
+    } else {
+      engagement.append(el('span', 'muted', 'none'));
+    }
+    tr.append(who, page, el('td', 'num', v.pagesViewed), el('td', 'num', duration(v.timeOnSiteS)),
+              categories, engagement);
+    return tr;
+  }
+
+  function show(data) {
+    body.replaceChildren.apply(body, data.visits.map(row));
+    empty.hidden = data.visits.length > 0;
+    status.classList.remove('stale');
+    status.textContent = data.count + ' on the site now · updated ' +
+      new Date().toLocaleTimeString();
+  }
+
+  function poll() {
+    fetch(body.dataset.source, {credentials: 'same-origin', cache: 'no-store'})
+      .then(function (r) {
+        if (r.status === 401) {  // the session ended: sign in again, then come back here
+          window.location.href = body.dataset.loginUrl + '?next=' +
+            encodeURIComponent(window.location.pathname);
+          throw new Error('signed out');
+        }
+        if (!r.ok) throw new Error('HTTP ' + r.status);
+        return r.json();
+      })
+      .then(show)
+      .catch(function () {
+        status.classList.add('stale');
+        status.textContent = 'engine unreachable: retrying…';
+      })
+      .then(function () { window.setTimeout(poll, POLL_MS); });
+  }
+
+  window.setTimeout(poll, POLL_MS);
+})();

@@ -1,0 +1,159 @@
+"""Agents' pages: who is on the site now, one visit in full, and inviting a visitor now."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from aiohttp import web
+from pydantic import BaseModel, Field, ValidationError
+
+from .. import constants as C
+from ..api.state import ENGAGEMENTS, HISTORY, REGISTRY, SETTINGS
+from ..attempts import Attempt, Origin, new_attempt_id
+from ..monitoring.ingest import now_ms
+from ..visits.model import Visit
+from .login import csrf_refused
+from .session import CSRF_FIELD, check_csrf, console_data, console_page
+from .templating import redirect, render
+
+_ID = re.compile(C.ID_PATTERN)
+MEDIA = ("chat", "callback", "custom")
+AGENT_INVITE_TIMEOUT_S = 30.0  # as long as GWE's engage gives a visitor to answer
+NAME_FIELDS = ("firstName", "lastName")  # what the tracker's UserInfo / SignIn usually carry
+
+
+class InviteForm(BaseModel):
+    """The "invite now" form of a live visit's page."""
+
+    invite: str = Field(min_length=1, max_length=200)
+    media: Literal["chat", "callback", "custom"]
+    agent: str = Field("", max_length=60, pattern=r"^[^\x00-\x1f\x7f]*$")
+
+
+def invite_templates(request: web.Request) -> list[str]:
+    """The invitation templates agents may pick (``_`` marks a layout, not an invitation)."""
+    folder = request.app[SETTINGS].invites_dir
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.glob("*.html") if not p.name.startswith("_"))
+
+
+def display_name(user_info: dict[str, Any]) -> str:
+    """What the visitor told the site about themselves, short: a name, or an e-mail / ID."""
+    name = " ".join(str(user_info[k]) for k in NAME_FIELDS if user_info.get(k))
+    if name:
+        return name
+    for key in ("email", "customerID"):
+        if user_info.get(key):
+            return str(user_info[key])
+    return ""
+
+
+def live_row(visit: Visit, now: int) -> dict[str, Any]:
+    """One live visitor: the API's summary plus categories, name and engagement state."""
+    last: Attempt | None = visit.attempts[-1] if visit.attempts else None
+    return {
+        **visit.summary(now),
+        "name": display_name(visit.user_info),
+        "categories": dict(visit.category_pages),
+        "engagement": None if last is None else last.state.value,
+        "engagementStrategy": None if last is None else last.strategy,
+    }
+
+
+def live_rows(request: web.Request) -> list[dict[str, Any]]:
+    now = now_ms()
+    registry = request.app[REGISTRY]
+    visits = sorted(registry, key=lambda v: v.last_seen_at, reverse=True)
+    return [live_row(v, now) for v in visits]
+
+
+@console_page
+async def visitors_page(request: web.Request) -> web.StreamResponse:
+    """Live visitors; the page's script refreshes the table from ``visitors_json``."""
+    return render(request, "visitors.html", {"visits": live_rows(request)})
+
+
+@console_data
+async def visitors_json(request: web.Request) -> web.StreamResponse:
+    """Live visitors for the console's table, most recently active first."""
+    visits = live_rows(request)
+    return web.json_response(
+        {"count": len(visits), "visits": visits}, headers={"Cache-Control": "no-store"}
+    )
+
+
+def _not_found(request: web.Request, visit_id: str) -> web.Response:
+    message = f"No visit {visit_id} in the history (it may be older than the retention period)."
+    return render(request, "error.html", {"title": "Unknown visit", "message": message}, 404)
+
+
+@console_page
+async def visit_page(request: web.Request) -> web.StreamResponse:
+    """One visit, live or closed: pages, events, invitations and how each one went."""
+    visit_id = request.match_info["visitID"]
+    if not _ID.match(visit_id):
+        return _not_found(request, visit_id)
+    visit = await request.app[HISTORY].get_visit(visit_id)
+    if visit is None:
+        return _not_found(request, visit_id)
+    live = request.app[REGISTRY].get(visit_id)
+    busy = live is not None and request.app[ENGAGEMENTS].engine.busy(live)
+    context = {
+        "visit": visit,
+        "live": live is not None,
+        "busy": busy,
+        "name": display_name(visit["userInfo"]),
+        "categories": dict(live.category_pages) if live else {},
+        "templates": invite_templates(request) if live else [],
+        "media": MEDIA,
+        "page_numbers": {p["pageID"]: i for i, p in enumerate(visit["pages"], 1)},
+    }
+    return render(request, "visit.html", context)
+
+
+@console_page
+async def invite_now(request: web.Request) -> web.StreamResponse:
+    """Invite a live visitor now, the way a strategy would (origin: agent)."""
+    visit_id = request.match_info["visitID"]
+    form = await request.post()
+    if not check_csrf(request, str(form.get(CSRF_FIELD, ""))):
+        return csrf_refused(request)
+    back = str(request.app.router["console-visit"].url_for(visitID=visit_id))
+    visit = request.app[REGISTRY].get(visit_id) if _ID.match(visit_id) else None
+    if visit is None:
+        return redirect(back, ("error", f"Visit {visit_id} is not on the site any more."))
+    try:
+        choice = InviteForm.model_validate({k: v for k, v in form.items() if isinstance(v, str)})
+    except ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        field = ".".join(str(p) for p in error["loc"])
+        return redirect(back, ("error", f"Not sent: {field}: {error['msg']}."))
+    if choice.invite not in invite_templates(request):
+        return redirect(back, ("error", f"Not sent: no invitation template {choice.invite!r}."))
+    engagements = request.app[ENGAGEMENTS]
+    if engagements.engine.busy(visit):
+        last = visit.attempts[-1]
+        message = (
+            f"Not sent: this visit already has a live engagement ({last.strategy}, "
+            f"{last.state.value}). Wait until it ends."
+        )
+        return redirect(back, ("error", message))
+    page = visit.current_page
+    attempt = Attempt(
+        attempt_id=new_attempt_id(),
+        visit_id=visit.visit_id,
+        global_visit_id=visit.global_visit_id,
+        page_id=page.page_id if page else "",
+        strategy=f"agent:{choice.agent.strip() or 'console'}",
+        origin=Origin.AGENT,
+        invite=choice.invite,
+        media=choice.media,
+        params={},
+        timeout_s=AGENT_INVITE_TIMEOUT_S,
+        created_at=now_ms(),
+    )
+    engagements.add(visit, attempt)
+    message = f"Invitation {choice.invite} ({choice.media}) sent: attempt {attempt.attempt_id}."
+    return redirect(back, ("ok", message))
