@@ -34,13 +34,17 @@ def strategy_yaml(i: int, live: bool) -> str:
     if live:
         kind = i % 3
         if kind == 0:
-            when = (f"event: {{name: {LIVE_EVENTS[i % 5]}, where: {{price: {{gt: {100 * i}}}}},"
-                    f" count: {2 + i % 3}}}")  # fmt: skip
+            when = (
+                f"event: {{name: {LIVE_EVENTS[i % 5]}, where: {{price: {{gt: {100 * i}}}}},"
+                f" count: {2 + i % 3}}}"
+            )
         elif kind == 1:
             when = f"category: {{name: {LIVE_CATEGORIES[i % 5]}, count: {3 + i}}}"
         else:
-            when = (f"categories_in_sequence: [{LIVE_CATEGORIES[i % 5]}, "
-                    f"{LIVE_CATEGORIES[(i + 2) % 5]}, {LIVE_CATEGORIES[(i + 4) % 5]}]")  # fmt: skip
+            when = (
+                f"categories_in_sequence: [{LIVE_CATEGORIES[i % 5]}, "
+                f"{LIVE_CATEGORIES[(i + 2) % 5]}, {LIVE_CATEGORIES[(i + 4) % 5]}]"
+            )
     elif i % 2:
         when = f"event: {{name: Campaign{i}, where: {{value: {{ge: 10}}}}}}"
     else:
@@ -77,8 +81,25 @@ def stream(rng: random.Random) -> list[tuple[int, Event]]:
         else:
             name, etype, cat = rng.choice(LIVE_EVENTS), EventType.BUSINESS, ""
             data = {"price": rng.randrange(2000)}
-        out.append((v, Event(new_id(), etype, name, f"V{v}", pages[v], "G", n, n,
-                             f"https://shop.example/{cat}", cat, "en", data)))  # fmt: skip
+        out.append(
+            (
+                v,
+                Event(
+                    new_id(),
+                    etype,
+                    name,
+                    f"V{v}",
+                    pages[v],
+                    "G",
+                    n,
+                    n,
+                    f"https://shop.example/{cat}",
+                    cat,
+                    "en",
+                    data,
+                ),
+            )
+        )
     return out
 
 

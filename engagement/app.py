@@ -37,6 +37,7 @@ from .api.state import (
 )
 from .attempts import Attempt, State
 from .availability import AvailabilityBoard
+from .console import setup_console
 from .engagements import Engagements
 from .invite import Invites
 from .launchers.handoff import attached_data
@@ -122,6 +123,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     library.listeners.append(use_strategies)
     setup_metrics(app)
     setup_routes(app, demo=settings.demo)
+    setup_console(app)
     app.cleanup_ctx.append(_engine)
     return app
 

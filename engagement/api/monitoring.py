@@ -18,7 +18,8 @@ async def post_events(request: web.Request) -> web.StreamResponse:
     """Take a batch of tracker events (JSON, or text/plain from sendBeacon)."""
     batch = parse(EVENT_BATCH, await read_body(request, BEACON_TYPES))
     accepted, duplicates = request.app[INGESTOR].ingest(batch.events)
-    return web.json_response({"accepted": accepted, "duplicates": duplicates})
+    body = b'{"accepted":%d,"duplicates":%d}' % (accepted, duplicates)  # two ints: no encoder
+    return web.Response(body=body, content_type="application/json")
 
 
 async def get_tracker(request: web.Request) -> web.StreamResponse:

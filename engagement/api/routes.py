@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
+from ..console import report
 from ..metrics import get_metrics
 from ..monitoring.models import EventBatch, IngestResult
 from . import handoff, history, monitoring, notifications, site, strategies
@@ -73,6 +74,8 @@ ROUTES: list[Route] = [
     Route("PUT", "/api/v1/availability/{group}", strategies.put_availability,
           "availability-group", "strategies", auth=True, body=strategies.AvailabilityIn,
           response=strategies.AvailabilityOut),
+    Route("GET", "/api/v1/reports/strategies", report.get_strategy_report, "report-strategies",
+          "reports", auth=True, query=report.ReportQuery, response=report.StrategyReportOut),
     Route("GET", "/api/openapi.json", site.get_openapi, "openapi", "meta"),
     Route("GET", "/health", site.get_health, "health", "meta"),
     Route("GET", "/ready", site.get_ready, "ready", "meta"),

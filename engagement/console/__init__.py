@@ -43,7 +43,9 @@ def setup_console(app: web.Application) -> None:
     for method, path, handler, name in CONSOLE_ROUTES:
         app.router.add_route(method, path, handler, name=name)
     app.router.add_get("/console", _to_console, name="console-bare")
-    app.router.add_static("/console/static/", STATIC_DIR, name="console-static")
+    app.router.add_static(
+        "/console/static/", STATIC_DIR, name="console-static", append_version=True
+    )
     method, path, handler, name = REPORT_API_ROUTE
     if name not in app.router.named_resources():
         app.router.add_route(method, path, handler, name=name)

@@ -80,8 +80,9 @@ def console_page(handler: Handler) -> Handler:
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
         if not _let_in(request):
-            login = request.app.router["console-login"].url_for()
-            target = f"{login}?next={quote(request.path_qs, safe='/')}"
+            target = str(request.app.router["console-login"].url_for())
+            if request.method == "GET":  # a form posted after the session ended: start over
+                target += f"?next={quote(request.path_qs, safe='/')}"
             return web.Response(status=303, headers={"Location": target})
         return await handler(request)
 

@@ -44,7 +44,9 @@ def build_environment() -> jinja2.Environment:
     )
     env.filters["utc"] = utc_time
     env.filters["duration"] = duration
-    env.filters["pretty_json"] = lambda value: json.dumps(value, indent=1, sort_keys=True)
+    env.filters["pretty_json"] = lambda value: json.dumps(
+        value, indent=1, sort_keys=True, ensure_ascii=False
+    )
     env.filters["percent"] = lambda rate: NONE if rate is None else f"{rate * 100:.1f} %"
     return env
 

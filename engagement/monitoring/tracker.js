@@ -542,16 +542,15 @@
     sync();
     return ok;
   }
+  // Every tab that gets the message publishes Invitation.invited; the first one stores it.
   function invite(o) {
     var a = o.attemptID, s = lsJSON(IK), done = lsJSON(AK) || [];
-    if (!a || (s && s.attemptID === a) || done.indexOf(a) >= 0) return;
-    s = {attemptID: a, url: o.url, media: o.media, timeoutS: +o.timeoutS || 30, params: o.params || {}, shownAt: null};
-    if (!allowed(s.url)) {
-      warn('invitation refused, origin not allowed:', s.url);
-      return finish(s, 'failed');
+    if (!a || done.indexOf(a) >= 0) return;
+    if (!s || s.attemptID !== a) {
+      s = {attemptID: a, url: o.url, media: o.media, timeoutS: +o.timeoutS || 30, params: o.params || {}, shownAt: null};
+      s.expiresAt = Date.now() + limit(s); // not shown by then: dropped
+      lsSet(IK, s);
     }
-    s.expiresAt = Date.now() + limit(s); // not shown by then: dropped
-    lsSet(IK, s);
     tell(s, 'invited');
     sync();
   }
@@ -581,7 +580,11 @@
       return e.tabIndex >= 0 && !e.disabled && e.getClientRects().length;
     });
   }
-  function render(s) {
+  function render(s) { // only in the focus tab: a refused URL is reported 'failed' once
+    if (!allowed(s.url)) {
+      warn('invitation refused, origin not allowed:', s.url);
+      return finish(s, 'failed');
+    }
     pending = s.attemptID;
     getHTML(s.url).then(function (html) {
       pending = 0;

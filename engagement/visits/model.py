@@ -120,6 +120,8 @@ class Visit:
     events_by_name: dict[str, list[Event]] = field(default_factory=dict)
     attempts: list[Any] = field(default_factory=list)  # engagement attempts, oldest first
     dirty_pages: dict[str, None] = field(default_factory=dict)  # changed, in browsing order
+    changed: bool = True  # something the visit row holds changed, besides last_seen_at
+    stored_last_seen: int = -1  # last_seen_at when the visit row was last written
     _seen_event_ids: dict[str, None] = field(default_factory=dict)
 
     def is_duplicate(self, event_id: str) -> bool:
@@ -147,14 +149,17 @@ class Visit:
             same_name.append(event)
         now = event.server_time
         self.last_seen_at = max(self.last_seen_at, now)
-        if event.language_code:
+        if event.language_code and event.language_code != self.language_code:
             self.language_code = event.language_code
+            self.changed = True
         page = self.pages.get(event.page_id)
         if page is None:
             page = self.pages[event.page_id] = Page(event.page_id, event.url, entered_at=now)
             self._enter(page)
-        self.dirty_pages[page.page_id] = None
-        if event.event_type is EventType.SYSTEM:
+            self.dirty_pages[page.page_id] = None
+        if event.event_type is EventType.SYSTEM:  # business events change no page nor visit row
+            self.changed = True
+            self.dirty_pages[page.page_id] = None
             _SYSTEM_HANDLERS.get(event.event_name, _ignore)(self, page, event)
 
     def _count_categories(self, event: Event) -> None:
@@ -173,6 +178,7 @@ class Visit:
     def close(self, now_ms: int) -> None:
         """End the visit; its current page ends when the visitor was last seen."""
         self.closed_at = now_ms
+        self.changed = True
         page = self.current_page
         if page is not None and page.exited_at is None:
             page.exited_at = self.last_seen_at

@@ -37,7 +37,6 @@ CREATE TABLE IF NOT EXISTS visits (
     timezone_offset INTEGER
 );
 CREATE INDEX IF NOT EXISTS visits_global ON visits (global_visit_id, started_at);
-CREATE INDEX IF NOT EXISTS visits_last_seen ON visits (last_seen_at);
 CREATE TABLE IF NOT EXISTS pages (
     visit_id TEXT NOT NULL,
     page_id TEXT NOT NULL,
@@ -136,6 +135,16 @@ def _visit_row(visit: Visit) -> Row:
         visit.language_code,
         visit.timezone_offset,
     )
+
+
+def _row_stale(visit: Visit) -> bool:
+    """Whether the visit's row needs writing: last_seen_at alone moves on every event, and is
+    written at most every VISIT_ROW_REFRESH_MS (retention does not need it finer)."""
+    if visit.changed or visit.last_seen_at - visit.stored_last_seen >= C.VISIT_ROW_REFRESH_MS:
+        visit.changed = False
+        visit.stored_last_seen = visit.last_seen_at
+        return True
+    return False
 
 
 def _page_rows(visit: Visit, seq: itertools.count[int]) -> list[Row]:
@@ -298,7 +307,7 @@ class SQLiteHistory:
             self._visits, self._events, self._attempts = {}, [], {}
             # Rows are built here, before the first await: a consistent snapshot.
             seq = self._seq
-            visit_rows = [_visit_row(v) for v in visits.values()]
+            visit_rows = [_visit_row(v) for v in visits.values() if _row_stale(v)]
             page_rows = [row for v in visits.values() for row in _page_rows(v, seq)]
             event_rows = [_event_row(e, next(seq)) for e in events]
             started = time.perf_counter()
