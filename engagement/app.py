@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     setup_routes(app, demo=settings.demo)
     setup_console(app)
     app.cleanup_ctx.append(_engine)
+    app.on_shutdown.append(_close_streams)
     return app
 
 
@@ -171,6 +172,11 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         await app[OUTBOX].close()
         await app[CLIENT].close()
         await history.close()
+
+
+async def _close_streams(app: web.Application) -> None:
+    """Open push streams would hold the shutdown until they time out: end them first."""
+    app[HUB].close_all()
 
 
 def _callback_delivered(engagements: Engagements, delivery: Delivery) -> None:

@@ -387,3 +387,11 @@ async def test_external_decision_through_the_webhook(
     r = await client.post("/server/data/gateway/engage", json=body, headers=AUTH)
     assert r.status == 200, await r.text()
     assert await r.json() == {"attemptID": attempt_id, "state": "offered"}
+
+
+async def test_shutdown_ends_open_streams(client: Client, factory: Factory):
+    stream = await open_stream(client, factory)
+    assert await stream.raw() == b"retry: 2000\n\n"
+    await client.app.shutdown()  # what a stopping engine does first
+    rest = await asyncio.wait_for(stream.response.content.read(), 5)
+    assert b"retry" not in rest  # the stream ended: EOF, not a hang until a timeout

@@ -15,6 +15,7 @@ from ..attempts import Attempt, Origin, State, new_attempt_id
 from ..invite import InviteError
 from ..monitoring.ingest import now_ms
 from ..monitoring.models import ID
+from ..notifications.hub import CLOSED
 from ..notifications.service import DISPOSITIONS, DispositionConflict
 from .auth import api_key_required
 from .errors import HTTPError, InvalidInput, NotFound
@@ -269,6 +270,8 @@ async def stream(request: web.Request) -> web.StreamResponse:
         await response.write(f"retry: {C.PUSH_RETRY_MS}\n\n".encode())
         while True:
             frame = await subscription.get(heartbeat_s)
+            if frame == CLOSED:
+                break
             await response.write(frame if frame is not None else b": ping\n\n")
     except (ConnectionResetError, asyncio.CancelledError):
         pass

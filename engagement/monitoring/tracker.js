@@ -435,6 +435,9 @@
     try { o.push(new URL(BASE).origin); } catch (e) { /* no base */ }
     try { return o.indexOf(new URL(u, L.href).origin) >= 0; } catch (e) { return false; }
   }
+  function engineURL(u) { // an invitation is on the engine: a relative URL is relative to it
+    try { return new URL(u, BASE + '/').href; } catch (e) { return ''; }
+  }
   function getHTML(u, method) {
     return w.fetch(new URL(u, L.href).href, {method: method === 'POST' ? 'POST' : 'GET', credentials: 'omit'})
       .then(function (r) { if (!r.ok) throw Error('HTTP ' + r.status + ' ' + u); return r.text(); });
@@ -547,7 +550,7 @@
     var a = o.attemptID, s = lsJSON(IK), done = lsJSON(AK) || [];
     if (!a || done.indexOf(a) >= 0) return;
     if (!s || s.attemptID !== a) {
-      s = {attemptID: a, url: o.url, media: o.media, timeoutS: +o.timeoutS || 30, params: o.params || {}, shownAt: null};
+      s = {attemptID: a, url: engineURL(o.url), media: o.media, timeoutS: +o.timeoutS || 30, params: o.params || {}, shownAt: null};
       s.expiresAt = Date.now() + limit(s); // not shown by then: dropped
       lsSet(IK, s);
     }
@@ -634,6 +637,9 @@
       var f = e.target, o = {};
       if (!f.matches('[data-eng-form]') || h !== host) return;
       e.preventDefault();
+      var bad = f.querySelector('input:invalid,select:invalid,textarea:invalid'), msg = f.querySelector('[data-eng-error]');
+      if (msg) msg.textContent = bad ? bad.validationMessage : '';
+      if (bad) return bad.focus(); // novalidate forms: the template shows the error itself
       new FormData(f).forEach(function (v, k) {
         o[k] = {}.hasOwnProperty.call(o, k) ? [].concat(o[k], v) : v;
       });

@@ -35,6 +35,9 @@ def encode(message_id: int, channel: str, data: dict[str, Any]) -> bytes:
     return f"id: {message_id}\nevent: message\ndata: {payload}\n\n".encode()
 
 
+CLOSED = b""  # the frame that ends a stream
+
+
 class Stream:
     """One open page: frames to write, in order."""
 
@@ -47,6 +50,10 @@ class Stream:
 
     def put(self, frame: bytes) -> None:
         self._queue.put_nowait(frame)
+
+    def close(self) -> None:
+        """End the stream (the engine stops): the page's EventSource reconnects elsewhere."""
+        self._queue.put_nowait(CLOSED)
 
     async def get(self, timeout_s: float) -> bytes | None:
         """The next frame, or None after ``timeout_s`` (time for a heartbeat)."""
@@ -126,6 +133,11 @@ class LocalHub:
             box.touched_ms = now_ms
             if stream in box.streams:
                 box.streams.remove(stream)
+
+    def close_all(self) -> None:
+        for box in self._boxes.values():
+            for stream in box.streams:
+                stream.close()
 
     def sweep(self, now_ms: int) -> int:
         """Forget mailboxes with no stream and nothing younger than the TTL."""
