@@ -464,9 +464,9 @@
     unstream();
     if (seenVisit !== visitID) { seenVisit = visitID; seen = +lsGet(seqKey()) || 0; }
     esPage = pageID;
-    var s = es = new EventSource(BASE + '/notifications/stream?visitID=' + visitID + '&pageID=' + pageID + '&since=' + seen);
+    var v = visitID, s = es = new EventSource(BASE + '/notifications/stream?visitID=' + visitID + '&pageID=' + pageID + '&since=' + seen);
     s.onopen = function () { esBack = 0; };
-    s.onmessage = guard(function (e) { if (s === es) message(JSON.parse(e.data), +e.lastEventId); });
+    s.onmessage = guard(function (e) { if (s === es && v === visitID) message(JSON.parse(e.data), +e.lastEventId); });
     s.onerror = guard(function () { // CONNECTING: the browser retries by itself; CLOSED: we do
       if (s !== es || s.readyState !== 2) return;
       esBack = Math.min(esBack * 2 || 1000, 30000);
@@ -517,7 +517,7 @@
   function dispo(a, code) { // GET, retried twice on network errors
     var u = BASE + '/dispositions/' + encodeURIComponent(a) + '?visitID=' + visitID + '&pageID=' + pageID + '&code=' + code, n = 0;
     (function go() {
-      w.fetch(u, {credentials: 'omit', mode: 'no-cors', keepalive: true})
+      w.fetch(u, {credentials: 'omit', keepalive: true}) // CORS: the engine needs the Origin
         .catch(function () { if (n++ < 2) setTimeout(go, 1000 * n); });
     })();
   }
