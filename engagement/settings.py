@@ -80,6 +80,11 @@ class Settings(BaseSettings):
     chat_url: str | None = Field(
         None, description="chat page opened (with visitID, pageID) where Widgets are absent"
     )
+    chat_finalize_message: str | None = Field(
+        None,
+        description="opt-in: when the agent closes a Widgets chat segment, inject this message "
+        "(asynchronous chat) or end the chat (otherwise)",
+    )
     custom_webhook_url: str | None = Field(
         None, description="accepted `custom` invitations are posted here, signed"
     )

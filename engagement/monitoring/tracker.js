@@ -541,9 +541,56 @@
     if (ok) {
       dispo(s.attemptID, code);
       tell(s, code === 'timed_out' ? 'timedOut' : code, form);
+      if (code === 'accepted' && s.media === 'chat') chat(s);
     }
     sync();
     return ok;
+  }
+
+  // ---- hand-off: the chat opens with the visit's data attached ----------------------------------
+  function post(path, body) {
+    return w.fetch(BASE + path, {method: 'POST', credentials: 'omit', body: JSON.stringify(body),
+      headers: {'Content-Type': 'application/json'}}).then(function (r) {
+      return r.json().then(function (j) { if (!r.ok) throw Error(j.message || r.status); return j; });
+    });
+  }
+  function chat(s) {
+    var a = s.attemptID, g = w._genesys, bus = (g && g.widgets && g.widgets.bus) || w.CXBus;
+    var ud = Object.assign({}, s.params.userData, {visitID: visitID, pageID: pageID, webengagement: ''});
+    if (bus && bus.command) { // Genesys Widgets: WebChat.open, and its service events back to us
+      var sub = function (n, fn) { bus.subscribe('WebChatService.' + n, guard(fn)); };
+      sub('started', function () { dispo(a, 'launched'); });
+      sub('ended', function () { dispo(a, 'completed'); });
+      sub('messageReceived', function (e) { // an agent closing the segment ends the engagement
+        var m = ((e && e.data && e.data.originalMessages) || []).filter(function (x) {
+          return x.type === 'System' && x.event === 'InteractionStateChange';
+        }).pop(), st = m && m.data && m.data.interactionState;
+        if (st !== 'Finalizing' && st !== 'Completed') return;
+        dispo(a, 'completed');
+        if (!CFG.chatFinalize) return; // opt-in: what the Widgets documentation suggests
+        var t = g && g.widgets.webchat && g.widgets.webchat.transport;
+        if (t && t.async && t.async.enabled) bus.command('WebChat.injectMessage', {type: 'text', text: CFG.chatFinalize, bubble: {time: false}});
+        else bus.command('WebChat.endChat');
+      });
+      return bus.command('WebChat.open', {userData: ud});
+    }
+    var open = function (u) { // a window, or a frame in the page if pop-ups are blocked
+      if (!w.open(u, '_blank', 'width=420,height=640')) {
+        var f = d.createElement('iframe');
+        f.src = u;
+        f.title = 'Chat';
+        f.style.cssText = 'position:fixed;right:1rem;bottom:1rem;width:380px;height:560px;border:0;z-index:2147483001';
+        d.body.appendChild(f);
+      }
+      dispo(a, 'launched');
+    };
+    if (CFG.gmsChat) return post('/chats', {attemptID: a, visitID: visitID, pageID: pageID}).then(function (j) {
+      if (j.chatURL) open(new URL(j.chatURL, BASE + '/').href);
+    }, function (e) { pub('Invitation.failed', {attemptID: a, message: e.message}); w.alert(e.message); });
+    if (!CFG.chatUrl) return warn('no chat to open: add Genesys Widgets or set chat_url');
+    var u = new URL(CFG.chatUrl, BASE + '/');
+    [['visitID', visitID], ['pageID', pageID], ['scenario', s.params.scenario || 'engagement']].forEach(function (p) { u.searchParams.set(p[0], p[1]); });
+    open(u.href);
   }
   // Every tab that gets the message publishes Invitation.invited; the first one stores it.
   function invite(o) {
@@ -643,7 +690,16 @@
       new FormData(f).forEach(function (v, k) {
         o[k] = {}.hasOwnProperty.call(o, k) ? [].concat(o[k], v) : v;
       });
-      if (finish(c, 'accepted', o)) tell(c, 'submitted', o);
+      if (f.getAttribute('data-eng-form') !== 'callback') return finish(c, 'accepted', o) && tell(c, 'submitted', o);
+      post('/callbacks', Object.assign({attemptID: c.attemptID, visitID: visitID, pageID: pageID}, o)).then(function (j) {
+        var note = host; // keep the dialog, now a confirmation, out of sync()'s hands
+        host = null;
+        f.replaceWith(Object.assign(d.createElement('p'), {textContent: j.message}));
+        note.querySelector('[role=dialog]').setAttribute('role', 'status');
+        on(note, 'click', function (e) { if (e.target.closest('[data-eng-action]')) note.remove(); });
+        setTimeout(function () { note.remove(); }, 1e4);
+        if (finish(c, 'accepted', o)) tell(c, 'submitted', o);
+      }, function (e) { if (msg) msg.textContent = e.message; });
     });
     function busy(e) { // the visitor fills the form: the timeout becomes 120 s from now
       if ((e.type === 'focusin' && e.target === autoEl) || !e.target.closest('[data-eng-form]')) return;
