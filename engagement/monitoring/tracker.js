@@ -167,8 +167,7 @@
     emit('SYSTEM', 'VisitStarted', {
       timezoneOffset: new Date().getTimezoneOffset(),
       returning: returning,
-      userAgent: N.userAgent,
-      screen: {w: w.screen.width, h: w.screen.height}
+      userAgent: N.userAgent
     });
     return true;
   }
@@ -200,7 +199,7 @@
   function emit(type, name, data, url) {
     var copy = {};
     if (data && typeof data === 'object' && !Array.isArray(data)) {
-      try { copy = JSON.parse(JSON.stringify(data)); } catch (e) { warn('event data is not JSON-serialisable', name, e); }
+      try { copy = JSON.parse(JSON.stringify(data)); } catch (e) { warn('bad event data', name, e); }
     }
     enqueue({
       eventType: type, eventName: name, eventID: uuid(), pageID: pageID, visitID: visitID,
@@ -499,7 +498,7 @@
   function appendContent(o, n) {
     var u = o.url, id = String(o.id != null ? o.id : n), box = o.container || 'body';
     if (!allowed(u)) {
-      warn('content refused, origin not allowed:', u);
+      warn('origin not allowed:', u);
       return pub('Content.refused', {url: u});
     }
     getHTML(u, o.method).then(function (html) {
@@ -579,7 +578,7 @@
         var f = d.createElement('iframe');
         f.src = u;
         f.title = 'Chat';
-        f.style.cssText = 'position:fixed;right:1rem;bottom:1rem;width:380px;height:560px;border:0;z-index:2147483001';
+        f.style.cssText = 'position:fixed;right:0;bottom:0;width:380px;height:560px;border:0;z-index:2147483001';
         d.body.appendChild(f);
       }
       dispo(a, 'launched');
@@ -587,7 +586,7 @@
     if (CFG.gmsChat) return post('/chats', {attemptID: a, visitID: visitID, pageID: pageID}).then(function (j) {
       if (j.chatURL) open(new URL(j.chatURL, BASE + '/').href);
     }, function (e) { pub('Invitation.failed', {attemptID: a, message: e.message}); w.alert(e.message); });
-    if (!CFG.chatUrl) return warn('no chat to open: add Genesys Widgets or set chat_url');
+    if (!CFG.chatUrl) return warn('no chat: add Widgets or chat_url');
     var u = new URL(CFG.chatUrl, BASE + '/');
     [['visitID', visitID], ['pageID', pageID], ['scenario', s.params.scenario || 'engagement']].forEach(function (p) { u.searchParams.set(p[0], p[1]); });
     open(u.href);
@@ -632,7 +631,7 @@
   }
   function render(s) { // only in the focus tab: a refused URL is reported 'failed' once
     if (!allowed(s.url)) {
-      warn('invitation refused, origin not allowed:', s.url);
+      warn('origin not allowed:', s.url);
       return finish(s, 'failed');
     }
     pending = s.attemptID;
@@ -684,7 +683,7 @@
       var f = e.target, o = {};
       if (!f.matches('[data-eng-form]') || h !== host) return;
       e.preventDefault();
-      var bad = f.querySelector('input:invalid,select:invalid,textarea:invalid'), msg = f.querySelector('[data-eng-error]');
+      var bad = f.querySelector(':invalid'), msg = f.querySelector('[data-eng-error]');
       if (msg) msg.textContent = bad ? bad.validationMessage : '';
       if (bad) return bad.focus(); // novalidate forms: the template shows the error itself
       new FormData(f).forEach(function (v, k) {
