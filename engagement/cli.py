@@ -33,6 +33,7 @@ def serve(args: argparse.Namespace) -> int:
         f"engagement {__version__} on {base}\n"
         f"  demo site:   {base}/demo/\n"
         f"  tracker:     {base}/tracker.js\n"
+        f"  console:     {base}/console/  (log in with the API key)\n"
         f"  OpenAPI:     {base}/api/openapi.json\n"
         f"  API key:     {settings.resolved_api_keys()[0]}  (from {key_source})\n"
         f"  history:     {settings.db_path}",
