@@ -4,7 +4,7 @@ Budget (docs: /work/shared/DESIGN.md, "Budgets"): engine events/s >= 0.6 x bare 
 requests/s, measured on the 2-core machine with the servers pinned to CPU 1 and the load
 generator (wrk) to CPU 0. See bench/README.md for how to read the output.
 
-    .venv/bin/python bench/ingest.py [--duration-s 10] [--config FILE]
+    .venv/bin/python bench/ingest.py [--duration-s 10] [--strategies 100] [--config FILE]
 
 Exit status: 0 all ratios within budget, 1 a ratio is over budget, 2 no valid figure
 (a server failed, a request was refused, events were not all recorded...).
@@ -83,6 +83,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--visitors", type=int, default=1000, help="visitor pool size (1000)")
     p.add_argument("--batch", type=int, default=20, help="events per request, batch case (20)")
     p.add_argument("--config", type=Path, help="engine settings file, as ENGAGEMENT_CONFIG")
+    p.add_argument(
+        "--strategies",
+        type=int,
+        default=100,
+        help="strategies the engine loads, written by bench/strategies.py (100, the budget's)",
+    )
     p.add_argument("--json", type=Path, help="also write the results to this file")
     p.add_argument("--keep-data", action="store_true", help="keep the engine's data dir")
     args = p.parse_args()
@@ -223,6 +229,11 @@ def main() -> int:
         raise BenchError(f"{engagement} not found: pip install -e . in this venv first")
     tmp = Path(tempfile.mkdtemp(prefix="bench-ingest-"))
     data_dir = tmp / "data"
+    if args.strategies:
+        # The engine runs in tmp: ./strategies is its default strategies_dir.
+        from strategies import write_folder
+
+        write_folder(tmp / "strategies", args.strategies)
     eport, bport = free_port(), free_port()
     engine = Server(
         "engine",
@@ -250,7 +261,8 @@ def main() -> int:
             f"{baseline.pid} on {baseline.base_url} (CPU 1), load generator on CPU 0: "
             f"{'wrk' if wrk_path() else 'pyload.py'} -c{args.connections}, "
             f"{args.duration_s:g} s runs, {args.visitors} visitors"
-            + (f", config {args.config}" if args.config else ""),
+            + (f", config {args.config}" if args.config else "")
+            + f", {args.strategies} strategies loaded",
             flush=True,
         )
         session_nonce = secrets.token_hex(6).upper()
@@ -364,10 +376,7 @@ def report(results: list[ScenarioResult], args: argparse.Namespace) -> None:
             f"(budget >= {BUDGET})  {verdict}"
         )
         if res.scenario.events_per_request > 1:
-            print(
-                f"{'':<20} {'(info) per event parsed by both':<40} = "
-                f"{res.per_event_ratio:5.2f}"
-            )
+            print(f"{'':<20} {'(info) per event parsed by both':<40} = {res.per_event_ratio:5.2f}")
 
 
 if __name__ == "__main__":
