@@ -690,15 +690,23 @@
         o[k] = {}.hasOwnProperty.call(o, k) ? [].concat(o[k], v) : v;
       });
       if (f.getAttribute('data-eng-form') !== 'callback') return finish(c, 'accepted', o) && tell(c, 'submitted', o);
+      var note = host; // while it is sent, and then as a confirmation, out of sync()'s hands
+      host = null;
+      pending = c.attemptID; // nor rendered again meanwhile
       post('/callbacks', Object.assign({attemptID: c.attemptID, visitID: visitID, pageID: pageID}, o)).then(function (j) {
-        var note = host; // keep the dialog, now a confirmation, out of sync()'s hands
-        host = null;
+        pending = 0;
         f.replaceWith(Object.assign(d.createElement('p'), {textContent: j.message}));
         note.querySelector('[role=dialog]').setAttribute('role', 'status');
         on(note, 'click', function (e) { if (e.target.closest('[data-eng-action]')) note.remove(); });
         setTimeout(function () { note.remove(); }, 1e4);
         if (finish(c, 'accepted', o)) tell(c, 'submitted', o);
-      }, function (e) { if (msg) msg.textContent = e.message; });
+      }, function (e) {
+        pending = 0;
+        if (msg) msg.textContent = e.message;
+        if (host) note.remove(); // another invitation took its place
+        else host = note; // the visitor corrects and sends again
+        sync();
+      });
     });
     function busy(e) { // the visitor fills the form: the timeout becomes 120 s from now
       if ((e.type === 'focusin' && e.target === autoEl) || !e.target.closest('[data-eng-form]')) return;

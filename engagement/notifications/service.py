@@ -84,6 +84,11 @@ class Notifier:
                 )
             return
         target = DISPOSITIONS[code]
+        if target in (State.LAUNCHED, State.COMPLETED) and attempt.state in (
+            State.OFFERED,
+            State.SHOWN,
+        ):  # 'launched' overtook 'accepted' on the way: the chat opening says it was accepted
+            self.engagements.move(attempt, State.ACCEPTED, now, "implied by " + code)
         if attempt.state is target or _already_past(attempt.state, target):
             return
         if not attempt.can_move(target):
