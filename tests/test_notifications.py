@@ -395,3 +395,24 @@ async def test_shutdown_ends_open_streams(client: Client, factory: Factory):
     await client.app.shutdown()  # what a stopping engine does first
     rest = await asyncio.wait_for(stream.response.content.read(), 5)
     assert b"retry" not in rest  # the stream ended: EOF, not a hang until a timeout
+
+
+async def test_launched_before_accepted_implies_the_acceptance(client: Client, factory: Factory):
+    _, invite = await invited(client, factory)
+    attempt_id = invite["attemptID"]
+    assert (await disposition(client, factory, attempt_id, "shown")).status == 200
+    r = await disposition(client, factory, attempt_id, "launched")
+    assert r.status == 200, await r.text()
+    assert (await r.json())["state"] == "launched"
+    r = await disposition(client, factory, attempt_id, "accepted")  # the late one
+    assert (await r.json())["state"] == "launched"
+    visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
+    transitions = visit["attempts"][0]["transitions"]
+    assert [t["state"] for t in transitions] == [
+        "detected",
+        "offered",
+        "shown",
+        "accepted",
+        "launched",
+    ]
+    assert transitions[3]["reason"] == "implied by launched"
