@@ -21,7 +21,7 @@ from .auth import api_key_required
 from .errors import HTTPError, InvalidInput, NotFound
 from .origins import ORIGIN, browser_endpoint, cors_headers
 from .parsing import parse, parse_json, parse_query, read_body
-from .state import ENGAGEMENTS, HUB, INVITES, NOTIFIER, ORIGINS, REGISTRY, SETTINGS, origins_of
+from .state import ENGAGEMENTS, HUB, INVITES, NOTIFIER, REGISTRY, SETTINGS, origins_of
 
 log = logging.getLogger("engagement.notifications")
 
@@ -124,14 +124,18 @@ class AttemptStateOut(BaseModel):
 
 
 def _content_allowed(request: web.Request, url: str) -> bool:
+    """The same rule as the tracker's: the engine, content_origins, or an exact site origin
+    (a wildcard pattern cannot be checked in the page, so it does not count here either)."""
     parts = urlsplit(url)
     if not parts.scheme and not parts.netloc:
         return url.startswith("/")  # a path on the engine
     origin = f"{parts.scheme}://{parts.netloc}"
     settings = request.app[SETTINGS]
-    own = f"{request.scheme}://{request.host}"
+    exact_sites = {o for o in settings.allowed_origins if "*" not in o}
     return (
-        origin == own or origin in settings.content_origins or request.app[ORIGINS].allows(origin)
+        origin == f"{request.scheme}://{request.host}"
+        or origin in settings.content_origins
+        or origin in exact_sites
     )
 
 

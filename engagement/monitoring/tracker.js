@@ -512,7 +512,7 @@
 
   // ---- invitations -------------------------------------------------------------------------------
   var IK = PFX + 'invite', FK = PFX + 'focus', AK = PFX + 'answered';
-  var host = null, hostInv, autoEl, prevFocus, pending, invTimer, fk;
+  var leaving = 0, tried = {}, host = null, hostInv, autoEl, prevFocus, pending, invTimer, fk;
   function dispo(a, code) { // GET, retried twice on network errors
     var u = BASE + '/dispositions/' + encodeURIComponent(a) + '?visitID=' + visitID + '&pageID=' + pageID + '&code=' + code, n = 0;
     (function go() {
@@ -659,6 +659,12 @@
       }
       sync();
     }).catch(function (e) {
+      // A navigation cancels the fetch (sometimes before pagehide): try again once, later; if
+      // the page is gone by then, the next page shows the invitation.
+      if (leaving || !tried[s.attemptID]) {
+        tried[s.attemptID] = 1;
+        return setTimeout(guard(function () { pending = 0; sync(); }), 1000);
+      }
       pending = 0;
       warn(e);
       finish(s, 'failed');
@@ -791,6 +797,7 @@
     on(w, 'focus', function (e) { if (e.target === w) { claim(1); setFocus(true); } });
     on(w, 'blur', function (e) { if (e.target === w) setFocus(false); });
     on(w, 'pagehide', function () {
+      leaving = 1;
       emit('SYSTEM', 'PageExited', {});
       flushOnExit();
       unstream();
@@ -798,6 +805,7 @@
       if (lsGet(FK) === pageID) lsSet(FK, null); // the next tab to get focus claims it
     });
     on(w, 'pageshow', function (e) { // back from the back/forward cache: a new page
+      leaving = 0;
       if (!e.persisted) return;
       ensureVisit();
       enterPage(curRef);

@@ -30,7 +30,8 @@ def build_tracker(config: dict[str, Any]) -> TrackerScript:
     text = source()
     if text.count(CONFIG_TOKEN) != 1:
         raise RuntimeError(f"tracker.js must contain {CONFIG_TOKEN} exactly once")
-    text = text.replace(CONFIG_TOKEN, json.dumps(config, separators=(",", ":")))
+    compact = {k: v for k, v in config.items() if v is not None}  # absent reads as unset
+    text = text.replace(CONFIG_TOKEN, json.dumps(compact, separators=(",", ":")))
     body = rjsmin.jsmin(text).encode()
     etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
     return TrackerScript(body, gzip.compress(body, compresslevel=9, mtime=0), etag)

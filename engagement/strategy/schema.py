@@ -306,13 +306,14 @@ class DeclaredEvent(Strict):
 
     def tracker_config(self) -> dict[str, Any]:
         """How the tracker receives it (see tracker.js, setupDeclaredEvents)."""
-        return {
+        config = {
             "name": self.name,
             "trigger": self.trigger,
             "selector": self.selector,
             "delayMs": None if self.delay_s is None else int(self.delay_s * 1000),
             "values": self.values,
         }
+        return {k: v for k, v in config.items() if v}  # every byte of it is in every page
 
 
 class StrategyFile(Strict):

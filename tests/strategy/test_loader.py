@@ -87,7 +87,6 @@ def test_valid_file(tmp_path: Path) -> None:
         "name": "AddToCart",
         "trigger": "click",
         "selector": "#add",
-        "delayMs": None,
         "values": {"price": ".price"},
     }
     by_name = {s.name: s for s in loaded.strategies}
