@@ -163,14 +163,19 @@ def event_test(cond: EventCondition) -> Callable[[Event], bool]:
 def _event(cond: EventCondition) -> Pred:
     test, name, count = event_test(cond), cond.name, cond.count
 
+    key = object()  # this condition's entry in each visit's match counts
+
     def pred(ctx: Ctx) -> Verdict:
-        seen = 0
-        for event in ctx.visit.events_by_name.get(name, ()):
-            if test(event):
-                seen += 1
-                if seen >= count:
-                    return TRUE
-        return FALSE
+        events = ctx.visit.events_by_name.get(name)
+        if not events:
+            return FALSE
+        # The list only grows: test each event once, not at every evaluation.
+        counts = ctx.visit.match_counts
+        scanned, seen = counts.get(key, (0, 0))
+        if scanned < len(events):
+            seen += sum(1 for event in events[scanned:] if test(event))
+            counts[key] = (len(events), seen)
+        return TRUE if seen >= count else FALSE
 
     return pred
 

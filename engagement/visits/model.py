@@ -117,7 +117,8 @@ class Visit:
     device: str = "desktop"  # mobile | tablet | desktop, from the user agent
     category_pages: dict[str, int] = field(default_factory=dict)  # pages seen per category
     category_sequence: list[str] = field(default_factory=list)  # categories, page by page
-    events_by_name: dict[str, list[Event]] = field(default_factory=dict)
+    events_by_name: dict[str, list[Event]] = field(default_factory=dict)  # append-only lists
+    match_counts: dict[object, tuple[int, int]] = field(default_factory=dict)  # strategy cache
     attempts: list[Any] = field(default_factory=list)  # engagement attempts, oldest first
     dirty_pages: dict[str, None] = field(default_factory=dict)  # changed, in browsing order
     changed: bool = True  # something the visit row holds changed, besides last_seen_at
