@@ -10,6 +10,8 @@ from ..visits.model import Event, EventType
 from ..visits.registry import VisitRegistry
 from .models import EventIn
 
+_EVENT_TYPES = {t.value: t for t in EventType}  # a dict lookup, not an Enum call, per event
+
 
 class EventListener(Protocol):
     """Told of every new (not duplicate) event after the visit state took it."""
@@ -35,7 +37,7 @@ class Ingestor:
         events = [
             Event(
                 event_id=e.eventID,
-                event_type=EventType(e.eventType),
+                event_type=_EVENT_TYPES[e.eventType],
                 event_name=e.eventName,
                 visit_id=e.visitID,
                 page_id=e.pageID,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import heapq
 import itertools
 from collections.abc import Iterable, Sequence
@@ -13,6 +14,7 @@ from ..visits.model import Event, Visit
 from .conditions import IDENTITY, PAGE, AvailabilityView, Ctx, Pred, Verdict
 from .schema import DeclaredEvent, Limits, Offer
 
+CATEGORY_CACHE_SIZE = 4096  # distinct (URL, title) pairs remembered per strategy set
 MIN_RECHECK_MS = 250  # the timer tick; a condition is not asked again sooner than this
 PAGE_EVENTS = frozenset({"PageEntered", "VisitStarted"})
 IDENTITY_EVENTS = frozenset({"SignIn", "SignOut", "UserInfo"})
@@ -93,6 +95,9 @@ class StrategySet:
             (name, tuple(t.lower() for t in tags)) for name, tags in self.categories.items()
         ]
         self.declared_events = list(declared_events)
+        # Pages repeat: the same URL and title get the same categories (one cache per set, so a
+        # reload starts afresh).
+        self._categorize_cached = functools.lru_cache(maxsize=CATEGORY_CACHE_SIZE)(self._categorize)
 
     def __len__(self) -> int:
         return len(self.strategies)
@@ -111,6 +116,9 @@ class StrategySet:
         """Categories whose tags appear in the URL or the title."""
         if not self._tags:
             return []
+        return self._categorize_cached(url, title)
+
+    def _categorize(self, url: str, title: str) -> list[str]:
         url, title = url.lower(), title.lower()
         return [name for name, tags in self._tags if any(t in url or t in title for t in tags)]
 
