@@ -123,14 +123,20 @@ class StrategySet:
         return [name for name, tags in self._tags if any(t in url or t in title for t in tags)]
 
 
-def event_keys(event: Event) -> set[str]:
-    keys = {f"event:{event.event_name}"}
-    keys.update(f"category:{c}" for c in event.categories)
-    if event.event_name in PAGE_EVENTS:
+def event_keys(event: Event) -> frozenset[str]:
+    return _keys(event.event_name, event.category)
+
+
+@functools.lru_cache(maxsize=4096)
+def _keys(name: str, category: str) -> frozenset[str]:
+    """The index keys an event can trigger (few distinct names and categories: cached)."""
+    keys = {f"event:{name}"}
+    keys.update(f"category:{c}" for c in category.split(";") if c)
+    if name in PAGE_EVENTS:
         keys.add(PAGE)
-    elif event.event_name in IDENTITY_EVENTS:
+    elif name in IDENTITY_EVENTS:
         keys.add(IDENTITY)
-    return keys
+    return frozenset(keys)
 
 
 @dataclass(slots=True)
@@ -207,7 +213,7 @@ class Engine:
     def on_events(
         self, visit: Visit, events: Iterable[Event], now_ms: int
     ) -> CompiledStrategy | None:
-        keys: set[str] = set()
+        keys: frozenset[str] = frozenset()
         for event in events:
             keys |= event_keys(event)
         if self.busy(visit):
