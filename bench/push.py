@@ -28,13 +28,12 @@ import tempfile
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
 
 import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import (  # noqa: E402
+from common import (
     BENCH_DIR,
     HOST,
     LOADGEN_CPU,
@@ -63,7 +62,7 @@ TOTAL_TIMEOUT_S = 1200  # the whole benchmark, whatever happens
 
 def raise_nofile() -> None:
     """RLIMIT_NOFILE to NOFILE (root may raise the hard limit; others get their hard limit)."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (NOFILE, max(hard, NOFILE)))
     except (ValueError, OSError):
@@ -222,6 +221,7 @@ class LatencyResult:
 class ServerResults:
     memory: MemoryResult | None = None
     linger_s: float | None = None  # closed streams still held by the server this long
+    rss_after_latency_kib: int | None = None  # what the notifications left behind
     latency_tries: list[LatencyResult] = field(default_factory=list)
 
     @property
@@ -289,7 +289,9 @@ class Pages:
         except (aiohttp.ClientError, asyncio.CancelledError, ConnectionError):
             return
 
-    async def open_many(self, ids: list[tuple[str, str]], concurrency: int, timeout_s: float):
+    async def open_many(
+        self, ids: list[tuple[str, str]], concurrency: int, timeout_s: float
+    ) -> None:
         sem = asyncio.Semaphore(concurrency)
         tasks = [asyncio.create_task(self.open_one(v, p, sem)) for v, p in ids]
         try:
@@ -348,7 +350,9 @@ async def wait_open_streams(
         await asyncio.sleep(0.25)
 
 
-async def make_live(engine: Server, session: aiohttp.ClientSession, ids: list[tuple[str, str]]):
+async def make_live(
+    engine: Server, session: aiohttp.ClientSession, ids: list[tuple[str, str]]
+) -> None:
     """POST a PageEntered event for each visit (50 visits per request): visits go live."""
     ts = int(time.time() * 1000)
     for i in range(0, len(ids), 50):
@@ -370,7 +374,7 @@ async def make_live(engine: Server, session: aiohttp.ClientSession, ids: list[tu
                     "timezoneOffset": -60,
                     "utm": {},
                     "focused": True,
-                },  # fmt: skip
+                },
             }
             for visit_id, page_id in ids[i : i + 50]
         ]
@@ -408,7 +412,7 @@ async def notify_load(
                     errors.append(f"{r.status} {(await r.text())[:200]}")
                 else:
                     rtts.append(time.perf_counter_ns() - sent)
-        except (aiohttp.ClientError, OSError, asyncio.TimeoutError) as exc:
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             errors.append(repr(exc))
 
     n = 0
@@ -469,7 +473,7 @@ async def latency_run(
     )
     cpu = meter.report()
     deadline = time.monotonic() + 5
-    while pages.frames - frames_before < sent and time.monotonic() < deadline:
+    while pages.frames - frames_before < sent and time.monotonic() < deadline:  # noqa: ASYNC110 - bounded poll of a counter
         await asyncio.sleep(0.05)
     lat = sorted(pages.latencies_ns)
     pages.latencies_ns = None
@@ -507,7 +511,7 @@ async def latency_run(
 
 
 async def bench_server(
-    server: Server,
+    server: NofileServer,
     engine: bool,
     ids: list[tuple[str, str]],
     args: argparse.Namespace,
@@ -572,6 +576,14 @@ async def bench_server(
                 if not r.cpu.shared:
                     break
                 print("    CPU 1 was shared: running it again", flush=True)
+            await asyncio.sleep(1)
+            out.rss_after_latency_kib = rss = server.rss_kib()
+            sent = sum(r.sent for r in out.latency_tries)
+            print(
+                f"  RSS after the latency runs ({sent:,} notifications, {len(keep):,} streams "
+                f"open): {rss / 1024:,.1f} MiB",
+                flush=True,
+            )
         finally:
             pages.close_all()
 
@@ -597,7 +609,7 @@ async def warm_up(
                 if errors:
                     raise BenchError(f"{server.name} warm-up: {errors[0]}")
                 deadline = time.monotonic() + 5
-                while pages.frames < sent and time.monotonic() < deadline:
+                while pages.frames < sent and time.monotonic() < deadline:  # noqa: ASYNC110 - bounded poll of a counter
                     await asyncio.sleep(0.05)
                 if pages.frames != sent:
                     raise BenchError(f"{server.name} warm-up: {pages.frames} frames of {sent}")
@@ -606,7 +618,7 @@ async def warm_up(
 
 
 async def run(
-    engine: Server, bare: Server, args: argparse.Namespace
+    engine: NofileServer, bare: NofileServer, args: argparse.Namespace
 ) -> tuple[ServerResults, ServerResults]:
     ids = [(new_id(), new_id()) for _ in range(args.streams)]  # the first args.live go live
     results = {"bare": ServerResults(), "engine": ServerResults()}
@@ -630,8 +642,11 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--retries", type=int, default=2, help="latency re-runs if CPU 1 shared (2)")
     p.add_argument("--open-concurrency", type=int, default=200, help="streams opening at once")
     p.add_argument("--open-timeout-s", type=float, default=180.0, help="to open all streams")
-    p.add_argument("--allow-shared", action="store_true",
-                   help="exit 0/1 even if the kept latency runs shared CPU 1")  # fmt: skip
+    p.add_argument(
+        "--allow-shared",
+        action="store_true",
+        help="exit 0/1 even if the kept latency runs shared CPU 1",
+    )
     p.add_argument("--json", type=Path, help="also write the results to this file")
     p.add_argument("--keep-data", action="store_true", help="keep the data dir and logs")
     args = p.parse_args()
@@ -656,7 +671,10 @@ def engine_env(port: int, data_dir: Path) -> dict[str, str]:
 
 def report(bare: ServerResults, engine: ServerResults, args: argparse.Namespace) -> int:
     """The summary table; returns the exit status."""
-    assert bare.memory and engine.memory and bare.latency and engine.latency
+    assert bare.memory is not None
+    assert engine.memory is not None
+    assert bare.latency is not None
+    assert engine.latency is not None
     ratio = engine.memory.per_stream_bytes / bare.memory.per_stream_bytes
     mem_ok = ratio <= MEMORY_BUDGET
     lat_ok = engine.latency.p99_ms < LATENCY_BUDGET_MS
@@ -665,16 +683,18 @@ def report(bare: ServerResults, engine: ServerResults, args: argparse.Namespace)
     print(
         f"{'server':<9} {'RSS 0':>9} {'RSS N':>10} {'KiB/stream':>10} {'open s':>7} "
         f"{'notif/s':>8} {'p50 ms':>7} {'p99 ms':>7} {'max ms':>7} {'srv CPU':>8} "
-        f"{'CPU1 others':>11}"
+        f"{'CPU1 others':>11} {'RSS after':>10}"
     )
     for name, res in (("baseline", bare), ("engine", engine)):
         m, lat = res.memory, res.latency
-        assert m and lat
+        assert m is not None
+        assert lat is not None
         print(
             f"{name:<9} {m.rss0_kib / 1024:>7.1f}Mi {m.rssn_kib / 1024:>8.1f}Mi "
             f"{m.per_stream_bytes / 1024:>10.2f} {m.open_s:>7.1f} {lat.rate:>8,.0f} "
             f"{lat.p50_ms:>7.2f} {lat.p99_ms:>7.2f} {lat.max_ms:>7.1f} "
-            f"{lat.cpu.server_pct:>7.0f}% {lat.cpu.core1_other_pct:>10.0f}%"
+            f"{lat.cpu.server_pct:>7.0f}% {lat.cpu.core1_other_pct:>10.0f}% "
+            f"{(res.rss_after_latency_kib or 0) / 1024:>8.1f}Mi"
             + ("  SHARED" if lat.cpu.shared else "")
         )
     print()
@@ -733,7 +753,7 @@ def main() -> int:
             str(bport),
             "--heartbeat-s",
             str(HEARTBEAT_S),
-        ],  # fmt: skip
+        ],
         bport,
         tmp / "baseline.log",
         cwd=tmp,

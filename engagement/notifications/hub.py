@@ -57,8 +57,12 @@ class Stream:
 
     async def get(self, timeout_s: float) -> bytes | None:
         """The next frame, or None after ``timeout_s`` (time for a heartbeat)."""
+        queue = self._queue
+        if not queue.empty():
+            return queue.get_nowait()
         try:
-            return await asyncio.wait_for(self._queue.get(), timeout_s)
+            async with asyncio.timeout(timeout_s):  # no Task per frame, unlike wait_for
+                return await queue.get()
         except TimeoutError:
             return None
 
@@ -106,7 +110,11 @@ class LocalHub:
         box.seq = max(box.seq + 1, now_ms)
         box.touched_ms = now_ms
         message = Message(box.seq, page_id, channel, data, now_ms, encode(box.seq, channel, data))
-        box.buffer.append(message)
+        buffer = box.buffer
+        buffer.append(message)
+        oldest = now_ms - self.ttl_ms
+        while buffer[0].created_ms < oldest:  # past the TTL no page can ask for it again
+            buffer.popleft()
         for stream in box.streams:
             if message.for_page(stream.page_id):
                 stream.put(message.frame)
