@@ -48,7 +48,9 @@ def serve(args: argparse.Namespace) -> int:
         f"  history:     {settings.db_path}",
         flush=True,
     )
-    web.run_app(app, host=settings.host, port=settings.port, print=None)
+    # handler_cancellation: a page that goes away frees its push stream at once, not at the
+    # next heartbeat; the handlers that must finish once started shield that part.
+    web.run_app(app, host=settings.host, port=settings.port, print=None, handler_cancellation=True)
     return 0
 
 

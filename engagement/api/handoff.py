@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated
@@ -92,6 +93,17 @@ def _accepted_attempt(request: web.Request, attempt_id: str, visit_id: str, medi
     return attempt
 
 
+async def _store_callback(
+    request: web.Request, attempt: Attempt, service: str, form: dict[str, str], when: str
+) -> str:
+    request_id = await request.app[OUTBOX].enqueue(
+        attempt.attempt_id, attempt.visit_id, service, form
+    )
+    attempt.handoff.update({"requestID": request_id, "desiredTime": when, "service": service})
+    request.app[ENGAGEMENTS].store.record_attempt(attempt)
+    return request_id
+
+
 @browser_endpoint(origins_of)
 async def post_callback(request: web.Request) -> web.StreamResponse:
     """The callback invitation's form: stored at once, delivered to GMS behind the answer."""
@@ -124,11 +136,8 @@ async def post_callback(request: web.Request) -> web.StreamResponse:
         **attached_data(attempt, body.pageID),
     }
     service = str(attempt.params.get("service") or settings.gms_callback_service)
-    request_id = await request.app[OUTBOX].enqueue(
-        attempt.attempt_id, attempt.visit_id, service, form
-    )
-    attempt.handoff.update({"requestID": request_id, "desiredTime": when, "service": service})
-    request.app[ENGAGEMENTS].store.record_attempt(attempt)
+    # Shielded: once stored, the request is recorded on the attempt even if the visitor leaves.
+    request_id = await asyncio.shield(_store_callback(request, attempt, service, form, when))
     message = _confirmation(request, body.visitID, when)
     return web.json_response(
         {
