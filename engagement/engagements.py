@@ -13,7 +13,7 @@ import itertools
 import logging
 from collections import Counter
 from collections.abc import Callable, Iterable
-from typing import Protocol
+from typing import Any, Protocol
 
 from . import constants as C
 from .attempts import Attempt, Origin, State, new_attempt_id
@@ -25,6 +25,33 @@ from .visits.registry import VisitRegistry
 log = logging.getLogger("engagement.engagements")
 
 TIMER_TICK_S = 0.25  # dues and deadlines are checked this often
+
+
+def attempt_for(
+    visit: Visit,
+    strategy: str,
+    origin: Origin,
+    invite: str,
+    media: str,
+    params: dict[str, Any],
+    timeout_s: float,
+    now: int,
+) -> Attempt:
+    """A new attempt on the page the visitor is on now."""
+    page = visit.current_page
+    return Attempt(
+        attempt_id=new_attempt_id(),
+        visit_id=visit.visit_id,
+        global_visit_id=visit.global_visit_id,
+        page_id=page.page_id if page else "",
+        strategy=strategy,
+        origin=origin,
+        invite=invite,
+        media=media,
+        params=params,
+        timeout_s=timeout_s,
+        created_at=now,
+    )
 
 
 class AttemptStore(Protocol):
@@ -92,14 +119,17 @@ class Engagements:
                 self.move(attempt, State.TIMED_OUT, now, f"no answer while {expected.value}")
 
     def start(self, visit: Visit, strategy: CompiledStrategy, now: int) -> Attempt:
-        page = visit.current_page
-        attempt = Attempt(
-            attempt_id=new_attempt_id(), visit_id=visit.visit_id,
-            global_visit_id=visit.global_visit_id, page_id=page.page_id if page else "",
-            strategy=strategy.name, origin=Origin.STRATEGY, invite=strategy.offer.invite,
-            media=strategy.offer.media, params=dict(strategy.offer.params),
-            timeout_s=strategy.offer.timeout_s, created_at=now,
-        )  # fmt: skip
+        offer = strategy.offer
+        attempt = attempt_for(
+            visit,
+            strategy.name,
+            Origin.STRATEGY,
+            offer.invite,
+            offer.media,
+            dict(offer.params),
+            offer.timeout_s,
+            now,
+        )
         external = strategy.decide == "external"
         self.add(visit, attempt, offer=not external)
         if external:  # an outside system answers engage / noengage before the expiry
@@ -116,10 +146,13 @@ class Engagements:
         self.started_total += 1
         self.reached[attempt.state.value] += 1
         log.info(
-            "attempt %s for visit %s by %s (%s)", attempt.attempt_id, visit.visit_id,
-            attempt.strategy, attempt.media,
+            "attempt %s for visit %s by %s (%s)",
+            attempt.attempt_id,
+            visit.visit_id,
+            attempt.strategy,
+            attempt.media,
             extra={"visitID": visit.visit_id, "attemptID": attempt.attempt_id},
-        )  # fmt: skip
+        )
         self.expect(attempt, State.DETECTED, attempt.created_at + int(self.offer_timeout_s * 1000))
         if offer:
             self.offer(attempt, visit)
@@ -150,9 +183,12 @@ class Engagements:
             for listener in self.ended_listeners:
                 listener(attempt)
         log.info(
-            "attempt %s %s%s", attempt.attempt_id, state.value, f" ({reason})" if reason else "",
+            "attempt %s %s%s",
+            attempt.attempt_id,
+            state.value,
+            f" ({reason})" if reason else "",
             extra={"visitID": attempt.visit_id, "attemptID": attempt.attempt_id},
-        )  # fmt: skip
+        )
 
     def load_ledger(self, attempts: Iterable[Attempt]) -> None:
         for attempt in attempts:

@@ -73,6 +73,11 @@ class NotFound(HTTPError):
     code = "not_found"
 
 
+class Conflict(HTTPError):
+    status = 409
+    code = "conflict"
+
+
 class PayloadTooLarge(HTTPError):
     status = 413
     code = "payload_too_large"

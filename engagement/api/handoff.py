@@ -14,17 +14,12 @@ from ..attempts import Attempt, State
 from ..launchers.handoff import CallbackInputError, attached_data, desired_time, normalize_phone
 from ..monitoring.ingest import now_ms
 from ..monitoring.models import ID
-from .errors import HTTPError, InvalidInput, NotFound
+from .errors import Conflict, HTTPError, InvalidInput, NotFound
 from .origins import browser_endpoint
 from .parsing import parse_json
 from .state import CLIENT, ENGAGEMENTS, INVITES, OUTBOX, REGISTRY, SETTINGS, origins_of
 
 log = logging.getLogger("engagement.launchers")
-
-
-class Conflict(HTTPError):
-    status = 409
-    code = "conflict"
 
 
 class Unavailable(HTTPError):

@@ -11,14 +11,15 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, model_validator
 
 from .. import constants as C
-from ..attempts import Attempt, Origin, State, new_attempt_id
+from ..attempts import Attempt, Origin, State
+from ..engagements import attempt_for
 from ..invite import InviteError
 from ..monitoring.ingest import now_ms
 from ..monitoring.models import ID
 from ..notifications.hub import CLOSED
 from ..notifications.service import DISPOSITIONS, DispositionConflict
 from .auth import api_key_required
-from .errors import HTTPError, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, NotFound
 from .origins import ORIGIN, browser_endpoint, cors_headers
 from .parsing import parse, parse_json, parse_query, read_body
 from .state import ENGAGEMENTS, HUB, INVITES, NOTIFIER, REGISTRY, SETTINGS, origins_of
@@ -26,11 +27,6 @@ from .state import ENGAGEMENTS, HUB, INVITES, NOTIFIER, REGISTRY, SETTINGS, orig
 log = logging.getLogger("engagement.notifications")
 
 CHANNEL = r"^[A-Za-z][A-Za-z0-9_.:-]{0,99}$"
-
-
-class Conflict(HTTPError):
-    status = 409
-    code = "conflict"
 
 
 # -- models --
@@ -208,19 +204,15 @@ async def engage(request: web.Request) -> web.StreamResponse:
                 f"ixnProfile.invite: no template {profile.invite!r} in invites/",
                 details=[{"field": "ixnProfile.invite", "message": "unknown"}],
             )
-        page = visit.current_page
-        attempt = Attempt(
-            attempt_id=new_attempt_id(),
-            visit_id=visit.visit_id,
-            global_visit_id=visit.global_visit_id,
-            page_id=page.page_id if page else "",
-            strategy=str(getattr(profile, "strategy", None) or "external"),
-            origin=Origin.EXTERNAL,
-            invite=profile.invite or "",
-            media=profile.media or "",
-            params=profile.params,
-            timeout_s=profile.timeoutS,
-            created_at=now_ms(),
+        attempt = attempt_for(
+            visit,
+            str(getattr(profile, "strategy", None) or "external"),
+            Origin.EXTERNAL,
+            profile.invite or "",
+            profile.media or "",
+            profile.params,
+            profile.timeoutS,
+            now_ms(),
         )
         engagements.add(visit, attempt)
     return web.json_response({"attemptID": attempt.attempt_id, "state": attempt.state.value})

@@ -10,7 +10,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .. import constants as C
 from ..api.state import ENGAGEMENTS, HISTORY, REGISTRY, SETTINGS
-from ..attempts import Attempt, Origin, new_attempt_id
+from ..attempts import Attempt, Origin
+from ..engagements import attempt_for
 from ..monitoring.ingest import now_ms
 from ..visits.model import Visit
 from .login import csrf_refused
@@ -140,19 +141,15 @@ async def invite_now(request: web.Request) -> web.StreamResponse:
             f"{last.state.value}). Wait until it ends."
         )
         return redirect(back, ("error", message))
-    page = visit.current_page
-    attempt = Attempt(
-        attempt_id=new_attempt_id(),
-        visit_id=visit.visit_id,
-        global_visit_id=visit.global_visit_id,
-        page_id=page.page_id if page else "",
-        strategy=f"agent:{choice.agent.strip() or 'console'}",
-        origin=Origin.AGENT,
-        invite=choice.invite,
-        media=choice.media,
-        params={},
-        timeout_s=AGENT_INVITE_TIMEOUT_S,
-        created_at=now_ms(),
+    attempt = attempt_for(
+        visit,
+        f"agent:{choice.agent.strip() or 'console'}",
+        Origin.AGENT,
+        choice.invite,
+        choice.media,
+        {},
+        AGENT_INVITE_TIMEOUT_S,
+        now_ms(),
     )
     engagements.add(visit, attempt)
     message = f"Invitation {choice.invite} ({choice.media}) sent: attempt {attempt.attempt_id}."
