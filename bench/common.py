@@ -15,7 +15,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +57,7 @@ class Server:
     log_path: Path
     env: Mapping[str, str] | None = None
     cwd: Path | None = None
+    preexec_fn: Callable[[], object] | None = None  # run in the child before it execs
     proc: subprocess.Popen[bytes] | None = field(default=None, repr=False)
 
     @property
@@ -78,6 +79,7 @@ class Server:
                 stdin=subprocess.DEVNULL,
                 env=dict(self.env) if self.env is not None else None,
                 cwd=self.cwd,
+                preexec_fn=self.preexec_fn,
             )
 
     def log_tail(self, lines: int = 30) -> str:

@@ -22,7 +22,6 @@ import random
 import resource
 import secrets
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -41,7 +40,6 @@ from common import (
     BenchError,
     Server,
     free_port,
-    pinned,
 )
 
 MEMORY_BUDGET = 1.25  # engine bytes per stream <= 1.25 x bare aiohttp's
@@ -72,17 +70,8 @@ def raise_nofile() -> None:
 class NofileServer(Server):
     """common.Server, with RLIMIT_NOFILE raised in the child before it execs."""
 
-    def start(self) -> None:
-        with self.log_path.open("wb") as log:
-            self.proc = subprocess.Popen(
-                pinned(SERVER_CPU, self.argv),
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                stdin=subprocess.DEVNULL,
-                env=dict(self.env) if self.env is not None else None,
-                cwd=self.cwd,
-                preexec_fn=raise_nofile,
-            )
+    def __post_init__(self) -> None:
+        self.preexec_fn = raise_nofile
 
     def rss_kib(self) -> int:
         return self.memory_kib()["VmRSS"]
