@@ -152,3 +152,29 @@ def test_declared_jobs_are_awaitable():
     for job in jobs(VisitRegistry(ListSink(), 60), None, 90, LocalHub(), None):  # type: ignore[arg-type]
         assert iscoroutinefunction_partial(job.func), job.name
         assert not inspect.isfunction(job.func) or inspect.iscoroutinefunction(job.func)
+
+
+async def test_a_graceful_close_writes_the_latest_last_seen(tmp_path: Path):
+    """last_seen_at alone is written at most every 10 s, but never lost at a graceful stop."""
+    path = tmp_path / "h.sqlite3"
+    history = SQLiteHistory(path, flush_interval_s=10)
+    await history.open()
+    registry = VisitRegistry(history, visit_timeout_s=60)
+    registry.ingest([ev("PageEntered", PAGE1, 1_000)])
+    await history.flush()
+    registry.ingest([ev("AddToCart", PAGE1, 4_000, system=False)])  # 3 s later: row held back
+    await history.flush()
+    stored = await history.get_visit(VISIT)
+    assert stored is not None
+    assert stored["lastSeenAt"] == 1_000
+    await history.close()
+
+    history = SQLiteHistory(path)
+    await history.open()
+    try:
+        stored = await history.get_visit(VISIT)
+        assert stored is not None
+        assert stored["lastSeenAt"] == 4_000
+        assert len(stored["events"]) == 2
+    finally:
+        await history.close()

@@ -222,6 +222,7 @@ class SQLiteHistory:
         self._visits: dict[str, Visit] = {}
         self._events: list[Event] = []
         self._attempts: dict[str, Row] = {}
+        self._behind: dict[str, Visit] = {}  # rows whose last_seen_at is not written yet
         self._seq = itertools.count(time.time_ns() // 1000)  # grows across restarts too
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -270,7 +271,7 @@ class SQLiteHistory:
                 await self._writer
             self._writer = None
         if self._db is not None:
-            await self.flush()
+            await self.flush(final=True)
             await self._db.close()
             self._db = None
 
@@ -298,16 +299,23 @@ class SQLiteHistory:
             except Exception:
                 log.exception("history write failed; %d rows kept for the next try", self.pending)
 
-    async def flush(self) -> None:
-        """Write everything queued so far."""
+    async def flush(self, final: bool = False) -> None:
+        """Write everything queued so far (``final``: visit rows too, however fresh)."""
         async with self._lock:
-            if not self.pending:
+            if not self.pending and not (final and self._behind):
                 return
             visits, events, attempts = self._visits, self._events, self._attempts
             self._visits, self._events, self._attempts = {}, [], {}
             # Rows are built here, before the first await: a consistent snapshot.
             seq = self._seq
-            visit_rows = [_visit_row(v) for v in visits.values() if _row_stale(v)]
+            if final:  # rows held back by the refresh interval are written now
+                visits = {**self._behind, **visits}
+            written = [v for v in visits.values() if final or _row_stale(v)]
+            visit_rows = [_visit_row(v) for v in written]
+            for v in visits.values():
+                self._behind[v.visit_id] = v
+            for v in written:
+                del self._behind[v.visit_id]
             page_rows = [row for v in visits.values() for row in _page_rows(v, seq)]
             event_rows = [_event_row(e, next(seq)) for e in events]
             started = time.perf_counter()
@@ -323,6 +331,7 @@ class SQLiteHistory:
                 # Put everything back; newer state queued meanwhile is the same objects.
                 for v in visits.values():
                     v.dirty_pages.update({r[1]: None for r in page_rows if r[0] == v.visit_id})
+                    v.changed = True  # its row was not written after all
                 self._visits = {**visits, **self._visits}
                 self._events = events + self._events
                 self._attempts = {**attempts, **self._attempts}
