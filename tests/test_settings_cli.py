@@ -60,6 +60,11 @@ async def test_tracker_is_served_small_configured_and_cached(client: TestClient[
     assert '"visitTimeoutS":1800' in script
     r = await client.get("/tracker.js", headers={"If-None-Match": r.headers["ETag"]})
     assert r.status == 304
+    # The invitation part comes with the first invitation only.
+    r = await client.get("/engage.js", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    assert r.status == 200
+    assert len(await r.read()) < 4 * 1024
+    assert "WebChat.open" in gzip.decompress(await r.read()).decode()
 
 
 async def test_serve_starts_with_no_configuration(tmp_path: Path):

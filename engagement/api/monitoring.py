@@ -6,6 +6,7 @@ from aiohttp import web
 from pydantic import TypeAdapter
 
 from ..monitoring.models import EventBatch
+from ..monitoring.tracker import TrackerScript
 from .origins import browser_endpoint
 from .parsing import BEACON_TYPES, parse, read_body
 from .state import INGESTOR, TRACKER, origins_of
@@ -24,7 +25,15 @@ async def post_events(request: web.Request) -> web.StreamResponse:
 
 async def get_tracker(request: web.Request) -> web.StreamResponse:
     """The tracker script, minified; revalidated by ETag so config changes reach pages."""
-    script = request.app[TRACKER].script
+    return _serve_script(request, request.app[TRACKER].script)
+
+
+async def get_engage(request: web.Request) -> web.StreamResponse:
+    """Invitations and hand-off, which the tracker loads with a visit's first invitation."""
+    return _serve_script(request, request.app[TRACKER].engage)
+
+
+def _serve_script(request: web.Request, script: TrackerScript) -> web.StreamResponse:
     headers = {
         "Content-Type": "application/javascript; charset=utf-8",
         "Cache-Control": "no-cache",

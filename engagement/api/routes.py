@@ -41,6 +41,8 @@ ROUTES: list[Route] = [
           "monitoring", browser=True),
     Route("GET", "/tracker.js", monitoring.get_tracker, "tracker", "monitoring",
           content="application/javascript"),
+    Route("GET", "/engage.js", monitoring.get_engage, "engage-script", "monitoring",
+          content="application/javascript"),
     Route("GET", "/notifications/stream", notifications.stream, "stream", "notifications",
           browser=True, query=notifications.StreamQuery, content="text/event-stream"),
     Route("GET", "/dispositions/{attemptID}", notifications.disposition, "disposition",

@@ -491,8 +491,8 @@
     else if (c === 'gpe.publish') {
       pub(o.event, o.data);
       w.dispatchEvent(new CustomEvent('engagement', {detail: {event: o.event, data: o.data}}));
-    } else if (c === 'gpe.invite') invite(o);
-    else if (c === 'gpe.closeInvite') { settle(o.attemptID); sync(); }
+    } else if (c === 'gpe.invite') engage(function (m) { m.invite(o); });
+    else if (c === 'gpe.closeInvite') engage(function (m) { m.settle(o.attemptID); m.sync(); });
     else pub(c, x);
   }
   function appendContent(o, n) {
@@ -510,232 +510,25 @@
     }).catch(function (e) { warn(e); pub('Content.failed', {url: u, id: id}); });
   }
 
-  // ---- invitations -------------------------------------------------------------------------------
-  var IK = PFX + 'invite', FK = PFX + 'focus', AK = PFX + 'answered';
-  var leaving = 0, tried = {}, host = null, hostInv, autoEl, prevFocus, pending, invTimer, fk;
-  function dispo(a, code) { // GET, retried twice on network errors
-    var u = BASE + '/dispositions/' + encodeURIComponent(a) + '?visitID=' + visitID + '&pageID=' + pageID + '&code=' + code, n = 0;
-    (function go() {
-      w.fetch(u, {credentials: 'omit', keepalive: true}) // CORS: the engine needs the Origin
-        .catch(function () { if (n++ < 2) setTimeout(go, 1000 * n); });
-    })();
+  // ---- invitations: engage.js, loaded with the first one ------------------------------------
+  var IK = PFX + 'invite', FK = PFX + 'focus', leaving = 0, fk, E, eq = [];
+  function engage(fn) { // run fn with the invitation module, loading it the first time
+    if (E) return fn(E);
+    if (eq.push(fn) > 1) return;
+    var s = d.createElement('script');
+    s.async = true;
+    s.src = BASE + '/engage.js';
+    d.head.appendChild(s);
   }
-  function tell(s, what, form) {
-    var o = {attemptID: s.attemptID, media: s.media, params: s.params, visitID: visitID, pageID: pageID};
-    if (form) o.form = form;
-    pub('Invitation.' + what, o);
-  }
-  function limit(s) { return (s.interacting ? 120 : +s.timeoutS || 30) * 1000; }
-  function settle(a) { // true if attempt a was still open: it is answered now, everywhere
-    var s = lsJSON(IK), done = lsJSON(AK);
-    if (s && s.attemptID === a) lsSet(IK, null);
-    if (!Array.isArray(done)) done = [];
-    if (!a || done.indexOf(a) >= 0) return false;
-    done.push(a);
-    lsSet(AK, done.slice(-20));
-    return true;
-  }
-  function finish(s, code, form) {
-    var ok = settle(s.attemptID);
-    if (ok) {
-      dispo(s.attemptID, code);
-      tell(s, code === 'timed_out' ? 'timedOut' : code, form);
-      if (code === 'accepted' && s.media === 'chat') chat(s);
-    }
-    sync();
-    return ok;
-  }
-
-  // ---- hand-off: the chat opens with the visit's data attached ----------------------------------
-  function post(path, body) {
-    return w.fetch(BASE + path, {method: 'POST', credentials: 'omit', body: JSON.stringify(body),
-      headers: {'Content-Type': 'application/json'}}).then(function (r) {
-      return r.json().then(function (j) { if (!r.ok) throw Error(j.message || r.status); return j; });
-    });
-  }
-  function chat(s) {
-    var a = s.attemptID, g = w._genesys, bus = (g && g.widgets && g.widgets.bus) || w.CXBus;
-    var ud = Object.assign({}, s.params.userData, {visitID: visitID, pageID: pageID, webengagement: ''});
-    if (bus && bus.command) { // Genesys Widgets: WebChat.open, and its service events back to us
-      var sub = function (n, fn) { bus.subscribe('WebChatService.' + n, guard(fn)); };
-      sub('started', function () { dispo(a, 'launched'); });
-      sub('ended', function () { dispo(a, 'completed'); });
-      sub('messageReceived', function (e) { // an agent closing the segment ends the engagement
-        var m = ((e && e.data && e.data.originalMessages) || []).filter(function (x) {
-          return x.type === 'System' && x.event === 'InteractionStateChange';
-        }).pop(), st = m && m.data && m.data.interactionState;
-        if (st !== 'Finalizing' && st !== 'Completed') return;
-        dispo(a, 'completed');
-        if (!CFG.chatFinalize) return; // opt-in: what the Widgets documentation suggests
-        var t = g && g.widgets.webchat && g.widgets.webchat.transport;
-        if (t && t.async && t.async.enabled) bus.command('WebChat.injectMessage', {type: 'text', text: CFG.chatFinalize, bubble: {time: false}});
-        else bus.command('WebChat.endChat');
-      });
-      return bus.command('WebChat.open', {userData: ud});
-    }
-    var open = function (u) { // a window, or a frame in the page if pop-ups are blocked
-      if (!w.open(u, '_blank', 'width=420,height=640')) {
-        var f = d.createElement('iframe');
-        f.src = u;
-        f.title = 'Chat';
-        f.style.cssText = 'position:fixed;right:0;bottom:0;width:380px;height:560px;border:0;z-index:2147483001';
-        d.body.appendChild(f);
-      }
-      dispo(a, 'launched');
-    };
-    if (CFG.gmsChat) return post('/chats', {attemptID: a, visitID: visitID, pageID: pageID}).then(function (j) {
-      if (j.chatURL) open(new URL(j.chatURL, BASE + '/').href);
-    }, function (e) { pub('Invitation.failed', {attemptID: a, message: e.message}); w.alert(e.message); });
-    if (!CFG.chatUrl) return warn('no chat: add Widgets or chat_url');
-    var u = new URL(CFG.chatUrl, BASE + '/');
-    [['visitID', visitID], ['pageID', pageID], ['scenario', s.params.scenario || 'engagement']].forEach(function (p) { u.searchParams.set(p[0], p[1]); });
-    open(u.href);
-  }
-  // Every tab that gets the message publishes Invitation.invited; the first one stores it.
-  function invite(o) {
-    var a = o.attemptID, s = lsJSON(IK), done = lsJSON(AK) || [];
-    if (!a || done.indexOf(a) >= 0) return;
-    if (!s || s.attemptID !== a) {
-      s = {attemptID: a, url: engineURL(o.url), media: o.media, timeoutS: +o.timeoutS || 30, params: o.params || {}, shownAt: null};
-      s.expiresAt = Date.now() + limit(s); // not shown by then: dropped
-      lsSet(IK, s);
-    }
-    tell(s, 'invited');
-    sync();
+  function sync() { if (E) E.sync(); }
+  function pendingInvite() { // one is waiting (another page or tab got it): load what shows it
+    if (E) E.sync();
+    else if (lsGet(IK)) engage(function (m) { m.sync(); });
   }
   function claim(force) { // this tab is the one the visitor looks at
     if (force || d.visibilityState === 'visible') {
       lsSet(FK, fk = pageID);
       sync();
-    }
-  }
-  // Make the DOM match the shared state: render here if this tab holds the focus key.
-  function sync() {
-    clearTimeout(invTimer);
-    var s = lsJSON(IK), mine = s && lsGet(FK) === pageID;
-    if (s && !(s.expiresAt > Date.now())) {
-      if (s.shownAt) return finish(s, 'timed_out');
-      lsSet(IK, null);
-      return sync();
-    }
-    if (host && !(mine && hostInv.attemptID === s.attemptID)) unrender();
-    if (!s) return;
-    if (mine && !host && pending !== s.attemptID) render(s);
-    invTimer = setTimeout(guard(sync), Math.min(s.expiresAt - Date.now() + (mine ? 20 : 1500), 864e5));
-  }
-  var FOCUSABLE = 'a[href],button,input,select,textarea,[tabindex],[contenteditable]';
-  function focusables() {
-    return [...host.querySelectorAll(FOCUSABLE)].filter(function (e) {
-      return e.tabIndex >= 0 && !e.disabled && e.getClientRects().length;
-    });
-  }
-  function render(s) { // only in the focus tab: a refused URL is reported 'failed' once
-    if (!allowed(s.url)) {
-      warn('origin not allowed:', s.url);
-      return finish(s, 'failed');
-    }
-    pending = s.attemptID;
-    getHTML(s.url).then(function (html) {
-      pending = 0;
-      var c = lsJSON(IK);
-      if (host || !c || c.attemptID !== s.attemptID || lsGet(FK) !== pageID) return sync();
-      prevFocus = d.activeElement;
-      host = d.createElement('div');
-      host.className = 'eng-invite-host';
-      host.setAttribute('data-eng-attempt', c.attemptID);
-      host.tabIndex = -1;
-      host.appendChild(frag(html));
-      d.body.appendChild(host);
-      hostInv = c;
-      autoEl = host.querySelector('[autofocus]') || focusables()[0] || host;
-      autoEl.focus();
-      wire(host, c);
-      if (!c.shownAt) {
-        c.shownAt = Date.now();
-        c.expiresAt = c.shownAt + limit(c);
-        lsSet(IK, c);
-        dispo(c.attemptID, 'shown');
-        tell(c, 'shown');
-      }
-      sync();
-    }).catch(function (e) {
-      // A navigation cancels the fetch (sometimes before pagehide): try again once, later; if
-      // the page is gone by then, the next page shows the invitation.
-      if (leaving || !tried[s.attemptID]) {
-        tried[s.attemptID] = 1;
-        return setTimeout(guard(function () { pending = 0; sync(); }), 1000);
-      }
-      pending = 0;
-      warn(e);
-      finish(s, 'failed');
-    });
-  }
-  function unrender() {
-    var had = host.contains(d.activeElement);
-    host.remove();
-    host = null;
-    if (had && prevFocus && prevFocus.focus) prevFocus.focus();
-  }
-  var ACTIONS = {accept: 'accepted', decline: 'declined', close: 'closed'};
-  function wire(h, c) {
-    on(h, 'click', function (e) {
-      var t = e.target.closest('[data-eng-action]'), code = t && ACTIONS[t.getAttribute('data-eng-action')];
-      if (!code || h !== host) return;
-      if (t.type === 'submit' && t.form && t.form.matches('[data-eng-form]')) return; // the submit does it
-      e.preventDefault();
-      finish(c, code);
-    });
-    on(h, 'submit', function (e) {
-      var f = e.target, o = {};
-      if (!f.matches('[data-eng-form]') || h !== host) return;
-      e.preventDefault();
-      var bad = f.querySelector(':invalid'), msg = f.querySelector('[data-eng-error]');
-      if (msg) msg.textContent = bad ? bad.validationMessage : '';
-      if (bad) return bad.focus(); // novalidate forms: the template shows the error itself
-      new FormData(f).forEach(function (v, k) {
-        o[k] = {}.hasOwnProperty.call(o, k) ? [].concat(o[k], v) : v;
-      });
-      if (f.getAttribute('data-eng-form') !== 'callback') return finish(c, 'accepted', o) && tell(c, 'submitted', o);
-      var note = host; // while it is sent, and then as a confirmation, out of sync()'s hands
-      host = null;
-      pending = c.attemptID; // nor rendered again meanwhile
-      post('/callbacks', Object.assign({attemptID: c.attemptID, visitID: visitID, pageID: pageID}, o)).then(function (j) {
-        pending = 0;
-        f.replaceWith(Object.assign(d.createElement('p'), {textContent: j.message}));
-        note.querySelector('[role=dialog]').setAttribute('role', 'status');
-        on(note, 'click', function (e) { if (e.target.closest('[data-eng-action]')) note.remove(); });
-        setTimeout(function () { note.remove(); }, 1e4);
-        if (finish(c, 'accepted', o)) tell(c, 'submitted', o);
-      }, function (e) {
-        pending = 0;
-        if (msg) msg.textContent = e.message;
-        if (host) note.remove(); // another invitation took its place
-        else host = note; // the visitor corrects and sends again
-        sync();
-      });
-    });
-    function busy(e) { // the visitor fills the form: the timeout becomes 120 s from now
-      if ((e.type === 'focusin' && e.target === autoEl) || !e.target.closest('[data-eng-form]')) return;
-      var s = lsJSON(IK);
-      if (!s || s.attemptID !== c.attemptID || s.interacting) return;
-      s.interacting = true;
-      s.expiresAt = Date.now() + limit(s);
-      lsSet(IK, s);
-      dispo(s.attemptID, 'interacting');
-      sync();
-    }
-    on(h, 'focusin', busy);
-    on(h, 'input', busy);
-  }
-  function keys(e) {
-    if (!host) return;
-    if (e.key === 'Escape') return finish(hostInv, 'closed');
-    if (e.key !== 'Tab') return;
-    var f = focusables(), a = f[0], z = f[f.length - 1], x = d.activeElement;
-    if (!a) return e.preventDefault();
-    if (!host.contains(x) || x === host || x === (e.shiftKey ? a : z)) {
-      e.preventDefault();
-      (e.shiftKey ? z : a).focus();
     }
   }
 
@@ -780,7 +573,11 @@
       ids: ids,
       onPage: function (fn) { pageHooks.push(fn); if (pageID) fn(ids()); }, // called on each new page
       stats: function () { return {buffered: buf.length, dropped: dropped, backoffMs: backoff}; },
-      flush: function () { guard(flush)(); }
+      flush: function () { guard(flush)(); },
+      k: {BASE: BASE, CFG: CFG, PFX: PFX, IK: IK, FK: FK, ids: ids, pub: pub, on: on, guard: guard,
+        warn: warn, lsGet: lsGet, lsSet: lsSet, lsJSON: lsJSON, allowed: allowed, engineURL: engineURL,
+        getHTML: getHTML, frag: frag, leaving: function () { return leaving; },
+        ready: function (m) { E = m; eq.splice(0).forEach(function (fn) { guard(fn)(m); }); }}
     }});
 
     pageID = uuid();
@@ -815,9 +612,12 @@
       if (d.visibilityState === 'visible') claim();
       else if (!backoff) flush();
     });
-    on(w, 'storage', function (e) { if (e.key == null || e.key === IK || e.key === FK) sync(); });
-    on(d, 'keydown', keys, true);
+    on(w, 'storage', function (e) {
+      if (e.key == null || e.key === IK || e.key === FK) pendingInvite();
+    });
+    on(d, 'keydown', function (e) { if (E) E.keys(e); }, true);
     claim();
+    pendingInvite();
     on(w, 'online', function () { backoff = 0; flush(); });
     wrapHistory();
     setupDeclaredEvents(CFG.declaredEvents);

@@ -21,8 +21,19 @@ class TrackerScript:
     etag: str
 
 
-def source() -> str:
-    return resources.files(__package__).joinpath("tracker.js").read_text(encoding="utf-8")
+def source(name: str = "tracker.js") -> str:
+    return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+def _packed(text: str) -> TrackerScript:
+    body = rjsmin.jsmin(text).encode()
+    etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
+    return TrackerScript(body, gzip.compress(body, compresslevel=9, mtime=0), etag)
+
+
+def build_engage() -> TrackerScript:
+    """engage.js: invitations and hand-off, loaded by the tracker with the first invitation."""
+    return _packed(source("engage.js"))
 
 
 def build_tracker(config: dict[str, Any]) -> TrackerScript:
@@ -31,10 +42,7 @@ def build_tracker(config: dict[str, Any]) -> TrackerScript:
     if text.count(CONFIG_TOKEN) != 1:
         raise RuntimeError(f"tracker.js must contain {CONFIG_TOKEN} exactly once")
     compact = {k: v for k, v in config.items() if v is not None}  # absent reads as unset
-    text = text.replace(CONFIG_TOKEN, json.dumps(compact, separators=(",", ":")))
-    body = rjsmin.jsmin(text).encode()
-    etag = '"' + hashlib.sha256(body).hexdigest()[:20] + '"'
-    return TrackerScript(body, gzip.compress(body, compresslevel=9, mtime=0), etag)
+    return _packed(text.replace(CONFIG_TOKEN, json.dumps(compact, separators=(",", ":"))))
 
 
 class ServedTracker:
@@ -42,6 +50,7 @@ class ServedTracker:
 
     def __init__(self, config: dict[str, Any]) -> None:
         self.script = build_tracker(config)
+        self.engage = build_engage()
 
     def rebuild(self, config: dict[str, Any]) -> None:
         self.script = build_tracker(config)
