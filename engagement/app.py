@@ -139,9 +139,7 @@ def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, ob
         "declaredEvents": [e.tracker_config() for e in strategies.declared_events],
         "push": True,
         # Where gpe.appendContent may load from: the engine (always) and these origins.
-        "contentOrigins": sorted(
-            {o for o in settings.allowed_origins if "*" not in o} | set(settings.content_origins)
-        ),
+        "contentOrigins": settings.content_sources(),
         "chatUrl": settings.chat_url,
         "gmsChat": settings.gms_chat,
         "chatFinalize": settings.chat_finalize_message,

@@ -23,30 +23,15 @@ class State(enum.StrEnum):
 
 
 LIVE = frozenset({State.DETECTED, State.OFFERED, State.SHOWN, State.ACCEPTED, State.LAUNCHED})
+# An offered or shown invitation ends one of these ways (or is withdrawn: cancelled).
+ANSWERS = frozenset(
+    {State.ACCEPTED, State.DECLINED, State.TIMED_OUT, State.CLOSED, State.FAILED, State.CANCELLED}
+)
 # What may follow what; anything else is refused (and reported, never silently applied).
 NEXT: dict[State, frozenset[State]] = {
     State.DETECTED: frozenset({State.OFFERED, State.TIMED_OUT, State.CANCELLED, State.FAILED}),
-    State.OFFERED: frozenset(
-        {
-            State.SHOWN,
-            State.ACCEPTED,
-            State.DECLINED,
-            State.TIMED_OUT,
-            State.CLOSED,
-            State.FAILED,
-            State.CANCELLED,
-        }
-    ),
-    State.SHOWN: frozenset(
-        {
-            State.ACCEPTED,
-            State.DECLINED,
-            State.TIMED_OUT,
-            State.CLOSED,
-            State.FAILED,
-            State.CANCELLED,
-        }
-    ),
+    State.OFFERED: ANSWERS | {State.SHOWN},
+    State.SHOWN: ANSWERS,
     State.ACCEPTED: frozenset({State.LAUNCHED, State.FAILED, State.COMPLETED}),
     State.LAUNCHED: frozenset({State.COMPLETED, State.FAILED}),
 }

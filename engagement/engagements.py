@@ -190,6 +190,11 @@ class Engagements:
             extra={"visitID": attempt.visit_id, "attemptID": attempt.attempt_id},
         )
 
+    def find(self, attempt_id: str, visit_id: str) -> Attempt | None:
+        """An attempt of this visit (another visit cannot touch it)."""
+        attempt = self.by_id.get(attempt_id)
+        return attempt if attempt is not None and attempt.visit_id == visit_id else None
+
     def load_ledger(self, attempts: Iterable[Attempt]) -> None:
         for attempt in attempts:
             self.engine.ledger.add(attempt)

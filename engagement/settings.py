@@ -116,6 +116,12 @@ class Settings(BaseSettings):
     def db_path(self) -> Path:
         return self.data_dir / "engagement.sqlite3"
 
+    def content_sources(self) -> list[str]:
+        """Origins content may be loaded from besides the engine: content_origins and the exact
+        (wildcard-free) site origins; the tracker and the notify endpoint apply the same list."""
+        exact_sites = {o for o in self.allowed_origins if "*" not in o}
+        return sorted(exact_sites | set(self.content_origins))
+
     def resolved_gms_url(self) -> str | None:
         if self.gms_url:
             return self.gms_url

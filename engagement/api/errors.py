@@ -35,10 +35,6 @@ class HTTPError(Exception):
         return web.json_response(body, status=self.status, headers=self.headers)
 
 
-class BadRequest(HTTPError):
-    pass
-
-
 class InvalidInput(HTTPError):
     status = 400
     code = "invalid_input"

@@ -72,8 +72,8 @@ class ChatOut(BaseModel):
 
 def _accepted_attempt(request: web.Request, attempt_id: str, visit_id: str, media: str) -> Attempt:
     engagements = request.app[ENGAGEMENTS]
-    attempt = engagements.by_id.get(attempt_id)
-    if attempt is None or attempt.visit_id != visit_id or attempt.media != media:
+    attempt = engagements.find(attempt_id, visit_id)
+    if attempt is None or attempt.media != media:
         raise NotFound(
             f"no {media} engagement {attempt_id} for visit {visit_id}",
             details=[{"field": "attemptID", "message": "unknown"}],
@@ -110,8 +110,8 @@ async def post_callback(request: web.Request) -> web.StreamResponse:
         when = desired_time(body.desired_time, datetime.now(UTC), offset)
     except CallbackInputError as exc:
         raise InvalidInput(str(exc), details=[{"field": exc.field, "message": str(exc)}]) from exc
-    known = request.app[ENGAGEMENTS].by_id.get(body.attemptID)
-    if known is not None and known.visit_id == body.visitID and known.handoff.get("requestID"):
+    known = request.app[ENGAGEMENTS].find(body.attemptID, body.visitID)
+    if known is not None and known.handoff.get("requestID"):
         # The form sent twice (a double click, a retry): still one callback.
         sent = {
             "requestID": known.handoff["requestID"],

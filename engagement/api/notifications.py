@@ -17,7 +17,7 @@ from ..invite import InviteError
 from ..monitoring.ingest import now_ms
 from ..monitoring.models import ID
 from ..notifications.hub import CLOSED
-from ..notifications.service import DISPOSITIONS, DispositionConflict
+from ..notifications.service import DispositionConflict
 from .auth import api_key_required
 from .errors import Conflict, InvalidInput, NotFound
 from .origins import ORIGIN, browser_endpoint, cors_headers
@@ -120,24 +120,18 @@ class AttemptStateOut(BaseModel):
 
 
 def _content_allowed(request: web.Request, url: str) -> bool:
-    """The same rule as the tracker's: the engine, content_origins, or an exact site origin
-    (a wildcard pattern cannot be checked in the page, so it does not count here either)."""
+    """The tracker's rule: a path on the engine, the engine itself, or a content source."""
     parts = urlsplit(url)
     if not parts.scheme and not parts.netloc:
-        return url.startswith("/")  # a path on the engine
+        return url.startswith("/")
     origin = f"{parts.scheme}://{parts.netloc}"
-    settings = request.app[SETTINGS]
-    exact_sites = {o for o in settings.allowed_origins if "*" not in o}
-    return (
-        origin == f"{request.scheme}://{request.host}"
-        or origin in settings.content_origins
-        or origin in exact_sites
-    )
+    own = f"{request.scheme}://{request.host}"
+    return origin == own or origin in request.app[SETTINGS].content_sources()
 
 
 def _attempt(request: web.Request, attempt_id: str, visit_id: str) -> Attempt:
-    attempt = request.app[ENGAGEMENTS].by_id.get(attempt_id)
-    if attempt is None or attempt.visit_id != visit_id:
+    attempt = request.app[ENGAGEMENTS].find(attempt_id, visit_id)
+    if attempt is None:
         raise NotFound(
             f"no engagement attempt {attempt_id} for visit {visit_id}",
             details=[{"field": "attemptID", "message": "unknown"}],
@@ -287,7 +281,6 @@ async def disposition(request: web.Request) -> web.StreamResponse:
         raise Conflict(
             str(exc), details=[{"field": "code", "message": attempt.state.value}]
         ) from exc
-    assert query.code == "interacting" or query.code in DISPOSITIONS
     return web.json_response({"attemptID": attempt.attempt_id, "state": attempt.state.value})
 
 

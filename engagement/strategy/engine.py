@@ -245,6 +245,7 @@ class Engine:
 
     @property
     def pending_dues(self) -> int:
+        """Visit/strategy pairs waiting for a condition to ripen."""
         return len(self._scheduled)
 
     def _first_match(
