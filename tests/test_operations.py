@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import os
+import shutil
+from asyncio.subprocess import PIPE
 from typing import Any
 
 import pytest
@@ -72,3 +76,24 @@ def test_json_logs_carry_ids(caplog: pytest.LogCaptureFixture):
     line = json.loads(JSONFormatter().format(record))
     assert line["message"] == "attempt A1 shown"
     assert (line["visitID"], line["attemptID"], line["level"]) == ("V1", "A1", "INFO")
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+@pytest.mark.skipif(
+    PROMTOOL is None and not os.environ.get("CI"),
+    reason="promtool not installed (Debian package prometheus; .ci/run installs it)",
+)
+async def test_metrics_pass_promtool(client: Client, factory: Factory):
+    """A real consumer of /metrics (Prometheus's own linter) accepts what we expose."""
+    await post_events(client, factory.start())
+    r = await client.get("/metrics")
+    assert r.status == 200
+    body = await r.read()
+    assert PROMTOOL is not None, "CI must have promtool (.ci/run installs Debian's prometheus)"
+    proc = await asyncio.create_subprocess_exec(
+        PROMTOOL, "check", "metrics", stdin=PIPE, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await proc.communicate(body)
+    assert proc.returncode == 0, out.decode() + err.decode()
