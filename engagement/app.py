@@ -136,6 +136,7 @@ def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, ob
         "cookiePrefix": "_eng_",
         "flushDelayMs": 50,
         "maxBufferEvents": 500,
+        "maxDataBytes": C.MAX_EVENT_DATA_BYTES,
         "declaredEvents": [e.tracker_config() for e in strategies.declared_events],
         "push": True,
         # Where gpe.appendContent may load from: the engine (always) and these origins.

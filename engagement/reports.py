@@ -29,6 +29,7 @@ FUNNEL = (
 )
 CSV_HEADER = ("strategy", "day", *FUNNEL, "acceptance_rate")
 DAY_MS = 86_400_000
+CSV_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,8 +122,16 @@ def to_csv(rows: Iterable[FunnelRow]) -> str:
         rate = row.acceptance_rate
         day = row.day.isoformat() if row.day else ""
         counts = [row.counts[state] for state in FUNNEL]
-        writer.writerow([row.strategy, day, *counts, "" if rate is None else f"{rate:.4f}"])
+        strategy = csv_cell(row.strategy)
+        writer.writerow([strategy, day, *counts, "" if rate is None else f"{rate:.4f}"])
     return out.getvalue()
+
+
+def csv_cell(text: str) -> str:
+    """Text a spreadsheet shows as text: a leading ``=``, ``+``, ``-``, ``@``, tab or CR
+    would start a formula (``=HYPERLINK(...)``), so such a cell gets a leading ``'``
+    (OWASP's advice on CSV injection)."""
+    return "'" + text if text.startswith(CSV_FORMULA_STARTS) else text
 
 
 # -- reading the history store --

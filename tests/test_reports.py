@@ -254,6 +254,33 @@ async def test_csv_export_with_the_strategy_filter(client: Client):
     ]
 
 
+async def test_csv_export_neutralizes_formula_cells(client: Client):
+    hostile = ["=HYPERLINK(\"http://evil.example\",\"x\")", "+1+2", "-3", "@SUM(A1)",
+               "\tTAB", "\rCR", "plain=text"]  # fmt: skip
+    for name in hostile:
+        client.app[HISTORY].record_attempt(attempt(name, "2024-06-01T10:00", "offered"))
+    url = (
+        client.app.router["console-reports-csv"]
+        .url_for()
+        .with_query({"from": "2024-06-01", "until": "2024-06-01"})
+    )
+
+    r = await client.get(url, headers=AUTH)
+
+    assert r.status == 200, await r.text()
+    assert (await r.text()).split("\r\n") == [
+        CSV_HEADER,
+        "'\tTAB,2024-06-01,1,1,0,0,0,0,0,0,",
+        '"\'\rCR",2024-06-01,1,1,0,0,0,0,0,0,',
+        "'+1+2,2024-06-01,1,1,0,0,0,0,0,0,",
+        "'-3,2024-06-01,1,1,0,0,0,0,0,0,",
+        '"\'=HYPERLINK(""http://evil.example"",""x"")",2024-06-01,1,1,0,0,0,0,0,0,',
+        "'@SUM(A1),2024-06-01,1,1,0,0,0,0,0,0,",
+        "plain=text,2024-06-01,1,1,0,0,0,0,0,0,",
+        "",
+    ]
+
+
 async def test_csv_export_needs_a_session_or_key(client: Client):
     r = await client.get("/console/reports.csv")
 

@@ -21,7 +21,7 @@ from ..notifications.service import DispositionConflict
 from .auth import api_key_required
 from .errors import Conflict, InvalidInput, NotFound
 from .origins import ORIGIN, browser_endpoint, cors_headers
-from .parsing import parse, parse_json, parse_query, read_body
+from .parsing import parse, parse_headers, parse_json, parse_query, read_body
 from .state import ENGAGEMENTS, HUB, INVITES, NOTIFIER, REGISTRY, SETTINGS, origins_of
 
 log = logging.getLogger("engagement.notifications")
@@ -60,7 +60,20 @@ NOTIFY_BODY = TypeAdapter(NotifyBody)
 class StreamQuery(BaseModel):
     visitID: ID
     pageID: ID
-    since: int = Field(0, ge=0, description="last message id this visit handled")
+    since: int = Field(0, ge=0, le=C.MAX_SAFE_INTEGER, description="last message id handled")
+
+
+class StreamHeaders(BaseModel):
+    """EventSource sends back the id of the last message it got when it reconnects."""
+
+    last_event_id: Annotated[
+        str | None,
+        Field(
+            alias="Last-Event-ID",
+            pattern=rf"^[0-9]{{1,{C.MAX_LAST_EVENT_ID_CHARS}}}$",
+            description="id of the last message handled (ids are per-visit counters)",
+        ),
+    ] = None
 
 
 class DispositionQuery(BaseModel):
@@ -240,10 +253,8 @@ async def noengage(request: web.Request) -> web.StreamResponse:
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events for one page: its notifications, replayed after a reconnect."""
     query = parse_query(request, StreamQuery)
-    since = query.since
-    last = request.headers.get("Last-Event-ID", "")
-    if last.isdigit():
-        since = max(since, int(last))
+    last = parse_headers(request, StreamHeaders).last_event_id
+    since = max(query.since, int(last or 0))
     hub = request.app[HUB]
     heartbeat_s = request.app[SETTINGS].push_heartbeat_s
     response = web.StreamResponse(

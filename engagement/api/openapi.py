@@ -56,6 +56,10 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
             schema = route.query.model_json_schema()
             for name, prop in schema.get("properties", {}).items():
                 params.append({"name": name, "in": "query", "schema": prop})
+        if route.headers is not None:
+            schema = route.headers.model_json_schema(by_alias=True)
+            for name, prop in schema.get("properties", {}).items():
+                params.append({"name": name, "in": "header", "schema": prop})
         if params:
             op["parameters"] = params
         if route.body is not None:
@@ -73,7 +77,7 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
         error = {
             "content": {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
         }
-        if route.body is not None or route.query is not None or "{" in route.path:
+        if route.body or route.query or route.headers or "{" in route.path:
             op["responses"]["400"] = {
                 "description": "invalid input; `details` names the field",
                 **error,

@@ -54,6 +54,19 @@ async def parse_json(
         raise InvalidInput.from_validation(exc) from exc
 
 
+def parse_headers(request: web.Request, model: type[M]) -> M:
+    """The headers ``model`` names (by alias, e.g. ``Last-Event-ID``), validated."""
+    data = {
+        name: request.headers[name]
+        for name in (f.alias or key for key, f in model.model_fields.items())
+        if name in request.headers
+    }
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise InvalidInput.from_validation(exc, where="header") from exc
+
+
 def parse_query(request: web.Request, model: type[M]) -> M:
     data: dict[str, Any] = {}
     for key in request.query:

@@ -30,6 +30,7 @@ class Route:
     browser: bool = False  # allowed site origins only
     body: type[BaseModel] | None = None
     query: type[BaseModel] | None = None
+    headers: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     content: str = "application/json"
 
@@ -44,7 +45,8 @@ ROUTES: list[Route] = [
     Route("GET", "/engage.js", monitoring.get_engage, "engage-script", "monitoring",
           content="application/javascript"),
     Route("GET", "/notifications/stream", notifications.stream, "stream", "notifications",
-          browser=True, query=notifications.StreamQuery, content="text/event-stream"),
+          browser=True, query=notifications.StreamQuery, headers=notifications.StreamHeaders,
+          content="text/event-stream"),
     Route("GET", "/dispositions/{attemptID}", notifications.disposition, "disposition",
           "notifications", browser=True, query=notifications.DispositionQuery,
           response=notifications.AttemptStateOut),

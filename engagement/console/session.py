@@ -25,6 +25,7 @@ SESSION_COOKIE = "_eng_console"
 COOKIE_PATH = "/console"  # the cookie goes to console URLs only
 SESSION_TTL_S = 12 * 3600  # an agent's shift; then the key is asked again
 CSRF_FIELD = "csrf"
+EXPIRY_DIGITS_MAX = 12  # epoch seconds: 11 digits until the year 5138
 # How the request was let in: its session token, or "" for an API key header (no CSRF needed:
 # another site's form cannot send a header).
 SESSION = web.RequestKey("console_session", str)
@@ -37,7 +38,10 @@ def session_token(key: bytes, expires_s: int) -> str:
 
 def valid_session(keys: list[bytes], token: str, now_s: float) -> bool:
     expires, _, _ = token.partition(".")
-    if not expires.isdigit() or int(expires) < now_s:
+    # ASCII digits of a plausible length only: int() takes '²'... and refuses 5,000 digits.
+    if not (expires.isascii() and expires.isdigit() and len(expires) <= EXPIRY_DIGITS_MAX):
+        return False
+    if int(expires) < now_s:
         return False
     presented = token.encode(errors="replace")
     return any(

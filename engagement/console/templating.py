@@ -124,7 +124,7 @@ def read_flash(request: web.Request) -> dict[str, str] | None:
         return None
     try:
         kind, text = json.loads(base64.urlsafe_b64decode(raw.encode()))
-    except ValueError:
+    except (ValueError, TypeError, RecursionError):  # anything a client may put in a cookie
         return None
     if kind not in ("ok", "error") or not isinstance(text, str):
         return None

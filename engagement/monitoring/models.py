@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from .. import constants as C
 from ..visits.model import SYSTEM_EVENT_NAMES
+from .bounds import SYSTEM_DATA, UrlText, check_data
 
 ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]
 
@@ -23,11 +33,29 @@ class EventIn(BaseModel):
     pageID: ID
     visitID: ID
     globalVisitID: ID
-    timestamp: Annotated[int, Field(ge=0, description="browser clock, epoch ms")]
-    url: Annotated[str, StringConstraints(max_length=4096)]
+    timestamp: Annotated[
+        int, Field(ge=0, le=C.MAX_TIMESTAMP_MS, description="browser clock, epoch ms")
+    ]
+    url: UrlText
     category: Annotated[str, StringConstraints(max_length=1000)] = ""
     languageCode: Annotated[str, StringConstraints(max_length=35)] = ""
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: Annotated[
+        dict[str, Any],
+        AfterValidator(check_data),
+        Field(
+            description=f"JSON of at most {C.MAX_EVENT_DATA_BYTES} bytes and "
+            f"{C.MAX_EVENT_DATA_DEPTH} levels; numbers finite, integers safe in a browser"
+        ),
+    ] = Field(default_factory=dict)
+
+    @field_validator("data")
+    @classmethod
+    def _system_data(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """The keys the engine reads from system events have their types and bounds."""
+        model = SYSTEM_DATA.get(info.data.get("eventName", ""))
+        if model is not None and info.data.get("eventType") == "SYSTEM":
+            model.model_validate(data)  # a refusal names events.N.data.<key>
+        return data
 
     @model_validator(mode="after")
     def _known_system_event(self) -> EventIn:

@@ -188,7 +188,7 @@
     curRef = ref;
     resetFocusTime();
     emit('SYSTEM', 'PageEntered', {
-      title: d.title, referrer: ref || '', timezoneOffset: new Date().getTimezoneOffset(),
+      title: d.title.slice(0, 1000), referrer: (ref || '').slice(0, 4096), timezoneOffset: new Date().getTimezoneOffset(),
       utm: utm(), focused: d.hasFocus()
     });
     if (fk && lsGet(FK) === fk) claim(1); // this tab held the focus key: the new page does
@@ -197,13 +197,15 @@
 
   // ---- events --------------------------------------------------------------------------------
   function emit(type, name, data, url) {
-    var copy = {};
+    var copy = {}, s;
     if (data && typeof data === 'object' && !Array.isArray(data)) {
-      try { copy = JSON.parse(JSON.stringify(data)); } catch (e) { warn('bad event data', name, e); }
+      try { s = JSON.stringify(data); copy = JSON.parse(s); } catch (e) { warn('bad event data', name, e); }
     }
+    // The engine refuses a batch holding an oversized event: drop that one alone.
+    if (s && s.length > CFG.maxDataBytes) return warn('event data too large', name);
     enqueue({
       eventType: type, eventName: name, eventID: uuid(), pageID: pageID, visitID: visitID,
-      globalVisitID: gvid, timestamp: Date.now(), url: url || L.href, category: '',
+      globalVisitID: gvid, timestamp: Date.now(), url: (url || L.href).slice(0, 4096), category: '',
       languageCode: N.language || '', data: copy
     });
   }

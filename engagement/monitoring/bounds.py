@@ -1,0 +1,106 @@
+"""Bounds on what an event carries, so that the store and the code can always hold it.
+
+Checked once at the edge, inside pydantic validation, so that a refusal names the exact field
+(``events.0.data.cart.items.3.price``) like every other validation error.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from .. import constants as C
+
+Loc = tuple[str | int, ...]
+TimezoneOffset = Annotated[
+    int,
+    Field(
+        ge=-C.MAX_TIMEZONE_OFFSET_MIN,
+        le=C.MAX_TIMEZONE_OFFSET_MIN,
+        description="Date.getTimezoneOffset(): UTC minus local time, minutes",
+    ),
+]
+Title = Annotated[str, StringConstraints(max_length=C.MAX_TITLE_CHARS)]
+UrlText = Annotated[str, StringConstraints(max_length=C.MAX_URL_CHARS)]
+UserAgent = Annotated[str, StringConstraints(max_length=C.MAX_USER_AGENT_CHARS)]
+UtmKey = Annotated[str, StringConstraints(max_length=100)]
+UtmValue = Annotated[str, StringConstraints(max_length=C.MAX_TITLE_CHARS)]
+
+
+def _refuse(loc: Loc, kind: str, message: str, value: Any) -> ValidationError:
+    error = InitErrorDetails(type=PydanticCustomError(kind, message), loc=loc, input=value)
+    return ValidationError.from_exception_data("data", [error])
+
+
+def check_data(data: dict[str, Any]) -> dict[str, Any]:
+    """``data`` as JSON a browser and the store can hold: finite numbers, safe integers, at
+    most ``MAX_EVENT_DATA_DEPTH`` levels and ``MAX_EVENT_DATA_BYTES`` bytes."""
+    stack: list[tuple[Loc, Any, int]] = [((), data, 1)]
+    while stack:
+        loc, value, depth = stack.pop()
+        if isinstance(value, dict | list):
+            if depth > C.MAX_EVENT_DATA_DEPTH:
+                raise _refuse(
+                    loc,
+                    "too_deep",
+                    f"nested deeper than {C.MAX_EVENT_DATA_DEPTH} levels",
+                    "...",
+                )
+            items = value.items() if isinstance(value, dict) else enumerate(value)
+            stack.extend((loc + (k,), v, depth + 1) for k, v in items)
+        elif isinstance(value, bool) or value is None or isinstance(value, str):
+            continue
+        elif isinstance(value, int):
+            if abs(value) > C.MAX_SAFE_INTEGER:
+                raise _refuse(
+                    loc,
+                    "unsafe_integer",
+                    f"integers are at most {C.MAX_SAFE_INTEGER} in size (what a browser holds)",
+                    value,
+                )
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise _refuse(loc, "not_finite", "numbers must be finite", str(value))
+    size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+    if size > C.MAX_EVENT_DATA_BYTES:
+        raise _refuse(
+            (),
+            "too_large",
+            f"data is {size} bytes as JSON; at most {C.MAX_EVENT_DATA_BYTES}",
+            "...",
+        )
+    return data
+
+
+class _SystemData(BaseModel):
+    """The keys of a system event's data that the engine reads; other keys are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+
+class VisitStartedData(_SystemData):
+    timezoneOffset: TimezoneOffset | None = None
+    returning: bool = False
+    userAgent: UserAgent = ""
+
+
+class PageEnteredData(_SystemData):
+    title: Title = ""
+    referrer: UrlText = ""
+    timezoneOffset: TimezoneOffset | None = None
+    utm: dict[UtmKey, UtmValue] = Field(default_factory=dict)
+    focused: bool = False
+
+
+class FocusChangedData(_SystemData):
+    focused: bool = False
+
+
+SYSTEM_DATA: dict[str, type[_SystemData]] = {
+    "VisitStarted": VisitStartedData,
+    "PageEntered": PageEnteredData,
+    "FocusChanged": FocusChangedData,
+}
