@@ -12,7 +12,7 @@ import aiohttp
 from aiohttp import web
 
 from . import constants as C
-from .api.auth import API_KEYS
+from .api.auth import API_KEYS, BASIC_USERS
 from .api.errors import error_middleware
 from .api.openapi import build_openapi
 from .api.origins import OriginPolicy
@@ -23,6 +23,7 @@ from .api.state import (
     BACKGROUND,
     CLIENT,
     ENGAGEMENTS,
+    GWE_HISTORY,
     HISTORY,
     HUB,
     INGESTOR,
@@ -51,6 +52,8 @@ from .scheduler import jobs, start_scheduler
 from .settings import Settings
 from .strategy.engine import Engine, StrategySet
 from .strategy.library import StrategyLibrary
+from .visits.gwe_reads import GweHistory
+from .visits.identity import IdentityBook
 from .visits.model import Visit
 from .visits.registry import VisitRegistry
 from .visits.store import SQLiteHistory
@@ -76,6 +79,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         origins.append(_origin_of(settings.public_url))
     app[ORIGINS] = OriginPolicy(origins)
     app[API_KEYS] = [k.encode() for k in settings.resolved_api_keys()]
+    app[BASIC_USERS] = [(u.encode(), p.encode()) for u, p in settings.basic_auth_users.items()]
     tracker = app[TRACKER] = ServedTracker(_tracker_config(settings, StrategySet()))
     app[OPENAPI] = build_openapi(ROUTES)
     history = SQLiteHistory(settings.db_path, settings.history_flush_interval_s)
@@ -83,6 +87,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[HISTORY] = history
     app[REGISTRY] = registry
     ingestor = app[INGESTOR] = Ingestor(registry)
+    identities = IdentityBook(registry)  # SignIn/UserInfo/SignOut -> durable identities
+    history.sources.append(identities)
+    ingestor.listeners.append(identities)
+    app[GWE_HISTORY] = GweHistory(history)
     availability = app[AVAILABILITY] = AvailabilityBoard()
     engine = Engine(StrategySet(), availability, strict=settings.strict_mode)
     engagements = app[ENGAGEMENTS] = Engagements(

@@ -47,6 +47,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Keys accepted by the REST API; empty = one generated into data_dir",
     )
+    basic_auth_users: dict[str, str] = Field(
+        default_factory=dict,
+        description="user -> password accepted as HTTP Basic auth beside API keys (GWE's "
+        "agent desktops use Basic); send it over HTTPS only",
+    )
     visit_timeout_s: float = Field(C.VISIT_IDLE_TIMEOUT_S, gt=0)
     retention_days: float = Field(C.HISTORY_RETENTION_DAYS, gt=0)
     history_flush_interval_s: float = Field(C.HISTORY_FLUSH_INTERVAL_S, gt=0)

@@ -47,14 +47,16 @@ async def test_visit_has_its_pages_and_events(client: Client, factory: Factory):
     assert cart["serverTime"] >= visit["startedAt"]
 
 
-async def test_identity_follows_user_info_sign_in_and_sign_out(client: Client, factory: Factory):
+async def test_identity_follows_user_info_sign_in_and_sign_out_recognized(
+    client: Client, factory: Factory
+):
     await post_events(client, factory.start())
     url = f"/api/v1/visits/{factory.visit_id}"
     steps = [
         ("UserInfo", {"firstName": "Ada"}, "recognized"),
         ("SignIn", {"customerID": "C-1"}, "authenticated"),
         ("UserInfo", {"tier": "gold"}, "authenticated"),
-        ("SignOut", {}, "anonymous"),
+        ("SignOut", {}, "recognized"),
     ]
     for name, data, identity in steps:
         await post_events(client, [factory.event(name, data)])
@@ -161,5 +163,5 @@ async def test_openapi_lists_every_route(client: Client):
                 continue
             assert (route.method, path) in documented
     visit_op = doc["paths"]["/api/v1/visits/{visitID}"]["get"]
-    assert visit_op["security"] == [{"apiKey": []}, {"bearer": []}]
+    assert visit_op["security"] == [{"apiKey": []}, {"bearer": []}, {"basic": []}]
     assert "VisitOut" in doc["components"]["schemas"]

@@ -65,7 +65,7 @@ def test_identity_transitions():
         ("UserInfo", {"name": "Ada"}, Identity.RECOGNIZED),
         ("SignIn", {"id": "C1"}, Identity.AUTHENTICATED),
         ("UserInfo", {"tier": "gold"}, Identity.AUTHENTICATED),
-        ("SignOut", {}, Identity.ANONYMOUS),
+        ("SignOut", {}, Identity.RECOGNIZED),  # GWE: still known after signing out
         ("UserInfo", {"name": "Bob"}, Identity.RECOGNIZED),
     ]
     for t, (name, data, identity) in enumerate(steps):
@@ -73,7 +73,8 @@ def test_identity_transitions():
         visit = registry.get(VISIT)
         assert visit is not None
         assert visit.identity is identity, name
-    assert visit.user_info == {"name": "Bob"}
+    # What the visitor said is kept after SignOut (GWE's Recognized scope), newest wins.
+    assert visit.user_info == {"name": "Bob", "id": "C1", "tier": "gold"}
 
 
 def test_duplicates_are_dropped_and_sink_gets_each_visit_once():

@@ -12,7 +12,7 @@ from .. import __version__
 if TYPE_CHECKING:
     from .routes import Route
 
-PATH_PATTERNS = {"group": "^[A-Za-z0-9][A-Za-z0-9_.-]*$"}
+PATH_PATTERNS = {"group": "^[A-Za-z0-9][A-Za-z0-9_.-]*$", "identityId": "^[^/]{1,200}$"}
 ERROR_SCHEMA = {
     "type": "object",
     "required": ["error", "message", "details"],
@@ -83,7 +83,7 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
                 **error,
             }
         if route.auth:
-            op["security"] = [{"apiKey": []}, {"bearer": []}]
+            op["security"] = [{"apiKey": []}, {"bearer": []}, {"basic": []}]
             op["responses"]["401"] = {"description": "missing or wrong API key", **error}
         if route.browser:
             op["responses"]["403"] = {"description": "Origin is not an allowed site", **error}
@@ -104,6 +104,7 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
             "securitySchemes": {
                 "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
                 "bearer": {"type": "http", "scheme": "bearer"},
+                "basic": {"type": "http", "scheme": "basic", "description": "basic_auth_users"},
             },
         },
     }

@@ -11,7 +11,16 @@ from pydantic import BaseModel
 from ..console import report
 from ..metrics import get_metrics
 from ..monitoring.models import EventBatch, IngestResult
-from . import handoff, history, monitoring, notifications, site, strategies
+from . import (
+    gwe_history,
+    handoff,
+    history,
+    monitoring,
+    notifications,
+    server_events,
+    site,
+    strategies,
+)
 from .demo_gms import setup_demo_gms
 from .origins import preflight
 from .state import origins_of
@@ -64,6 +73,25 @@ ROUTES: list[Route] = [
           auth=True, body=notifications.EngageBody, response=notifications.AttemptStateOut),
     Route("POST", "/server/data/gateway/noengage", notifications.noengage, "noengage", "gwe",
           auth=True, body=notifications.NoEngageBody, response=notifications.AttemptStateOut),
+    Route("GET", "/server/data/visits/{visitId}", gwe_history.get_visit, "gwe-visit",
+          "gwe-history", auth=True, query=gwe_history.VisitQuery, response=gwe_history.GweVisit),
+    Route("GET", "/server/data/visits/{visitId}/events", gwe_history.get_visit_events,
+          "gwe-visit-events", "gwe-history", auth=True, query=gwe_history.EventsQuery,
+          response=gwe_history.GweEvents),
+    Route("POST", "/server/data/visits/{visitId}/events", server_events.post_visit_event,
+          "gwe-visit-event-create", "gwe-history", auth=True, body=server_events.ServerEventIn,
+          response=server_events.ServerEventOut),
+    Route("GET", "/server/data/pages/{pageId}/events", gwe_history.get_page_events,
+          "gwe-page-events", "gwe-history", auth=True, query=gwe_history.EventsQuery,
+          response=gwe_history.GweEvents),
+    Route("GET", "/server/data/identities/{identityId}", gwe_history.get_identity,
+          "gwe-identity", "gwe-history", auth=True, response=gwe_history.GweIdentity),
+    Route("GET", "/server/data/identities/{identityId}/events", gwe_history.get_identity_events,
+          "gwe-identity-events", "gwe-history", auth=True, query=gwe_history.EventsQuery,
+          response=gwe_history.GweEvents),
+    Route("GET", "/server/data/identities/{identityId}/visits", gwe_history.get_identity_visits,
+          "gwe-identity-visits", "gwe-history", auth=True, query=gwe_history.IdentityVisitsQuery,
+          response=gwe_history.GweVisits),
     Route("GET", "/api/v1/visits/live", history.get_live_visits, "live-visits", "history",
           auth=True, response=history.LiveVisitsOut),
     Route("GET", "/api/v1/visits/{visitID}", history.get_visit, "visit", "history",

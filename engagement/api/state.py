@@ -15,6 +15,7 @@ from ..notifications.hub import LocalHub
 from ..notifications.service import Notifier
 from ..settings import Settings
 from ..strategy.library import StrategyLibrary
+from ..visits.gwe_reads import GweHistory
 from ..visits.registry import VisitRegistry
 from ..visits.store import SQLiteHistory
 from ..webhooks import Background
@@ -35,6 +36,7 @@ INVITES = web.AppKey("invites", Invites)
 BACKGROUND = web.AppKey("background", Background)
 CLIENT = web.AppKey("client", aiohttp.ClientSession)
 OUTBOX = web.AppKey("outbox", CallbackOutbox)
+GWE_HISTORY = web.AppKey("gwe_history", GweHistory)
 
 
 def origins_of(request: web.Request) -> OriginPolicy:

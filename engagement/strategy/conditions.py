@@ -17,7 +17,15 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 from ..visits.model import Event, Page, Visit
-from .schema import Availability, Condition, EventCondition, Schedule, TextCondition, TextMatch
+from .schema import (
+    Availability,
+    Condition,
+    EventCondition,
+    Op,
+    Schedule,
+    TextCondition,
+    TextMatch,
+)
 
 AVAILABILITY_RECHECK_MS = 5_000  # a visit waiting for a free agent is looked at again this often
 
@@ -158,6 +166,16 @@ def event_test(cond: EventCondition) -> Callable[[Event], bool]:
         return all(_op_holds(op, _lookup(event.data, path), v) for path, op, v in checks)
 
     return test
+
+
+def _user(where: dict[str, dict[Op, Any]]) -> Pred:
+    checks = [(path, op, v) for path, ops in where.items() for op, v in ops.items()]
+
+    def pred(ctx: Ctx) -> Verdict:
+        info = ctx.visit.user_info
+        return TRUE if all(_op_holds(op, _lookup(info, p), v) for p, op, v in checks) else FALSE
+
+    return pred
 
 
 def _event(cond: EventCondition) -> Pred:
@@ -324,6 +342,8 @@ def compile_condition(c: Condition) -> Pred:
     if c.identity is not None:
         identities = frozenset(c.identity)
         preds.append(lambda ctx: (ctx.visit.identity.value in identities, None))
+    if c.user is not None:
+        preds.append(_user(c.user))
     if c.time_on_page_s is not None:
         preds.append(_time_on_page(c.time_on_page_s))
     if c.time_on_site_s is not None:
@@ -369,7 +389,7 @@ def trigger_keys(c: Condition) -> set[str]:
                   c.time_on_page_s, c.time_on_site_s, c.pages_viewed)  # fmt: skip
     if any(k is not None for k in page_kinds):
         keys.add(PAGE)
-    if c.identity is not None:
+    if c.identity is not None or c.user is not None:
         keys.add(IDENTITY)
     if c.category is not None:
         keys.add(f"category:{c.category.name}")

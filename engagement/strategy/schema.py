@@ -207,6 +207,9 @@ class Condition(Strict):
     device: list[Literal["mobile", "tablet", "desktop"]] | None = None
     visitor: Literal["new", "returning"] | None = None
     identity: list[Literal["anonymous", "recognized", "authenticated"]] | None = None
+    user: dict[Annotated[str, Field(min_length=1, max_length=100)], dict[Op, Any]] | None = Field(
+        None, description="what SignIn/UserInfo said: attribute -> value or {op: value}"
+    )
 
     time_on_page_s: Seconds | None = None
     time_on_site_s: Seconds | None = None
@@ -222,6 +225,17 @@ class Condition(Strict):
     @classmethod
     def _listify(cls, value: Any) -> Any:
         return _as_list(value)
+
+    @field_validator("user", mode="before")
+    @classmethod
+    def _user_short(cls, value: Any) -> Any:
+        # `tier: gold` means {eq: gold}; `country: [FR, BE]` means {in: [FR, BE]}.
+        if not isinstance(value, dict):
+            return value
+        return {
+            k: v if isinstance(v, dict) else {"in": v} if isinstance(v, list) else {"eq": v}
+            for k, v in value.items()
+        }
 
     @field_validator("category", mode="before")
     @classmethod
@@ -241,7 +255,7 @@ class Condition(Strict):
 
 
 CONDITION_KEYS = [
-    "url", "title", "referrer", "utm", "language", "device", "visitor", "identity",
+    "url", "title", "referrer", "utm", "language", "device", "visitor", "identity", "user",
     "time_on_page_s", "time_on_site_s", "pages_viewed", "category", "categories_in_sequence",
     "categories_all", "event", "all", "any", "not",
 ]  # fmt: skip

@@ -15,7 +15,7 @@ JSONDict = dict[str, Any]
 class Identity(enum.StrEnum):
     ANONYMOUS = "anonymous"
     RECOGNIZED = "recognized"  # told who they are (UserInfo)
-    AUTHENTICATED = "authenticated"  # signed in (SignIn), until SignOut
+    AUTHENTICATED = "authenticated"  # signed in (SignIn), until SignOut (then recognized)
 
 
 class EventType(enum.StrEnum):
@@ -266,8 +266,9 @@ def _sign_in(visit: Visit, page: Page, event: Event) -> None:
 
 
 def _sign_out(visit: Visit, page: Page, event: Event) -> None:
-    visit.user_info = {}
-    visit.identity = Identity.ANONYMOUS
+    """GWE: after SignOut the visitor is still known (Recognized), not anonymous again."""
+    if visit.identity is Identity.AUTHENTICATED:
+        visit.identity = Identity.RECOGNIZED
 
 
 _SYSTEM_HANDLERS = {

@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiosqlite
 
@@ -86,6 +86,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS attempts_visit ON attempts (visit_id, created_at);
 CREATE INDEX IF NOT EXISTS attempts_visitor ON attempts (global_visit_id, created_at);
 CREATE INDEX IF NOT EXISTS attempts_created ON attempts (created_at);
+CREATE INDEX IF NOT EXISTS events_page ON events (page_id, seq);
 """
 
 # A visit seen again after a restart merges into its row instead of replacing it.
@@ -119,6 +120,21 @@ ON CONFLICT (attempt_id) DO UPDATE SET
 """
 
 Row = tuple[Any, ...]
+Batch = list[tuple[str, list[Row]]]  # (statement, rows) pairs, executed in order
+
+
+class RowSource(Protocol):
+    """More tables written in the history's transactions (identities...)."""
+
+    schema: str
+    purge: tuple[str, ...]  # statements run by the retention purge, with `before_ms`
+
+    @property
+    def pending(self) -> int: ...
+
+    def take(self) -> Batch: ...
+
+    def put_back(self, batch: Batch) -> None: ...
 
 
 def _visit_row(visit: Visit) -> Row:
@@ -227,6 +243,7 @@ class SQLiteHistory:
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.sources: list[RowSource] = []  # written in the same transaction as visits
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -236,7 +253,8 @@ class SQLiteHistory:
 
     @property
     def pending(self) -> int:
-        return len(self._visits) + len(self._events) + len(self._attempts)
+        queued = len(self._visits) + len(self._events) + len(self._attempts)
+        return queued + sum(s.pending for s in self.sources)
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -260,6 +278,8 @@ class SQLiteHistory:
                 "move it away to start with an empty history"
             )
         await self._db.executescript(SCHEMA)
+        for source in self.sources:
+            await self._db.executescript(source.schema)
         await self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         await self._db.commit()
         self._writer = asyncio.create_task(self._write_loop(), name="history-writer")
@@ -318,12 +338,16 @@ class SQLiteHistory:
                 del self._behind[v.visit_id]
             page_rows = [row for v in visits.values() for row in _page_rows(v, seq)]
             event_rows = [_event_row(e, next(seq)) for e in events]
+            more = [(source, source.take()) for source in self.sources]
             started = time.perf_counter()
             try:
                 await self.db.executemany(UPSERT_VISIT, visit_rows)
                 await self.db.executemany(UPSERT_PAGE, page_rows)
                 await self.db.executemany(INSERT_EVENT, event_rows)
                 await self.db.executemany(UPSERT_ATTEMPT, attempts.values())
+                for _, batch in more:
+                    for statement, rows in batch:
+                        await self.db.executemany(statement, rows)
                 await self.db.commit()
             except BaseException:
                 if self._db is not None:
@@ -335,6 +359,8 @@ class SQLiteHistory:
                 self._visits = {**visits, **self._visits}
                 self._events = events + self._events
                 self._attempts = {**attempts, **self._attempts}
+                for source, batch in more:
+                    source.put_back(batch)
                 raise
             log.debug(
                 "wrote %d visits, %d pages, %d events in %.1f ms",
@@ -349,6 +375,8 @@ class SQLiteHistory:
         await self.flush()
         async with self._lock:
             old = "SELECT visit_id FROM visits WHERE last_seen_at < ?"
+            for statement in (s for source in self.sources for s in source.purge):
+                await self.db.execute(statement, (before_ms,))
             await self.db.execute(f"DELETE FROM events WHERE visit_id IN ({old})", (before_ms,))
             await self.db.execute(f"DELETE FROM pages WHERE visit_id IN ({old})", (before_ms,))
             await self.db.execute(f"DELETE FROM attempts WHERE visit_id IN ({old})", (before_ms,))

@@ -183,11 +183,33 @@ VISITOR_TABLE = [
         [start(0), enter("/"), fire("SignIn", 1), fire("UserInfo", 2)],
         True,  # UserInfo does not downgrade a signed-in visitor
     ),
-    ("identity: anonymous", [start(0), enter("/"), fire("SignIn", 1), fire("SignOut", 2)], True),
+    ("identity: anonymous", [start(0), enter("/"), fire("SignIn", 1), fire("SignOut", 2)], False),
     (
-        "identity: [recognized, authenticated]",
+        "identity: recognized",  # GWE: a visitor who signed out is Recognized, not anonymous
         [start(0), enter("/"), fire("SignIn", 1), fire("SignOut", 2)],
-        False,
+        True,
+    ),
+    # user: what SignIn/UserInfo said (issue 14: target identity attributes)
+    ("user: {tier: gold}", [start(0), enter("/")], False),
+    ("user: {tier: gold}", [start(0), enter("/"), fire("SignIn", 1, {"tier": "gold"})], True),
+    ("user: {tier: gold}", [start(0), enter("/"), fire("SignIn", 1, {"tier": "silver"})], False),
+    ("user: {tier: [gold, platinum]}", [start(0), fire("UserInfo", 1, {"tier": "platinum"})], True),
+    ("user: {age: {ge: 18}}", [start(0), fire("UserInfo", 1, {"age": "21"})], True),
+    ("user: {age: {ge: 18}}", [start(0), fire("UserInfo", 1, {"age": 17})], False),
+    (
+        "user: {address.country: FR}",
+        [start(0), fire("SignIn", 1, {"address": {"country": "FR"}})],
+        True,
+    ),
+    (
+        "user: {tier: gold}",  # still known after signing out, as GWE's Recognized scope
+        [start(0), fire("SignIn", 1, {"tier": "gold"}), fire("SignOut", 2)],
+        True,
+    ),
+    (
+        "user: {tier: gold, age: {ge: 18}}",
+        [start(0), fire("SignIn", 1, {"tier": "gold"}), fire("UserInfo", 2, {"age": 30})],
+        True,
     ),
 ]
 
