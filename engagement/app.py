@@ -36,6 +36,7 @@ from .api.state import (
     SETTINGS,
     TRACKER,
 )
+from .api.throttling import GUARD, Guard
 from .attempts import Attempt, State
 from .availability import AvailabilityBoard
 from .console import setup_console
@@ -80,6 +81,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[ORIGINS] = OriginPolicy(origins)
     app[API_KEYS] = [k.encode() for k in settings.resolved_api_keys()]
     app[BASIC_USERS] = [(u.encode(), p.encode()) for u, p in settings.basic_auth_users.items()]
+    app[GUARD] = Guard(settings)
     tracker = app[TRACKER] = ServedTracker(_tracker_config(settings, StrategySet()))
     app[OPENAPI] = build_openapi(ROUTES)
     history = SQLiteHistory(settings.db_path, settings.history_flush_interval_s)

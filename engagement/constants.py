@@ -31,3 +31,7 @@ PUSH_HEARTBEAT_S = 15  # below the 30-60 s idle timeouts of common proxies
 PUSH_RETRY_MS = 2000  # EventSource reconnect delay the engine asks for
 REGISTRATION_FORM_EXPIRATION_S = 120  # GWE: a visitor filling the invitation's form holds it
 SHOWN_GRACE_S = 5  # the page reports its own timeout; the engine's own comes this much later
+AUTH_FREE_FAILURES = 5  # typos pass; a guesser is slowed from the sixth wrong key on
+AUTH_LOCKOUT_BASE_S = 1  # then 1 s, 2 s, 4 s ... per address
+AUTH_LOCKOUT_MAX_S = 900  # capped at 15 min: a colleague behind the same NAT gets back in
+AUTH_FAILURES_FORGOTTEN_S = 3600  # an address quiet this long starts over

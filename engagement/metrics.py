@@ -14,6 +14,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 
 from .api.state import ENGAGEMENTS, HISTORY, HUB, INGESTOR, LIBRARY, OUTBOX, REGISTRY
+from .api.throttling import GUARD
 
 METRICS = web.AppKey("metrics", CollectorRegistry)
 
@@ -71,6 +72,21 @@ class EngineCollector(Collector):
             "engagement_history_queue", "History rows waiting to be written", app[HISTORY].pending
         )
         yield _gauge("engagement_callback_queue", "Callbacks not yet delivered", app[OUTBOX].queued)
+        guard = app[GUARD]
+        throttled = CounterMetricFamily(
+            "engagement_throttled", "Requests refused by a rate limit (429)", labels=["limit"]
+        )
+        for limit in sorted(guard.rates):
+            throttled.add_metric([limit], guard.refused[limit])
+        yield throttled
+        yield _counter(
+            "engagement_auth_failures", "Wrong API keys presented", guard.auth_failures_total
+        )
+        yield _counter(
+            "engagement_auth_lockouts",
+            "Requests refused (429) while their address was locked out for wrong keys",
+            guard.auth_locked_total,
+        )
         yield _gauge("engagement_strategies", "Strategies running", len(app[LIBRARY].current))
         yield _gauge(
             "engagement_strategy_errors", "Strategy files with errors", len(app[LIBRARY].errors)

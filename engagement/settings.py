@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import AfterValidator, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -17,6 +18,15 @@ from pydantic_settings import (
 )
 
 from . import constants as C
+from .throttle import Rate
+
+
+def _rate(text: str) -> str:
+    Rate.parse(text)  # raises RateError (a ValueError) with what to write instead
+    return text
+
+
+RateText = Annotated[str, AfterValidator(_rate)]
 
 CONFIG_ENV = "ENGAGEMENT_CONFIG"
 DEFAULT_CONFIG_FILE = "engagement.toml"
@@ -93,6 +103,23 @@ class Settings(BaseSettings):
     custom_webhook_url: str | None = Field(
         None, description="accepted `custom` invitations are posted here, signed"
     )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="addresses or CIDRs of reverse proxies whose X-Forwarded-For and "
+        "X-Forwarded-Proto are believed; nobody else's are",
+    )
+    callback_limit_per_number: RateText = Field("3/hour", description="callbacks to one phone")
+    callback_limit_per_visitor: RateText = Field("3/hour", description="per globalVisitID")
+    callback_limit_per_address: RateText = Field("10/hour", description="per client address")
+    callback_limit_overall: RateText = Field("60/minute", description="all callbacks, this node")
+    chat_limit_per_visitor: RateText = Field("10/hour", description="GMS chats per globalVisitID")
+    chat_limit_per_address: RateText = Field("30/hour", description="GMS chats per address")
+    chat_limit_overall: RateText = Field("120/minute", description="all GMS chats, this node")
+    auth_free_failures: int = Field(
+        C.AUTH_FREE_FAILURES, ge=0, description="wrong API keys an address may send unpunished"
+    )
+    auth_lockout_base_s: float = Field(C.AUTH_LOCKOUT_BASE_S, gt=0)
+    auth_lockout_max_s: float = Field(C.AUTH_LOCKOUT_MAX_S, gt=0)
     demo: bool = Field(True, description="Serve the demo site at /demo/")
     log_format: str = Field("text", pattern="^(text|json)$")
     log_level: str = "INFO"
@@ -103,6 +130,16 @@ class Settings(BaseSettings):
         for origin in value:
             if "://" not in origin:
                 raise ValueError(f"origin {origin!r} needs a scheme, e.g. 'https://{origin}'")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _proxies_are_networks(cls, value: list[str]) -> list[str]:
+        for proxy in value:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError as exc:
+                raise ValueError(f"{proxy!r} is not an IP address or CIDR: {exc}") from exc
         return value
 
     @classmethod

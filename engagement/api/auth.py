@@ -1,4 +1,5 @@
-"""API keys for the REST endpoints, and HTTP Basic users beside them (GWE's desktops use Basic)."""
+"""API keys for the REST endpoints, and HTTP Basic users beside them (GWE's desktops use Basic).
+An address sending wrong ones is locked out, longer and longer (429 with Retry-After)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import BasicAuth, web
 
 from .errors import Unauthorized
+from .throttling import GUARD
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 API_KEYS: web.AppKey[list[bytes]] = web.AppKey("api_keys", list)
@@ -49,11 +51,15 @@ def api_key_required(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
+        guard = request.app[GUARD]
+        await guard.check_locked(request)
         authorization = request.headers.get("Authorization", "")
         users = request.app.get(BASIC_USERS)
         if users and authorization[:6].lower() == "basic ":
             if not _basic_user_ok(authorization, users):
+                await guard.key_failed(request)
                 raise Unauthorized("the user or password is not valid", headers=_challenge(request))
+            await guard.key_succeeded(request)
             return await handler(request)
         key = _presented_key(request)
         if key is None:
@@ -64,7 +70,9 @@ def api_key_required(handler: Handler) -> Handler:
             )
         presented = key.encode()
         if not any(hmac.compare_digest(presented, k) for k in request.app[API_KEYS]):
+            await guard.key_failed(request)
             raise Unauthorized("the API key is not valid", headers=_challenge(request))
+        await guard.key_succeeded(request)
         return await handler(request)
 
     return wrapper

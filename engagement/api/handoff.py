@@ -18,6 +18,7 @@ from .errors import Conflict, HTTPError, InvalidInput, NotFound
 from .origins import browser_endpoint
 from .parsing import parse_json
 from .state import CLIENT, ENGAGEMENTS, INVITES, OUTBOX, REGISTRY, SETTINGS, origins_of
+from .throttling import GUARD, admit_handoff
 
 log = logging.getLogger("engagement.launchers")
 
@@ -121,6 +122,11 @@ async def post_callback(request: web.Request) -> web.StreamResponse:
         return web.json_response(
             {**sent, "state": known.state.value, "message": message}, status=202
         )
+    visitor = visit.global_visit_id if visit else known.global_visit_id if known else body.visitID
+    address = request.app[GUARD].proxies.client_address(request)
+    limits = {"callback_number": number, "callback_visitor": visitor}
+    limits.update({"callback_address": address, "callback_overall": ""})
+    await admit_handoff(request, limits, visit.language_code if visit else "")
     attempt = _accepted_attempt(request, body.attemptID, body.visitID, "callback")
     settings = request.app[SETTINGS]
     form = {
@@ -153,6 +159,11 @@ async def post_chat(request: web.Request) -> web.StreamResponse:
     gms = settings.resolved_gms_url()
     if not settings.gms_chat or gms is None:
         raise NotFound("chats are not created through GMS here (gms_chat is off)")
+    visit = request.app[REGISTRY].get(body.visitID)
+    address = request.app[GUARD].proxies.client_address(request)
+    visitor = visit.global_visit_id if visit else body.visitID
+    limits = {"chat_visitor": visitor, "chat_address": address, "chat_overall": ""}
+    await admit_handoff(request, limits, visit.language_code if visit else "")
     attempt = _accepted_attempt(request, body.attemptID, body.visitID, "chat")
     form = {**settings.gms_extra, **attached_data(attempt, body.pageID)}
     url = f"{gms.rstrip('/')}/genesys/1/service/request-chat"

@@ -9,7 +9,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from . import login, report, visitors
-from .session import Handler
+from .session import SESSIONS, Handler, Sessions
 from .templating import STATIC_DIR, TEMPLATES, build_environment
 
 # method, path, handler, name
@@ -40,6 +40,7 @@ async def _to_console(request: web.Request) -> web.StreamResponse:
 def setup_console(app: web.Application) -> None:
     """Add the console's routes (and the report API, unless the route table already has it)."""
     app[TEMPLATES] = build_environment()
+    app[SESSIONS] = Sessions()
     for method, path, handler, name in CONSOLE_ROUTES:
         app.router.add_route(method, path, handler, name=name)
     app.router.add_get("/console", _to_console, name="console-bare")

@@ -6,14 +6,16 @@ import time
 
 from aiohttp import web
 
+from ..api.throttling import GUARD, TooManyRequests
 from .session import (
     COOKIE_PATH,
     CSRF_FIELD,
+    SESSION,
     SESSION_COOKIE,
     SESSION_TTL_S,
+    SESSIONS,
     check_csrf,
     console_page,
-    session_token,
     valid_key,
 )
 from .templating import redirect, render
@@ -39,34 +41,49 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 
 
 async def login(request: web.Request) -> web.StreamResponse:
-    """Check the key; on success a session cookie, and on to the console."""
+    """Check the key; on success a new session, and on to the console. An address sending
+    wrong keys waits longer and longer (429 meanwhile)."""
     form = await request.post()
     raw = form.get("key")
     key = raw.strip() if isinstance(raw, str) else ""
     next_url = safe_next(str(form.get("next", "")))
+    guard = request.app[GUARD]
+    try:
+        await guard.check_locked(request)
+    except TooManyRequests as exc:
+        error = (
+            f"Too many wrong keys from your address. Try again in {exc.headers['Retry-After']} s."
+        )
+        page = render(request, "login.html", {"next": next_url, "error": error}, status=429)
+        page.headers.update(exc.headers)
+        return page
     if not key or not valid_key(request, key):
+        if key:
+            await guard.key_failed(request)
         error = "That API key is not valid." if key else "Enter the API key."
         return render(request, "login.html", {"next": next_url, "error": error}, status=401)
-    expires_s = int(time.time()) + SESSION_TTL_S
+    await guard.key_succeeded(request)
     response = redirect(next_url or str(request.app.router["console-visitors"].url_for()))
     response.set_cookie(
         SESSION_COOKIE,
-        session_token(key.encode(), expires_s),
+        request.app[SESSIONS].open(time.time()),
         max_age=SESSION_TTL_S,
         path=COOKIE_PATH,
         httponly=True,
         samesite="Strict",
-        secure=request.secure,
+        secure=guard.proxies.is_tls(request),
     )
     return response
 
 
 @console_page
 async def logout(request: web.Request) -> web.StreamResponse:
-    """End the session in this browser."""
+    """End the session: revoked on the server, so a copy of the cookie is worthless too."""
     form = await request.post()
     if not check_csrf(request, str(form.get(CSRF_FIELD, ""))):
         return csrf_refused(request)
+    if request[SESSION]:
+        request.app[SESSIONS].revoke(request[SESSION])
     response = redirect(str(request.app.router["console-login"].url_for()))
     response.del_cookie(SESSION_COOKIE, path=COOKIE_PATH)
     return response

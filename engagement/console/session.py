@@ -1,8 +1,12 @@
-"""Console sign-in: the API key once, then a session cookie derived from it; CSRF tokens.
+"""Console sign-in: the API key once, then a session: a random token the server keeps and
+can revoke; CSRF tokens.
 
-The cookie holds ``<expiry>.<HMAC-SHA256(key, expiry)>``: never the key, nothing about the
-person. Changing the API keys ends every session. Forms carry a token derived from the session,
-which another site cannot read (the cookie is HttpOnly and SameSite=Strict besides).
+The cookie holds 256 random bits: never the key, nothing about the person. The server keeps
+only a hash of each token with its expiry, in memory: signing out revokes it at once, and a
+restart ends every session (agents sign in again; nothing else is lost). The cookie is
+``Secure`` when the browser reached the engine over TLS (directly, or through a proxy in
+``trusted_proxies``). Forms carry a token derived from the session, which another site cannot
+read (the cookie is HttpOnly and SameSite=Strict besides).
 """
 
 from __future__ import annotations
@@ -10,6 +14,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import hmac
+import secrets
 import time
 from collections.abc import Awaitable, Callable
 from urllib.parse import quote
@@ -18,35 +23,61 @@ from aiohttp import web
 
 from ..api.auth import API_KEYS
 from ..api.errors import Unauthorized
+from ..api.throttling import GUARD
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 SESSION_COOKIE = "_eng_console"
 COOKIE_PATH = "/console"  # the cookie goes to console URLs only
 SESSION_TTL_S = 12 * 3600  # an agent's shift; then the key is asked again
+MAX_SESSIONS = 10_000  # far above a contact centre's agents; the oldest go first beyond
+SESSION_TOKEN_BYTES = 32  # 256 bits: guessing one is hopeless
 CSRF_FIELD = "csrf"
-EXPIRY_DIGITS_MAX = 12  # epoch seconds: 11 digits until the year 5138
 # How the request was let in: its session token, or "" for an API key header (no CSRF needed:
 # another site's form cannot send a header).
 SESSION = web.RequestKey("console_session", str)
 
 
-def session_token(key: bytes, expires_s: int) -> str:
-    mac = hmac.new(key, f"console-session:{expires_s}".encode(), hashlib.sha256).hexdigest()
-    return f"{expires_s}.{mac}"
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode(errors="replace")).hexdigest()
 
 
-def valid_session(keys: list[bytes], token: str, now_s: float) -> bool:
-    expires, _, _ = token.partition(".")
-    # ASCII digits of a plausible length only: int() takes '²'... and refuses 5,000 digits.
-    if not (expires.isascii() and expires.isdigit() and len(expires) <= EXPIRY_DIGITS_MAX):
-        return False
-    if int(expires) < now_s:
-        return False
-    presented = token.encode(errors="replace")
-    return any(
-        hmac.compare_digest(presented, session_token(k, int(expires)).encode()) for k in keys
-    )
+class Sessions:
+    """Open console sessions: token hash -> expiry (s since the epoch)."""
+
+    def __init__(self, ttl_s: float = SESSION_TTL_S, max_sessions: int = MAX_SESSIONS) -> None:
+        self.ttl_s = ttl_s
+        self.max_sessions = max_sessions
+        self._expiry: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def open(self, now_s: float) -> str:
+        if len(self._expiry) >= self.max_sessions:
+            for digest in [d for d, until in self._expiry.items() if until <= now_s]:
+                del self._expiry[digest]
+            while len(self._expiry) >= self.max_sessions:
+                del self._expiry[next(iter(self._expiry))]
+        token = secrets.token_urlsafe(SESSION_TOKEN_BYTES)
+        self._expiry[_digest(token)] = now_s + self.ttl_s
+        return token
+
+    def valid(self, token: str, now_s: float) -> bool:
+        digest = _digest(token)
+        until = self._expiry.get(digest)
+        if until is None:
+            return False
+        if until <= now_s:
+            del self._expiry[digest]
+            return False
+        return True
+
+    def revoke(self, token: str) -> None:
+        self._expiry.pop(_digest(token), None)
+
+
+SESSIONS = web.AppKey("console_sessions", Sessions)
 
 
 def csrf_token(session: str) -> str:
@@ -66,16 +97,22 @@ def _header_key(request: web.Request) -> str | None:
     return value.strip() if scheme.lower() == "bearer" and value.strip() else None
 
 
-def _let_in(request: web.Request) -> bool:
+async def _let_in(request: web.Request) -> bool:
     token = request.cookies.get(SESSION_COOKIE, "")
-    if token and valid_session(request.app[API_KEYS], token, time.time()):
+    if token and request.app[SESSIONS].valid(token, time.time()):
         request[SESSION] = token
         return True
     key = _header_key(request)
-    if key is not None and valid_key(request, key):
-        request[SESSION] = ""
-        return True
-    return False
+    if key is None:
+        return False
+    guard = request.app[GUARD]
+    await guard.check_locked(request)
+    if not valid_key(request, key):
+        await guard.key_failed(request)
+        return False
+    await guard.key_succeeded(request)
+    request[SESSION] = ""
+    return True
 
 
 def console_page(handler: Handler) -> Handler:
@@ -83,7 +120,7 @@ def console_page(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        if not _let_in(request):
+        if not await _let_in(request):
             target = str(request.app.router["console-login"].url_for())
             if request.method == "GET":  # a form posted after the session ended: start over
                 target += f"?next={quote(request.path_qs, safe='/')}"
@@ -98,7 +135,7 @@ def console_data(handler: Handler) -> Handler:
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
-        if not _let_in(request):
+        if not await _let_in(request):
             raise Unauthorized(
                 "sign in at /console/login, or send the API key as 'X-API-Key: <key>'",
                 headers={"WWW-Authenticate": "Bearer"},

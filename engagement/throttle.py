@@ -1,0 +1,160 @@
+"""Rate limits and lock-outs against abuse, behind two small Protocols.
+
+``RateLimiter`` is GCRA (the generic cell rate algorithm, a token bucket kept as one timestamp
+per key, as redis-cell and Cloudflare's limiters do): ``count`` requests may come in a burst,
+then one every ``period_s / count``. One float per key keeps memory flat, and the same check
+is one Lua script on Redis when several nodes share the limits. ``FailureLock`` delays an
+address exponentially after repeated failures (wrong API keys).
+
+The in-process implementations hold a bounded number of keys: expired ones are swept when the
+table fills, then the oldest go (an attacker flooding keys meets the overall limit first).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+MAX_KEYS = 100_000  # per table: ~10 MB at most; far more than honest clients in a window
+RATE_UNITS_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
+RATE_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*$")
+
+
+class RateError(ValueError):
+    """A rate that does not read as ``<count>/<second|minute|hour|day>``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Rate:
+    """At most ``count`` requests per ``period_s``, all at once or spread out."""
+
+    count: int
+    period_s: float
+
+    @classmethod
+    def parse(cls, text: str) -> Rate:
+        match = RATE_PATTERN.match(text)
+        if match is None or int(match[1]) < 1:
+            raise RateError(f"{text!r} is not a rate such as '5/hour' (1 or more per unit)")
+        return cls(int(match[1]), RATE_UNITS_S[match[2]])
+
+    @property
+    def interval_s(self) -> float:
+        return self.period_s / self.count
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """Which limit refused, and when to come back."""
+
+    key: str
+    retry_after_s: float
+
+
+class RateLimiter(Protocol):
+    async def acquire(self, limits: Sequence[tuple[str, Rate]], now_s: float) -> Refusal | None:
+        """Count one request against every ``(key, rate)``, or none of them if one refuses."""
+        ...
+
+
+class FailureLock(Protocol):
+    async def locked_for(self, key: str, now_s: float) -> float:
+        """Seconds until ``key`` may try again (0: now)."""
+        ...
+
+    async def failed(self, key: str, now_s: float) -> float:
+        """Count a failure; the lock it earns, in seconds (0: none yet)."""
+        ...
+
+    async def succeeded(self, key: str) -> None: ...
+
+
+def _make_room(table: dict[str, float], now_s: float) -> list[str]:
+    """When full, drop expired entries, and if that is not enough the oldest tenth."""
+    if len(table) < MAX_KEYS:
+        return []
+    gone = [k for k, until in table.items() if until <= now_s]
+    if len(table) - len(gone) >= MAX_KEYS:
+        gone = list(table)[: MAX_KEYS // 10]
+    for key in gone:
+        del table[key]
+    return gone
+
+
+class MemoryRateLimiter:
+    """GCRA in one process: the theoretical arrival time of the next request, per key."""
+
+    def __init__(self) -> None:
+        self._tat: dict[str, float] = {}
+
+    def __len__(self) -> int:
+        return len(self._tat)
+
+    async def acquire(self, limits: Sequence[tuple[str, Rate]], now_s: float) -> Refusal | None:
+        updates: list[tuple[str, float]] = []
+        for key, rate in limits:
+            tat = max(self._tat.get(key, now_s), now_s)
+            new_tat = tat + rate.interval_s
+            allowed_at = new_tat - rate.period_s
+            if allowed_at > now_s:
+                return Refusal(key, allowed_at - now_s)
+            updates.append((key, new_tat))
+        _make_room(self._tat, now_s)
+        for key, new_tat in updates:
+            self._tat.pop(key, None)  # re-inserted last: dict order is least recently used
+            self._tat[key] = new_tat
+        return None
+
+
+@dataclass(slots=True)
+class _Failures:
+    count: int
+    locked_until_s: float
+    last_s: float
+
+
+class MemoryFailureLock:
+    """``free`` failures pass; each one after locks for ``base_s``, doubling up to ``max_s``.
+    An address that fails nothing for ``forget_after_s`` starts over."""
+
+    def __init__(self, free: int, base_s: float, max_s: float, forget_after_s: float) -> None:
+        self.free, self.base_s, self.max_s = free, base_s, max_s
+        self.forget_after_s = forget_after_s
+        self._by_key: dict[str, _Failures] = {}
+        self._expiry: dict[str, float] = {}  # when an entry may be forgotten, for _make_room
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def _current(self, key: str, now_s: float) -> _Failures | None:
+        entry = self._by_key.get(key)
+        if entry is not None and now_s - entry.last_s > self.forget_after_s:
+            del self._by_key[key]
+            self._expiry.pop(key, None)
+            return None
+        return entry
+
+    async def locked_for(self, key: str, now_s: float) -> float:
+        entry = self._current(key, now_s)
+        return max(0.0, entry.locked_until_s - now_s) if entry else 0.0
+
+    async def failed(self, key: str, now_s: float) -> float:
+        entry = self._current(key, now_s)
+        if entry is None:
+            for gone in _make_room(self._expiry, now_s):
+                self._by_key.pop(gone, None)
+            entry = self._by_key[key] = _Failures(0, 0.0, now_s)
+        entry.count += 1
+        entry.last_s = now_s
+        lock_s = 0.0
+        if entry.count > self.free:
+            lock_s = min(self.base_s * 2 ** (entry.count - self.free - 1), self.max_s)
+            entry.locked_until_s = now_s + lock_s
+        self._expiry[key] = max(entry.locked_until_s, now_s + self.forget_after_s)
+        return lock_s
+
+    async def succeeded(self, key: str) -> None:
+        self._by_key.pop(key, None)
+        self._expiry.pop(key, None)
