@@ -39,6 +39,7 @@ EXPENSIVE = ".add-to-cart[data-price='1199']"  # the 1199 laptop: over 500
 INVITATION = ".eng-invite-host .eng-invite"  # a dialog, then (callback) a status
 CONFIRMED = "Thank you! We will call you back as soon as possible."
 FINALIZE = "Thank you, please do not reply."
+THROTTLED = "We have received too many requests. Please try again later, or call us."
 REQUEST_ID = re.compile(r"[0-9A-Fa-f]{32}")
 
 # Wraps the bus's command (the object the tracker reads: _genesys.widgets.bus, alias CXBus) to
@@ -354,6 +355,32 @@ async def test_callback_asked_while_gms_is_down_is_delivered_after_recovery(
         attempt["handoff"]["requestID"]
     }
     assert attempt["handoff"]["gmsID"] == f"gms-{len(double.requests)}"
+
+
+@pytest.mark.parametrize("overrides", [{"callback_limit_per_number": "1/hour"}], ids=["1/h"])
+@pytest.mark.parametrize("strategies", [CALLBACK], ids=["callback"])
+async def test_callbacks_beyond_the_limit_are_refused_in_the_invitation(
+    engine: TestServer, api: Api, browser: Browser, gms: tuple[GMSDouble, TestServer]
+):
+    first, _ = await shopper(browser, engine)
+    await invited(first)
+    await expect(await ask_callback(first, "+33 1 23 45 67 89")).to_contain_text(CONFIRMED)
+    page, ids = await shopper(browser, engine)  # another visitor, the same number
+    dialog = await invited(page)
+
+    async with page.expect_response("**/callbacks") as answer:
+        await ask_callback(page, "+33 1 23 45 67 89")
+
+    assert (await answer.value).status == 429
+    await expect(dialog.locator("[data-eng-error]")).to_have_text(THROTTLED)
+    await expect(dialog.locator("input[name=_customer_number]")).to_be_visible()
+    await ask_callback(page, "+33 9 87 65 43 21")  # another number goes through
+    await expect(dialog).to_contain_text(CONFIRMED)
+    await attempt_in(api, ids["visitID"], "launched")
+    assert [r["form"]["_customer_number"] for r in gms[0].requests] == [
+        "+33123456789",
+        "+33987654321",
+    ]
 
 
 @pytest.mark.parametrize("strategies", [CALLBACK], ids=["callback"])
