@@ -18,6 +18,7 @@ from ..monitoring.ingest import now_ms
 from ..monitoring.models import ID
 from ..notifications.hub import CLOSED
 from ..notifications.service import DispositionConflict
+from ..visits.model import Visit
 from .auth import api_key_required
 from .errors import Conflict, InvalidInput, NotFound
 from .origins import ORIGIN, browser_endpoint, cors_headers
@@ -142,6 +143,17 @@ def _content_allowed(request: web.Request, url: str) -> bool:
     return origin == own or origin in request.app[SETTINGS].content_sources()
 
 
+def _page_state(request: web.Request, visit: Visit, page_id: str | None) -> str:
+    """'open' (or no page named: every page), 'closed' or 'unknown'. A page is open while
+    it holds a push stream, or once entered and until it exits (its stream may be connecting)."""
+    if page_id is None or request.app[HUB].has_stream(visit.visit_id, page_id):
+        return "open"
+    page = visit.pages.get(page_id)
+    if page is None:
+        return "unknown"
+    return "closed" if page.exited_at is not None else "open"
+
+
 def _attempt(request: web.Request, attempt_id: str, visit_id: str) -> Attempt:
     attempt = request.app[ENGAGEMENTS].find(attempt_id, visit_id)
     if attempt is None:
@@ -160,7 +172,8 @@ async def notify(request: web.Request) -> web.StreamResponse:
     """GWE notify: deliver notifications to the pages of a live visit."""
     visit_id = request.match_info["visitID"]
     body = parse(NOTIFY_BODY, await read_body(request))
-    if request.app[REGISTRY].get(visit_id) is None:
+    visit = request.app[REGISTRY].get(visit_id)
+    if visit is None:
         raise NotFound(
             f"no live visit {visit_id}", details=[{"field": "visitID", "message": "unknown"}]
         )
@@ -172,6 +185,14 @@ async def notify(request: web.Request) -> web.StreamResponse:
                 f"{i}.data.url: {url!r} is not on an allowed content origin "
                 "(the engine, an allowed site, or content_origins)",
                 details=[{"field": f"{i}.data.url", "message": "origin not allowed"}],
+            )
+    for i, message in enumerate(body.root):
+        state = _page_state(request, visit, message.page)
+        if state != "open":
+            raise NotFound(
+                f"{i}.page: page {message.page} of visit {visit_id} is not open ({state}); "
+                "omit page to reach every open page of the visit",
+                details=[{"field": f"{i}.page", "message": state}],
             )
     notifier = request.app[NOTIFIER]
     for message in body.root:

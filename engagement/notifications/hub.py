@@ -86,6 +86,8 @@ class PushHub(Protocol):
 
     def disconnect(self, stream: Stream, now_ms: int) -> None: ...
 
+    def has_stream(self, visit_id: str, page_id: str) -> bool: ...
+
 
 class LocalHub:
     """The in-process hub: one node holds every stream."""
@@ -141,6 +143,10 @@ class LocalHub:
             box.touched_ms = now_ms
             if stream in box.streams:
                 box.streams.remove(stream)
+
+    def has_stream(self, visit_id: str, page_id: str) -> bool:
+        box = self._boxes.get(visit_id)
+        return box is not None and any(s.page_id == page_id for s in box.streams)
 
     def close_all(self) -> None:
         for box in self._boxes.values():
