@@ -239,6 +239,12 @@ ERROR_TABLE = [
         id="every-error-at-once",
     ),
     pytest.param(
+        "strategies:\n  - name: a\n    target:\n      user: {tier: {like: gold}}\n"
+        "    when: {url: /pricing}\n" + OFFER,
+        [(4, 27, "strategies.target.user.tier.like.[key]: Input should be 'eq', 'ne',")],
+        id="user-condition-unknown-operator",
+    ),
+    pytest.param(
         "events:\n  - name: Buy\n    trigger: click\n",
         [(2, None, "events: trigger click needs a selector")],
         id="declared-event",
