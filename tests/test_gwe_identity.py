@@ -8,7 +8,9 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from engagement.api.gwe_history import GweEvents, GweIdentity, GweVisits
+from engagement.api.state import HISTORY
 from engagement.app import create_app
+from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
 
 from .conftest import AUTH, SITE, ClientFactory, Factory, post_events
@@ -163,3 +165,12 @@ async def test_strategy_targets_identity_attributes(
     assert strategies(gold) == ["gold-members"]
     other = await get_json(client, f"/api/v1/visits/{silver.visit_id}", headers=AUTH)
     assert strategies(other) == []
+
+
+async def test_retention_purge_takes_identity_links_and_unused_identities(
+    client: Client, factory: Factory
+):
+    await signed_in(client, factory, SIGN_IN)
+    assert await client.app[HISTORY].purge(now_ms() + 1) == 1
+    assert await get_json(client, url(client, "gwe-identity-visits", identityId=ADA)) == []
+    await get_json(client, url(client, "gwe-identity", identityId=ADA), status=404)
