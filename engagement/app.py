@@ -41,6 +41,7 @@ from .attempts import Attempt, State
 from .availability import AvailabilityBoard
 from .console import setup_console
 from .engagements import Engagements
+from .experiments.goals import GoalWindows
 from .invite import Invites
 from .launchers.handoff import attached_data
 from .launchers.outbox import CallbackOutbox, Delivery, GMSSettings
@@ -95,9 +96,12 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[GWE_HISTORY] = GweHistory(history)
     availability = app[AVAILABILITY] = AvailabilityBoard()
     engine = Engine(StrategySet(), availability, strict=settings.strict_mode)
+    goals = GoalWindows(history)
     engagements = app[ENGAGEMENTS] = Engagements(
-        registry, engine, history, settings.engagement_expiration_s
+        registry, engine, history, settings.engagement_expiration_s, goals
     )
+    # Goals first: a goal event in the batch that qualifies a visit came before its invitation.
+    ingestor.listeners.append(goals)
     ingestor.listeners.append(engagements)
     hub = app[HUB] = LocalHub()
     notifier = app[NOTIFIER] = Notifier(hub, engagements)
@@ -161,10 +165,12 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     settings, history, library = app[SETTINGS], app[HISTORY], app[LIBRARY]
     engagements = app[ENGAGEMENTS]
     await history.open()
-    engagements.load_ledger(await history.attempts_since(now_ms() - C.LEDGER_DAYS * 86_400_000))
+    recent = await history.attempts_since(now_ms() - C.LEDGER_DAYS * 86_400_000)
+    engagements.load_ledger(recent)
     if not settings.strategies_dir.is_dir():
         log.warning("no strategies folder at %s: no visit will be invited", settings.strategies_dir)
     library.scan()
+    engagements.goals.reopen(recent, library.current.goals(), now_ms())
     for error in library.all_errors():
         log.error("strategy file error: %s", error)
     app[CLIENT] = aiohttp.ClientSession()

@@ -20,6 +20,7 @@ class State(enum.StrEnum):
     CANCELLED = "cancelled"  # an outside decision-maker said noengage
     LAUNCHED = "launched"  # chat opened / callback sent
     COMPLETED = "completed"
+    HELD_OUT = "held_out"  # in the strategy's control group: recorded, never shown
 
 
 LIVE = frozenset({State.DETECTED, State.OFFERED, State.SHOWN, State.ACCEPTED, State.LAUNCHED})
@@ -29,7 +30,9 @@ ANSWERS = frozenset(
 )
 # What may follow what; anything else is refused (and reported, never silently applied).
 NEXT: dict[State, frozenset[State]] = {
-    State.DETECTED: frozenset({State.OFFERED, State.TIMED_OUT, State.CANCELLED, State.FAILED}),
+    State.DETECTED: frozenset(
+        {State.OFFERED, State.TIMED_OUT, State.CANCELLED, State.FAILED, State.HELD_OUT}
+    ),
     State.OFFERED: ANSWERS | {State.SHOWN},
     State.SHOWN: ANSWERS,
     State.ACCEPTED: frozenset({State.LAUNCHED, State.FAILED, State.COMPLETED}),
@@ -63,6 +66,7 @@ class Attempt:
     state: State = State.DETECTED
     transitions: list[tuple[State, int, str]] = field(default_factory=list)  # state, ms, why
     handoff: dict[str, Any] = field(default_factory=dict)  # what the media side said (GMS _id...)
+    variant: str = ""  # the experiment arm: "holdout", a variant's name, or "" (none)
 
     def __post_init__(self) -> None:
         if not self.transitions:
@@ -103,4 +107,5 @@ class Attempt:
                 {"state": s.value, "at": t, "reason": r} for s, t, r in self.transitions
             ],
             "handoff": self.handoff,
+            "variant": self.variant,
         }

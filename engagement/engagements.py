@@ -17,8 +17,11 @@ from typing import Any, Protocol
 
 from . import constants as C
 from .attempts import Attempt, Origin, State, new_attempt_id
+from .experiments.goals import GoalWindows
+from .experiments.model import Conversion
 from .monitoring.ingest import now_ms
 from .strategy.engine import CompiledStrategy, Engine
+from .strategy.experiment import arm_of
 from .visits.model import Event, Visit
 from .visits.registry import VisitRegistry
 
@@ -54,6 +57,11 @@ def attempt_for(
     )
 
 
+class _NoConversions:
+    def record_conversion(self, conversion: Conversion) -> None:
+        return None
+
+
 class AttemptStore(Protocol):
     def record_attempt(self, attempt: Attempt) -> None: ...
 
@@ -71,11 +79,13 @@ class Engagements:
         engine: Engine,
         store: AttemptStore,
         offer_timeout_s: float = C.ENGAGEMENT_EXPIRATION_S,
+        goals: GoalWindows | None = None,
     ) -> None:
         self.registry = registry
         self.engine = engine
         self.store = store
         self.offer_timeout_s = offer_timeout_s
+        self.goals = goals if goals is not None else GoalWindows(_NoConversions())
         self.offers: list[AttemptOffer] = []
         self.by_id: dict[str, Attempt] = {}  # attempts still live, and recently ended ones
         self._deadlines: list[tuple[int, int, Attempt, State]] = []
@@ -119,7 +129,10 @@ class Engagements:
                 self.move(attempt, State.TIMED_OUT, now, f"no answer while {expected.value}")
 
     def start(self, visit: Visit, strategy: CompiledStrategy, now: int) -> Attempt:
-        offer = strategy.offer
+        # Experiments decide first: the control group is recorded and shown nothing, and a
+        # variant's offer replaces the strategy's (engagement.strategy.experiment).
+        assignment = arm_of(strategy, visit.global_visit_id)
+        offer = assignment.offer
         attempt = attempt_for(
             visit,
             strategy.name,
@@ -130,12 +143,37 @@ class Engagements:
             offer.timeout_s,
             now,
         )
+        attempt.variant = assignment.variant
+        if strategy.experiment is not None and strategy.experiment.goal is not None:
+            self.goals.open(attempt, strategy.experiment.goal)
+        if assignment.held_out:
+            self.hold_out(visit, attempt, now)
+            return attempt
         external = strategy.decide == "external"
         self.add(visit, attempt, offer=not external)
         if external:  # an outside system answers engage / noengage before the expiry
             for announce in self.announcers:
                 announce(attempt, visit)
         return attempt
+
+    def hold_out(self, visit: Visit, attempt: Attempt, now: int) -> None:
+        """Record a control-group attempt: it counts for limits and goals, and is never offered
+        (so it takes no pacing capacity and no timer)."""
+        attempt.move(State.HELD_OUT, now, "control group")
+        visit.attempts.append(attempt)
+        self.by_id[attempt.attempt_id] = attempt
+        self.engine.ledger.add(attempt)
+        self.store.record_attempt(attempt)
+        self.started_total += 1
+        self.reached[State.DETECTED.value] += 1
+        self.reached[State.HELD_OUT.value] += 1
+        log.info(
+            "attempt %s for visit %s by %s held out",
+            attempt.attempt_id,
+            visit.visit_id,
+            attempt.strategy,
+            extra={"visitID": visit.visit_id, "attemptID": attempt.attempt_id},
+        )
 
     def add(self, visit: Visit, attempt: Attempt, offer: bool = True) -> Attempt:
         """Record a new attempt and, unless an outside system decides, offer it."""

@@ -41,10 +41,12 @@ class Job:
 
 
 async def sweep_memory(hub: LocalHub, engagements: Engagements) -> None:
-    """Forget mailboxes of pages long gone and attempts no limit needs any more."""
+    """Forget mailboxes of pages long gone, attempts no limit needs any more, and goal windows
+    that ended."""
     now = now_ms()
     hub.sweep(now)
     engagements.forget_old(now)
+    engagements.goals.close_ended(now)
 
 
 def jobs(

@@ -65,6 +65,7 @@ class AttemptOut(BaseModel):
     state: str = Field(description="detected, offered, shown, accepted, declined, timed_out...")
     transitions: list[TransitionOut]
     handoff: dict[str, Any] = Field(description="what the media side answered (GMS _id...)")
+    variant: str = Field(description="experiment arm: holdout, a variant's name, or empty")
 
 
 class VisitOut(BaseModel):

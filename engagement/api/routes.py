@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
-from ..console import report
+from ..console import experiments, report
 from ..metrics import get_metrics
 from ..monitoring.models import EventBatch, IngestResult
 from . import (
@@ -108,6 +108,9 @@ ROUTES: list[Route] = [
           response=strategies.AvailabilityOut),
     Route("GET", "/api/v1/reports/strategies", report.get_strategy_report, "report-strategies",
           "reports", auth=True, query=report.ReportQuery, response=report.StrategyReportOut),
+    Route("GET", "/api/v1/reports/experiments", experiments.get_experiment_report,
+          "report-experiments", "reports", auth=True, query=report.ReportQuery,
+          response=experiments.ExperimentReportOut),
     Route("GET", "/api/openapi.json", site.get_openapi, "openapi", "meta"),
     Route("GET", "/health", site.get_health, "health", "meta"),
     Route("GET", "/ready", site.get_ready, "ready", "meta"),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import login, report, visitors
+from . import experiments, login, report, visitors
 from .session import SESSIONS, Handler, Sessions
 from .templating import STATIC_DIR, TEMPLATES, build_environment
 
@@ -23,6 +23,8 @@ CONSOLE_ROUTES: list[tuple[str, str, Handler, str]] = [
     ("POST", "/console/visits/{visitID}/invite", visitors.invite_now, "console-invite"),
     ("GET", "/console/reports", report.report_page, "console-reports"),
     ("GET", "/console/reports.csv", report.report_csv, "console-reports-csv"),
+    ("GET", "/console/experiments", experiments.experiments_page, "console-experiments"),
+    ("GET", "/console/experiments.csv", experiments.experiments_csv, "console-experiments-csv"),
 ]
 # The JSON API of the report: API key only, documented by its pydantic models.
 REPORT_API_ROUTE: tuple[str, str, Handler, str] = (

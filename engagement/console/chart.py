@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..experiments.report import ArmRow
 from ..reports import FUNNEL, FunnelRow
 
 WIDTH = 760
@@ -71,3 +72,73 @@ def funnel_chart(totals: list[FunnelRow]) -> Chart | None:
         panels.append(Panel(row.strategy, row.acceptance_rate, y, bars))
         y += TITLE_H + len(FUNNEL) * (BAR_H + BAR_GAP) + PANEL_GAP
     return Chart(WIDTH, y - PANEL_GAP, LABEL_W, BAR_H, panels)
+
+
+# -- the experiment chart: conversion rate per arm, its interval, and the verdict --
+
+RATE_COLORS = {"holdout": "#94a3b8", "arm": "#2563eb"}
+VERDICT_COLORS = {"better": "#15803d", "worse": "#dc2626", "unclear": "#64748b"}
+
+
+@dataclass(frozen=True, slots=True)
+class RateBar:
+    label: str
+    rate: float | None
+    y: int
+    width: float  # the rate
+    low_x: float  # the interval's ends
+    high_x: float
+    color: str
+    verdict: str  # better | worse | unclear | "" (the holdout, or no holdout)
+    note: str  # "+2.1 pts (+0.4 to +3.8)"
+
+
+@dataclass(frozen=True, slots=True)
+class RatePanel:
+    strategy: str
+    y: int
+    bars: list[RateBar]
+
+
+@dataclass(frozen=True, slots=True)
+class RateChart:
+    width: int
+    height: int
+    label_w: int
+    span: int
+    bar_h: int
+    panels: list[RatePanel]
+    colors: dict[str, str]
+
+
+def _points(x: float) -> str:
+    return f"{x * 100:+.1f}"
+
+
+def experiment_chart(rows: list[ArmRow]) -> RateChart | None:
+    """One panel per strategy, a bar per arm on one scale: the conversion rate, a whisker for
+    its 95 % interval, and beside it the lift over the holdout, coloured by its verdict."""
+    rows = [r for r in rows if r.qualified]
+    if not rows:
+        return None
+    top = max((r.rate_interval or (0.0, 0.0))[1] for r in rows) or 1.0
+    span = WIDTH - LABEL_W - 260  # room for the verdict after the bar
+    panels: list[RatePanel] = []
+    y = 0
+    for strategy in dict.fromkeys(r.strategy for r in rows):
+        bars = []
+        for i, r in enumerate(r for r in rows if r.strategy == strategy):
+            low, high = r.rate_interval or (0.0, 0.0)
+            verdict, note = "", ""
+            if r.lift is not None:
+                lf = r.lift
+                verdict = ("unclear" if not lf.significant
+                           else "better" if lf.difference > 0 else "worse")  # fmt: skip
+                note = f"{_points(lf.difference)} pts ({_points(lf.low)} to {_points(lf.high)})"
+            color = RATE_COLORS["holdout" if r.is_holdout else "arm"]
+            bars.append(RateBar(r.arm, r.rate, TITLE_H + i * (BAR_H + BAR_GAP + 4),
+                                span * (r.rate or 0.0) / top, LABEL_W + span * low / top,
+                                LABEL_W + span * high / top, color, verdict, note))  # fmt: skip
+        panels.append(RatePanel(strategy, y, bars))
+        y += TITLE_H + len(bars) * (BAR_H + BAR_GAP + 4) + PANEL_GAP
+    return RateChart(WIDTH, y - PANEL_GAP, LABEL_W, span, BAR_H, panels, VERDICT_COLORS)

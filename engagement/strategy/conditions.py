@@ -135,6 +135,12 @@ def _lookup(data: dict[str, Any], path: str) -> Any:
     return value
 
 
+def field_value(data: dict[str, Any], path: str) -> Any:
+    """The value at a dotted path of event data, or None."""
+    value = _lookup(data, path)
+    return None if value is _MISSING else value
+
+
 def _coerce(actual: Any, expected: Any) -> Any:
     """'600' compares as 600 when the strategy compares with a number (or numbers)."""
     numeric = isinstance(expected, int | float) or (

@@ -12,6 +12,7 @@ from typing import Protocol, runtime_checkable
 from ..attempts import Attempt, State
 from ..visits.model import Event, Visit
 from .conditions import IDENTITY, PAGE, AvailabilityView, Ctx, Pred, Verdict
+from .experiment import CompiledGoal, Experiment
 from .schema import DeclaredEvent, Limits, Offer
 
 CATEGORY_CACHE_SIZE = 4096  # distinct (URL, title) pairs remembered per strategy set
@@ -36,6 +37,7 @@ class CompiledStrategy:
     source: str = ""  # where it was defined, for reports
     line: int = 0
     description: str = ""
+    experiment: Experiment | None = None  # goal, holdout and variants, if any
 
 
 @runtime_checkable
@@ -101,6 +103,14 @@ class StrategySet:
 
     def __len__(self) -> int:
         return len(self.strategies)
+
+    def goals(self) -> dict[str, CompiledGoal]:
+        """Each strategy's goal, by strategy name (for strategies that have one)."""
+        return {
+            s.name: s.experiment.goal
+            for s in self.strategies
+            if s.experiment is not None and s.experiment.goal is not None
+        }
 
     def candidates(self, keys: Iterable[str]) -> list[CompiledStrategy]:
         """Strategies an event with these keys may trigger, highest priority first."""

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from .conditions import all_of, availability_pred, compile_condition, schedule_pred, trigger_keys
 from .engine import CompiledStrategy, PythonStrategy, StrategySet, from_python
+from .experiment import compile_experiment
 from .schema import CONDITION_KEYS, StrategyFile, StrategySpec
 
 log = logging.getLogger("engagement.strategy")
@@ -145,7 +146,7 @@ def compile_spec(spec: StrategySpec, source: str, line: int) -> CompiledStrategy
     return CompiledStrategy(
         name=spec.name, priority=spec.priority, keys=frozenset(keys), predicate=all_of(preds),
         offer=spec.offer, limits=spec.limits, decide=spec.decide, source=source, line=line,
-        description=spec.description,
+        description=spec.description, experiment=compile_experiment(spec),
     )  # fmt: skip
 
 

@@ -278,9 +278,67 @@ class Offer(Strict):
     @field_validator("invite")
     @classmethod
     def _safe_name(cls, value: str) -> str:
-        if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", value) or ".." in value:
-            raise ValueError(f"invite {value!r} must be a file name in invites/, e.g. chat.html")
-        return value
+        return _invite_name(value)
+
+
+def _invite_name(value: str) -> str:
+    if not re.fullmatch(r"[A-Za-z0-9_-][A-Za-z0-9_.-]*", value) or ".." in value:
+        raise ValueError(f"invite {value!r} must be a file name in invites/, e.g. chat.html")
+    return value
+
+
+# -- experiments: what success is, a control group, and variants of the offer --
+
+
+class Goal(Strict):
+    """What counts as success after an invitation: a business event or a page, within hours."""
+
+    event: EventCondition | None = Field(None, description="e.g. {name: OrderPlaced, where: ...}")
+    page: TextCondition | None = Field(None, description="a page whose URL matches")
+    within_h: float = Field(24, gt=0, le=24 * 90, description="hours after the invitation")
+    value: str | None = Field(
+        None, max_length=200, description="event data field to sum, e.g. total (event goals)"
+    )
+
+    @field_validator("event", mode="before")
+    @classmethod
+    def _event_short(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Goal:
+        if (self.event is None) == (self.page is None):
+            raise ValueError("a goal names exactly one of event or page")
+        if self.value is not None and self.event is None:
+            raise ValueError("value sums a field of the goal event: it needs an event goal")
+        return self
+
+
+class Variant(Strict):
+    """One arm of the experiment: what it changes in the strategy's offer, and its weight."""
+
+    name: Name | None = Field(None, description="default: the invite's name, or v1, v2...")
+    weight: float = Field(1, gt=0, le=1_000_000)
+    invite: str | None = None
+    media: Literal["chat", "callback", "custom"] | None = None
+    params: dict[str, Any] | None = Field(None, description="replace the offer's params")
+    timeout_s: Seconds | None = None
+
+    @field_validator("invite")
+    @classmethod
+    def _safe_name(cls, value: str | None) -> str | None:
+        return None if value is None else _invite_name(value)
+
+
+def _percent(value: Any) -> Any:
+    """``10%``, ``"10 %"`` and ``10`` all mean ten percent."""
+    if isinstance(value, str):
+        text = value.strip().removesuffix("%").strip()
+        try:
+            return float(text)
+        except ValueError as exc:
+            raise ValueError(f"{value!r}: write a share like 10%") from exc
+    return value
 
 
 class StrategySpec(Strict):
@@ -297,6 +355,22 @@ class StrategySpec(Strict):
     decide: Literal["engine", "external"] = Field(
         "engine", description="external: an outside system answers engage/noengage"
     )
+    goal: Goal | None = Field(None, description="what success is, for the experiment report")
+    holdout: float = Field(0, ge=0, lt=100, description="percent of qualifying visitors held out")
+    variants: list[Variant] = Field(default_factory=list, description="arms splitting the rest")
+
+    @field_validator("holdout", mode="before")
+    @classmethod
+    def _holdout_percent(cls, value: Any) -> Any:
+        return _percent(value)
+
+    @model_validator(mode="after")
+    def _variant_names(self) -> StrategySpec:
+        names = [v.name for v in self.variants if v.name]
+        for name in names:
+            if names.count(name) > 1:
+                raise ValueError(f"variants: the name {name!r} is used twice")
+        return self
 
 
 class DeclaredEvent(Strict):

@@ -15,13 +15,20 @@ import aiosqlite
 
 from .. import constants as C
 from ..attempts import Attempt, Origin, State
+from ..experiments.model import Conversion
 from .model import Event, Visit
 
 log = logging.getLogger("engagement.store")
 
 # Pages and events live clustered by visit: a visit's rows share B-tree pages, so a batch
 # dirties few of them, and reading a visit is one range scan. `seq` keeps arrival order.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
+# Each step brings a store of the version before it up to date, in one transaction.
+MIGRATIONS = {
+    2: """
+ALTER TABLE attempts ADD COLUMN variant TEXT NOT NULL DEFAULT '';
+""",
+}
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS visits (
     visit_id TEXT PRIMARY KEY,
@@ -81,12 +88,26 @@ CREATE TABLE IF NOT EXISTS attempts (
     state TEXT NOT NULL,
     updated_at INTEGER NOT NULL,
     transitions TEXT NOT NULL,
-    handoff TEXT NOT NULL DEFAULT '{}'
+    handoff TEXT NOT NULL DEFAULT '{}',
+    variant TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS attempts_visit ON attempts (visit_id, created_at);
 CREATE INDEX IF NOT EXISTS attempts_visitor ON attempts (global_visit_id, created_at);
 CREATE INDEX IF NOT EXISTS attempts_created ON attempts (created_at);
 CREATE INDEX IF NOT EXISTS events_page ON events (page_id, seq);
+CREATE TABLE IF NOT EXISTS conversions (
+    attempt_id TEXT NOT NULL,
+    event_id TEXT NOT NULL,
+    strategy TEXT NOT NULL,
+    variant TEXT NOT NULL,
+    visit_id TEXT NOT NULL,
+    global_visit_id TEXT NOT NULL,
+    goal TEXT NOT NULL,
+    at INTEGER NOT NULL,
+    value REAL NOT NULL,
+    PRIMARY KEY (attempt_id, event_id)
+) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS conversions_at ON conversions (at);
 """
 
 # A visit seen again after a restart merges into its row instead of replacing it.
@@ -113,11 +134,12 @@ ON CONFLICT (visit_id, page_id) DO UPDATE SET
 """
 INSERT_EVENT = "INSERT OR IGNORE INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
 UPSERT_ATTEMPT = """
-INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+INSERT INTO attempts VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (attempt_id) DO UPDATE SET
     state = excluded.state, updated_at = excluded.updated_at, transitions = excluded.transitions,
-    handoff = excluded.handoff
+    handoff = excluded.handoff, variant = excluded.variant
 """
+INSERT_CONVERSION = "INSERT OR IGNORE INTO conversions VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"
 
 Row = tuple[Any, ...]
 Batch = list[tuple[str, list[Row]]]  # (statement, rows) pairs, executed in order
@@ -202,7 +224,13 @@ def _attempt_row(a: Attempt) -> Row:
         a.transitions[-1][1],
         json.dumps([[s.value, t, r] for s, t, r in a.transitions]),
         json.dumps(a.handoff),
+        a.variant,
     )
+
+
+def _conversion_row(c: Conversion) -> Row:
+    return (c.attempt_id, c.event_id, c.strategy, c.variant, c.visit_id, c.global_visit_id,
+            c.goal, c.at, c.value)  # fmt: skip
 
 
 def _event_row(e: Event, seq: int) -> Row:
@@ -238,6 +266,7 @@ class SQLiteHistory:
         self._visits: dict[str, Visit] = {}
         self._events: list[Event] = []
         self._attempts: dict[str, Row] = {}
+        self._conversions: list[Conversion] = []
         self._behind: dict[str, Visit] = {}  # rows whose last_seen_at is not written yet
         self._seq = itertools.count(time.time_ns() // 1000)  # grows across restarts too
         self._wake = asyncio.Event()
@@ -254,7 +283,7 @@ class SQLiteHistory:
     @property
     def pending(self) -> int:
         queued = len(self._visits) + len(self._events) + len(self._attempts)
-        return queued + sum(s.pending for s in self.sources)
+        return queued + len(self._conversions) + sum(s.pending for s in self.sources)
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -270,6 +299,12 @@ class SQLiteHistory:
             "SELECT COUNT(*) FROM sqlite_master WHERE name='events'"
         ) as cur:
             row = await cur.fetchone()
+        if row and row[0] and version in MIGRATIONS:
+            await self._db.executescript(
+                f"BEGIN; {MIGRATIONS[version]} PRAGMA user_version={version + 1}; COMMIT;"
+            )
+            log.info("history in %s brought from version %d to %d", self.path, version, version + 1)
+            version += 1
         if row and row[0] and version != SCHEMA_VERSION:
             await self._db.close()
             self._db = None
@@ -309,6 +344,9 @@ class SQLiteHistory:
     def record_attempt(self, attempt: Attempt) -> None:
         self._attempts[attempt.attempt_id] = _attempt_row(attempt)
 
+    def record_conversion(self, conversion: Conversion) -> None:
+        self._conversions.append(conversion)
+
     async def _write_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
@@ -325,7 +363,8 @@ class SQLiteHistory:
             if not self.pending and not (final and self._behind):
                 return
             visits, events, attempts = self._visits, self._events, self._attempts
-            self._visits, self._events, self._attempts = {}, [], {}
+            conversions = self._conversions
+            self._visits, self._events, self._attempts, self._conversions = {}, [], {}, []
             # Rows are built here, before the first await: a consistent snapshot.
             seq = self._seq
             if final:  # rows held back by the refresh interval are written now
@@ -345,6 +384,7 @@ class SQLiteHistory:
                 await self.db.executemany(UPSERT_PAGE, page_rows)
                 await self.db.executemany(INSERT_EVENT, event_rows)
                 await self.db.executemany(UPSERT_ATTEMPT, attempts.values())
+                await self.db.executemany(INSERT_CONVERSION, map(_conversion_row, conversions))
                 for _, batch in more:
                     for statement, rows in batch:
                         await self.db.executemany(statement, rows)
@@ -359,6 +399,7 @@ class SQLiteHistory:
                 self._visits = {**visits, **self._visits}
                 self._events = events + self._events
                 self._attempts = {**attempts, **self._attempts}
+                self._conversions = conversions + self._conversions
                 for source, batch in more:
                     source.put_back(batch)
                 raise
@@ -380,6 +421,7 @@ class SQLiteHistory:
             await self.db.execute(f"DELETE FROM events WHERE visit_id IN ({old})", (before_ms,))
             await self.db.execute(f"DELETE FROM pages WHERE visit_id IN ({old})", (before_ms,))
             await self.db.execute(f"DELETE FROM attempts WHERE visit_id IN ({old})", (before_ms,))
+            await self.db.execute("DELETE FROM conversions WHERE at < ?", (before_ms,))
             cursor = await self.db.execute(
                 "DELETE FROM visits WHERE last_seen_at < ?", (before_ms,)
             )
@@ -460,6 +502,7 @@ def _attempt(r: aiosqlite.Row) -> Attempt:
         state=State(r["state"]),
         transitions=[(State(s), t, why) for s, t, why in json.loads(r["transitions"])],
         handoff=json.loads(r["handoff"]),
+        variant=r["variant"],
     )
 
 

@@ -1,0 +1,221 @@
+"""Experiments in the running engine: holdout and variants decided before an offer, goals
+counted for both, conversions across a visitor's visits, and the report that compares them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from engagement.api.state import HISTORY, HUB
+from engagement.app import create_app
+from engagement.cli import main
+from engagement.monitoring.ingest import now_ms
+from engagement.settings import Settings
+from engagement.strategy.experiment import bucket
+from engagement.strategy.loader import check_folder
+
+from .conftest import AUTH, SITE, ClientFactory, Factory, new_id, post_events
+
+Client = TestClient[Any, Any]
+
+EXPERIMENT = """
+strategies:
+  - name: big-cart
+    when: {event: {name: AddToCart, where: {price: {gt: 500}}}}
+    offer: {invite: callback.html, media: callback, params: {service: sales}}
+    holdout: 50%
+    goal:
+      event: {name: OrderPlaced, where: {total: {gt: 0}}}
+      within_h: 24
+      value: total
+    variants:
+      - {invite: chat.html, media: chat, params: {queue: sales}, weight: 1}
+      - {name: short, invite: chat.html, media: chat, params: {queue: short}, weight: 1}
+"""
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path) -> Client:
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    (folder / "big-cart.yaml").write_text(EXPERIMENT)
+    settings = settings.model_copy(update={"strategies_dir": folder})
+    return await aiohttp_client(create_app(settings))
+
+
+def test_check_names_experiment_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+    (tmp_path / "x.yaml").write_text(
+        "strategies:\n"
+        "  - name: s\n"
+        "    when: {event: AddToCart}\n"
+        "    offer: {invite: chat.html, media: chat}\n"
+        "    holdout: ten\n"
+        "    goal: {page: /thanks, value: total}\n"
+        "    variants:\n"
+        "      - {invite: a.html, wieght: 2}\n"
+        "      - {name: b, invite: ../b.html}\n"
+    )
+    assert main(["check", str(tmp_path)]) == 1
+    shown = tmp_path.name
+    assert capsys.readouterr().out.splitlines()[:-1] == [
+        f"{shown}/x.yaml:6:11: strategies.goal: value sums a field of the goal event: "
+        "it needs an event goal",
+        f"{shown}/x.yaml:5:14: strategies.holdout: 'ten': write a share like 10%",
+        f"{shown}/x.yaml:8:26: unknown key 'wieght': did you mean 'weight'?",
+        f"{shown}/x.yaml:9:27: strategies.variants.invite: invite '../b.html' must be a file "
+        "name in invites/, e.g. chat.html",
+    ]
+
+
+def test_variants_take_their_offer_and_a_name(tmp_path: Path):
+    (tmp_path / "x.yaml").write_text(EXPERIMENT)
+    strategies, errors = check_folder(tmp_path)
+    assert errors == []
+    experiment = strategies.by_name["big-cart"].experiment
+    assert experiment is not None
+    assert experiment.holdout == 0.5
+    assert [(a.name, a.offer.invite, a.offer.media, a.offer.params) for a in experiment.arms] == [
+        ("chat", "chat.html", "chat", {"queue": "sales"}),
+        ("short", "chat.html", "chat", {"queue": "short"}),
+    ]
+
+
+def test_assignment_follows_the_weights(tmp_path: Path):
+    (tmp_path / "x.yaml").write_text(
+        EXPERIMENT.replace("50%", "10%").replace("weight: 1}", "weight: 3}", 1)
+    )
+    experiment = check_folder(tmp_path)[0].by_name["big-cart"].experiment
+    assert experiment is not None
+    n = 20_000
+    groups = Counter(experiment.assign(new_id(), "big-cart").variant for _ in range(n))
+    # Expected shares 10 %, 67.5 %, 22.5 %; three standard deviations are under 1 point.
+    assert abs(groups["holdout"] / n - 0.10) < 0.012
+    assert abs(groups["chat"] / n - 0.675) < 0.012
+    assert abs(groups["short"] / n - 0.225) < 0.012
+
+
+def test_assignment_is_the_same_in_another_process():
+    ids = [new_id() for _ in range(50)]
+    script = (
+        "import sys\nfrom engagement.strategy.experiment import bucket\n"
+        "for gvid in sys.argv[1:]: print(repr(bucket(gvid, 'big-cart')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script, *ids], capture_output=True, text=True, check=True
+    )
+    assert out.stdout.split() == [repr(bucket(gvid, "big-cart")) for gvid in ids]
+    assert bucket(ids[0], "big-cart") != bucket(ids[0], "other")
+
+
+def buffered(client: Client, factory: Factory) -> list[bytes]:
+    """What the visit's pages were sent so far (buffered by the hub)."""
+    stream = client.app[HUB].connect(factory.visit_id, factory.page_id, 0, now_ms())
+    frames = []
+    while not stream._queue.empty():
+        frames.append(stream._queue.get_nowait())
+    return frames
+
+
+async def qualify(client: Client, factory: Factory) -> dict[str, Any]:
+    await post_events(client, factory.start(f"{SITE}/cart", "Cart"))
+    await post_events(client, [factory.event("AddToCart", {"sku": "WH15", "price": 1199})])
+    r = await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)
+    assert r.status == 200, await r.text()
+    (attempt,) = (await r.json())["attempts"]
+    return attempt  # type: ignore[no-any-return]
+
+
+async def test_holdout_is_recorded_and_shown_nothing(client: Client):
+    visitors = [Factory() for _ in range(16)]
+    for f in visitors:
+        attempt = await qualify(client, f)
+        held = bucket(f.global_visit_id, "big-cart") < 0.5
+        if held:
+            assert (attempt["state"], attempt["variant"]) == ("held_out", "holdout")
+            assert [t["state"] for t in attempt["transitions"]] == ["detected", "held_out"]
+            assert buffered(client, f) == []
+        else:
+            assert attempt["state"] == "offered"
+            assert attempt["variant"] in ("chat", "short")
+            queue = {"chat": "sales", "short": "short"}[attempt["variant"]]
+            assert (attempt["invite"], attempt["media"], attempt["params"]) == (
+                "chat.html", "chat", {"queue": queue},
+            )  # fmt: skip
+            assert len(buffered(client, f)) == 1
+
+
+async def test_goal_counts_across_visits_for_both_groups(client: Client):
+    held, invited = Factory(), Factory()
+    while bucket(held.global_visit_id, "big-cart") >= 0.5:
+        held = Factory()
+    while bucket(invited.global_visit_id, "big-cart") < 0.5:
+        invited = Factory()
+    for f in (held, invited):
+        await qualify(client, f)
+        await post_events(client, [f.event("OrderPlaced", {"total": 0})])  # not the goal
+        f.visit_id, f.page_id = new_id(), new_id()  # the visitor comes back another day
+        await post_events(client, f.start(f"{SITE}/checkout", "Checkout"))
+        await post_events(client, [f.event("OrderPlaced", {"total": "120.50"})])
+    await post_events(client, [invited.event("OrderPlaced", {"total": 80})])
+    stranger = Factory()  # never qualified: converts for nobody
+    await post_events(client, stranger.start())
+    await post_events(client, [stranger.event("OrderPlaced", {"total": 999})])
+
+    r = await client.get(client.app.router["report-experiments"].url_for(), headers=AUTH)
+    assert r.status == 200, await r.text()
+    arms = {a["arm"]: a for a in (await r.json())["arms"]}
+    assert {k: {f: a[f] for f in ("qualified", "shown", "converted", "value")}
+            for k, a in arms.items()} == {
+        "holdout": {"qualified": 1, "shown": 0, "converted": 1, "value": 120.5},
+        invited_arm(invited): {"qualified": 1, "shown": 0, "converted": 1, "value": 200.5},
+    }  # fmt: skip
+    async with client.app[HISTORY].db.execute(
+        "SELECT visit_id, goal, value FROM conversions WHERE global_visit_id = ? ORDER BY at",
+        (invited.global_visit_id,),
+    ) as cur:
+        rows = [tuple(r) for r in await cur.fetchall()]
+    assert rows == [(invited.visit_id, "OrderPlaced", 120.5), (invited.visit_id, "OrderPlaced", 80)]
+
+
+def invited_arm(f: Factory) -> str:
+    u = (bucket(f.global_visit_id, "big-cart") - 0.5) / 0.5
+    return "chat" if u < 0.5 else "short"
+
+
+async def test_console_page_and_csv_show_the_arms(client: Client):
+    held, invited = Factory(), Factory()
+    while bucket(held.global_visit_id, "big-cart") >= 0.5:
+        held = Factory()
+    while bucket(invited.global_visit_id, "big-cart") < 0.5:
+        invited = Factory()
+    for f in (held, invited):
+        await qualify(client, f)
+    await post_events(client, [invited.event("OrderPlaced", {"total": 10})])
+    arm = invited_arm(invited)
+
+    r = await client.get(client.app.router["console-experiments"].url_for(), headers=AUTH)
+    assert r.status == 200, await r.text()
+    html = await r.text()
+    assert '<svg class="chart"' in html
+    assert f"big-cart, {arm}: 100.0 % converted" in html
+    assert "big-cart, holdout: 0.0 % converted" in html
+    assert "no clear effect: +100.0 pts (-" in html  # one visitor per group proves nothing
+
+    r = await client.get(client.app.router["console-experiments-csv"].url_for(), headers=AUTH)
+    assert r.status == 200, await r.text()
+    lines = (await r.text()).splitlines()
+    assert [line.split(",")[:6] for line in lines[1:]] == [
+        ["big-cart", "holdout", "1", "0", "0", "0"],
+        ["big-cart", arm, "1", "0", "0", "1"],
+    ]
+
+
+async def test_report_needs_the_api_key(client: Client):
+    r = await client.get(client.app.router["report-experiments"].url_for())
+    assert r.status == 401, await r.text()
