@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..reports import ReportFilter
+from ..reports import ReportFilter, csv_cell
 from ..strategy.experiment import HOLDOUT, INVITED
 from ..visits.store import SQLiteHistory
 from .stats import Lift, lift, wilson
@@ -25,7 +25,6 @@ ALL_INVITED = "all invited"  # the arms other than the holdout, together (with 2
 CSV_HEADER = ("strategy", "arm", "qualified", "shown", "accepted", "converted",
               "conversion_rate", "rate_low", "rate_high", "value", "lift", "lift_low",
               "lift_high", "relative_lift")  # fmt: skip
-FORMULA_START = ("=", "+", "-", "@", "\t", "\r")  # a spreadsheet would run these as formulas
 
 
 @dataclass(frozen=True, slots=True)
@@ -126,11 +125,6 @@ def experiment_rows(records: Iterable[ExperimentRecord]) -> list[ArmRow]:
     return rows
 
 
-def _cell(value: object) -> str:
-    text = "" if value is None else str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
-
-
 def _num(value: float | None) -> str:
     return "" if value is None else f"{value:.4f}"
 
@@ -145,7 +139,7 @@ def to_csv(rows: Iterable[ArmRow]) -> str:
         interval = r.rate_interval or (None, None)
         lf = r.lift
         writer.writerow([
-            _cell(r.strategy), _cell(r.arm), r.qualified, r.shown, r.accepted, r.converted,
+            csv_cell(r.strategy), csv_cell(r.arm), r.qualified, r.shown, r.accepted, r.converted,
             _num(r.rate), _num(interval[0]), _num(interval[1]), f"{r.value:.2f}",
             _num(lf.difference if lf else None), _num(lf.low if lf else None),
             _num(lf.high if lf else None), _num(lf.relative if lf else None),
