@@ -56,7 +56,7 @@ from .strategy.engine import Engine, StrategySet
 from .strategy.library import StrategyLibrary
 from .visits.gwe_reads import GweHistory
 from .visits.identity import IdentityBook
-from .visits.model import Visit
+from .visits.model import Visit, VisitCaps
 from .visits.registry import VisitRegistry
 from .visits.store import SQLiteHistory
 from .webhooks import Background, post_json
@@ -86,7 +86,13 @@ def create_app(settings: Settings | None = None) -> web.Application:
     tracker = app[TRACKER] = ServedTracker(_tracker_config(settings, StrategySet()))
     app[OPENAPI] = build_openapi(ROUTES)
     history = SQLiteHistory(settings.db_path, settings.history_flush_interval_s)
-    registry = VisitRegistry(history, settings.visit_timeout_s)
+    registry = VisitRegistry(
+        history,
+        settings.visit_timeout_s,
+        settings.max_live_visits,
+        settings.evict_idle_after_s,
+        VisitCaps(settings.max_pages_per_visit, settings.max_events_per_visit),
+    )
     app[HISTORY] = history
     app[REGISTRY] = registry
     ingestor = app[INGESTOR] = Ingestor(registry)
@@ -103,7 +109,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     # Goals first: a goal event in the batch that qualifies a visit came before its invitation.
     ingestor.listeners.append(goals)
     ingestor.listeners.append(engagements)
-    hub = app[HUB] = LocalHub()
+    hub = app[HUB] = LocalHub(max_streams_per_visit=settings.max_streams_per_visit)
     notifier = app[NOTIFIER] = Notifier(hub, engagements)
     app[INVITES] = Invites(settings.invites_dir)
     app[BACKGROUND] = Background()

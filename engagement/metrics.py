@@ -15,6 +15,8 @@ from prometheus_client.registry import Collector
 
 from .api.state import ENGAGEMENTS, HISTORY, HUB, INGESTOR, LIBRARY, OUTBOX, REGISTRY
 from .api.throttling import GUARD
+from .notifications.hub import LocalHub
+from .visits.registry import VisitRegistry
 
 METRICS = web.AppKey("metrics", CollectorRegistry)
 
@@ -66,8 +68,10 @@ class EngineCollector(Collector):
         yield _counter(
             "engagement_launcher_retries", "Callback deliveries retried", app[OUTBOX].retries_total
         )
-        yield _gauge("engagement_live_visits", "Visits live now", len(app[REGISTRY]))
-        yield _gauge("engagement_open_streams", "Page push streams open", app[HUB].open_streams)
+        registry, hub = app[REGISTRY], app[HUB]
+        yield _gauge("engagement_live_visits", "Visits live now", len(registry))
+        yield from _caps(registry, hub)
+        yield _gauge("engagement_open_streams", "Page push streams open", hub.open_streams)
         yield _gauge(
             "engagement_history_queue", "History rows waiting to be written", app[HISTORY].pending
         )
@@ -91,6 +95,40 @@ class EngineCollector(Collector):
         yield _gauge(
             "engagement_strategy_errors", "Strategy files with errors", len(app[LIBRARY].errors)
         )
+
+
+def _caps(registry: VisitRegistry, hub: LocalHub) -> Iterator[Metric]:
+    """The memory caps (README, "Limits") and what they dropped."""
+    caps = registry.caps
+    yield _gauge("engagement_live_visits_max", "Cap on live visits", registry.max_visits)
+    yield _counter(
+        "engagement_visits_evicted",
+        "Idle visits closed early to make room at the live-visit cap",
+        registry.evicted_total,
+    )
+    yield _counter(
+        "engagement_visits_refused",
+        "Event batches refused (503) at the live-visit cap, no visit being idle",
+        registry.refused_total,
+    )
+    yield _counter(
+        "engagement_pages_dropped", "Pages that left memory at a visit's cap", caps.pages_dropped
+    )
+    yield _counter(
+        "engagement_events_dropped",
+        "Events that left memory at a visit's cap (the history keeps them)",
+        caps.events_dropped,
+    )
+    yield _counter(
+        "engagement_categories_dropped",
+        "Categories not counted past a visit's cap",
+        caps.categories_dropped,
+    )
+    yield _counter(
+        "engagement_streams_dropped",
+        "Oldest push streams closed at a visit's cap",
+        hub.streams_dropped_total,
+    )
 
 
 def _counter(name: str, doc: str, value: float) -> CounterMetricFamily:

@@ -66,6 +66,15 @@ class Settings(BaseSettings):
     retention_days: float = Field(C.HISTORY_RETENTION_DAYS, gt=0)
     history_flush_interval_s: float = Field(C.HISTORY_FLUSH_INTERVAL_S, gt=0)
     max_body_bytes: int = Field(C.MAX_BODY_BYTES, ge=1024)
+    max_live_visits: int = Field(
+        C.MAX_LIVE_VISITS, ge=1, description="visits held in memory; see README, Limits"
+    )
+    evict_idle_after_s: float = Field(
+        C.EVICT_IDLE_AFTER_S, ge=0, description="at max_live_visits, idle visits closed early"
+    )
+    max_pages_per_visit: int = Field(C.MAX_PAGES_PER_VISIT, ge=2)
+    max_events_per_visit: int = Field(C.MAX_EVENTS_PER_VISIT, ge=1)
+    max_streams_per_visit: int = Field(C.MAX_STREAMS_PER_VISIT, ge=1)
     cookie_domain: str | None = Field(None, description="Force the tracker's cookie domain")
     strategies_dir: Path = Field(Path("strategies"), description="marketer strategy files")
     invites_dir: Path = Field(Path("invites"), description="invitation templates")

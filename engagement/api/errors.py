@@ -9,6 +9,8 @@ from aiohttp import web
 from aiohttp.typedefs import Handler
 from pydantic import ValidationError
 
+from ..visits.registry import AtCapacity
+
 log = logging.getLogger("engagement.api")
 
 
@@ -79,6 +81,16 @@ class PayloadTooLarge(HTTPError):
     code = "payload_too_large"
 
 
+class Unavailable(HTTPError):
+    """The engine is at a capacity limit; ``Retry-After`` says when to try again."""
+
+    status = 503
+    code = "at_capacity"
+
+    def __init__(self, message: str, retry_after_s: int) -> None:
+        super().__init__(message, headers={"Retry-After": str(retry_after_s)})
+
+
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -97,6 +109,9 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         return await handler(request)
     except HTTPError as exc:
         return exc.response()
+    except AtCapacity as exc:  # from any ingest: the tracker's, or server-side events
+        message = f"{exc}: try again in {exc.retry_after_s} s"
+        return Unavailable(message, exc.retry_after_s).response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise

@@ -92,10 +92,16 @@ class PushHub(Protocol):
 class LocalHub:
     """The in-process hub: one node holds every stream."""
 
-    def __init__(self, ttl_s: float = C.PUSH_MESSAGE_TTL_S) -> None:
+    def __init__(
+        self,
+        ttl_s: float = C.PUSH_MESSAGE_TTL_S,
+        max_streams_per_visit: int = C.MAX_STREAMS_PER_VISIT,
+    ) -> None:
         self.ttl_ms = int(ttl_s * 1000)
+        self.max_streams_per_visit = max_streams_per_visit
         self._boxes: dict[str, Mailbox] = {}
         self.published_total = 0
+        self.streams_dropped_total = 0  # oldest streams closed at max_streams_per_visit
 
     @property
     def open_streams(self) -> int:
@@ -135,6 +141,11 @@ class LocalHub:
             if message.id > since and message.created_ms >= oldest and message.for_page(page_id):
                 stream.put(message.frame)
         box.streams.append(stream)
+        if len(box.streams) > self.max_streams_per_visit:
+            # The oldest is most likely a tab gone without a word (found out only at the next
+            # heartbeat); if it is still open, its EventSource reconnects.
+            box.streams.pop(0).close()
+            self.streams_dropped_total += 1
         return stream
 
     def disconnect(self, stream: Stream, now_ms: int) -> None:

@@ -190,15 +190,19 @@ def _event(cond: EventCondition) -> Pred:
     key = object()  # this condition's entry in each visit's match counts
 
     def pred(ctx: Ctx) -> Verdict:
-        events = ctx.visit.events_by_name.get(name)
-        if not events:
-            return FALSE
-        # The list only grows: test each event once, not at every evaluation.
+        events = ctx.visit.events
+        # Test each event once, not at every evaluation: the ones after the last tested (the
+        # list drops its oldest at the visit's cap, so a last tested one gone means all new).
         counts = ctx.visit.match_counts
-        scanned, seen = counts.get(key, (0, 0))
-        if scanned < len(events):
-            seen += sum(1 for event in events[scanned:] if test(event))
-            counts[key] = (len(events), seen)
+        if counts is None:
+            counts = ctx.visit.match_counts = {}
+        last, seen = counts.get(key, (None, 0))
+        if events and events[-1] is not last:
+            start = len(events) - 1
+            while start > 0 and events[start - 1] is not last:
+                start -= 1
+            seen += sum(1 for e in events[start:] if e.event_name == name and test(e))
+            counts[key] = (events[-1], seen)
         return TRUE if seen >= count else FALSE
 
     return pred
@@ -356,7 +360,7 @@ def compile_condition(c: Condition) -> Pred:
         preds.append(_time_on_site(c.time_on_site_s))
     if c.pages_viewed is not None:
         n = c.pages_viewed
-        preds.append(lambda ctx: (len(ctx.visit.pages) >= n, None))
+        preds.append(lambda ctx: (ctx.visit.pages_viewed >= n, None))
     if c.category is not None:
         name, count = c.category.name, c.category.count
         preds.append(lambda ctx: (ctx.visit.category_pages.get(name, 0) >= count, None))

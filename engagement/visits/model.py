@@ -12,6 +12,28 @@ from .. import constants as C
 JSONDict = dict[str, Any]
 
 
+@dataclass(slots=True)
+class VisitCaps:
+    """What one live visit may hold in memory (the store keeps everything), and what was
+    dropped at a cap: shared by every visit of a registry, read by /metrics."""
+
+    max_pages: int = C.MAX_PAGES_PER_VISIT
+    max_events: int = C.MAX_EVENTS_PER_VISIT
+    pages_dropped: int = 0
+    events_dropped: int = 0
+    categories_dropped: int = 0
+
+
+DEFAULT_CAPS = VisitCaps()
+# Empty containers shared by every visit until it has something of its own (a visit's
+# memory is mostly such containers): never mutated, replaced by a new one on the first write.
+NO_UTM: dict[str, str] = {}
+NO_INFO: JSONDict = {}
+NO_COUNTS: dict[str, int] = {}
+NO_SEQUENCE: list[str] = []
+NO_DIRTY: dict[str, Page] = {}
+
+
 class Identity(enum.StrEnum):
     ANONYMOUS = "anonymous"
     RECOGNIZED = "recognized"  # told who they are (UserInfo)
@@ -66,7 +88,7 @@ class Page:
     url: str
     title: str = ""
     referrer: str = ""
-    utm: dict[str, str] = field(default_factory=dict)
+    utm: dict[str, str] = field(default_factory=lambda: NO_UTM)  # replaced, never changed
     entered_at: int = 0  # server ms
     exited_at: int | None = None
     focused: bool = False
@@ -106,23 +128,26 @@ class Visit:
     started_at: int  # server ms
     last_seen_at: int
     identity: Identity = Identity.ANONYMOUS
-    user_info: JSONDict = field(default_factory=dict)
+    user_info: JSONDict = field(default_factory=lambda: NO_INFO)  # replaced, never changed
     returning: bool = False
     user_agent: str = ""
     language_code: str = ""
     timezone_offset: int | None = None
     closed_at: int | None = None
     pages: dict[str, Page] = field(default_factory=dict)  # insertion order = browsing order
+    pages_viewed: int = 0  # pages ever entered (older ones may have left memory at the cap)
     current_page_id: str | None = None
     device: str = "desktop"  # mobile | tablet | desktop, from the user agent
-    category_pages: dict[str, int] = field(default_factory=dict)  # pages seen per category
-    category_sequence: list[str] = field(default_factory=list)  # categories, page by page
-    events_by_name: dict[str, list[Event]] = field(default_factory=dict)  # append-only lists
-    match_counts: dict[object, tuple[int, int]] = field(default_factory=dict)  # strategy cache
+    category_pages: dict[str, int] = field(default_factory=lambda: NO_COUNTS)  # per category
+    category_sequence: list[str] = field(default_factory=lambda: NO_SEQUENCE)  # page by page
+    events: list[Event] = field(default_factory=list)  # recent, for strategies, oldest first
+    # Strategy cache: per event condition, the last event it tested and how many matched.
+    match_counts: dict[object, tuple[Event, int]] | None = None
     attempts: list[Any] = field(default_factory=list)  # engagement attempts, oldest first
-    dirty_pages: dict[str, None] = field(default_factory=dict)  # changed, in browsing order
+    dirty_pages: dict[str, Page] = field(default_factory=lambda: NO_DIRTY)  # changed, in order
     changed: bool = True  # something the visit row holds changed, besides last_seen_at
     stored_last_seen: int = -1  # last_seen_at when the visit row was last written
+    version: int = 0  # the registry's change number of this visit's latest change
     _seen_event_ids: dict[str, None] = field(default_factory=dict)
 
     def is_duplicate(self, event_id: str) -> bool:
@@ -139,41 +164,103 @@ class Visit:
         page = self.current_page
         return max(0, now_ms - page.entered_at) / 1000 if page else 0.0
 
-    def apply(self, event: Event) -> None:
+    def apply(self, event: Event, caps: VisitCaps = DEFAULT_CAPS) -> None:
         """Fold one new (not duplicate) event into the visit's state."""
         seen = self._seen_event_ids
         seen[event.event_id] = None
         if len(seen) > C.MAX_EVENT_IDS_KEPT_PER_VISIT:
             del seen[next(iter(seen))]
-        same_name = self.events_by_name.setdefault(event.event_name, [])
-        if len(same_name) < C.MAX_EVENTS_KEPT_PER_NAME:  # the store keeps every event
-            same_name.append(event)
+        self._keep(event, caps)
+        # Kept events share the visit's strings (one copy of each ID per visit, not per event).
+        event.visit_id = self.visit_id
+        event.global_visit_id = self.global_visit_id
         now = event.server_time
         self.last_seen_at = max(self.last_seen_at, now)
-        if event.language_code and event.language_code != self.language_code:
-            self.language_code = event.language_code
-            self.changed = True
+        if event.language_code != self.language_code:
+            if event.language_code:
+                self.language_code = event.language_code
+                self.changed = True
+        else:
+            event.language_code = self.language_code
         page = self.pages.get(event.page_id)
         if page is None:
             page = self.pages[event.page_id] = Page(event.page_id, event.url, entered_at=now)
+            self.pages_viewed += 1
             self._enter(page)
-            self.dirty_pages[page.page_id] = None
+            self._dirty(page)
+            if len(self.pages) > caps.max_pages:
+                self._drop_page(caps)
+        event.page_id = page.page_id
+        if event.url == page.url:
+            event.url = page.url
         if event.event_type is EventType.SYSTEM:  # business events change no page nor visit row
             self.changed = True
-            self.dirty_pages[page.page_id] = None
-            _SYSTEM_HANDLERS.get(event.event_name, _ignore)(self, page, event)
+            self._dirty(page)
+            _SYSTEM_HANDLERS.get(event.event_name, _ignore)(self, page, event, caps)
 
-    def _count_categories(self, event: Event) -> None:
+    def _dirty(self, page: Page) -> None:
+        if self.dirty_pages is NO_DIRTY:
+            self.dirty_pages = {}
+        self.dirty_pages[page.page_id] = page
+
+    def _keep(self, event: Event, caps: VisitCaps) -> None:
+        """Keep the event for strategies; past the cap the visit's oldest kept one leaves."""
+        if event.event_name in FOLDED_EVENT_NAMES:
+            return
+        events = self.events
+        events.append(event)
+        if len(events) > caps.max_events:
+            del events[0]
+            caps.events_dropped += 1
+
+    def events_named(self, name: str) -> list[Event]:
+        """The kept events of one name, oldest first."""
+        return [e for e in self.events if e.event_name == name]
+
+    @property
+    def events_by_name(self) -> dict[str, list[Event]]:
+        """The kept events by name (for strategies written in Python)."""
+        by_name: dict[str, list[Event]] = {}
+        for event in self.events:
+            by_name.setdefault(event.event_name, []).append(event)
+        return by_name
+
+    def _drop_page(self, caps: VisitCaps) -> None:
+        """Past the cap the oldest page leaves memory, except the landing page (the referrer
+        strategies read) and the current one; its row was queued for the store when it
+        changed, and ``pages_viewed`` keeps counting."""
+        landing = next(iter(self.pages))
+        for page_id in self.pages:
+            if page_id != landing and page_id != self.current_page_id:
+                del self.pages[page_id]
+                caps.pages_dropped += 1
+                return
+
+    def _count_categories(self, event: Event, caps: VisitCaps) -> None:
+        if not event.category:
+            return
+        if self.category_pages is NO_COUNTS:
+            self.category_pages, self.category_sequence = {}, []
+        counts = self.category_pages
         for name in event.categories:
-            self.category_pages[name] = self.category_pages.get(name, 0) + 1
-            self.category_sequence.append(name)
+            if name in counts:
+                counts[name] += 1
+            elif len(counts) < C.MAX_CATEGORIES_PER_VISIT:
+                counts[name] = 1
+            else:  # a client naming ever new categories: not kept
+                caps.categories_dropped += 1
+                continue
+            sequence = self.category_sequence
+            sequence.append(name)
+            if len(sequence) > C.MAX_CATEGORY_SEQUENCE:
+                del sequence[0]
 
     def _enter(self, page: Page) -> None:
         previous = self.current_page
         if previous is not None and previous is not page and previous.exited_at is None:
             previous.exited_at = page.entered_at
             previous.set_focus(False, page.entered_at)
-            self.dirty_pages[previous.page_id] = None
+            self._dirty(previous)
         self.current_page_id = page.page_id
 
     def close(self, now_ms: int) -> None:
@@ -184,7 +271,7 @@ class Visit:
         if page is not None and page.exited_at is None:
             page.exited_at = self.last_seen_at
             page.set_focus(False, self.last_seen_at)
-            self.dirty_pages[page.page_id] = None
+            self._dirty(page)
 
     def summary(self, now_ms: int) -> JSONDict:
         """What the live-visitors list shows: state without the event log."""
@@ -197,7 +284,7 @@ class Visit:
             "startedAt": self.started_at,
             "lastSeenAt": self.last_seen_at,
             "timeOnSiteS": round(self.time_on_site_s(now_ms), 3),
-            "pagesViewed": len(self.pages),
+            "pagesViewed": self.pages_viewed,
             "currentPage": None
             if page is None
             else {**page.as_json(), "timeOnPageS": round(self.time_on_page_s(now_ms), 3)},
@@ -215,11 +302,11 @@ def device_of(user_agent: str) -> str:
     return "mobile" if _MOBILE.search(user_agent) else "desktop"
 
 
-def _ignore(visit: Visit, page: Page, event: Event) -> None:
+def _ignore(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
     return None
 
 
-def _visit_started(visit: Visit, page: Page, event: Event) -> None:
+def _visit_started(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
     data = event.data
     visit.returning = bool(data.get("returning", visit.returning))
     visit.user_agent = str(data.get("userAgent", visit.user_agent))
@@ -229,43 +316,43 @@ def _visit_started(visit: Visit, page: Page, event: Event) -> None:
         visit.timezone_offset = offset
 
 
-def _page_entered(visit: Visit, page: Page, event: Event) -> None:
+def _page_entered(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
     data = event.data
     page.url = event.url
     page.title = str(data.get("title", page.title))
     page.referrer = str(data.get("referrer", page.referrer))
     utm = data.get("utm")
-    if isinstance(utm, dict):
+    if isinstance(utm, dict) and (utm or page.utm):
         page.utm = {str(k): str(v) for k, v in utm.items()}
     page.set_focus(bool(data.get("focused", False)), event.server_time)
     offset = data.get("timezoneOffset")
     if isinstance(offset, int):
         visit.timezone_offset = offset
     visit._enter(page)
-    visit._count_categories(event)
+    visit._count_categories(event, caps)
 
 
-def _page_exited(visit: Visit, page: Page, event: Event) -> None:
+def _page_exited(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
     page.exited_at = event.server_time
     page.set_focus(False, event.server_time)
 
 
-def _focus_changed(visit: Visit, page: Page, event: Event) -> None:
+def _focus_changed(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
     page.set_focus(bool(event.data.get("focused")), event.server_time)
 
 
-def _user_info(visit: Visit, page: Page, event: Event) -> None:
-    visit.user_info.update(event.data)
+def _user_info(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
+    visit.user_info = {**visit.user_info, **event.data}
     if visit.identity is Identity.ANONYMOUS:
         visit.identity = Identity.RECOGNIZED
 
 
-def _sign_in(visit: Visit, page: Page, event: Event) -> None:
-    visit.user_info.update(event.data)
+def _sign_in(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
+    visit.user_info = {**visit.user_info, **event.data}
     visit.identity = Identity.AUTHENTICATED
 
 
-def _sign_out(visit: Visit, page: Page, event: Event) -> None:
+def _sign_out(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
     """GWE: after SignOut the visitor is still known (Recognized), not anonymous again."""
     if visit.identity is Identity.AUTHENTICATED:
         visit.identity = Identity.RECOGNIZED
@@ -281,3 +368,6 @@ _SYSTEM_HANDLERS = {
     "SignOut": _sign_out,
 }
 SYSTEM_EVENT_NAMES = frozenset(_SYSTEM_HANDLERS)
+# What these say is in the visit and its pages (user agent, focus, exit times): they are not
+# kept as events for strategies, so that they never push business events out at the cap.
+FOLDED_EVENT_NAMES = frozenset({"VisitStarted", "PageExited", "FocusChanged"})

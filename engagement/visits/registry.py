@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
+from collections import deque
 from collections.abc import Iterable, Iterator
 from typing import Protocol
 
-from .model import Event, Visit
+from .. import constants as C
+from .model import Event, Visit, VisitCaps
 
-log = logging.getLogger("engagement.visits")
+log = logging.getLogger(__name__)
+
+CHANGE_JOURNAL_ENTRIES = 100_000  # visit changes remembered for incremental readers
 
 
 class HistorySink(Protocol):
@@ -19,13 +24,43 @@ class HistorySink(Protocol):
     def record_closed(self, visit: Visit) -> None: ...
 
 
-class VisitRegistry:
-    """The visits live now, keyed by visitID."""
+class AtCapacity(Exception):
+    """No room for a new visit: every live visit is active; retry after ``retry_after_s``."""
 
-    def __init__(self, sink: HistorySink, visit_timeout_s: float) -> None:
-        self._visits: dict[str, Visit] = {}
+    def __init__(self, live: int, retry_after_s: int) -> None:
+        super().__init__(f"{live} visits are live, the most this engine holds; none is idle")
+        self.retry_after_s = retry_after_s
+
+
+class VisitRegistry:
+    """The visits live now, keyed by visitID, least recently active first.
+
+    At ``max_visits`` a new visit makes room by closing the least recently active visit if it
+    has been idle ``evict_idle_after_s`` (written to history as if it had timed out); if
+    none has, the batch is refused with :class:`AtCapacity`. Every change of a visit is
+    numbered (``version``) so that readers can ask for what changed since they last looked.
+    """
+
+    def __init__(
+        self,
+        sink: HistorySink,
+        visit_timeout_s: float,
+        max_visits: int = C.MAX_LIVE_VISITS,
+        evict_idle_after_s: float = C.EVICT_IDLE_AFTER_S,
+        caps: VisitCaps | None = None,
+    ) -> None:
+        self._visits: dict[str, Visit] = {}  # order: least recently active first
         self._sink = sink
         self.visit_timeout_ms = int(visit_timeout_s * 1000)
+        self.max_visits = max_visits
+        self.evict_idle_ms = int(evict_idle_after_s * 1000)
+        self.caps = caps or VisitCaps()
+        self.evicted_total = 0
+        self.refused_total = 0
+        self._version = itertools.count(1)
+        self.version = 0  # of the latest change
+        # (version, visitID) of recent changes, oldest first: what incremental readers scan.
+        self._journal: deque[tuple[int, str]] = deque(maxlen=CHANGE_JOURNAL_ENTRIES)
 
     def __len__(self) -> int:
         return len(self._visits)
@@ -33,16 +68,28 @@ class VisitRegistry:
     def __iter__(self) -> Iterator[Visit]:
         return iter(self._visits.values())
 
+    def most_recent_first(self) -> Iterator[Visit]:
+        return reversed(self._visits.values())
+
     def get(self, visit_id: str) -> Visit | None:
         return self._visits.get(visit_id)
 
     def ingest(self, events: Iterable[Event]) -> tuple[list[Event], int]:
-        """Apply events in order; returns the new ones and the count of duplicates."""
+        """Apply events in order; returns the new ones and the count of duplicates.
+
+        Raises :class:`AtCapacity`, before applying anything, when the batch would start
+        visits there is no room for."""
+        batch = list(events)
+        visits = self._visits
+        new_ids = {e.visit_id for e in batch if e.visit_id not in visits}
+        if new_ids and len(visits) + len(new_ids) > self.max_visits:
+            self._make_room(len(visits) + len(new_ids) - self.max_visits, batch[0].server_time)
         fresh: list[Event] = []
         duplicates = 0
+        caps = self.caps
         touched: dict[str, tuple[Visit, list[Event]]] = {}
-        for event in events:
-            visit = self._visits.get(event.visit_id)
+        for event in batch:
+            visit = visits.get(event.visit_id)
             if visit is None:
                 visit = Visit(
                     visit_id=event.visit_id,
@@ -50,25 +97,86 @@ class VisitRegistry:
                     started_at=event.server_time,
                     last_seen_at=event.server_time,
                 )
-                self._visits[event.visit_id] = visit
+                visits[event.visit_id] = visit
             elif visit.is_duplicate(event.event_id):
                 duplicates += 1
                 continue
-            visit.apply(event)
+            visit.apply(event, caps)
             fresh.append(event)
             touched.setdefault(visit.visit_id, (visit, []))[1].append(event)
-        for visit, visit_events in touched.values():
+        for visit_id, (visit, visit_events) in touched.items():
+            del visits[visit_id]  # to the most recently active end
+            visits[visit_id] = visit
+            self._changed(visit)
             self._sink.record(visit, visit_events)
         return fresh, duplicates
+
+    def add(self, visit: Visit) -> None:
+        """Take a visit restored from history (callers add the least recently active first)."""
+        self._visits[visit.visit_id] = visit
+        self._changed(visit)
+
+    def mark_changed(self, visit: Visit) -> None:
+        """Something readers show changed without an event (an engagement attempt moved)."""
+        if visit.visit_id in self._visits:
+            self._changed(visit)
+
+    def _changed(self, visit: Visit) -> None:
+        visit.version = self.version = next(self._version)
+        self._journal.append((visit.version, visit.visit_id))
+
+    def changed_since(self, version: int) -> tuple[list[Visit], list[str]] | None:
+        """Visits changed after ``version`` (most recent first) and the visitIDs no longer
+        live; None when ``version`` is older than the journal remembers (read everything)."""
+        journal = self._journal
+        if version < self.version and (not journal or journal[0][0] > version + 1):
+            return None
+        changed: dict[str, Visit] = {}
+        gone: list[str] = []
+        for seq, visit_id in reversed(journal):
+            if seq <= version:
+                break
+            if visit_id in changed or visit_id in gone:
+                continue
+            visit = self._visits.get(visit_id)
+            if visit is None:
+                gone.append(visit_id)
+            elif visit.version == seq:
+                changed[visit_id] = visit
+        return list(changed.values()), gone
+
+    def _make_room(self, needed: int, now_ms: int) -> None:
+        idle_before = now_ms - self.evict_idle_ms
+        victims: list[Visit] = []
+        for visit in self._visits.values():  # least recently active first
+            if len(victims) == needed or visit.last_seen_at >= idle_before:
+                break
+            victims.append(visit)
+        if len(victims) < needed:
+            self.refused_total += 1
+            raise AtCapacity(len(self._visits), C.CAPACITY_RETRY_AFTER_S)
+        for visit in victims:
+            self._close(visit, now_ms)
+        self.evicted_total += len(victims)
+        log.warning(
+            "%d live visits (the cap): closed the %d least recently active early",
+            self.max_visits,
+            len(victims),
+        )
+
+    def _close(self, visit: Visit, now_ms: int) -> None:
+        visit.close(now_ms)
+        del self._visits[visit.visit_id]
+        self._sink.record_closed(visit)
+        self.version = next(self._version)
+        self._journal.append((self.version, visit.visit_id))
 
     def close_idle(self, now_ms: int) -> list[Visit]:
         """Close visits idle past the timeout; their history stays in the store."""
         limit = now_ms - self.visit_timeout_ms
         closed = [v for v in self._visits.values() if v.last_seen_at < limit]
         for visit in closed:
-            visit.close(now_ms)
-            del self._visits[visit.visit_id]
-            self._sink.record_closed(visit)
+            self._close(visit, now_ms)
         if closed:
             log.info("closed %d idle visits, %d live", len(closed), len(self._visits))
         return closed

@@ -16,7 +16,7 @@ import aiosqlite
 from .. import constants as C
 from ..attempts import Attempt, Origin, State
 from ..experiments.model import Conversion
-from .model import Event, Visit
+from .model import NO_DIRTY, Event, Page, Visit
 
 log = logging.getLogger("engagement.store")
 
@@ -185,26 +185,25 @@ def _row_stale(visit: Visit) -> bool:
     return False
 
 
-def _page_rows(visit: Visit, seq: itertools.count[int]) -> list[Row]:
-    rows = []
-    for page_id in visit.dirty_pages:
-        p = visit.pages[page_id]
-        rows.append(
-            (
-                visit.visit_id,
-                p.page_id,
-                p.url,
-                p.title,
-                p.referrer,
-                json.dumps(p.utm),
-                p.entered_at,
-                p.exited_at,
-                p.focused_ms,
-                next(seq),
-            )
-        )
-    visit.dirty_pages.clear()
-    return rows
+def _take_dirty_pages(visit: Visit) -> list[Page]:
+    pages = visit.dirty_pages
+    visit.dirty_pages = NO_DIRTY
+    return list(pages.values())
+
+
+def _page_row(visit: Visit, p: Page, seq: int) -> Row:
+    return (
+        visit.visit_id,
+        p.page_id,
+        p.url,
+        p.title,
+        p.referrer,
+        json.dumps(p.utm),
+        p.entered_at,
+        p.exited_at,
+        p.focused_ms,
+        seq,
+    )
 
 
 def _attempt_row(a: Attempt) -> Row:
@@ -375,7 +374,8 @@ class SQLiteHistory:
                 self._behind[v.visit_id] = v
             for v in written:
                 del self._behind[v.visit_id]
-            page_rows = [row for v in visits.values() for row in _page_rows(v, seq)]
+            unwritten_pages = [(v, _take_dirty_pages(v)) for v in visits.values()]
+            page_rows = [_page_row(v, p, next(seq)) for v, pages in unwritten_pages for p in pages]
             event_rows = [_event_row(e, next(seq)) for e in events]
             more = [(source, source.take()) for source in self.sources]
             started = time.perf_counter()
@@ -393,8 +393,8 @@ class SQLiteHistory:
                 if self._db is not None:
                     await self._db.rollback()
                 # Put everything back; newer state queued meanwhile is the same objects.
-                for v in visits.values():
-                    v.dirty_pages.update({r[1]: None for r in page_rows if r[0] == v.visit_id})
+                for v, pages in unwritten_pages:
+                    v.dirty_pages = {**{p.page_id: p for p in pages}, **v.dirty_pages}
                     v.changed = True  # its row was not written after all
                 self._visits = {**visits, **self._visits}
                 self._events = events + self._events

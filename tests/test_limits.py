@@ -1,0 +1,126 @@
+"""Memory caps (README, "Limits"): what a visit and the engine hold, and what happens at a cap."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from engagement.api.state import HISTORY, REGISTRY
+from engagement.notifications.hub import CLOSED, LocalHub
+from engagement.settings import Settings
+from engagement.strategy.conditions import Ctx, compile_condition
+from engagement.strategy.schema import Condition
+from engagement.visits.model import VisitCaps
+from engagement.visits.registry import AtCapacity, VisitRegistry
+
+from .conftest import AUTH, SITE, ClientFactory, Factory, post_events
+from .test_operations import sample
+from .test_visits import GVID, PAGE1, VISIT, ListSink, ev
+
+Client = TestClient[Any, Any]
+
+
+def test_at_the_cap_the_least_recently_active_idle_visit_is_closed_first():
+    sink = ListSink()
+    registry = VisitRegistry(sink, visit_timeout_s=600, max_visits=2, evict_idle_after_s=10)
+    a, b, c, d = "A" * 32, "B" * 32, "C" * 32, "D" * 32
+    registry.ingest([ev("PageEntered", PAGE1, 1_000, visit=a)])
+    registry.ingest([ev("PageEntered", PAGE1, 2_000, visit=b)])
+    registry.ingest([ev("FocusChanged", PAGE1, 3_000, {"focused": True}, visit=a)])  # a is active
+    registry.ingest([ev("PageEntered", PAGE1, 20_000, visit=c)])  # b idle 18 s: makes room
+    assert sink.closed == [b]
+    assert [v.visit_id for v in registry] == [a, c]
+    assert registry.evicted_total == 1
+    registry.ingest([ev("PageEntered", PAGE1, 20_500, visit=d)])  # a idle 17.5 s: room
+    assert sink.closed == [b, a]
+    with pytest.raises(AtCapacity):  # c and d are active: no room
+        registry.ingest([ev("PageEntered", PAGE1, 21_000, visit=b)])
+    assert (registry.refused_total, len(registry), registry.get(b)) == (1, 2, None)
+
+
+def test_a_visit_keeps_its_recent_pages_and_events_and_counts_the_rest():
+    caps = VisitCaps(max_pages=3, max_events=4)
+    registry = VisitRegistry(ListSink(), visit_timeout_s=600, caps=caps)
+    pages = [f"{i:032X}" for i in range(6)]
+    for i, page in enumerate(pages):
+        registry.ingest([ev("PageEntered", page, 1000 * i, {"title": f"P{i}"})])
+    visit = registry.get(VISIT)
+    assert visit is not None
+    # The landing page (its referrer) and the most recent ones stay.
+    assert list(visit.pages) == [pages[0], pages[4], pages[5]]
+    assert visit.pages_viewed == 6
+    assert visit.summary(6000)["pagesViewed"] == 6
+    assert visit.current_page_id == pages[5]
+    assert caps.pages_dropped == 3
+    assert len(visit.events_by_name["PageEntered"]) == 4
+    assert caps.events_dropped == 2
+
+
+def test_an_event_condition_counts_events_that_left_memory():
+    caps = VisitCaps(max_pages=10, max_events=2)
+    registry = VisitRegistry(ListSink(), visit_timeout_s=600, caps=caps)
+    cart = compile_condition(Condition.model_validate({"event": {"name": "AddToCart", "count": 3}}))
+    answers = []
+    for t in range(4):
+        registry.ingest([ev("AddToCart", PAGE1, t, {"sku": t}, system=False)])
+        registry.ingest([ev("Scroll", PAGE1, t, system=False)])  # pushes AddToCart out
+        visit = registry.get(VISIT)
+        assert visit is not None
+        answers.append(cart(Ctx(visit, t, None))[0])  # type: ignore[arg-type]
+    assert answers == [False, False, True, True]
+    assert caps.events_dropped == 6
+
+
+def test_a_visit_holds_at_most_its_cap_of_streams_the_oldest_closes():
+    hub = LocalHub(max_streams_per_visit=2)
+    first, second, third = (hub.connect(GVID, p, 0, 1000) for p in ("P1", "P2", "P3"))
+    assert hub.open_streams == 2
+    assert hub.streams_dropped_total == 1
+    assert first._queue.get_nowait() == CLOSED
+    assert second._queue.empty()
+    assert third._queue.empty()
+
+
+async def test_at_the_cap_a_new_visit_gets_503_with_retry_after(
+    aiohttp_client: ClientFactory, settings: Settings
+):
+    from engagement.app import create_app
+
+    settings = settings.model_copy(update={"max_live_visits": 1, "evict_idle_after_s": 3600})
+    client = await aiohttp_client(create_app(settings))
+    await post_events(client, Factory().start())
+    url = client.app.router["events"].url_for()
+    other = Factory()
+    r = await client.post(url, json={"events": other.start()}, headers={"Origin": SITE})
+    assert r.status == 503
+    assert r.headers["Retry-After"] == "30"
+    body = await r.json()
+    assert body["error"] == "at_capacity"
+    metrics = await (await client.get(client.app.router["metrics"].url_for())).text()
+    assert sample(metrics, "engagement_visits_refused_total") == 1
+    assert sample(metrics, "engagement_live_visits_max") == 1
+
+
+async def test_an_evicted_visit_is_written_closed(
+    aiohttp_client: ClientFactory, settings: Settings
+):
+    from engagement.app import create_app
+
+    settings = settings.model_copy(update={"max_live_visits": 1, "evict_idle_after_s": 0})
+    client = await aiohttp_client(create_app(settings))
+    first, second = Factory(), Factory()
+    await post_events(client, first.start())
+    await post_events(client, second.start())
+    assert [v.visit_id for v in client.app[REGISTRY]] == [second.visit_id]
+    url = client.app.router["visit"].url_for(visitID=first.visit_id)
+    r = await client.get(url, headers=AUTH)
+    assert r.status == 200
+    visit = await r.json()
+    assert visit["live"] is False
+    assert visit["closedAt"] is not None
+    assert len(visit["events"]) == 2
+    assert client.app[HISTORY].pending == 0
+    metrics = await (await client.get(client.app.router["metrics"].url_for())).text()
+    assert sample(metrics, "engagement_visits_evicted_total") == 1
