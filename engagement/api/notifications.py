@@ -17,7 +17,7 @@ from ..invite import InviteError
 from ..monitoring.ingest import now_ms
 from ..monitoring.models import ID
 from ..notifications.hub import CLOSED
-from ..notifications.service import DispositionConflict
+from ..notifications.service import DispositionConflict, engaged_frame, live_chat
 from ..visits.model import Visit
 from .auth import api_key_required
 from .errors import Conflict, InvalidInput, NotFound
@@ -82,7 +82,8 @@ class DispositionQuery(BaseModel):
     pageID: ID | None = None
     code: Literal[
         "shown", "accepted", "declined", "timed_out", "closed", "failed", "interacting",
-        "launched", "completed",
+        "launched", "completed", "restored", "agent_connected", "error", "restore_failed",
+        "restore_timeout", "already_open",
     ]  # fmt: skip
 
 
@@ -288,8 +289,11 @@ async def stream(request: web.Request) -> web.StreamResponse:
     )
     await response.prepare(request)
     subscription = hub.connect(query.visitID, query.pageID, since, now_ms())
+    chat = live_chat(request.app[REGISTRY].get(query.visitID))
     try:
         await response.write(f"retry: {C.PUSH_RETRY_MS}\n\n".encode())
+        if chat is not None:
+            await response.write(engaged_frame(chat))
         while True:
             frame = await subscription.get(heartbeat_s)
             if frame == CLOSED:

@@ -15,10 +15,11 @@
 
   var AK = PFX + 'answered';
   var tried = {}, host = null, hostInv, autoEl, prevFocus, pending, invTimer;
-  function dispo(a, code) { // GET, retried twice on network errors
+  function dispo(a, code, then) { // GET, retried twice on network errors; then(answer)
     var u = BASE + '/dispositions/' + encodeURIComponent(a) + '?visitID=' + V() + '&pageID=' + P() + '&code=' + code, n = 0;
     (function go() {
       w.fetch(u, {credentials: 'omit', keepalive: true}) // CORS: the engine needs the Origin
+        .then(function (r) { return then && r.json().then(guard(then)); })
         .catch(function () { if (n++ < 2) setTimeout(go, 1000 * n); });
     })();
   }
@@ -48,6 +49,63 @@
     return ok;
   }
 
+  // ---- the chat, followed on every page of the visit while its attempt lives -------------------
+  // Genesys Widgets restores a chat on each page; our Widgets plugin reports what it does. The
+  // subscriptions belong to the attempt: once it ends they go, so a chat the visitor opens later
+  // by themselves is not counted against it. CK (localStorage) names the attempt followed, so a
+  // new page subscribes before Widgets restores; the stream's first frame (gpe.engaged) says it
+  // too, for pages without that key (another subdomain).
+  var CK = PFX + 'chat', plugin, following = 0;
+  var REPORTS = {restored: 'restored', started: 'launched', agentConnected: 'agent_connected',
+    ended: 'completed', error: 'error', restoreFailed: 'restore_failed', restoreTimeout: 'restore_timeout'};
+  var ENDS = {ended: 1, error: 1, restoreFailed: 1, restoreTimeout: 1};
+  function widgets() { // our plugin on the Widgets bus, registered once; null without Widgets
+    if (plugin === undefined) {
+      var g = w._genesys, b = (g && g.widgets && g.widgets.bus) || w.CXBus;
+      plugin = (b && b.registerPlugin && b.registerPlugin('Engagement')) || null;
+    }
+    return plugin;
+  }
+  function live(a) { // the engine's answer: stop following an attempt that is over
+    return function (j) { if (j && j.state !== 'accepted' && j.state !== 'launched') unfollow(a); };
+  }
+  function follow(o) { // o: {attemptID, media} from the stream; none: the one named in CK
+    var c = o || lsJSON(CK), p = widgets(), a = c && c.attemptID;
+    if (!a || c.media !== 'chat' || !p || a === following) return;
+    unfollow();
+    following = a;
+    lsSet(CK, {attemptID: a, media: 'chat'});
+    Object.keys(REPORTS).forEach(function (n) {
+      p.subscribe('WebChatService.' + n, guard(function () {
+        if (following !== a) return;
+        if (ENDS[n]) unfollow(a);
+        dispo(a, REPORTS[n], live(a));
+      }));
+    });
+    p.subscribe('WebChatService.messageReceived', guard(function (e) { // the agent ends the segment
+      var m = ((e && e.data && e.data.originalMessages) || []).filter(function (x) {
+        return x.type === 'System' && x.event === 'InteractionStateChange';
+      }).pop(), st = m && m.data && m.data.interactionState;
+      if (following !== a || (st !== 'Finalizing' && st !== 'Completed')) return;
+      unfollow(a);
+      dispo(a, 'completed');
+      if (!CFG.chatFinalize) return; // opt-in: what the Widgets documentation suggests
+      var t = w._genesys.widgets.webchat && w._genesys.widgets.webchat.transport;
+      if (t && t.async && t.async.enabled) p.command('WebChat.injectMessage', {type: 'text', text: CFG.chatFinalize, bubble: {time: false}});
+      else p.command('WebChat.endChat');
+    }));
+  }
+  function unfollow(a) { // a: only if that is the attempt followed
+    if (!following || (a && a !== following)) return;
+    following = 0;
+    lsSet(CK, null);
+    if (plugin.unsubscribe) Object.keys(REPORTS).concat('messageReceived').forEach(function (n) { plugin.unsubscribe('WebChatService.' + n); });
+  }
+  function failed(p, fn) { // a Widgets command's failure: jQuery-style fail(), or a promise
+    if (p && p.fail) p.fail(guard(fn));
+    else if (p && p.catch) p.catch(guard(fn));
+  }
+
   // ---- hand-off: the chat opens with the visit's data attached ----------------------------------
   function post(path, body) {
     return w.fetch(BASE + path, {method: 'POST', credentials: 'omit', body: JSON.stringify(body),
@@ -56,24 +114,17 @@
     });
   }
   function chat(s) {
-    var a = s.attemptID, g = w._genesys, bus = (g && g.widgets && g.widgets.bus) || w.CXBus;
-    var ud = Object.assign({}, s.params.userData, {visitID: V(), pageID: P(), webengagement: ''});
-    if (bus && bus.command) { // Genesys Widgets: WebChat.open, and its service events back to us
-      var sub = function (n, fn) { bus.subscribe('WebChatService.' + n, guard(fn)); };
-      sub('started', function () { dispo(a, 'launched'); });
-      sub('ended', function () { dispo(a, 'completed'); });
-      sub('messageReceived', function (e) { // an agent closing the segment ends the engagement
-        var m = ((e && e.data && e.data.originalMessages) || []).filter(function (x) {
-          return x.type === 'System' && x.event === 'InteractionStateChange';
-        }).pop(), st = m && m.data && m.data.interactionState;
-        if (st !== 'Finalizing' && st !== 'Completed') return;
-        dispo(a, 'completed');
-        if (!CFG.chatFinalize) return; // opt-in: what the Widgets documentation suggests
-        var t = g && g.widgets.webchat && g.widgets.webchat.transport;
-        if (t && t.async && t.async.enabled) bus.command('WebChat.injectMessage', {type: 'text', text: CFG.chatFinalize, bubble: {time: false}});
-        else bus.command('WebChat.endChat');
+    var a = s.attemptID, g = w._genesys, wc = g && g.widgets && g.widgets.webchat, p = widgets();
+    // The site's own userData first: WebChat.open's userData replaces the configured one.
+    var ud = Object.assign({}, wc && wc.userData, s.params.userData, s.userData, {visitID: V(), pageID: P(), webengagement: ''});
+    if (p) {
+      follow({attemptID: a, media: 'chat'});
+      var opts = {userData: ud};
+      if (s.form && Object.keys(s.form).length) opts.form = s.form;
+      return failed(p.command('WebChat.open', opts), function () { // a chat is open: join it
+        p.command('WebChatService.updateUserData', ud);
+        dispo(a, 'already_open', live(a));
       });
-      return bus.command('WebChat.open', {userData: ud});
     }
     var open = function (u) { // a window, or a frame in the page if pop-ups are blocked
       if (!w.open(u, '_blank', 'width=420,height=640')) {
@@ -90,7 +141,7 @@
     }, function (e) { pub('Invitation.failed', {attemptID: a, message: e.message}); w.alert(e.message); });
     if (!CFG.chatUrl) return warn('no chat: add Widgets or chat_url');
     var u = new URL(CFG.chatUrl, BASE + '/');
-    [['visitID', V()], ['pageID', P()], ['scenario', s.params.scenario || 'engagement']].forEach(function (p) { u.searchParams.set(p[0], p[1]); });
+    [['visitID', V()], ['pageID', P()], ['gmsScenario', s.params.gmsScenario || 'CHAT-NOW']].forEach(function (p) { u.searchParams.set(p[0], p[1]); });
     open(u.href);
   }
   // Every tab that gets the message publishes Invitation.invited; the first one stores it.
@@ -98,7 +149,8 @@
     var a = o.attemptID, s = lsJSON(IK), done = lsJSON(AK) || [];
     if (!a || done.indexOf(a) >= 0) return;
     if (!s || s.attemptID !== a) {
-      s = {attemptID: a, url: engineURL(o.url), media: o.media, timeoutS: +o.timeoutS || 30, params: o.params || {}, shownAt: null};
+      s = {attemptID: a, url: engineURL(o.url), media: o.media, timeoutS: +o.timeoutS || 30, params: o.params || {},
+        userData: o.userData, form: o.form, shownAt: null};
       s.expiresAt = Date.now() + limit(s); // not shown by then: dropped
       lsSet(IK, s);
     }
@@ -235,5 +287,11 @@
     }
   }
 
-  K.ready({invite: invite, settle: settle, sync: sync, keys: keys});
+  function close(o) { // gpe.closeInvite: answered or ended elsewhere
+    settle(o.attemptID);
+    sync();
+    if (o.reason !== 'accepted' && o.reason !== 'launched') unfollow(o.attemptID);
+  }
+
+  K.ready({invite: invite, close: close, follow: follow, sync: sync, keys: keys});
 })(window, document);

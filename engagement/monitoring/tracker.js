@@ -28,7 +28,8 @@
  *   point stored in localStorage (<prefix>seq_<visitID>, highest id handled by any page of the
  *   visit); within a document a high-water mark skips duplicates, so a message addressed to the
  *   visit is handled once by every open tab, and once across a reload.
- * Channels: gpe.appendContent, gpe.removeContent, gpe.publish, gpe.invite, gpe.closeInvite; any
+ * Channels: gpe.appendContent, gpe.removeContent, gpe.publish, gpe.invite, gpe.closeInvite,
+ *   gpe.engaged (first frame, no id: the visit's live chat, which engage.js follows); any
  *   other channel is published on the bus under its own name. HTML is fetched only from
  *   cfg.contentOrigins (plus the engine's origin), credentials omitted, inserted through a
  *   <template> (its scripts never run).
@@ -475,7 +476,7 @@
     });
   }
   function message(m, lastID) {
-    var n = +m.id || lastID || 0, k = seqKey();
+    var n = m.id != null ? +m.id : lastID || 0, k = seqKey(); // id 0: handled by every page
     if (n) {
       if (n <= seen) return; // seen starts at the stored replay point: reloads skip what was handled
       seen = n;
@@ -494,7 +495,8 @@
       pub(o.event, o.data);
       w.dispatchEvent(new CustomEvent('engagement', {detail: {event: o.event, data: o.data}}));
     } else if (c === 'gpe.invite') engage(function (m) { m.invite(o); });
-    else if (c === 'gpe.closeInvite') engage(function (m) { m.settle(o.attemptID); m.sync(); });
+    else if (c === 'gpe.closeInvite') engage(function (m) { m.close(o); });
+    else if (c === 'gpe.engaged') engage(function (m) { m.follow(o); }); // the visit's live chat
     else pub(c, x);
   }
   function appendContent(o, n) {
@@ -620,6 +622,7 @@
     on(d, 'keydown', function (e) { if (E) E.keys(e); }, true);
     claim();
     pendingInvite();
+    if (lsGet(PFX + 'chat')) engage(function (m) { m.follow(); }); // a chat to follow here too
     on(w, 'online', function () { backoff = 0; flush(); });
     wrapHistory();
     setupDeclaredEvents(CFG.declaredEvents);

@@ -3,6 +3,7 @@ and the visitor's answers to invitations come back here."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -18,6 +19,7 @@ log = logging.getLogger("engagement.notifications")
 
 INVITE_CHANNEL = "gpe.invite"
 CLOSE_INVITE_CHANNEL = "gpe.closeInvite"
+ENGAGED_CHANNEL = "gpe.engaged"  # a page's first frame: the visit's live chat, to follow
 
 # What a disposition code from the page does to an attempt.
 DISPOSITIONS: dict[str, State] = {
@@ -29,6 +31,16 @@ DISPOSITIONS: dict[str, State] = {
     "failed": State.FAILED,
     "launched": State.LAUNCHED,  # the chat opened in the page (Widgets or the chat URL)
     "completed": State.COMPLETED,  # the chat ended
+}
+# What the page reports of a chat that Widgets follows on every page of the visit: the state
+# it implies from an accepted attempt and from a launched one (None: nothing changes).
+CHAT_REPORTS: dict[str, tuple[State | None, State | None]] = {
+    "restored": (State.LAUNCHED, None),  # the chat goes on, on another page
+    "already_open": (State.LAUNCHED, None),  # a chat was open: the attached data joined it
+    "agent_connected": (None, None),
+    "error": (State.FAILED, State.COMPLETED),
+    "restore_failed": (State.FAILED, State.COMPLETED),
+    "restore_timeout": (State.FAILED, State.COMPLETED),
 }
 ORDER = [State.DETECTED, State.OFFERED, State.SHOWN, State.ACCEPTED, State.LAUNCHED]
 
@@ -83,6 +95,8 @@ class Notifier:
                     attempt, attempt.state, now + C.REGISTRATION_FORM_EXPIRATION_S * 1000
                 )
             return
+        if code in CHAT_REPORTS:
+            return self._chat_report(attempt, code, now)
         target = DISPOSITIONS[code]
         if target in (State.LAUNCHED, State.COMPLETED) and attempt.state in (
             State.OFFERED,
@@ -100,10 +114,41 @@ class Notifier:
             grace_s = attempt.timeout_s + C.SHOWN_GRACE_S
             self.engagements.expect(attempt, State.SHOWN, now + int(grace_s * 1000))
 
+    def _chat_report(self, attempt: Attempt, code: str, now: int) -> None:
+        if attempt.state in (State.OFFERED, State.SHOWN) and code in ("restored", "already_open"):
+            self.engagements.move(attempt, State.ACCEPTED, now, "implied by " + code)
+        if attempt.state not in (State.ACCEPTED, State.LAUNCHED):
+            if attempt.live:
+                raise DispositionConflict(attempt, code)
+            return  # news of a chat whose attempt already ended: nothing to do
+        from_accepted, from_launched = CHAT_REPORTS[code]
+        target = from_accepted if attempt.state is State.ACCEPTED else from_launched
+        if target is not None:
+            self.engagements.move(attempt, target, now, code.replace("_", " "))
+
     def _close_everywhere(self, attempt: Attempt) -> None:
         """Once answered (or expired), the invitation leaves every tab that may show it."""
         data = {"attemptID": attempt.attempt_id, "reason": attempt.state.value}
         self.hub.publish(attempt.visit_id, None, CLOSE_INVITE_CHANNEL, data, now_ms())
+
+
+def live_chat(visit: Visit | None) -> Attempt | None:
+    """The visit's chat that was accepted and has not ended: every page of the visit follows it
+    (Widgets restores the chat on each page)."""
+    attempts: list[Attempt] = visit.attempts if visit else []
+    for attempt in reversed(attempts):
+        if attempt.media == "chat" and attempt.state in (State.ACCEPTED, State.LAUNCHED):
+            return attempt
+    return None
+
+
+def engaged_frame(attempt: Attempt) -> bytes:
+    """The SSE frame telling a page which chat to follow. Its id is 0 (and it has no SSE id):
+    every page handles it, and it moves no page's replay point."""
+    data = {"attemptID": attempt.attempt_id, "media": attempt.media, "state": attempt.state.value}
+    frame = {"id": 0, "channel": ENGAGED_CHANNEL, "data": data}
+    payload = json.dumps(frame, separators=(",", ":"))
+    return f"event: message\ndata: {payload}\n\n".encode()
 
 
 def _already_past(state: State, target: State) -> bool:
