@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import gc
 import sys
+import time
 from pathlib import Path
 
 from aiohttp import web
@@ -12,9 +14,11 @@ from pydantic import ValidationError
 
 from . import __version__
 from .app import create_app
+from .experiments.simulate import PeriodError, dry_run, parse_moment, render_text
 from .logs import setup_logging
 from .settings import Settings, describe_errors, load_settings
 from .strategy.loader import check_folder, strategy_files
+from .visits.store import SQLiteHistory
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -77,6 +81,42 @@ def check(args: argparse.Namespace) -> int:
     return 0
 
 
+def simulate(args: argparse.Namespace) -> int:
+    """Replay recorded visits through a draft strategies folder (a dry run)."""
+    settings = _settings(args)
+    if not args.folder.is_dir():
+        print(f"{args.folder}: no such folder", file=sys.stderr)
+        return 2
+    draft, errors = check_folder(args.folder)
+    for error in errors:
+        print(error)
+    if errors:
+        print(f"{len(errors)} error(s) in {args.folder}: fix them before a dry run.")
+        return 1
+    if not settings.db_path.exists():
+        print(f"{settings.db_path}: no history to replay", file=sys.stderr)
+        return 2
+    now = int(time.time() * 1000)
+    try:
+        since, until = parse_moment(args.since, now), parse_moment(args.until, now)
+    except PeriodError as exc:
+        print(f"engagement simulate: {exc}", file=sys.stderr)
+        return 2
+
+    async def run() -> str:
+        history = SQLiteHistory(settings.db_path)
+        await history.open()
+        try:
+            result = await dry_run(history, draft, since, until, settings.visit_timeout_s,
+                                   settings.strict_mode)  # fmt: skip
+        finally:
+            await history.close()
+        return render_text(result)
+
+    print(asyncio.run(run()), end="")
+    return 0
+
+
 def api_key(args: argparse.Namespace) -> int:
     print(_settings(args).resolved_api_keys()[0])
     return 0
@@ -97,6 +137,12 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="check strategy files; non-zero exit on errors")
     p.add_argument("folder", nargs="?", type=Path, help="default: the strategies_dir setting")
     p.set_defaults(func=check)
+    p = sub.add_parser("simulate", help="dry run: replay recorded visits through a draft folder")
+    p.add_argument("folder", type=Path, help="the draft strategies folder")
+    p.add_argument("--since", default="7d", help="7d, 12h, or a UTC day/time (default 7d)")
+    p.add_argument("--until", default="0m", help="same forms; default now")
+    p.add_argument("--data-dir", type=Path, help="where the history is (default: settings)")
+    p.set_defaults(func=simulate, host=None, port=None)
     p = sub.add_parser("api-key", help="print the REST API key (generated on first use)")
     p.add_argument("--data-dir", type=Path)
     p.set_defaults(func=api_key, host=None, port=None)

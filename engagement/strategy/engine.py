@@ -254,6 +254,11 @@ class Engine:
         return decided
 
     @property
+    def next_due(self) -> int | None:
+        """When the earliest scheduled condition ripens (engine ms), if any."""
+        return self._heap[0][0] if self._heap else None
+
+    @property
     def pending_dues(self) -> int:
         """Visit/strategy pairs waiting for a condition to ripen."""
         return len(self._scheduled)

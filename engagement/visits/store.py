@@ -16,7 +16,7 @@ import aiosqlite
 from .. import constants as C
 from ..attempts import Attempt, Origin, State
 from ..experiments.model import Conversion
-from .model import NO_DIRTY, Event, Page, Visit
+from .model import NO_DIRTY, Event, EventType, Page, Visit
 
 log = logging.getLogger("engagement.store")
 
@@ -459,6 +459,26 @@ class SQLiteHistory:
         ) as cur:
             return [_attempt(r) for r in await cur.fetchall()]
 
+    async def replay_source(
+        self, since_ms: int, until_ms: int
+    ) -> tuple[list[Event], list[Attempt]]:
+        """For a dry run: the events of visits started in [since, until), in arrival order,
+        and the attempts created from LEDGER_DAYS before ``since`` until ``until``."""
+        await self.flush()
+        query = """
+            SELECT e.* FROM events e JOIN visits v ON v.visit_id = e.visit_id
+            WHERE v.started_at >= ? AND v.started_at < ? ORDER BY e.server_time, e.seq
+        """
+        async with self.db.execute(query, (since_ms, until_ms)) as cur:
+            events = [_event(r) for r in await cur.fetchall()]
+        earliest = since_ms - C.LEDGER_DAYS * 86_400_000
+        async with self.db.execute(
+            "SELECT * FROM attempts WHERE created_at >= ? AND created_at < ? ORDER BY created_at",
+            (earliest, until_ms),
+        ) as cur:
+            attempts = [_attempt(r) for r in await cur.fetchall()]
+        return events, attempts
+
     async def visits_of_visitor(self, global_visit_id: str, limit: int) -> list[dict[str, Any]]:
         await self.flush()
         query = """
@@ -504,6 +524,12 @@ def _attempt(r: aiosqlite.Row) -> Attempt:
         handoff=json.loads(r["handoff"]),
         variant=r["variant"],
     )
+
+
+def _event(r: aiosqlite.Row) -> Event:
+    return Event(r["event_id"], EventType(r["event_type"]), r["event_name"], r["visit_id"],
+                 r["page_id"], r["global_visit_id"], r["timestamp"], r["server_time"], r["url"],
+                 r["category"], r["language_code"], json.loads(r["data"]))  # fmt: skip
 
 
 def _page_json(r: aiosqlite.Row) -> dict[str, Any]:

@@ -1,0 +1,164 @@
+"""The dry run: live traffic through the app, then the same folder replayed from the history
+decides the same; a draft folder's differences are counted against the live decisions."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from engagement.api.state import ENGAGEMENTS, HISTORY
+from engagement.app import create_app
+from engagement.cli import main
+from engagement.experiments.simulate import dry_run, parse_moment
+from engagement.monitoring.ingest import now_ms
+from engagement.settings import Settings
+from engagement.strategy.loader import check_folder
+
+from .conftest import SITE, ClientFactory, Factory, post_events
+
+Client = TestClient[Any, Any]
+
+LIVE = """
+categories:
+  products: ["/product"]
+strategies:
+  - name: big-cart
+    priority: 80
+    when: {event: {name: AddToCart, where: {price: {gt: 500}}}}
+    offer: {invite: callback.html, media: callback}
+  - name: pricing-dwell
+    priority: 50
+    when: {all: [{url: /pricing}, {time_on_page_s: 30}]}
+    offer: {invite: chat.html, media: chat}
+  - name: product-explorer
+    priority: 30
+    holdout: 50%
+    when: {category: {name: products, count: 3}}
+    offer: {invite: chat.html, media: chat}
+"""
+# The draft: any cart, whatever its value, gets a chat first.
+DRAFT = (
+    LIVE
+    + """
+  - name: any-cart
+    priority: 90
+    when: {event: AddToCart}
+    offer: {invite: chat.html, media: chat}
+"""
+)
+
+
+@pytest.fixture
+def folder(tmp_path: Path) -> Path:
+    live = tmp_path / "strategies"
+    live.mkdir()
+    (live / "live.yaml").write_text(LIVE)
+    return live
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, settings: Settings, folder: Path) -> Client:
+    settings = settings.model_copy(update={"strategies_dir": folder})
+    return await aiohttp_client(create_app(settings))
+
+
+async def browse(client: Client) -> None:
+    """Visitors of every kind: invited by an event, by dwell, by a category count (held out
+    or not), not invited, and one kept from a second invitation by strict mode."""
+    for price in (1199, 300):
+        f = Factory()
+        await post_events(client, f.start(f"{SITE}/cart", "Cart"))
+        await post_events(client, [f.event("AddToCart", {"price": price})])
+    for leaves in (False, True):
+        f = Factory()
+        await post_events(client, f.start(f"{SITE}/pricing", "Pricing"))
+        if leaves:
+            await post_events(client, f.navigate(f"{SITE}/", "Home"))
+    for _ in range(6):
+        f = Factory()
+        await post_events(client, f.start(f"{SITE}/product/1", "One"))
+        await post_events(client, f.navigate(f"{SITE}/product/2", "Two"))
+        await post_events(client, f.navigate(f"{SITE}/product/3", "Three"))
+    f = Factory()  # a big cart, then product pages: busy with the first invitation
+    await post_events(client, f.start(f"{SITE}/product/1", "One"))
+    await post_events(client, [f.event("AddToCart", {"price": 900})])
+    await post_events(client, f.navigate(f"{SITE}/product/2", "Two"))
+    await post_events(client, f.navigate(f"{SITE}/product/3", "Three"))
+    client.app[ENGAGEMENTS].tick(now_ms() + 31_000)  # the dwell ripens
+
+
+async def test_replaying_the_live_folder_reproduces_the_live_decisions(
+    client: Client, folder: Path
+):
+    since = now_ms() - 1000
+    await browse(client)
+    history = client.app[HISTORY]
+    _, attempts = await history.replay_source(since, now_ms() + 60_000)
+    live = sorted((a.visit_id, a.strategy, a.variant, a.state.value == "held_out")
+                  for a in attempts)  # fmt: skip
+    assert sorted(s for _, s, _, _ in live) == [
+        "big-cart", "big-cart", "pricing-dwell", *["product-explorer"] * 6,
+    ]  # fmt: skip
+
+    strategies, errors = check_folder(folder)
+    assert errors == []
+    run = await dry_run(history, strategies, since, now_ms() + 60_000, 1800)
+
+    replayed = sorted((d.visit_id, d.strategy, d.variant, d.held_out) for d in run.decisions)
+    assert replayed == live
+    assert {r.name: (r.total, r.live_total) for r in run.strategies} == {
+        "big-cart": (2, 2),
+        "pricing-dwell": (1, 1),
+        "product-explorer": (sum(1 for x in live if x[1] == "product-explorer" and not x[3]),) * 2,
+    }
+    assert run.visits == 11
+
+
+async def test_a_draft_is_counted_against_live(client: Client, tmp_path: Path):
+    since = now_ms() - 1000
+    await browse(client)
+    draft = tmp_path / "draft"
+    draft.mkdir()
+    (draft / "draft.yaml").write_text(DRAFT)
+    strategies, _ = check_folder(draft)
+
+    run = await dry_run(client.app[HISTORY], strategies, since, now_ms() + 60_000, 1800)
+
+    by_name = {r.name: r for r in run.strategies}
+    assert [(r.name, r.priority, r.total, r.live_total) for r in run.strategies[:3]] == [
+        ("any-cart", 90, 3, 0), ("big-cart", 80, 0, 2), ("pricing-dwell", 50, 1, 1),
+    ]  # fmt: skip
+    assert dict(by_name["any-cart"].took) == {"big-cart": 2}
+    assert dict(by_name["big-cart"].lost) == {"any-cart": 2}
+    assert len(by_name["big-cart"].live_reached) == 2
+
+
+async def test_the_command_prints_draft_against_live(
+    client: Client, folder: Path, settings: Settings, capsys: pytest.CaptureFixture[str]
+):
+    await browse(client)
+    await client.app[HISTORY].flush()
+    until = dt.datetime.fromtimestamp(now_ms() / 1000 + 3600, dt.UTC).isoformat()
+    args = ["simulate", "--since", "1d", "--until", until, str(folder),
+            "--data-dir", str(settings.data_dir)]  # fmt: skip
+    code = await asyncio.to_thread(main, args)
+    out = capsys.readouterr().out
+    assert code == 0, out
+    lines = out.splitlines()
+    assert lines[0].startswith("Dry run ")
+    assert "11 visits" in lines[0]
+    assert lines[3].split() == ["big-cart", "80", "2", "/", "2", "2", "/", "2", "0"]
+    assert lines[4].split() == ["pricing-dwell", "50", "1", "/", "1", "1", "/", "1", "0"]
+
+
+def test_moments_are_durations_or_utc_days():
+    now = parse_moment("2024-05-08", 0)
+    assert parse_moment("7d", now) == parse_moment("2024-05-01", 0)
+    assert parse_moment("12h", now) == parse_moment("2024-05-07T12:00", 0)
+    with pytest.raises(ValueError, match="'last week': write a duration like 7d"):
+        parse_moment("last week", now)
