@@ -75,6 +75,17 @@ class EngineCollector(Collector):
         yield _gauge(
             "engagement_history_queue", "History rows waiting to be written", app[HISTORY].pending
         )
+        history = app[HISTORY]
+        for name, doc, counts in (
+            ("engagement_history_rows_set_aside", "Rows the store could not hold, set aside",
+             history.set_aside),
+            ("engagement_history_rows_unreadable", "Stored rows left out of reads",
+             history.unreadable),
+        ):  # fmt: skip
+            family = CounterMetricFamily(name, doc, labels=["table"])
+            for table, count in counts.items():
+                family.add_metric([table], count)
+            yield family
         yield _gauge("engagement_callback_queue", "Callbacks not yet delivered", app[OUTBOX].queued)
         guard = app[GUARD]
         throttled = CounterMetricFamily(

@@ -139,7 +139,7 @@ def csv_cell(text: str) -> str:
 
 async def read_records(history: SQLiteHistory, where: ReportFilter) -> list[AttemptRecord]:
     """The attempts recorded so far that the filter selects."""
-    await history.flush()
+    await history.catch_up()
     clauses: list[str] = []
     args: list[object] = []
     start, end = where.bounds_ms()
@@ -167,6 +167,6 @@ async def read_report(history: SQLiteHistory, where: ReportFilter) -> list[Funne
 
 async def strategy_names(history: SQLiteHistory) -> list[str]:
     """Every strategy with a recorded attempt (agents' ``agent:<name>`` included)."""
-    await history.flush()
+    await history.catch_up()
     async with history.db.execute("SELECT DISTINCT strategy FROM attempts ORDER BY 1") as cur:
         return [str(r[0]) for r in await cur.fetchall()]

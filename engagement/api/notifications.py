@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from aiohttp import web
@@ -14,6 +14,7 @@ from .. import constants as C
 from ..attempts import Attempt, Origin, State
 from ..engagements import attempt_for
 from ..invite import InviteError
+from ..monitoring.bounds import JSONData
 from ..monitoring.ingest import now_ms
 from ..monitoring.models import ID
 from ..notifications.hub import CLOSED
@@ -40,7 +41,7 @@ class NotifyMessage(BaseModel):
 
     page: ID | None = Field(None, description="pageID; omitted or null: every page")
     channel: Annotated[str, Field(pattern=CHANNEL)]
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JSONData = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _append_content_needs_url(self) -> NotifyMessage:
@@ -98,10 +99,11 @@ class IxnProfile(BaseModel):
 
     visitID: ID
     attemptID: ID | None = None
-    invite: str | None = Field(None, description="new attempt: template in invites/")
+    invite: str | None = Field(None, max_length=200, description="template in invites/")
     media: Literal["chat", "callback", "custom"] | None = None
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: JSONData = Field(default_factory=dict)
     timeoutS: float = Field(30, gt=0, le=3600)
+    strategy: str | None = Field(None, max_length=200, description="name in reports")
 
     @model_validator(mode="after")
     def _new_needs_offer(self) -> IxnProfile:
@@ -235,7 +237,7 @@ async def engage(request: web.Request) -> web.StreamResponse:
             )
         attempt = attempt_for(
             visit,
-            str(getattr(profile, "strategy", None) or "external"),
+            profile.strategy or "external",
             Origin.EXTERNAL,
             profile.invite or "",
             profile.media or "",

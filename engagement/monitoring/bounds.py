@@ -10,7 +10,14 @@ import json
 import math
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationError,
+)
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from .. import constants as C
@@ -104,3 +111,13 @@ SYSTEM_DATA: dict[str, type[_SystemData]] = {
     "PageEntered": PageEnteredData,
     "FocusChanged": FocusChangedData,
 }
+
+
+JSONData = Annotated[
+    dict[str, Any],
+    AfterValidator(check_data),
+    Field(
+        description=f"JSON of at most {C.MAX_EVENT_DATA_BYTES} bytes and "
+        f"{C.MAX_EVENT_DATA_DEPTH} levels; numbers finite, integers safe in a browser"
+    ),
+]

@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from pydantic import (
-    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -17,7 +16,7 @@ from pydantic import (
 
 from .. import constants as C
 from ..visits.model import SYSTEM_EVENT_NAMES
-from .bounds import SYSTEM_DATA, UrlText, check_data
+from .bounds import SYSTEM_DATA, JSONData, UrlText
 
 ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]
 
@@ -39,14 +38,7 @@ class EventIn(BaseModel):
     url: UrlText
     category: Annotated[str, StringConstraints(max_length=1000)] = ""
     languageCode: Annotated[str, StringConstraints(max_length=35)] = ""
-    data: Annotated[
-        dict[str, Any],
-        AfterValidator(check_data),
-        Field(
-            description=f"JSON of at most {C.MAX_EVENT_DATA_BYTES} bytes and "
-            f"{C.MAX_EVENT_DATA_DEPTH} levels; numbers finite, integers safe in a browser"
-        ),
-    ] = Field(default_factory=dict)
+    data: JSONData = Field(default_factory=dict)
 
     @field_validator("data")
     @classmethod

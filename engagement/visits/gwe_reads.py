@@ -153,18 +153,21 @@ class GweHistory:
 
     async def visit(self, visit_id: str, pages: int = 0, events: int = 0) -> JSON | None:
         """One visit; with its first ``pages`` pages and ``events`` events when asked."""
-        await self.history.flush()
+        await self.history.catch_up()
         rows = await self._all("SELECT * FROM visits WHERE visit_id = ?", (visit_id,))
         if not rows:
             return None
-        return await self.embed(_visit(rows[0]), pages, events)
+        found = self.history.read_rows("visits", _visit, rows)
+        return await self.embed(found[0], pages, events) if found else None
 
     async def embed(self, visit: JSON, pages: int, events: int) -> JSON:
         """Add a visit's first ``pages`` pages and ``events`` events (and their IDs)."""
         visit_id = visit["visitId"]
         if pages:
             sql = "SELECT * FROM pages WHERE visit_id = ? ORDER BY entered_at, seq LIMIT ?"
-            visit["pages"] = [_page(r) for r in await self._all(sql, (visit_id, pages))]
+            visit["pages"] = self.history.read_rows(
+                "pages", _page, await self._all(sql, (visit_id, pages))
+            )
             visit["pageIds"] = [p["pageId"] for p in visit["pages"]]
         if events:
             found, _ = await self.events("visit", visit_id, EventFilters(), None, events)
@@ -176,7 +179,7 @@ class GweHistory:
         self, scope: str, key: str, filters: EventFilters, after: int | None, limit: int
     ) -> tuple[list[JSON], int | None]:
         """A page of events in arrival order, and the cursor of the next page (None: last)."""
-        await self.history.flush()
+        await self.history.catch_up()
         where, args = _event_filters(filters)
         where.insert(0, SCOPES[scope])
         args.insert(0, key)
@@ -187,12 +190,14 @@ class GweHistory:
         rows = await self._all(sql, [*args, limit + 1])
         more = len(rows) > limit
         rows = rows[:limit]
-        return [_event(r) for r in rows], rows[-1]["seq"] if more else None
+        events = self.history.read_rows("events", _event, rows)
+        return events, rows[-1]["seq"] if more else None
 
     async def identity(self, identity_id: str) -> JSON | None:
-        await self.history.flush()
+        await self.history.catch_up()
         rows = await self._all("SELECT * FROM identities WHERE identity_id = ?", (identity_id,))
-        return _identity(rows[0]) if rows else None
+        found = self.history.read_rows("identities", _identity, rows)
+        return found[0] if found else None
 
     async def identity_visits(
         self,
@@ -202,7 +207,7 @@ class GweHistory:
         limit: int,
     ) -> tuple[list[JSON], tuple[int, str] | None]:
         """An identity's visits, newest first, across browsers and devices."""
-        await self.history.flush()
+        await self.history.catch_up()
         where = ["iv.identity_id = ?"]
         args: list[Any] = [identity_id]
         if filters.since_ms is not None:
@@ -226,6 +231,8 @@ class GweHistory:
         rows = await self._all(sql, [*args, limit + 1])
         more = len(rows) > limit
         rows = rows[:limit]
-        visits = [{**_visit(r), "visitScope": r["visit_scope"]} for r in rows]
+        visits = self.history.read_rows(
+            "visits", lambda r: {**_visit(r), "visitScope": r["visit_scope"]}, rows
+        )
         last = (rows[-1]["started_at"], rows[-1]["visit_id"]) if more else None
         return visits, last

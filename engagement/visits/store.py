@@ -7,9 +7,12 @@ import contextlib
 import itertools
 import json
 import logging
+import re
+import sqlite3
 import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import aiosqlite
 
@@ -159,6 +162,23 @@ class RowSource(Protocol):
     def put_back(self, batch: Batch) -> None: ...
 
 
+T = TypeVar("T")
+
+# What one row can do wrong (an integer past SQLite's int64, text that is not UTF-8, data that
+# json cannot write, a broken constraint): that row alone is set aside. Anything else (disk
+# full, database locked, read-only) is the store's and keeps every row for the next try.
+ROW_ERRORS = (
+    OverflowError,
+    ValueError,
+    TypeError,
+    RecursionError,
+    sqlite3.IntegrityError,
+    sqlite3.InterfaceError,
+    sqlite3.DataError,
+)
+TABLES = ("visits", "pages", "events", "attempts", "conversions")
+
+
 def _visit_row(visit: Visit) -> Row:
     return (
         visit.visit_id,
@@ -272,6 +292,8 @@ class SQLiteHistory:
         self._writer: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
         self.sources: list[RowSource] = []  # written in the same transaction as visits
+        self.set_aside = dict.fromkeys(TABLES, 0)  # rows the store could not hold, per table
+        self.unreadable = dict.fromkeys(TABLES, 0)  # rows left out of reads, per table
 
     @property
     def db(self) -> aiosqlite.Connection:
@@ -341,7 +363,23 @@ class SQLiteHistory:
         self.record(visit, [])
 
     def record_attempt(self, attempt: Attempt) -> None:
-        self._attempts[attempt.attempt_id] = _attempt_row(attempt)
+        try:
+            self._attempts[attempt.attempt_id] = _attempt_row(attempt)
+        except ROW_ERRORS as exc:
+            self._set_aside("attempts", attempt.attempt_id, exc)
+
+    def _set_aside(self, table: str, key: str, exc: BaseException) -> None:
+        self.set_aside[table] = self.set_aside.get(table, 0) + 1
+        log.error("history: a %s row (%s) cannot be stored and is set aside: %r", table, key, exc)
+
+    def _build(self, table: str, build: Callable[[Any], Row], items: Iterable[Any]) -> list[Row]:
+        rows = []
+        for item in items:
+            try:
+                rows.append(build(item))
+            except ROW_ERRORS as exc:
+                self._set_aside(table, _key_of(item), exc)
+        return rows
 
     def record_conversion(self, conversion: Conversion) -> None:
         self._conversions.append(conversion)
@@ -369,25 +407,36 @@ class SQLiteHistory:
             if final:  # rows held back by the refresh interval are written now
                 visits = {**self._behind, **visits}
             written = [v for v in visits.values() if final or _row_stale(v)]
-            visit_rows = [_visit_row(v) for v in written]
+            visit_rows = self._build("visits", _visit_row, written)
             for v in visits.values():
                 self._behind[v.visit_id] = v
             for v in written:
                 del self._behind[v.visit_id]
             unwritten_pages = [(v, _take_dirty_pages(v)) for v in visits.values()]
             page_rows = [_page_row(v, p, next(seq)) for v, pages in unwritten_pages for p in pages]
-            event_rows = [_event_row(e, next(seq)) for e in events]
+            event_rows = self._build("events", lambda e: _event_row(e, next(seq)), events)
+            batches = [
+                ("visits", UPSERT_VISIT, visit_rows),
+                ("pages", UPSERT_PAGE, page_rows),
+                ("events", INSERT_EVENT, event_rows),
+                ("attempts", UPSERT_ATTEMPT, list(attempts.values())),
+                (
+                    "conversions",
+                    INSERT_CONVERSION,
+                    self._build("conversions", _conversion_row, conversions),
+                ),
+            ]
             more = [(source, source.take()) for source in self.sources]
+            batches += [(_table_of(sql), sql, rows) for _, batch in more for sql, rows in batch]
             started = time.perf_counter()
             try:
-                await self.db.executemany(UPSERT_VISIT, visit_rows)
-                await self.db.executemany(UPSERT_PAGE, page_rows)
-                await self.db.executemany(INSERT_EVENT, event_rows)
-                await self.db.executemany(UPSERT_ATTEMPT, attempts.values())
-                await self.db.executemany(INSERT_CONVERSION, map(_conversion_row, conversions))
-                for _, batch in more:
-                    for statement, rows in batch:
-                        await self.db.executemany(statement, rows)
+                try:
+                    for _, sql, rows in batches:
+                        await self.db.executemany(sql, rows)
+                except ROW_ERRORS as exc:
+                    log.warning("history: a batch failed (%r); writing its rows one by one", exc)
+                    await self.db.rollback()
+                    await self._write_one_by_one(batches)
                 await self.db.commit()
             except BaseException:
                 if self._db is not None:
@@ -411,6 +460,30 @@ class SQLiteHistory:
                 (time.perf_counter() - started) * 1000,
             )
 
+    def read_rows(
+        self, table: str, convert: Callable[[aiosqlite.Row], T], rows: Iterable[aiosqlite.Row]
+    ) -> list[T]:
+        """Rows as records; one that cannot be read (written by another version, or by hand)
+        is left out with a log line, never failing the whole read."""
+        out = []
+        for row in rows:
+            try:
+                out.append(convert(row))
+            except (*ROW_ERRORS, KeyError, IndexError) as exc:
+                self.unreadable[table] += 1
+                log.error("history: a %s row (%s) cannot be read: %r", table, row[0], exc)
+        return out
+
+    async def _write_one_by_one(self, batches: list[tuple[str, str, list[Row]]]) -> None:
+        """Every row that can be written is; the others are set aside (a failed statement
+        undoes itself alone, the transaction goes on)."""
+        for table, sql, rows in batches:
+            for row in rows:
+                try:
+                    await self.db.execute(sql, row)
+                except ROW_ERRORS as exc:
+                    self._set_aside(table, f"{row[0]}/{row[1]}", exc)
+
     async def purge(self, before_ms: int) -> int:
         """Delete visits last seen before ``before_ms`` with their pages and events."""
         await self.flush()
@@ -430,34 +503,46 @@ class SQLiteHistory:
 
     # -- reads (agents' tools; they see everything recorded so far) --
 
+    async def catch_up(self) -> None:
+        """Write what is queued so that a read sees it; a write that fails is logged, not
+        raised: reads answer from what is stored while the writer retries."""
+        try:
+            await self.flush()
+        except Exception:
+            log.exception("history write failed before a read; answering from what is stored")
+
     async def get_visit(self, visit_id: str) -> dict[str, Any] | None:
-        await self.flush()
+        await self.catch_up()
         async with self.db.execute("SELECT * FROM visits WHERE visit_id = ?", (visit_id,)) as cur:
             row = await cur.fetchone()
         if row is None:
             return None
-        visit = _visit_json(row)
+        found = self.read_rows("visits", _visit_json, [row])
+        if not found:
+            return None
+        visit = found[0]
         async with self.db.execute(
             "SELECT * FROM pages WHERE visit_id = ? ORDER BY entered_at, seq", (visit_id,)
         ) as cur:
-            visit["pages"] = [_page_json(r) for r in await cur.fetchall()]
+            visit["pages"] = self.read_rows("pages", _page_json, await cur.fetchall())
         async with self.db.execute(
             "SELECT * FROM events WHERE visit_id = ? ORDER BY seq", (visit_id,)
         ) as cur:
-            visit["events"] = [_event_json(r) for r in await cur.fetchall()]
+            visit["events"] = self.read_rows("events", _event_json, await cur.fetchall())
         async with self.db.execute(
             "SELECT * FROM attempts WHERE visit_id = ? ORDER BY created_at, rowid", (visit_id,)
         ) as cur:
-            visit["attempts"] = [_attempt(r).as_json() for r in await cur.fetchall()]
+            attempts = self.read_rows("attempts", _attempt, await cur.fetchall())
+            visit["attempts"] = [a.as_json() for a in attempts]
         return visit
 
     async def attempts_since(self, since_ms: int) -> list[Attempt]:
         """Attempts created since ``since_ms``, oldest first (frequency limits need them)."""
-        await self.flush()
+        await self.catch_up()
         async with self.db.execute(
             "SELECT * FROM attempts WHERE created_at >= ? ORDER BY created_at", (since_ms,)
         ) as cur:
-            return [_attempt(r) for r in await cur.fetchall()]
+            return self.read_rows("attempts", _attempt, await cur.fetchall())
 
     async def replay_source(
         self, since_ms: int, until_ms: int
@@ -480,14 +565,26 @@ class SQLiteHistory:
         return events, attempts
 
     async def visits_of_visitor(self, global_visit_id: str, limit: int) -> list[dict[str, Any]]:
-        await self.flush()
+        await self.catch_up()
         query = """
             SELECT v.*, (SELECT COUNT(*) FROM pages p WHERE p.visit_id = v.visit_id) AS n_pages
             FROM visits v WHERE v.global_visit_id = ? ORDER BY v.started_at DESC LIMIT ?
         """
         async with self.db.execute(query, (global_visit_id, limit)) as cur:
             rows = await cur.fetchall()
-        return [{**_visit_json(r), "pagesViewed": r["n_pages"]} for r in rows]
+        return self.read_rows(
+            "visits", lambda r: {**_visit_json(r), "pagesViewed": r["n_pages"]}, rows
+        )
+
+
+def _table_of(statement: str) -> str:
+    """The table an INSERT writes to, to name it when one of its rows is set aside."""
+    found = re.search(r"\bINTO\s+(\w+)", statement, re.IGNORECASE)
+    return found.group(1) if found else "other"
+
+
+def _key_of(item: Visit | Event | Conversion) -> str:
+    return item.visit_id if isinstance(item, Visit) else f"{item.visit_id}/{item.event_id}"
 
 
 def _visit_json(r: aiosqlite.Row) -> dict[str, Any]:

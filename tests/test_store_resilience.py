@@ -1,0 +1,98 @@
+"""One row the store cannot hold never blocks the others; one unreadable row never fails a read."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from engagement.api.state import HISTORY, REGISTRY
+from engagement.settings import Settings
+
+from .conftest import AUTH, Factory, post_events
+
+Client = TestClient[Any, Any]
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """Rows are written when a test flushes, not behind its back."""
+    return settings.model_copy(update={"history_flush_interval_s": 3600})
+
+
+async def read_visit(client: Client, visit_id: str) -> dict[str, Any]:
+    r = await client.get(client.app.router["visit"].url_for(visitID=visit_id), headers=AUTH)
+    assert r.status == 200, await r.text()
+    body: dict[str, Any] = await r.json()
+    return body
+
+
+async def metric_lines(client: Client, prefix: str) -> list[str]:
+    r = await client.get(client.app.router["metrics"].url_for())
+    assert r.status == 200, await r.text()
+    return [line for line in (await r.text()).splitlines() if line.startswith(prefix)]
+
+
+async def test_a_row_the_store_cannot_hold_is_set_aside_alone(client: Client, factory: Factory):
+    await post_events(client, factory.start())
+    history = client.app[HISTORY]
+    await history.flush()
+    # Values the edge refuses, put into live state behind its back: past SQLite's int64,
+    # and an integer json cannot write.
+    poisoned = client.app[REGISTRY].get(factory.visit_id)
+    assert poisoned is not None
+    poisoned.timezone_offset = 2**63
+    poisoned.changed = True
+    bad_event = factory.event("AddToCart", {"n": 1})
+    good_event = factory.event("AddToCart", {"n": 2})
+    await post_events(client, [bad_event, good_event])
+    stored = poisoned.events_by_name["AddToCart"][0]
+    stored.data = {"n": 10**5000}
+    other = Factory()
+
+    await post_events(client, other.start())
+    await history.flush()
+
+    assert history.set_aside == {
+        "visits": 1,
+        "pages": 0,
+        "events": 1,
+        "attempts": 0,
+        "conversions": 0,
+    }
+    visit = await read_visit(client, other.visit_id)
+    assert [e["eventName"] for e in visit["events"]] == ["VisitStarted", "PageEntered"]
+    mine = await read_visit(client, factory.visit_id)  # its earlier row, and the good event
+    assert mine["timezoneOffset"] == -60
+    assert [e["data"] for e in mine["events"][2:]] == [{"n": 2}]
+    assert await metric_lines(client, "engagement_history_rows_set_aside_total") == [
+        'engagement_history_rows_set_aside_total{table="visits"} 1.0',
+        'engagement_history_rows_set_aside_total{table="pages"} 0.0',
+        'engagement_history_rows_set_aside_total{table="events"} 1.0',
+        'engagement_history_rows_set_aside_total{table="attempts"} 0.0',
+        'engagement_history_rows_set_aside_total{table="conversions"} 0.0',
+    ]
+    later = Factory()  # and the writes after it go on
+    await post_events(client, later.start())
+    visit = await read_visit(client, later.visit_id)
+    assert [e["eventName"] for e in visit["events"]] == ["VisitStarted", "PageEntered"]
+
+
+async def test_an_unreadable_row_is_left_out_of_reads(client: Client, factory: Factory):
+    await post_events(client, factory.start())
+    await post_events(client, [factory.event("AddToCart", {"sku": "WH15"})])
+    history = client.app[HISTORY]
+    await history.flush()
+    await history.db.execute(
+        "UPDATE events SET data = '{not json' WHERE event_name = 'PageEntered'"
+    )
+    await history.db.commit()
+
+    visit = await read_visit(client, factory.visit_id)
+
+    assert [e["eventName"] for e in visit["events"]] == ["VisitStarted", "AddToCart"]
+    assert history.unreadable["events"] == 1
+    assert await metric_lines(
+        client, 'engagement_history_rows_unreadable_total{table="events"}'
+    ) == ['engagement_history_rows_unreadable_total{table="events"} 1.0']
