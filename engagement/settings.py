@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import secrets
 from contextvars import ContextVar
 from pathlib import Path
@@ -61,6 +62,14 @@ class Settings(BaseSettings):
         default_factory=dict,
         description="user -> password accepted as HTTP Basic auth beside API keys (GWE's "
         "agent desktops use Basic); send it over HTTPS only",
+    )
+    frame_ancestors: list[str] = Field(
+        default_factory=list,
+        description="origins (agent desktops, CRM side panels) that may frame the signed visit "
+        "view /desktop/visits/...; the rest of the console is never framed",
+    )
+    desktop_link_ttl_s: float = Field(
+        C.DESKTOP_LINK_TTL_S, gt=0, le=86_400, description="a signed visit-view link lasts this"
     )
     visit_timeout_s: float = Field(C.VISIT_IDLE_TIMEOUT_S, gt=0)
     retention_days: float = Field(C.HISTORY_RETENTION_DAYS, gt=0)
@@ -132,6 +141,15 @@ class Settings(BaseSettings):
     demo: bool = Field(True, description="Serve the demo site at /demo/")
     log_format: str = Field("text", pattern="^(text|json)$")
     log_level: str = "INFO"
+
+    @field_validator("frame_ancestors")
+    @classmethod
+    def _frame_sources(cls, value: list[str]) -> list[str]:
+        # Written into a CSP header: only plain origins, never a quote, space or `;`.
+        for origin in value:
+            if not re.fullmatch(r"https?://[A-Za-z0-9*.-]+(:(\d{1,5}|\*))?", origin):
+                raise ValueError(f"{origin!r} is not an origin like 'https://crm.example.com'")
+        return value
 
     @field_validator("allowed_origins")
     @classmethod

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
-from ..console import experiments, report
+from ..console import desktop, experiments, report
 from ..metrics import get_metrics
 from ..monitoring.models import EventBatch, IngestResult
 from . import (
@@ -92,6 +92,10 @@ ROUTES: list[Route] = [
     Route("GET", "/server/data/identities/{identityId}/visits", gwe_history.get_identity_visits,
           "gwe-identity-visits", "gwe-history", auth=True, query=gwe_history.IdentityVisitsQuery,
           response=gwe_history.GweVisits),
+    Route("POST", "/api/v1/visits/{visitID}/desktop-link", desktop.post_desktop_link,
+          "desktop-link", "desktop", auth=True, response=desktop.DesktopLinkOut),
+    Route("GET", "/desktop/visits/{visitID}", desktop.desktop_visit, "desktop-visit", "desktop",
+          query=desktop.DesktopQuery, content="text/html"),
     Route("GET", "/api/v1/visits/live", history.get_live_visits, "live-visits", "history",
           auth=True, response=history.LiveVisitsOut),
     Route("GET", "/api/v1/visits/{visitID}", history.get_visit, "visit", "history",

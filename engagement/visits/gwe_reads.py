@@ -236,3 +236,14 @@ class GweHistory:
         )
         last = (rows[-1]["started_at"], rows[-1]["visit_id"]) if more else None
         return visits, last
+
+    async def identities_of_visit(self, visit_id: str) -> list[JSON]:
+        """The identities a visit signed in (or was recognized) as, with this visit's scope."""
+        await self.history.flush()
+        sql = """
+            SELECT i.*, iv.visit_scope AS scope FROM identity_visits iv
+            JOIN identities i ON i.identity_id = iv.identity_id
+            WHERE iv.visit_id = ? ORDER BY i.identity_id LIMIT 10
+        """
+        rows = await self._all(sql, (visit_id,))
+        return [{**_identity(r), "visitScope": r["scope"]} for r in rows]
