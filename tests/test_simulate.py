@@ -8,6 +8,7 @@ import datetime as dt
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -19,7 +20,7 @@ from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
 from engagement.strategy.loader import check_folder
 
-from .conftest import SITE, ClientFactory, Factory, post_events
+from .conftest import AUTH, SITE, ClientFactory, Factory, post_events
 
 Client = TestClient[Any, Any]
 
@@ -162,3 +163,53 @@ def test_moments_are_durations_or_utc_days():
     assert parse_moment("12h", now) == parse_moment("2024-05-07T12:00", 0)
     with pytest.raises(ValueError, match="'last week': write a duration like 7d"):
         parse_moment("last week", now)
+
+
+def upload(files: dict[str, str], **fields: str) -> aiohttp.FormData:
+    form = aiohttp.FormData()
+    for name, text in files.items():
+        form.add_field("files", text.encode(), filename=name, content_type="application/yaml")
+    for key, value in {"days": "1", **fields}.items():
+        form.add_field(key, value)
+    return form
+
+
+async def test_console_replays_an_uploaded_draft(client: Client):
+    await browse(client)
+    url = client.app.router["console-simulate-run"].url_for()
+
+    r = await client.post(url, data=upload({"draft.yaml": DRAFT}), headers=AUTH)
+
+    assert r.status == 200, await r.text()
+    html = await r.text()
+    assert "11 visits" in html
+    assert '<svg class="chart"' in html
+    assert '<td>any-cart</td><td class="num">90</td><td class="num">3</td>' in html
+    assert "takes 2 from big-cart" in html
+    assert "loses 2 to any-cart" in html
+
+
+async def test_console_checks_the_draft_first(client: Client, tmp_path: Path):
+    url = client.app.router["console-simulate-run"].url_for()
+    broken = "strategies:\n  - name: x\n    when: {evnt: AddToCart}\n"
+
+    r = await client.post(url, data=upload({"broken.yaml": broken}), headers=AUTH)
+
+    assert r.status == 400, await r.text()
+    html = await r.text()
+    assert (
+        "draft/broken.yaml:3:12: unknown key &#39;evnt&#39;: did you mean &#39;event&#39;?" in html
+    )
+    assert "draft/broken.yaml:2:5: &#39;offer&#39; is required here" in html
+
+    (tmp_path / "server-draft").mkdir()
+    (tmp_path / "server-draft" / "d.yaml").write_text(DRAFT)
+    (tmp_path / "server-draft" / "code.py").write_text("raise SystemExit('never run')\n")
+    r = await client.post(url, data=upload({}, folder=str(tmp_path / "server-draft")),
+                          headers=AUTH)  # fmt: skip
+    assert r.status == 200, await r.text()
+    assert "<td>any-cart</td>" in await r.text()
+
+    r = await client.post(url, data=upload({}, folder=str(tmp_path / "none")), headers=AUTH)
+    assert r.status == 400, await r.text()
+    assert "none: no such folder on the server." in await r.text()

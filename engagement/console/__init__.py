@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import experiments, login, report, visitors
+from . import experiments, login, report, simulate, visitors
 from .session import SESSIONS, Handler, Sessions
 from .templating import STATIC_DIR, TEMPLATES, build_environment
 
@@ -25,6 +25,8 @@ CONSOLE_ROUTES: list[tuple[str, str, Handler, str]] = [
     ("GET", "/console/reports.csv", report.report_csv, "console-reports-csv"),
     ("GET", "/console/experiments", experiments.experiments_page, "console-experiments"),
     ("GET", "/console/experiments.csv", experiments.experiments_csv, "console-experiments-csv"),
+    ("GET", "/console/simulate", simulate.simulate_form, "console-simulate"),
+    ("POST", "/console/simulate", simulate.simulate_run, "console-simulate-run"),
 ]
 # The JSON API of the report: API key only, documented by its pydantic models.
 REPORT_API_ROUTE: tuple[str, str, Handler, str] = (

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..experiments.report import ArmRow
+from ..experiments.simulate import DryRun
 from ..reports import FUNNEL, FunnelRow
 
 WIDTH = 760
@@ -142,3 +143,27 @@ def experiment_chart(rows: list[ArmRow]) -> RateChart | None:
         panels.append(RatePanel(strategy, y, bars))
         y += TITLE_H + len(bars) * (BAR_H + BAR_GAP + 4) + PANEL_GAP
     return RateChart(WIDTH, y - PANEL_GAP, LABEL_W, span, BAR_H, panels, VERDICT_COLORS)
+
+
+# -- the dry run's chart: invitations per strategy, the draft against live --
+
+DRY_RUN_COLORS = {"draft": "#2563eb", "live": "#94a3b8", "held out": "#d97706"}
+
+
+def dry_run_chart(run: DryRun) -> Chart | None:
+    """One panel per strategy: invitations the draft would have sent, those live sent, and
+    visitors the draft would hold out; all on one scale (None: nothing to show)."""
+    rows = [(r.name, {"draft": r.total, "live": r.live_total, "held out": len(r.held_out)})
+            for r in run.strategies]  # fmt: skip
+    top = max((n for _, counts in rows for n in counts.values()), default=0)
+    if not top:
+        return None
+    span = WIDTH - LABEL_W - COUNT_W
+    panels, y = [], 0
+    for name, counts in rows:
+        bars = [Bar(label, n, TITLE_H + i * (BAR_H + BAR_GAP), max(2.0, span * n / top) if n
+                    else 0.0, DRY_RUN_COLORS[label])
+                for i, (label, n) in enumerate(counts.items())]  # fmt: skip
+        panels.append(Panel(name, None, y, bars))
+        y += TITLE_H + len(bars) * (BAR_H + BAR_GAP) + PANEL_GAP
+    return Chart(WIDTH, y - PANEL_GAP, LABEL_W, BAR_H, panels)

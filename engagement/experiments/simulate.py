@@ -3,6 +3,7 @@ against what the live strategies did (the console's dry run shows the same)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import re
 import time
@@ -11,6 +12,7 @@ from dataclasses import dataclass, field
 
 from ..attempts import Attempt, Origin, State
 from ..strategy.engine import StrategySet
+from ..visits.model import Event
 from ..visits.store import SQLiteHistory
 from .replay import Decision, Replay, day_of
 
@@ -115,15 +117,30 @@ async def dry_run(
 ) -> DryRun:
     """Replay the visits that started in [since, until) through ``draft``."""
     events, attempts = await history.replay_source(since_ms, until_ms)
+    # Minutes of CPU for a big history: in a thread, so a server keeps serving meanwhile
+    # (the replay shares no state with the live engine).
+    return await asyncio.to_thread(replay, draft, events, attempts, since_ms, until_ms,
+                                   visit_timeout_s, strict)  # fmt: skip
+
+
+def replay(
+    draft: StrategySet,
+    events: list[Event],
+    attempts: list[Attempt],
+    since_ms: int,
+    until_ms: int,
+    visit_timeout_s: float,
+    strict: bool = True,
+) -> DryRun:
     started = time.perf_counter()
     visit_ids = {e.visit_id for e in events}
     live = [a for a in attempts if a.created_at >= since_ms and a.visit_id in visit_ids]
-    replay = Replay(draft, live, visit_timeout_s, strict)
-    replay.seed_ledger(a for a in attempts if a.created_at < since_ms)
-    replay.run(events)
-    replay.finish(until_ms)
+    run = Replay(draft, live, visit_timeout_s, strict)
+    run.seed_ledger(a for a in attempts if a.created_at < since_ms)
+    run.run(events)
+    run.finish(until_ms)
     elapsed_s = time.perf_counter() - started
-    return summarize(replay, live, since_ms, until_ms, len(visit_ids), elapsed_s)
+    return summarize(run, live, since_ms, until_ms, len(visit_ids), elapsed_s)
 
 
 def _pair(draft: int, live: int) -> str:
