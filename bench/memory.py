@@ -9,8 +9,9 @@ bounded by the cap however many visits arrive. Each figure comes from a fresh ch
 - ``engine``: 200,000 visits through the real ingest path (the tracker's JSON body, pydantic
   ``EventBatch``, ``Ingestor.ingest``, ``VisitRegistry``) with a history sink that keeps
   nothing (it takes what the writer takes once it wrote it), so the figure is the live state
-  alone. Each visit is what the tracker sends on a
-  landing: ``VisitStarted`` and ``PageEntered`` with a real user agent, title and referrer.
+  alone. Each visit is what the tracker sends on a landing: ``VisitStarted`` and
+  ``PageEntered`` with a real user agent (50 variants), title and referrer, on one of 1,000
+  product pages.
 - ``capped``: the same 200,000 visits with ``max_live_visits`` = 50,000 and visits evictable
   once idle (``evict_idle_after_s`` = 0): live visits stay at the cap, the oldest are closed
   to history, and the peak RSS stays that of the cap, not of 200,000 visits.
@@ -36,9 +37,13 @@ from pydantic import TypeAdapter
 
 GOAL_BYTES = 2048
 BATCH_VISITS = 25  # 50 events a request, as the tracker's largest batches
+# Visitors land on one of PAGES product pages, with one of BROWSERS user agents: URLs, titles
+# and user agents repeat across visitors as on a real site (the engine shares such texts).
+PAGES = 1000
+BROWSERS = 50
 USER_AGENT = (
     "Mozilla/5.0 (Windows NT 10.0; Win64; x64) AppleWebKit/537.36 (KHTML, like Gecko) "
-    "Chrome/131.0.0.0 Safari/537.36"
+    "Chrome/131.0.{}.0 Safari/537.36"
 )
 
 
@@ -55,16 +60,17 @@ def hex_id() -> str:
     return uuid.uuid4().hex.upper()
 
 
-def landing(now: int) -> list[dict[str, Any]]:
-    visit, gvid, page = hex_id(), hex_id(), hex_id()
-    base = {"visitID": visit, "globalVisitID": gvid, "pageID": page, "timestamp": now,
-            "url": "https://www.shop.example/products/workhorse-15?ref=mail",
+def landing(n: int) -> list[dict[str, Any]]:
+    visit, gvid, page, product = hex_id(), hex_id(), hex_id(), n % PAGES
+    base = {"visitID": visit, "globalVisitID": gvid, "pageID": page, "timestamp": 1_700_000_000,
+            "url": f"https://www.shop.example/products/workhorse-{product}?ref=mail",
             "category": "", "languageCode": "en-GB", "eventType": "SYSTEM"}  # fmt: skip
     return [
         {**base, "eventName": "VisitStarted", "eventID": hex_id(),
-         "data": {"timezoneOffset": -60, "returning": False, "userAgent": USER_AGENT}},
+         "data": {"timezoneOffset": -60, "returning": False,
+                  "userAgent": USER_AGENT.format(n % BROWSERS)}},
         {**base, "eventName": "PageEntered", "eventID": hex_id(),
-         "data": {"title": "Workhorse 15 - Shop", "referrer": "https://www.search.example/",
+         "data": {"title": f"Workhorse {product} - Shop", "referrer": "https://www.search.example/",
                   "timezoneOffset": -60, "utm": {}, "focused": True}},
     ]  # fmt: skip
 
@@ -72,7 +78,8 @@ def landing(now: int) -> list[dict[str, Any]]:
 def bodies(visits: int) -> list[bytes]:
     out = []
     for start in range(0, visits, BATCH_VISITS):
-        events = [e for _ in range(min(BATCH_VISITS, visits - start)) for e in landing(0)]
+        count = min(BATCH_VISITS, visits - start)
+        events = [e for n in range(start, start + count) for e in landing(n)]
         out.append(json.dumps({"events": events}).encode())
     return out
 

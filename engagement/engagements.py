@@ -161,6 +161,7 @@ class Engagements:
         (so it takes no pacing capacity and no timer)."""
         attempt.move(State.HELD_OUT, now, "control group")
         visit.attempts.append(attempt)
+        self.registry.mark_changed(visit)
         self.by_id[attempt.attempt_id] = attempt
         self.engine.ledger.add(attempt)
         self.store.record_attempt(attempt)
@@ -178,6 +179,7 @@ class Engagements:
     def add(self, visit: Visit, attempt: Attempt, offer: bool = True) -> Attempt:
         """Record a new attempt and, unless an outside system decides, offer it."""
         visit.attempts.append(attempt)
+        self.registry.mark_changed(visit)
         self.by_id[attempt.attempt_id] = attempt
         self.engine.ledger.add(attempt)
         self.store.record_attempt(attempt)
@@ -211,6 +213,9 @@ class Engagements:
 
     def move(self, attempt: Attempt, state: State, now: int, reason: str = "") -> None:
         attempt.move(state, now, reason)
+        visit = self.registry.get(attempt.visit_id)
+        if visit is not None:
+            self.registry.mark_changed(visit)  # listings show the engagement state
         self.reached[state.value] += 1
         self.store.record_attempt(attempt)
         if state is State.ACCEPTED:

@@ -200,9 +200,14 @@ async def test_live_visitors_json(client: Client, factory: Factory):
     [visit] = body["visits"]
     page = visit["currentPage"]
     assert body == {
+        "version": visit["version"],
         "count": 1,
+        "full": True,
+        "serverTime": body["serverTime"],
+        "gone": [],
         "visits": [
             {
+                "version": client.app[REGISTRY].version,
                 "visitID": factory.visit_id,
                 "globalVisitID": factory.global_visit_id,
                 "identity": "authenticated",
@@ -240,7 +245,9 @@ async def test_live_visitors_page_lists_them(client: Client, factory: Factory):
 
     assert r.status == 200, await r.text()
     html = await r.text()
-    assert f'<tr data-visit="{factory.visit_id}">' in html
+    visit = client.app[REGISTRY].get(factory.visit_id)
+    assert visit is not None
+    assert f'<tr data-visit="{factory.visit_id}" data-started="{visit.started_at}">' in html
     assert f'href="/console/visits/{factory.visit_id}"' in html
     assert '<span class="tag">products 1</span>' in html
     assert 'data-source="/console/visitors.json"' in html

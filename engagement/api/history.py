@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from .. import constants as C
+from ..attempts import State
 from ..monitoring.ingest import now_ms
+from ..visits.live import LiveFilter, live_page, summary
 from .auth import api_key_required
 from .errors import InvalidInput, NotFound
 from .parsing import parse_query
 from .state import HISTORY, REGISTRY
 
 _ID = re.compile(C.ID_PATTERN)
+ENGAGEMENT_FILTER = "^(none|live|" + "|".join(s.value for s in State) + ")$"
 
 
 class PageOut(BaseModel):
@@ -101,11 +104,35 @@ class LiveVisitOut(BaseModel):
     timeOnSiteS: float
     pagesViewed: int
     currentPage: LivePageOut | None
+    version: int = Field(description="the visit's latest change (grows with every change)")
+    categories: dict[str, int] = Field(description="pages seen per category")
+    engagement: str | None = Field(description="state of the latest engagement attempt")
+    engagementStrategy: str | None
 
 
 class LiveVisitsOut(BaseModel):
-    count: int
+    count: int = Field(description="visits live now, in all")
     visits: list[LiveVisitOut]
+    nextCursor: int | None = Field(description="pass as `cursor` for the next page; null: no more")
+
+
+class LiveQuery(BaseModel):
+    """Paging and filters of the live-visit listing (most recently changed first)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    limit: int = Field(50, ge=1, le=500)
+    cursor: int | None = Field(None, ge=1, le=C.MAX_SAFE_INTEGER, description="nextCursor")
+    page: str | None = Field(None, min_length=1, max_length=C.MAX_URL_CHARS,
+                             description="part of the current page's URL")  # fmt: skip
+    category: str | None = Field(None, min_length=1, max_length=200)
+    identity: Literal["anonymous", "recognized", "authenticated"] | None = None
+    engagement: str | None = Field(
+        None,
+        pattern=ENGAGEMENT_FILTER,
+        description="none (never invited), live (an attempt live now), or the latest "
+        "attempt's state (offered, shown, accepted, declined...)",
+    )
 
 
 class PastVisitOut(BaseModel):
@@ -155,11 +182,19 @@ async def get_visit(request: web.Request) -> web.StreamResponse:
 
 @api_key_required
 async def get_live_visits(request: web.Request) -> web.StreamResponse:
-    """The visits live now, most recently active first."""
-    now = now_ms()
+    """The visits live now, most recently changed first, a page at a time, filtered."""
+    query = parse_query(request, LiveQuery)
     registry = request.app[REGISTRY]
-    visits = sorted(registry, key=lambda v: v.last_seen_at, reverse=True)
-    return web.json_response({"count": len(visits), "visits": [v.summary(now) for v in visits]})
+    live_filter = LiveFilter(query.page, query.category, query.identity, query.engagement)
+    found = live_page(registry, live_filter, query.limit, query.cursor)
+    now = now_ms()
+    return web.json_response(
+        {
+            "count": len(registry),
+            "visits": [summary(v, now) for v in found.visits],
+            "nextCursor": found.next_cursor,
+        }
+    )
 
 
 @api_key_required

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 from typing import Any, Literal
 
@@ -9,10 +10,12 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from .. import constants as C
+from ..api.parsing import parse_query
 from ..api.state import ENGAGEMENTS, HISTORY, REGISTRY, SETTINGS
-from ..attempts import Attempt, Origin
+from ..attempts import Origin
 from ..engagements import attempt_for
 from ..monitoring.ingest import now_ms
+from ..visits.live import summary
 from ..visits.model import Visit
 from .login import csrf_refused
 from .session import CSRF_FIELD, check_csrf, console_data, console_page
@@ -21,6 +24,7 @@ from .templating import redirect, render
 _ID = re.compile(C.ID_PATTERN)
 MEDIA = ("chat", "callback", "custom")
 AGENT_INVITE_TIMEOUT_S = 30.0  # as long as GWE's engage gives a visitor to answer
+CONSOLE_ROWS = 100  # most recently active visitors the live page shows
 NAME_FIELDS = ("firstName", "lastName")  # what the tracker's UserInfo / SignIn usually carry
 
 
@@ -52,37 +56,56 @@ def display_name(user_info: dict[str, Any]) -> str:
 
 
 def live_row(visit: Visit, now: int) -> dict[str, Any]:
-    """One live visitor: the API's summary plus categories, name and engagement state."""
-    last: Attempt | None = visit.attempts[-1] if visit.attempts else None
-    return {
-        **visit.summary(now),
-        "name": display_name(visit.user_info),
-        "categories": dict(visit.category_pages),
-        "engagement": None if last is None else last.state.value,
-        "engagementStrategy": None if last is None else last.strategy,
-    }
+    """One live visitor: the API's listing entry plus the name they gave."""
+    return {**summary(visit, now), "name": display_name(visit.user_info)}
 
 
-def live_rows(request: web.Request) -> list[dict[str, Any]]:
+def first_rows(request: web.Request) -> list[dict[str, Any]]:
+    """The most recently active visitors, as many as the console shows."""
     now = now_ms()
-    registry = request.app[REGISTRY]
-    visits = sorted(registry, key=lambda v: v.last_seen_at, reverse=True)
-    return [live_row(v, now) for v in visits]
+    recent = itertools.islice(request.app[REGISTRY].recent(), CONSOLE_ROWS)
+    return [live_row(v, now) for v in recent]
+
+
+class SinceQuery(BaseModel):
+    since: int = Field(0, ge=0, le=C.MAX_SAFE_INTEGER, description="`version` of the last answer")
 
 
 @console_page
 async def visitors_page(request: web.Request) -> web.StreamResponse:
-    """Live visitors; the page's script refreshes the table from ``visitors_json``."""
-    return render(request, "visitors.html", {"visits": live_rows(request)})
+    """Live visitors; the page's script applies what changed, from ``visitors_json``."""
+    context = {
+        "visits": first_rows(request),
+        "count": len(request.app[REGISTRY]),
+        "version": request.app[REGISTRY].version,
+        "rows": CONSOLE_ROWS,
+    }
+    return render(request, "visitors.html", context)
 
 
 @console_data
 async def visitors_json(request: web.Request) -> web.StreamResponse:
-    """Live visitors for the console's table, most recently active first."""
-    visits = live_rows(request)
-    return web.json_response(
-        {"count": len(visits), "visits": visits}, headers={"Cache-Control": "no-store"}
-    )
+    """What changed among live visitors since ``since`` (a ``version`` this answered before):
+    the visitors who changed, most recent first, at most as many as the console shows, and
+    those who left. ``since=0``, or one older than the engine remembers, gives the first rows
+    again with ``full``. A poll costs what changed, not what is live."""
+    since = parse_query(request, SinceQuery).since
+    registry = request.app[REGISTRY]
+    now = now_ms()
+    delta = registry.changed_since(since, CONSOLE_ROWS) if since else None
+    if delta is None:
+        rows, gone, full = first_rows(request), [], True
+    else:
+        rows, gone, full = [live_row(v, now) for v in delta[0]], delta[1], False
+    body = {
+        "version": registry.version,
+        "count": len(registry),
+        "full": full,
+        "serverTime": now,
+        "visits": rows,
+        "gone": gone,
+    }
+    return web.json_response(body, headers={"Cache-Control": "no-store"})
 
 
 def _not_found(request: web.Request, visit_id: str) -> web.Response:

@@ -184,6 +184,7 @@ class Visit:
             event.language_code = self.language_code
         page = self.pages.get(event.page_id)
         if page is None:
+            event.url = shared(event.url)
             page = self.pages[event.page_id] = Page(event.page_id, event.url, entered_at=now)
             self.pages_viewed += 1
             self._enter(page)
@@ -291,6 +292,25 @@ class Visit:
         }
 
 
+# Texts that repeat across visitors (URLs, titles, referrers, user agents): one copy for all.
+SHARED_TEXTS_MAX = 50_000  # distinct texts; when full the table starts over
+SHARED_TEXT_MAX_CHARS = 500  # longer texts are rare: each visit keeps its own
+_shared: dict[str, str] = {}
+
+
+def shared(text: str) -> str:
+    """The one copy of a text many visits hold (bounded: a client sending ever new texts only
+    makes the table start over)."""
+    found = _shared.get(text)
+    if found is not None:
+        return found
+    if len(text) <= SHARED_TEXT_MAX_CHARS:
+        if len(_shared) >= SHARED_TEXTS_MAX:
+            _shared.clear()
+        _shared[text] = text
+    return text
+
+
 _TABLET = re.compile(r"iPad|Tablet|PlayBook|Silk|Android(?!.*Mobile)", re.IGNORECASE)
 _MOBILE = re.compile(r"Mobi|iPhone|iPod|Android.*Mobile|Windows Phone", re.IGNORECASE)
 
@@ -309,8 +329,10 @@ def _ignore(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
 def _visit_started(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
     data = event.data
     visit.returning = bool(data.get("returning", visit.returning))
-    visit.user_agent = str(data.get("userAgent", visit.user_agent))
-    visit.device = device_of(visit.user_agent)
+    user_agent = data.get("userAgent")
+    if isinstance(user_agent, str):
+        visit.user_agent = data["userAgent"] = shared(user_agent)
+        visit.device = device_of(visit.user_agent)
     offset = data.get("timezoneOffset")
     if isinstance(offset, int):
         visit.timezone_offset = offset
@@ -319,11 +341,17 @@ def _visit_started(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> N
 def _page_entered(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
     data = event.data
     page.url = event.url
-    page.title = str(data.get("title", page.title))
-    page.referrer = str(data.get("referrer", page.referrer))
+    title, referrer = data.get("title"), data.get("referrer")
+    if isinstance(title, str):
+        page.title = data["title"] = shared(title)
+    if isinstance(referrer, str):
+        page.referrer = data["referrer"] = shared(referrer)
     utm = data.get("utm")
-    if isinstance(utm, dict) and (utm or page.utm):
-        page.utm = {str(k): str(v) for k, v in utm.items()}
+    if isinstance(utm, dict):
+        if utm:
+            page.utm = {str(k): str(v) for k, v in utm.items()}
+        else:
+            page.utm = data["utm"] = NO_UTM
     page.set_focus(bool(data.get("focused", False)), event.server_time)
     offset = data.get("timezoneOffset")
     if isinstance(offset, int):

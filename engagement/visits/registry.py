@@ -13,7 +13,7 @@ from .model import Event, Visit, VisitCaps
 
 log = logging.getLogger(__name__)
 
-CHANGE_JOURNAL_ENTRIES = 100_000  # visit changes remembered for incremental readers
+CLOSED_JOURNAL_ENTRIES = 50_000  # closed visits remembered for incremental readers
 
 
 class HistorySink(Protocol):
@@ -38,7 +38,8 @@ class VisitRegistry:
     At ``max_visits`` a new visit makes room by closing the least recently active visit if it
     has been idle ``evict_idle_after_s`` (written to history as if it had timed out); if
     none has, the batch is refused with :class:`AtCapacity`. Every change of a visit is
-    numbered (``version``) so that readers can ask for what changed since they last looked.
+    numbered (``version``), and the order of the visits is that of their latest change, so
+    that readers can ask for what changed since they last looked, or page from a version.
     """
 
     def __init__(
@@ -59,8 +60,8 @@ class VisitRegistry:
         self.refused_total = 0
         self._version = itertools.count(1)
         self.version = 0  # of the latest change
-        # (version, visitID) of recent changes, oldest first: what incremental readers scan.
-        self._journal: deque[tuple[int, str]] = deque(maxlen=CHANGE_JOURNAL_ENTRIES)
+        # (version, visitID) of visits closed lately, oldest first, for incremental readers.
+        self._gone: deque[tuple[int, str]] = deque(maxlen=CLOSED_JOURNAL_ENTRIES)
 
     def __len__(self) -> int:
         return len(self._visits)
@@ -118,32 +119,42 @@ class VisitRegistry:
 
     def mark_changed(self, visit: Visit) -> None:
         """Something readers show changed without an event (an engagement attempt moved)."""
-        if visit.visit_id in self._visits:
+        if self._visits.get(visit.visit_id) is visit:
+            del self._visits[visit.visit_id]
+            self._visits[visit.visit_id] = visit
             self._changed(visit)
 
     def _changed(self, visit: Visit) -> None:
         visit.version = self.version = next(self._version)
-        self._journal.append((visit.version, visit.visit_id))
 
-    def changed_since(self, version: int) -> tuple[list[Visit], list[str]] | None:
-        """Visits changed after ``version`` (most recent first) and the visitIDs no longer
-        live; None when ``version`` is older than the journal remembers (read everything)."""
-        journal = self._journal
-        if version < self.version and (not journal or journal[0][0] > version + 1):
+    def recent(self, before: int | None = None) -> Iterator[Visit]:
+        """Live visits, most recently changed first; with ``before``, those changed before
+        that version (a cursor: it skips only what changed since, at the end)."""
+        for visit in reversed(self._visits.values()):
+            if before is None or visit.version < before:
+                yield visit
+
+    def changed_since(self, version: int, limit: int) -> tuple[list[Visit], list[str]] | None:
+        """At most ``limit`` visits changed after ``version``, most recent first, and the
+        visitIDs closed since; None when ``version`` is older than what is remembered of
+        closed visits (read everything again)."""
+        gone_log = self._gone
+        if version > self.version:  # a version of an earlier run of the engine
             return None
-        changed: dict[str, Visit] = {}
+        if gone_log and len(gone_log) == gone_log.maxlen and gone_log[0][0] > version:
+            return None
+        changed: list[Visit] = []
+        for visit in reversed(self._visits.values()):
+            if visit.version <= version or len(changed) == limit:
+                break
+            changed.append(visit)
         gone: list[str] = []
-        for seq, visit_id in reversed(journal):
+        for seq, visit_id in reversed(gone_log):
             if seq <= version:
                 break
-            if visit_id in changed or visit_id in gone:
-                continue
-            visit = self._visits.get(visit_id)
-            if visit is None:
+            if visit_id not in self._visits:
                 gone.append(visit_id)
-            elif visit.version == seq:
-                changed[visit_id] = visit
-        return list(changed.values()), gone
+        return changed, gone
 
     def _make_room(self, needed: int, now_ms: int) -> None:
         idle_before = now_ms - self.evict_idle_ms
@@ -169,7 +180,7 @@ class VisitRegistry:
         del self._visits[visit.visit_id]
         self._sink.record_closed(visit)
         self.version = next(self._version)
-        self._journal.append((self.version, visit.visit_id))
+        self._gone.append((self.version, visit.visit_id))
 
     def close_idle(self, now_ms: int) -> list[Visit]:
         """Close visits idle past the timeout; their history stays in the store."""

@@ -1,5 +1,7 @@
-/* Live visitors: refresh the table from /console/visitors.json every 2 s (no library).
-   Rows are built with textContent only: visit data never becomes markup. */
+/* Live visitors: every 2 s, ask /console/visitors.json what changed since the last answer
+   (its `version`) and apply it: changed visitors move to the top, those who left go, the
+   table keeps the most recently active ones (no library). Time on site ticks here, from the
+   engine's clock. Rows are built with textContent only: visit data never becomes markup. */
 (function () {
   'use strict';
   var POLL_MS = 2000;
@@ -7,6 +9,9 @@
   if (!body) return;
   var status = document.getElementById('live-status');
   var empty = document.getElementById('no-visitors');
+  var version = Number(body.dataset.version) || 0;
+  var maxRows = Number(body.dataset.rows) || 100;
+  var clockOffsetMs = 0;  // engine clock - this browser's clock
 
   function el(tag, className, text) {
     var node = document.createElement(tag);
@@ -25,6 +30,7 @@
   function row(v) {
     var tr = el('tr');
     tr.dataset.visit = v.visitID;
+    tr.dataset.started = String(v.startedAt);
     var who = el('td');
     var link = el('a', '', v.name || v.visitID.slice(0, 8));
     link.href = body.dataset.visitUrl.replace('VISITID', encodeURIComponent(v.visitID));
@@ -47,21 +53,49 @@
     } else {
       engagement.append(el('span', 'muted', 'none'));
     }
-    tr.append(who, page, el('td', 'num', v.pagesViewed), el('td', 'num', duration(v.timeOnSiteS)),
-              categories, engagement);
+    tr.append(who, page, el('td', 'num', v.pagesViewed),
+              el('td', 'num time-on-site', duration(v.timeOnSiteS)), categories, engagement);
     return tr;
   }
 
+  function rowOf(visitID) {
+    return body.querySelector('tr[data-visit="' + CSS.escape(visitID) + '"]');
+  }
+
+  function tick() {
+    var now = Date.now() + clockOffsetMs;
+    Array.prototype.forEach.call(body.rows, function (tr) {
+      var cell = tr.querySelector('.time-on-site');
+      if (cell) cell.textContent = duration(Math.max(0, now - Number(tr.dataset.started)) / 1000);
+    });
+  }
+
   function show(data) {
-    body.replaceChildren.apply(body, data.visits.map(row));
-    empty.hidden = data.visits.length > 0;
+    clockOffsetMs = data.serverTime - Date.now();
+    if (data.full) body.replaceChildren();
+    data.gone.forEach(function (visitID) {
+      var tr = rowOf(visitID);
+      if (tr) tr.remove();
+    });
+    // Most recent first: insert from the oldest, each on top.
+    for (var i = data.visits.length - 1; i >= 0; i--) {
+      var old = rowOf(data.visits[i].visitID);
+      if (old) old.remove();
+      body.insertBefore(row(data.visits[i]), body.firstChild);
+    }
+    while (body.rows.length > maxRows) body.deleteRow(-1);
+    version = data.version;
+    tick();
+    empty.hidden = data.count > 0;
     status.classList.remove('stale');
-    status.textContent = data.count + ' on the site now · updated ' +
-      new Date().toLocaleTimeString();
+    status.textContent = data.count + ' on the site now' +
+      (data.count > maxRows ? ' · the ' + maxRows + ' most recently active' : '') +
+      ' · updated ' + new Date().toLocaleTimeString();
   }
 
   function poll() {
-    fetch(body.dataset.source, {credentials: 'same-origin', cache: 'no-store'})
+    var url = body.dataset.source + '?since=' + encodeURIComponent(version);
+    fetch(url, {credentials: 'same-origin', cache: 'no-store'})
       .then(function (r) {
         if (r.status === 401) {  // the session ended: sign in again, then come back here
           window.location.href = body.dataset.loginUrl + '?next=' +
