@@ -32,6 +32,7 @@ from .api.state import (
     NOTIFIER,
     ORIGINS,
     OUTBOX,
+    PACER,
     REGISTRY,
     SETTINGS,
     TRACKER,
@@ -50,8 +51,11 @@ from .monitoring.ingest import Ingestor, now_ms
 from .monitoring.tracker import ServedTracker
 from .notifications.hub import LocalHub
 from .notifications.service import Notifier
+from .pacing.counters import LocalCounters
+from .pacing.pacer import PACED, Pacer
 from .scheduler import jobs, start_scheduler
 from .settings import Settings
+from .strategy.conditions import AvailabilityView
 from .strategy.engine import Engine, StrategySet
 from .strategy.library import StrategyLibrary
 from .visits.gwe_reads import GweHistory
@@ -100,14 +104,21 @@ def create_app(settings: Settings | None = None) -> web.Application:
     history.sources.append(identities)
     ingestor.listeners.append(identities)
     app[GWE_HISTORY] = GweHistory(history)
-    availability = app[AVAILABILITY] = AvailabilityBoard()
-    engine = Engine(StrategySet(), availability, strict=settings.strict_mode)
+    availability = app[AVAILABILITY] = AvailabilityBoard(
+        settings.availability_stale_after_s, settings.availability_when_stale
+    )
+    pacing = settings.pacing
+    pacer = app[PACER] = Pacer(pacing.config(), availability, LocalCounters())
+    gate: AvailabilityView = PACED if pacing.enabled else availability
+    engine = Engine(StrategySet(), gate, strict=settings.strict_mode)
     goals = GoalWindows(history)
     engagements = app[ENGAGEMENTS] = Engagements(
         registry, engine, history, settings.engagement_expiration_s, goals
     )
     # Goals first: a goal event in the batch that qualifies a visit came before its invitation.
     ingestor.listeners.append(goals)
+    if pacing.enabled:
+        engagements.pacer, engagements.paced_wait_s = pacer, pacing.queue_wait_s
     ingestor.listeners.append(engagements)
     hub = app[HUB] = LocalHub(max_streams_per_visit=settings.max_streams_per_visit)
     notifier = app[NOTIFIER] = Notifier(hub, engagements)
@@ -182,8 +193,11 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     app[CLIENT] = aiohttp.ClientSession()
     await app[OUTBOX].open()
     scheduler = start_scheduler(
-        jobs(app[REGISTRY], history, settings.retention_days, app[HUB], engagements)
-    )
+        jobs(
+            app[REGISTRY], history, settings.retention_days, app[HUB], engagements,
+            app[PACER].config.tick_s(),
+        )
+    )  # fmt: skip
     tasks = [
         asyncio.create_task(library.watch(), name="strategy-reload"),
         asyncio.create_task(engagements.run_timers(), name="engagement-timers"),

@@ -10,6 +10,7 @@ from typing import Any
 
 class State(enum.StrEnum):
     DETECTED = "detected"  # a strategy (or an agent, or an outside system) decided
+    PACED = "paced"  # its agent group has no room now: waiting in line for an invitation
     OFFERED = "offered"  # the notification left for the visitor's page
     SHOWN = "shown"  # the invitation is on screen
     ACCEPTED = "accepted"
@@ -23,7 +24,9 @@ class State(enum.StrEnum):
     HELD_OUT = "held_out"  # in the strategy's control group: recorded, never shown
 
 
-LIVE = frozenset({State.DETECTED, State.OFFERED, State.SHOWN, State.ACCEPTED, State.LAUNCHED})
+LIVE = frozenset(
+    {State.DETECTED, State.PACED, State.OFFERED, State.SHOWN, State.ACCEPTED, State.LAUNCHED}
+)
 # An offered or shown invitation ends one of these ways (or is withdrawn: cancelled).
 ANSWERS = frozenset(
     {State.ACCEPTED, State.DECLINED, State.TIMED_OUT, State.CLOSED, State.FAILED, State.CANCELLED}
@@ -31,8 +34,9 @@ ANSWERS = frozenset(
 # What may follow what; anything else is refused (and reported, never silently applied).
 NEXT: dict[State, frozenset[State]] = {
     State.DETECTED: frozenset(
-        {State.OFFERED, State.TIMED_OUT, State.CANCELLED, State.FAILED, State.HELD_OUT}
+        {State.PACED, State.OFFERED, State.TIMED_OUT, State.CANCELLED, State.FAILED, State.HELD_OUT}
     ),
+    State.PACED: frozenset({State.OFFERED, State.TIMED_OUT, State.CANCELLED, State.FAILED}),
     State.OFFERED: ANSWERS | {State.SHOWN},
     State.SHOWN: ANSWERS,
     State.ACCEPTED: frozenset({State.LAUNCHED, State.FAILED, State.COMPLETED}),

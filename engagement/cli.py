@@ -122,6 +122,13 @@ def api_key(args: argparse.Namespace) -> int:
     return 0
 
 
+def simulate_pacing(args: argparse.Namespace) -> int:
+    """Discrete-event simulation of pacing (docs/pacing.md)."""
+    from .pacing import simreport
+
+    return simreport.main(args.duration_s, args.seed, args.plot)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="engagement", description="Web engagement engine")
     parser.add_argument("--version", action="version", version=__version__)
@@ -146,6 +153,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("api-key", help="print the REST API key (generated on first use)")
     p.add_argument("--data-dir", type=Path)
     p.set_defaults(func=api_key, host=None, port=None)
+    p = sub.add_parser("simulate-pacing", help="simulate pacing against the availability gate")
+    p.add_argument("--duration-s", type=float, default=4 * 3600.0, help="virtual time per run")
+    p.add_argument("--seed", type=int, default=1)
+    p.add_argument("--plot", type=Path, help="write the figures as a PNG here")
+    p.set_defaults(func=simulate_pacing)
     return parser
 
 

@@ -43,3 +43,4 @@ MAX_STREAMS_PER_VISIT = 20  # open push streams (tabs) per visit; the oldest clo
 EVICT_IDLE_AFTER_S = 120  # at the live-visit cap, visits idle this long are closed early
 CAPACITY_RETRY_AFTER_S = 30  # Retry-After of a 503 when no visit can make room
 DESKTOP_LINK_TTL_S = 300  # a signed visit-view link: long enough to open, too short to share
+PACED_WAIT_S = 120  # a paced visitor waits in line this long; most have left the page by then

@@ -20,6 +20,7 @@ from .attempts import Attempt, Origin, State, new_attempt_id
 from .experiments.goals import GoalWindows
 from .experiments.model import Conversion
 from .monitoring.ingest import now_ms
+from .pacing.pacer import Pacer
 from .strategy.engine import CompiledStrategy, Engine
 from .strategy.experiment import arm_of
 from .visits.model import Event, Visit
@@ -96,6 +97,8 @@ class Engagements:
         self.ended_listeners: list[Callable[[Attempt], None]] = []
         self.announcers: list[Callable[[Attempt, Visit], None]] = []
         self.accepted_listeners: list[Callable[[Attempt], None]] = []
+        self.pacer: Pacer | None = None  # strategies naming an agent group are paced by it
+        self.paced_wait_s: float = C.PACED_WAIT_S
 
     # -- decisions --
 
@@ -150,6 +153,10 @@ class Engagements:
             self.hold_out(visit, attempt, now)
             return attempt
         external = strategy.decide == "external"
+        if not external and self.pacer is not None and strategy.availability is not None:
+            self.add(visit, attempt, offer=False)
+            self.pace(attempt, strategy, now)
+            return attempt
         self.add(visit, attempt, offer=not external)
         if external:  # an outside system answers engage / noengage before the expiry
             for announce in self.announcers:
@@ -201,6 +208,41 @@ class Engagements:
     def offer(self, attempt: Attempt, visit: Visit) -> None:
         for o in self.offers:
             o.offer(attempt, visit)
+
+    # -- pacing (docs/pacing.md) --
+
+    def pace(self, attempt: Attempt, strategy: CompiledStrategy, now: int) -> None:
+        """Invite now if the strategy's agent group has room; otherwise the attempt waits in
+        the group's line, recorded as paced, until room comes or ``paced_wait_s`` passes."""
+        assert self.pacer is not None
+        assert strategy.availability is not None
+        av = strategy.availability
+        released = self.pacer.admit(
+            attempt, av.group, strategy.priority, now, av.min_ready, av.max_wait_s
+        )
+        if attempt not in released:
+            waiting = self.pacer.waiting(av.group)
+            self.move(
+                attempt, State.PACED, now, f"group {av.group} has no room ({waiting} in line)"
+            )
+            self.expect(attempt, State.PACED, now + int(self.paced_wait_s * 1000))
+        self.offer_released(released, now)
+
+    def pace_lines(self, now: int) -> int:
+        """Invite whoever the groups' lines let through now (the scheduled job)."""
+        if self.pacer is None:
+            return 0
+        released = self.pacer.refresh(now)
+        self.offer_released(released, now)
+        return len(released)
+
+    def offer_released(self, attempts: list[Attempt], now: int) -> None:
+        for attempt in attempts:
+            visit = self.registry.get(attempt.visit_id)
+            if visit is None:
+                self.move(attempt, State.TIMED_OUT, now, "the visit ended while paced")
+            else:
+                self.offer(attempt, visit)
 
     # -- lifecycle --
 

@@ -17,8 +17,11 @@ from dataclasses import dataclass, field
 from .visits.store import SQLiteHistory
 
 # The funnel's steps, in order; accepted / declined / timed_out are the visitor's answers.
+# `paced`: held back because the strategy's agent group had no room (demand lost to capacity
+# when it never went on to `offered`).
 FUNNEL = (
     "detected",
+    "paced",
     "offered",
     "shown",
     "accepted",

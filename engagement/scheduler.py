@@ -18,6 +18,8 @@ from .visits.store import SQLiteHistory
 
 log = logging.getLogger("engagement.scheduler")
 
+PACING_TICK_S = 1.0  # each group's own refreshPeriod is applied within this tick
+
 
 async def close_idle_visits(registry: VisitRegistry) -> int:
     """Close visits idle past the visit timeout."""
@@ -49,12 +51,18 @@ async def sweep_memory(hub: LocalHub, engagements: Engagements) -> None:
     engagements.goals.close_ended(now)
 
 
+async def pace_lines(engagements: Engagements) -> int:
+    """Invite the paced visitors the agent groups have room for now (no browser event needed)."""
+    return engagements.pace_lines(now_ms())
+
+
 def jobs(
     registry: VisitRegistry,
     history: SQLiteHistory,
     retention_days: float,
     hub: LocalHub,
     engagements: Engagements,
+    pacing_period_s: float = PACING_TICK_S,
 ) -> list[Job]:
     # partial, not lambda: the scheduler awaits coroutine functions (and partials of them) on
     # the loop; a lambda returning a coroutine would be run in a thread and never awaited.
@@ -62,6 +70,7 @@ def jobs(
         Job(partial(close_idle_visits, registry), C.VISIT_SWEEP_INTERVAL_S, "close-idle-visits"),
         Job(partial(purge_history, history, retention_days), C.PURGE_INTERVAL_S, "purge-history"),
         Job(partial(sweep_memory, hub, engagements), C.VISIT_SWEEP_INTERVAL_S, "sweep-memory"),
+        Job(partial(pace_lines, engagements), pacing_period_s, "pace-lines"),
     ]
 
 

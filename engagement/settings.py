@@ -10,7 +10,7 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AfterValidator, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -19,6 +19,17 @@ from pydantic_settings import (
 )
 
 from . import constants as C
+from .availability import DEFAULT_STALE_AFTER_S, WhenStale
+from .pacing.model import (
+    DEFAULT_AVG_HANDLE_TIME_S,
+    DEFAULT_GOAL_PCT,
+    DEFAULT_REFRESH_PERIOD_S,
+    Algorithm,
+    Channel,
+    GroupConfig,
+    Target,
+)
+from .pacing.pacer import PacingConfig
 from .throttle import Rate
 
 
@@ -32,6 +43,44 @@ RateText = Annotated[str, AfterValidator(_rate)]
 CONFIG_ENV = "ENGAGEMENT_CONFIG"
 DEFAULT_CONFIG_FILE = "engagement.toml"
 _config_file: ContextVar[Path | None] = ContextVar("config_file", default=None)
+
+
+class GroupPacing(BaseModel):
+    """One agent group's pacing, with GWE's option names (docs/pacing.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    algorithm: Algorithm = Algorithm.SUPER_PROGRESSIVE
+    optimizationTarget: Target = Target.ABANDONEMENT_RATE
+    optimizationGoal: float = Field(DEFAULT_GOAL_PCT, ge=1, le=99, description="percent")
+    refreshPeriod: float = Field(DEFAULT_REFRESH_PERIOD_S, gt=0, le=300, description="seconds")
+    proactiveRatio: float = Field(
+        1.0, ge=0, le=1, description="_DUAL: share of free capacity proactive traffic may use"
+    )
+    channel: Channel = Channel.CHAT
+    chatsPerAgent: int = Field(1, ge=1, le=50, description="when the feed does not say")
+    avgHandleTimeS: float = Field(DEFAULT_AVG_HANDLE_TIME_S, gt=0, description="idem")
+
+    def config(self) -> GroupConfig:
+        return GroupConfig(
+            self.algorithm, self.optimizationTarget, self.optimizationGoal, self.refreshPeriod,
+            self.proactiveRatio, self.channel, self.chatsPerAgent, self.avgHandleTimeS,
+        )  # fmt: skip
+
+
+class PacingSettings(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = Field(True, description="false: `availability` is a gate on agentsReady")
+    queue_wait_s: float = Field(
+        C.PACED_WAIT_S, gt=0, description="a paced visitor waits this long for an invitation"
+    )
+    default: GroupPacing = Field(default_factory=GroupPacing, description="groups not listed")
+    groups: dict[str, GroupPacing] = Field(default_factory=dict)
+
+    def config(self) -> PacingConfig:
+        groups = {name: g.config() for name, g in self.groups.items()}
+        return PacingConfig(groups, self.default.config())
 
 
 class Settings(BaseSettings):
@@ -121,6 +170,13 @@ class Settings(BaseSettings):
     custom_webhook_url: str | None = Field(
         None, description="accepted `custom` invitations are posted here, signed"
     )
+    availability_stale_after_s: float = Field(
+        DEFAULT_STALE_AFTER_S, gt=0, description="an older availability report is stale"
+    )
+    availability_when_stale: WhenStale = Field(
+        WhenStale.CLOSED, description="a stale or never reported group: closed or open"
+    )
+    pacing: PacingSettings = Field(default_factory=PacingSettings)
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="addresses or CIDRs of reverse proxies whose X-Forwarded-For and "

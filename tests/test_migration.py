@@ -53,10 +53,10 @@ async def test_visits_close_after_30_idle_minutes_unless_configured(
 
 
 async def test_what_is_not_provided(client: Client):
-    """Claims: push is Server-Sent Events (no CometD handshake); GWE's pacing endpoint, the
-    list of all identities and the lookup of one event by its ID are not provided."""
-    not_provided = ("/cometd/handshake", "/server/data/pacing/reactiveState?channel=chat",
-                    "/server/data/identities", f"/server/data/events/{'0' * 32}")  # fmt: skip
+    """Claims: push is Server-Sent Events (no CometD handshake); the list of all identities
+    and the lookup of one event by its ID are not provided."""
+    not_provided = ("/cometd/handshake", "/server/data/identities",
+                    f"/server/data/events/{'0' * 32}")  # fmt: skip
     for path in not_provided:
         r = await client.get(path, headers=AUTH)
         assert r.status == 404, path

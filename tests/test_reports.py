@@ -72,9 +72,11 @@ def counts(
     launched: int = 0,
     completed: int = 0,
     rate: float | None = None,
+    paced: int = 0,
 ) -> dict[str, Any]:
     return {
         "detected": detected,
+        "paced": paced,
         "offered": offered,
         "shown": shown,
         "accepted": accepted,
@@ -219,7 +221,7 @@ async def test_from_after_until_is_refused(client: Client):
 # -- CSV export --
 
 CSV_HEADER = (
-    "strategy,day,detected,offered,shown,accepted,declined,timed_out,launched,completed,"
+    "strategy,day,detected,paced,offered,shown,accepted,declined,timed_out,launched,completed,"
     "acceptance_rate"
 )
 
@@ -234,10 +236,10 @@ async def test_csv_export_has_the_same_rows(client: Client):
     )
     assert (await r.text()).split("\r\n") == [
         CSV_HEADER,
-        "agent:console,2024-05-02,1,1,1,1,0,0,0,0,1.0000",
-        "big-cart,2024-05-01,1,1,0,1,0,0,1,0,",
-        "pricing-dwell,2024-05-01,4,3,3,1,1,2,1,1,0.3333",
-        "pricing-dwell,2024-05-02,1,1,1,1,0,0,0,0,1.0000",
+        "agent:console,2024-05-02,1,0,1,1,1,0,0,0,0,1.0000",
+        "big-cart,2024-05-01,1,0,1,0,1,0,0,1,0,",
+        "pricing-dwell,2024-05-01,4,0,3,3,1,1,2,1,1,0.3333",
+        "pricing-dwell,2024-05-02,1,0,1,1,1,0,0,0,0,1.0000",
         "",
     ]
 
@@ -248,8 +250,8 @@ async def test_csv_export_with_the_strategy_filter(client: Client):
     assert r.status == 200, await r.text()
     assert (await r.text()).split("\r\n") == [
         CSV_HEADER,
-        "big-cart,2024-05-01,1,1,0,1,0,0,1,0,",
-        "big-cart,2024-05-03,1,0,0,0,0,0,0,0,",
+        "big-cart,2024-05-01,1,0,1,0,1,0,0,1,0,",
+        "big-cart,2024-05-03,1,0,0,0,0,0,0,0,0,",
         "",
     ]
 
@@ -270,13 +272,13 @@ async def test_csv_export_neutralizes_formula_cells(client: Client):
     assert r.status == 200, await r.text()
     assert (await r.text()).split("\r\n") == [
         CSV_HEADER,
-        "'\tTAB,2024-06-01,1,1,0,0,0,0,0,0,",
-        '"\'\rCR",2024-06-01,1,1,0,0,0,0,0,0,',
-        "'+1+2,2024-06-01,1,1,0,0,0,0,0,0,",
-        "'-3,2024-06-01,1,1,0,0,0,0,0,0,",
-        '"\'=HYPERLINK(""http://evil.example"",""x"")",2024-06-01,1,1,0,0,0,0,0,0,',
-        "'@SUM(A1),2024-06-01,1,1,0,0,0,0,0,0,",
-        "plain=text,2024-06-01,1,1,0,0,0,0,0,0,",
+        "'\tTAB,2024-06-01,1,0,1,0,0,0,0,0,0,",
+        '"\'\rCR",2024-06-01,1,0,1,0,0,0,0,0,0,',
+        "'+1+2,2024-06-01,1,0,1,0,0,0,0,0,0,",
+        "'-3,2024-06-01,1,0,1,0,0,0,0,0,0,",
+        '"\'=HYPERLINK(""http://evil.example"",""x"")",2024-06-01,1,0,1,0,0,0,0,0,0,',
+        "'@SUM(A1),2024-06-01,1,0,1,0,0,0,0,0,0,",
+        "plain=text,2024-06-01,1,0,1,0,0,0,0,0,0,",
         "",
     ]
 
@@ -341,6 +343,7 @@ def test_funnel_counts_every_state_reached_once():
         dt.date(2024, 5, 1),
         {
             "detected": 2,
+            "paced": 0,
             "offered": 1,
             "shown": 0,
             "accepted": 0,
@@ -351,3 +354,11 @@ def test_funnel_counts_every_state_reached_once():
         },
     )
     assert row.acceptance_rate is None
+
+
+def test_funnel_shows_demand_held_back_by_pacing():
+    day = at("2024-05-01T10:00")
+    lost = [["detected", day, ""], ["paced", day, "no room"], ["timed_out", day + 9, ""]]
+    late = [["detected", day, ""], ["paced", day, "no room"], ["offered", day + 5, ""]]
+    [row] = funnel([record_of("s", day, lost), record_of("s", day, late)])
+    assert (row.counts["detected"], row.counts["paced"], row.counts["offered"]) == (2, 2, 1)

@@ -13,6 +13,7 @@ from ..monitoring.ingest import Ingestor
 from ..monitoring.tracker import ServedTracker
 from ..notifications.hub import LocalHub
 from ..notifications.service import Notifier
+from ..pacing.pacer import Pacer
 from ..settings import Settings
 from ..strategy.library import StrategyLibrary
 from ..visits.gwe_reads import GweHistory
@@ -37,6 +38,7 @@ BACKGROUND = web.AppKey("background", Background)
 CLIENT = web.AppKey("client", aiohttp.ClientSession)
 OUTBOX = web.AppKey("outbox", CallbackOutbox)
 GWE_HISTORY = web.AppKey("gwe_history", GweHistory)
+PACER = web.AppKey("pacer", Pacer)
 
 
 def origins_of(request: web.Request) -> OriginPolicy:

@@ -8,6 +8,7 @@ from typing import Annotated
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from ..availability import GroupState
 from ..monitoring.ingest import now_ms
 from ..strategy.schema import NAME
 from .auth import api_key_required
@@ -43,14 +44,45 @@ class StrategiesOut(BaseModel):
 
 
 class AvailabilityIn(BaseModel):
+    """A group's agents now. Only agentsReady is required; the rest makes pacing sharper."""
+
     model_config = ConfigDict(extra="forbid")
 
-    agentsReady: Annotated[int, Field(ge=0)]
+    agentsReady: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        description="agents signed in and able to take one more interaction"
+    )
+    agentsBusy: Annotated[int, Field(ge=0, le=100_000)] = Field(
+        0, description="agents signed in at full load (or in after-call work)"
+    )
+    chatsPerAgent: Annotated[int, Field(ge=1, le=50)] | None = Field(
+        None, description="interactions one agent carries at once (default: the group's setting)"
+    )
+    interactionsInProgress: Annotated[int, Field(ge=0, le=5_000_000)] | None = Field(
+        None, description="interactions being handled (default: agentsBusy x chatsPerAgent)"
+    )
+    queued: Annotated[int, Field(ge=0, le=5_000_000)] = Field(
+        0, description="interactions waiting in the group's queue, reactive ones included"
+    )
+    avgHandleTimeS: Annotated[float, Field(gt=0, le=86_400)] | None = Field(
+        None, description="average handle time (default: the group's setting)"
+    )
     estimatedWaitS: Annotated[float, Field(ge=0)] = 0.0
 
 
+class GroupAvailabilityOut(BaseModel):
+    agentsReady: int
+    agentsBusy: int
+    chatsPerAgent: int | None
+    interactionsInProgress: int | None
+    queued: int
+    avgHandleTimeS: float | None
+    estimatedWaitS: float
+    updatedAt: int = Field(description="engine ms")
+    state: str = Field(description="fresh, or stale (treated as availability_when_stale says)")
+
+
 class AvailabilityOut(BaseModel):
-    groups: dict[str, dict[str, float]]
+    groups: dict[str, GroupAvailabilityOut]
 
 
 @api_key_required
@@ -91,23 +123,36 @@ async def put_availability(request: web.Request) -> web.StreamResponse:
             details=[{"field": "group", "message": "invalid name"}],
         )
     body = await parse_json(request, AvailabilityIn)
-    request.app[AVAILABILITY].report(group, body.agentsReady, body.estimatedWaitS, now_ms())
+    state = GroupState(
+        agents_ready=body.agentsReady, estimated_wait_s=body.estimatedWaitS, updated_at=now_ms(),
+        agents_busy=body.agentsBusy, chats_per_agent=body.chatsPerAgent,
+        in_progress=body.interactionsInProgress, queued=body.queued,
+        avg_handle_time_s=body.avgHandleTimeS,
+    )  # fmt: skip
+    request.app[AVAILABILITY].report(group, state)
     return await get_availability.__wrapped__(request)  # type: ignore[attr-defined,no-any-return]
 
 
 @api_key_required
 async def get_availability(request: web.Request) -> web.StreamResponse:
-    """Agent availability per group, as last reported."""
-    groups = request.app[AVAILABILITY].groups
+    """Agent availability per group, as last reported, and whether each report is fresh."""
+    board = request.app[AVAILABILITY]
+    now = now_ms()
     return web.json_response(
         {
             "groups": {
                 name: {
                     "agentsReady": g.agents_ready,
+                    "agentsBusy": g.agents_busy,
+                    "chatsPerAgent": g.chats_per_agent,
+                    "interactionsInProgress": g.in_progress,
+                    "queued": g.queued,
+                    "avgHandleTimeS": g.avg_handle_time_s,
                     "estimatedWaitS": g.estimated_wait_s,
                     "updatedAt": g.updated_at,
+                    "state": board.freshness(name, now).value,
                 }
-                for name, g in groups.items()
+                for name, g in board.groups.items()
             }
         }
     )

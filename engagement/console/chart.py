@@ -18,6 +18,7 @@ PANEL_GAP = 18
 # One colour per step: the answers stand apart (green yes, red no, amber no answer).
 COLORS = {
     "detected": "#64748b",
+    "paced": "#a16207",
     "offered": "#3b82f6",
     "shown": "#1d4ed8",
     "accepted": "#15803d",

@@ -59,6 +59,7 @@ class ReportQuery(BaseModel):
 
 class FunnelOut(BaseModel):
     detected: int
+    paced: int = Field(description="held back for want of agents (pacing)")
     offered: int
     shown: int
     accepted: int

@@ -38,7 +38,7 @@ class _NoHistory:
 class _NoFeed:
     """Agents' availability is not recorded: every group counts as available."""
 
-    def agents(self, group: str) -> tuple[int, float] | None:
+    def agents(self, group: str, now_ms: int) -> tuple[int, float] | None:
         return None
 
 

@@ -31,8 +31,9 @@ AVAILABILITY_RECHECK_MS = 5_000  # a visit waiting for a free agent is looked at
 
 
 class AvailabilityView(Protocol):
-    def agents(self, group: str) -> tuple[int, float] | None:
-        """(agents ready, estimated wait in s) for a group, or None if never reported."""
+    def agents(self, group: str, now_ms: int) -> tuple[int, float] | None:
+        """(agents ready, estimated wait in s) for a group, or None when the gate holds
+        whatever the numbers (a stale or unreported group treated as open, or a paced one)."""
 
 
 @dataclass(slots=True)
@@ -277,11 +278,12 @@ def _next_opening(schedule: Schedule, local: datetime) -> datetime | None:
 
 def availability_pred(av: Availability) -> Pred:
     def pred(ctx: Ctx) -> Verdict:
-        report = ctx.availability.agents(av.group)
-        if report is None:  # no feed reports this group: documented as always true
+        report = ctx.availability.agents(av.group, ctx.now_ms)
+        if report is None:
             return TRUE
         ready, wait_s = report
-        if ready >= av.min_ready and (av.max_wait_s is None or wait_s <= av.max_wait_s):
+        min_ready = 1 if av.min_ready is None else av.min_ready
+        if ready >= min_ready and (av.max_wait_s is None or wait_s <= av.max_wait_s):
             return TRUE
         return (False, ctx.now_ms + AVAILABILITY_RECHECK_MS)
 

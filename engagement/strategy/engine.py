@@ -13,7 +13,7 @@ from ..attempts import Attempt, State
 from ..visits.model import Event, Visit
 from .conditions import IDENTITY, PAGE, AvailabilityView, Ctx, Pred, Verdict
 from .experiment import CompiledGoal, Experiment
-from .schema import DeclaredEvent, Limits, Offer
+from .schema import Availability, DeclaredEvent, Limits, Offer
 
 CATEGORY_CACHE_SIZE = 4096  # distinct (URL, title) pairs remembered per strategy set
 MIN_RECHECK_MS = 250  # the timer tick; a condition is not asked again sooner than this
@@ -38,6 +38,7 @@ class CompiledStrategy:
     line: int = 0
     description: str = ""
     experiment: Experiment | None = None  # goal, holdout and variants, if any
+    availability: Availability | None = None  # the agent group that paces it
 
 
 @runtime_checkable

@@ -147,6 +147,7 @@ def compile_spec(spec: StrategySpec, source: str, line: int) -> CompiledStrategy
         name=spec.name, priority=spec.priority, keys=frozenset(keys), predicate=all_of(preds),
         offer=spec.offer, limits=spec.limits, decide=spec.decide, source=source, line=line,
         description=spec.description, experiment=compile_experiment(spec),
+        availability=spec.availability,
     )  # fmt: skip
 
 

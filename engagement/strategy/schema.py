@@ -183,10 +183,13 @@ class Schedule(Strict):
 
 
 class Availability(Strict):
-    """Agents in a group, as reported by the availability feed (always true with no feed)."""
+    """The agent group that paces the strategy (docs/pacing.md); with pacing off, a gate on
+    the group's last report."""
 
     group: Name
-    min_ready: int = Field(1, ge=0, description="agents ready, at least")
+    min_ready: int | None = Field(
+        None, ge=0, description="agents ready, at least (with pacing off: 1 when not set)"
+    )
     max_wait_s: Seconds | None = Field(None, description="estimated wait, at most")
 
 

@@ -159,9 +159,9 @@ def condition(text_or_dict: str | dict[str, Any]) -> Condition:
 
 
 class NoFeed:
-    """An availability view with no report for any group (the state before a feed connects)."""
+    """An availability view whose gate always holds (no feed, treated as open)."""
 
-    def agents(self, group: str) -> tuple[int, float] | None:
+    def agents(self, group: str, now_ms: int) -> tuple[int, float] | None:
         return None
 
 

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from pydantic import ValidationError
 
-from engagement.availability import AvailabilityBoard
+from engagement.availability import AvailabilityBoard, GroupState, WhenStale
 from engagement.strategy.conditions import (
     AVAILABILITY_RECHECK_MS,
     Ctx,
@@ -660,7 +660,7 @@ def test_overnight_hours_open_or_are_rejected() -> None:
 
 AVAILABILITY_TABLE = [
     # (availability, report for its group as (ready, wait) or None, holds, recheck?)
-    ({"group": "sales"}, None, True, False),
+    ({"group": "sales"}, None, False, True),  # never reported: closed (availability_when_stale)
     ({"group": "sales"}, (1, 0), True, False),
     ({"group": "sales"}, (0, 0), False, True),
     ({"group": "sales", "min_ready": 2}, (1, 0), False, True),
@@ -677,9 +677,9 @@ def test_availability(
     spec: dict[str, Any], report: tuple[int, float] | None, holds: bool, recheck: bool
 ) -> None:
     board = AvailabilityBoard()
-    board.report("support", 0, 999, ms(0))  # another group's state does not matter
+    board.report("support", GroupState(0, 999, ms(90)))  # another group's state does not matter
     if report is not None:
-        board.report("sales", *report, ms(0))
+        board.report("sales", GroupState(*report, ms(90)))
     now = ms(100)
     pred = availability_pred(Availability.model_validate(spec))
     due = now + AVAILABILITY_RECHECK_MS if recheck else None
@@ -691,10 +691,32 @@ def test_availability_follows_the_latest_report() -> None:
     board = AvailabilityBoard()
     pred = availability_pred(Availability(group="sales"))
     ctx = Ctx(visit_with(*ON_PRICING), ms(10), board)
-    board.report("sales", 0, 0, ms(1))
+    board.report("sales", GroupState(0, 0, ms(1)))
     assert pred(ctx) == (False, ms(15))
-    board.report("sales", 2, 0, ms(2))
+    board.report("sales", GroupState(2, 0, ms(2)))
     assert pred(ctx) == (True, None)
+
+
+@pytest.mark.parametrize(
+    ("when_stale", "age_s", "holds"),
+    [
+        (WhenStale.CLOSED, 60, True),  # 60 s old: still believed
+        (WhenStale.CLOSED, 60.001, False),  # older: stale, closed
+        (WhenStale.OPEN, 60.001, True),  # older: stale, open (no limit)
+        (WhenStale.OPEN, None, True),  # never reported, open
+        (WhenStale.CLOSED, None, False),  # never reported, closed
+    ],
+)
+def test_availability_report_goes_stale(
+    when_stale: WhenStale, age_s: float | None, holds: bool
+) -> None:
+    board = AvailabilityBoard(stale_after_s=60, when_stale=when_stale)
+    pred = availability_pred(Availability(group="sales"))
+    if age_s is not None:
+        board.report("sales", GroupState(3, 0, ms(0)))
+    now = ms(0) + round((age_s or 0) * 1000)
+    due = None if holds else now + AVAILABILITY_RECHECK_MS
+    assert pred(Ctx(visit_with(*ON_PRICING), now, board)) == (holds, due)
 
 
 def test_compiled_condition_is_pure() -> None:

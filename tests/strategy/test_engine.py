@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from engagement.attempts import State
-from engagement.availability import AvailabilityBoard
+from engagement.availability import AvailabilityBoard, GroupState
 from engagement.strategy.engine import (
     CompiledStrategy,
     Engine,
@@ -428,9 +428,9 @@ def test_due_through_schedule_and_availability() -> None:
     assert engine.on_due(ms(t + 29), visits) == []
     assert engine.on_due(ms(t + 30), visits) == []  # dwell done, but the office closed at 18:00
     assert engine._scheduled == {("V1", "office"): ms(monday_open)}
-    board.report("sales", 0, 0, ms(monday_open - 60))
+    board.report("sales", GroupState(0, 0, ms(monday_open - 60)))
     assert engine.on_due(ms(monday_open), visits) == []  # open, nobody ready: every 5 s
-    board.report("sales", 1, 0, ms(monday_open + 1))
+    board.report("sales", GroupState(1, 0, ms(monday_open + 1)))
     assert engine.on_due(ms(monday_open + 4.999), visits) == []
     assert [s.name for _, s in engine.on_due(ms(monday_open + 5), visits)] == ["office"]
 
