@@ -219,3 +219,18 @@ async def test_console_page_and_csv_show_the_arms(client: Client):
 async def test_report_needs_the_api_key(client: Client):
     r = await client.get(client.app.router["report-experiments"].url_for())
     assert r.status == 401, await r.text()
+
+
+async def test_openapi_documents_the_report(client: Client):
+    r = await client.get(client.app.router["openapi"].url_for())
+    assert r.status == 200, await r.text()
+    doc = await r.json()
+    op = doc["paths"]["/api/v1/reports/experiments"]["get"]
+    assert op["responses"]["200"]["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ExperimentReportOut"
+    }
+    assert [p["name"] for p in op["parameters"]] == ["from", "until", "strategy"]
+    assert set(doc["components"]["schemas"]["ArmOut"]["properties"]) == {
+        "strategy", "arm", "qualified", "shown", "accepted", "converted", "conversionRate",
+        "rateLow", "rateHigh", "value", "lift",
+    }  # fmt: skip
