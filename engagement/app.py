@@ -50,6 +50,7 @@ from .metrics import latency_middleware, setup_metrics
 from .monitoring.ingest import Ingestor, now_ms
 from .monitoring.tracker import ServedTracker
 from .notifications.hub import LocalHub
+from .notifications.journal import MessageJournal, recent_messages
 from .notifications.service import Notifier
 from .pacing.counters import LocalCounters
 from .pacing.pacer import PACED, Pacer
@@ -62,6 +63,7 @@ from .visits.gwe_reads import GweHistory
 from .visits.identity import IdentityBook
 from .visits.model import Visit, VisitCaps
 from .visits.registry import VisitRegistry
+from .visits.restore import attach_attempts, current_page_entries, restore_visits
 from .visits.store import SQLiteHistory
 from .webhooks import Background, post_json
 
@@ -121,6 +123,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
         engagements.pacer, engagements.paced_wait_s = pacer, pacing.queue_wait_s
     ingestor.listeners.append(engagements)
     hub = app[HUB] = LocalHub(max_streams_per_visit=settings.max_streams_per_visit)
+    journal = MessageJournal()  # push buffers outlive a restart
+    history.sources.append(journal)
+    hub.recorders.append(journal.record)
     notifier = app[NOTIFIER] = Notifier(hub, engagements)
     app[INVITES] = Invites(settings.invites_dir)
     app[BACKGROUND] = Background()
@@ -188,6 +193,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         log.warning("no strategies folder at %s: no visit will be invited", settings.strategies_dir)
     library.scan()
     engagements.goals.reopen(recent, library.current.goals(), now_ms())
+    await _take_back(app, recent)
     for error in library.all_errors():
         log.error("strategy file error: %s", error)
     app[CLIENT] = aiohttp.ClientSession()
@@ -215,6 +221,23 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         await app[OUTBOX].close()
         await app[CLIENT].close()
         await history.close()
+
+
+async def _take_back(app: web.Application, recent: list[Attempt]) -> None:
+    """After a restart: the visits that were live, their unanswered attempts' timers, the push
+    messages pages may still ask for, and page strategies asked again (dwell goes on)."""
+    settings, history, engagements = app[SETTINGS], app[HISTORY], app[ENGAGEMENTS]
+    now = now_ms()
+    since = now - int(settings.visit_timeout_s * 1000)
+    restored = await restore_visits(history, app[REGISTRY], since)
+    for attempt in attach_attempts(restored, recent):
+        wait_s = engagements.offer_timeout_s
+        if attempt.state is State.SHOWN:
+            wait_s = attempt.timeout_s + C.SHOWN_GRACE_S
+        engagements.expect(attempt, attempt.state, now + int(wait_s * 1000))
+    hub = app[HUB]
+    hub.restore(await recent_messages(history.db, now - hub.ttl_ms), now)
+    engagements.on_events(current_page_entries(restored))
 
 
 async def _close_streams(app: web.Application) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import json
 import logging
 from collections import deque
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -102,6 +103,7 @@ class LocalHub:
         self._boxes: dict[str, Mailbox] = {}
         self.published_total = 0
         self.streams_dropped_total = 0  # oldest streams closed at max_streams_per_visit
+        self.recorders: list[Callable[[str, Message], None]] = []  # e.g. the history's journal
 
     @property
     def open_streams(self) -> int:
@@ -127,7 +129,23 @@ class LocalHub:
             if message.for_page(stream.page_id):
                 stream.put(message.frame)
         self.published_total += 1
+        for record in self.recorders:
+            record(visit_id, message)
         return message
+
+    def restore(self, messages: Iterable[tuple[str, Message]], now_ms: int) -> int:
+        """Take back the messages a stopped engine had buffered (per visit, in id order), so
+        that pages reconnecting to this one still get what they missed."""
+        count = 0
+        for visit_id, message in messages:
+            box = self._boxes.get(visit_id)
+            if box is None:
+                box = self._boxes[visit_id] = Mailbox()
+            box.buffer.append(message)
+            box.seq = max(box.seq, message.id)
+            box.touched_ms = now_ms
+            count += 1
+        return count
 
     def connect(self, visit_id: str, page_id: str, since: int, now_ms: int) -> Stream:
         """Open a page's stream; messages after ``since`` still buffered come first."""

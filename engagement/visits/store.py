@@ -544,6 +544,25 @@ class SQLiteHistory:
         ) as cur:
             return self.read_rows("attempts", _attempt, await cur.fetchall())
 
+    async def live_visits(self, since_ms: int) -> list[tuple[aiosqlite.Row, list[Event]]]:
+        """Visits not closed and seen since ``since_ms`` (least recently seen first), each with
+        its events in arrival order: what a restarted engine takes back as live."""
+        async with self.db.execute(
+            "SELECT * FROM visits WHERE closed_at IS NULL AND last_seen_at >= ? "
+            "ORDER BY last_seen_at",
+            (since_ms,),
+        ) as cur:
+            rows = list(await cur.fetchall())
+        query = """
+            SELECT e.* FROM events e JOIN visits v ON v.visit_id = e.visit_id
+            WHERE v.closed_at IS NULL AND v.last_seen_at >= ? ORDER BY e.visit_id, e.seq
+        """
+        by_visit: dict[str, list[Event]] = {}
+        async with self.db.execute(query, (since_ms,)) as cur:
+            for event in self.read_rows("events", _event, await cur.fetchall()):
+                by_visit.setdefault(event.visit_id, []).append(event)
+        return [(row, by_visit.get(row["visit_id"], [])) for row in rows]
+
     async def replay_source(
         self, since_ms: int, until_ms: int
     ) -> tuple[list[Event], list[Attempt]]:
