@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from typing import Annotated, Literal
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, model_validator
@@ -22,7 +21,7 @@ from ..notifications.service import DispositionConflict, engaged_frame, live_cha
 from ..visits.model import Visit
 from .auth import api_key_required
 from .errors import Conflict, InvalidInput, NotFound
-from .origins import ORIGIN, browser_endpoint, cors_headers
+from .origins import ORIGIN, browser_endpoint, content_url_allowed, cors_headers
 from .parsing import parse, parse_headers, parse_json, parse_query, read_body
 from .state import ENGAGEMENTS, HUB, INVITES, NOTIFIER, REGISTRY, SETTINGS, origins_of
 
@@ -137,13 +136,9 @@ class AttemptStateOut(BaseModel):
 
 
 def _content_allowed(request: web.Request, url: str) -> bool:
-    """The tracker's rule: a path on the engine, the engine itself, or a content source."""
-    parts = urlsplit(url)
-    if not parts.scheme and not parts.netloc:
-        return url.startswith("/")
-    origin = f"{parts.scheme}://{parts.netloc}"
+    """The tracker's rule: the page itself, the engine, or a content source."""
     own = f"{request.scheme}://{request.host}"
-    return origin == own or origin in request.app[SETTINGS].content_sources()
+    return content_url_allowed(url, [own, *request.app[SETTINGS].content_sources()])
 
 
 def _page_state(request: web.Request, visit: Visit, page_id: str | None) -> str:

@@ -6,8 +6,8 @@ import functools
 import logging
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from urllib.parse import urlsplit
 
+import ada_url
 from aiohttp import web
 
 from .errors import Forbidden, HTTPError
@@ -57,10 +57,36 @@ def _referer_origin(request: web.Request) -> str | None:
     if request.method not in ("GET", "HEAD"):
         return None
     referer = request.headers.get("Referer")
-    if not referer:
+    return url_origin(referer) if referer else None
+
+
+def url_origin(url: str, base: str | None = None) -> str | None:
+    """The origin a browser gives ``url``, parsed as the WHATWG URL standard says (tabs and
+    newlines dropped, backslashes read as slashes, userinfo and default ports left out);
+    None for a URL that does not parse or has an opaque origin (``javascript:``, ``data:``)."""
+    try:
+        origin = ada_url.URL(url, base).origin if base else ada_url.URL(url).origin
+    except ValueError:
         return None
-    parts = urlsplit(referer)
-    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else None
+    return None if origin == "null" else origin
+
+
+# A page on any scheme: a URL relative to the page must stay on the page whatever its scheme.
+_PAGE_BASES = ("http://page.invalid/", "https://page.invalid/")
+
+
+def content_url_allowed(url: str, allowed_origins: Iterable[str]) -> bool:
+    """Whether a page would load ``url`` only from an allowed origin, or from itself.
+
+    Checked as the browser resolves it against the page, for a page on http and on https:
+    ``/\\evil.example/x``, ``https:evil.example`` or ``//evil.example`` leave the page.
+    """
+    allowed = {url_origin(o) for o in allowed_origins} - {None}
+    for base in _PAGE_BASES:
+        origin = url_origin(url, base)
+        if origin != base.rstrip("/") and origin not in allowed:
+            return False
+    return True
 
 
 def cors_headers(origin: str) -> dict[str, str]:

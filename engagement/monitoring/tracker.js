@@ -31,8 +31,10 @@
  * Channels: gpe.appendContent, gpe.removeContent, gpe.publish, gpe.invite, gpe.closeInvite,
  *   gpe.engaged (first frame, no id: the visit's live chat, which engage.js follows); any
  *   other channel is published on the bus under its own name. HTML is fetched only from
- *   cfg.contentOrigins (plus the engine's origin), credentials omitted, inserted through a
- *   <template> (its scripts never run).
+ *   cfg.contentOrigins (plus the engine's origin), credentials omitted, sanitized before it is
+ *   inserted: Element.setHTML (the browser's Sanitizer) where present, else a walk of a
+ *   <template> (inert: nothing runs or loads); either way no script, frame, object or embed,
+ *   no on* attribute, no javascript:/data: URL in href, src, action, formaction, xlink:href.
  * Invitations: shared by tabs in localStorage (<prefix>invite, <prefix>answered); the tab named by
  *   <prefix>focus renders it. Dispositions: GET BASE/dispositions/<attemptID>?visitID&pageID&code
  *   with code shown|interacting|accepted|declined|closed|timed_out|failed.
@@ -449,6 +451,22 @@
     t.innerHTML = html;
     return t.content;
   }
+  var BAD_TAG = /^(script|iframe|frame|frameset|object|embed|base|meta|link|template|animate|animatemotion|animatetransform|set)$/i;
+  var URL_ATTR = /^(href|src|action|formaction|xlink:href|data|poster|background)$/i;
+  function strip(root) { // in the template's inert document, before anything runs or loads
+    root.querySelectorAll('*').forEach(function (e) {
+      if (BAD_TAG.test(e.localName)) return e.remove();
+      [].slice.call(e.attributes).forEach(function (a) {
+        if (/^on/i.test(a.name) || URL_ATTR.test(a.name) &&
+            /^(javascript|data|vbscript):/i.test(a.value.replace(/[\x00-\x20]/g, ''))) e.removeAttribute(a.name);
+      });
+    });
+    return root;
+  }
+  function fill(el, html) { // the browser's Sanitizer where present (it keeps data: URLs)
+    if (el.setHTML) try { el.setHTML(html, {sanitizer: {}}); return strip(el); } catch (e) { warn(e); }
+    el.replaceChildren(strip(frag(html)));
+  }
   function byAttr(attr, val, fn) {
     d.querySelectorAll('[' + attr + ']').forEach(function (e) { if (e.getAttribute(attr) === String(val)) fn(e); });
   }
@@ -508,7 +526,7 @@
     getHTML(u, o.method).then(function (html) {
       var div = d.createElement('div');
       div.setAttribute('data-eng-content', id);
-      div.appendChild(frag(html));
+      fill(div, html);
       d.querySelector(box).appendChild(div);
       pub('Content.appended', {url: u, id: id, container: box});
     }).catch(function (e) { warn(e); pub('Content.failed', {url: u, id: id}); });
