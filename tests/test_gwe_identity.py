@@ -174,3 +174,21 @@ async def test_retention_purge_takes_identity_links_and_unused_identities(
     assert await client.app[HISTORY].purge(now_ms() + 1) == 1
     assert await get_json(client, url(client, "gwe-identity-visits", identityId=ADA)) == []
     await get_json(client, url(client, "gwe-identity", identityId=ADA), status=404)
+
+
+async def test_identities_of_a_visit_by_association(client: Client, factory: Factory):
+    await signed_in(client, factory, SIGN_IN)
+    target = url(client, "gwe-visit-identities", visitId=factory.visit_id)
+    found = await get_json(client, target)
+    assert [(i["identityId"], i["visitScope"]) for i in found] == [(ADA, "Authenticated")]
+    await post_events(client, [factory.event("SignOut")])
+    recognized = url(client, "gwe-visit-identities", {"association": "Recognized"},
+                     visitId=factory.visit_id)  # fmt: skip
+    assert [i["identityId"] for i in await get_json(client, recognized)] == [ADA]
+    authenticated = url(client, "gwe-visit-identities", {"association": "Authenticated"},
+                        visitId=factory.visit_id)  # fmt: skip
+    assert await get_json(client, authenticated) == []
+    anonymous = Factory()
+    await post_events(client, anonymous.start())
+    assert await get_json(client, url(client, "gwe-visit-identities",
+                                      visitId=anonymous.visit_id)) == []  # fmt: skip

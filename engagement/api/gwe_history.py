@@ -150,6 +150,16 @@ class GweIdentity(BaseModel):
     updatedDate: int
 
 
+class IdentitiesQuery(_Query):
+    association: Literal["Authenticated", "Recognized"] | None = Field(
+        None, description="only identities associated with the visit this way"
+    )
+
+
+class GweIdentities(RootModel[list[GweIdentity]]):
+    pass
+
+
 class GweEvents(RootModel[list[GweEvent]]):
     pass
 
@@ -266,3 +276,12 @@ async def get_identity_visits(request: web.Request) -> web.StreamResponse:
         for visit in visits:
             _trim(await reads.embed(visit, pages, events), q)
     return _paged(request, visits, None if last is None else f"{last[0]}-{last[1]}")
+
+
+@api_key_required
+async def get_visit_identities(request: web.Request) -> web.StreamResponse:
+    """GWE query identities by visit: who the visit signed in (or was recognized) as."""
+    visit_id = path_id(request, "visitId")
+    q = parse_query(request, IdentitiesQuery)
+    found = await request.app[GWE_HISTORY].identities_of_visit(visit_id)
+    return web.json_response([i for i in found if q.association in (None, i["visitScope"])])
