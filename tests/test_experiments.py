@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from engagement.api.state import HISTORY, HUB
+from engagement.api.state import ENGAGEMENTS, HISTORY, HUB, PACER
 from engagement.app import create_app
 from engagement.cli import main
 from engagement.monitoring.ingest import now_ms
@@ -176,11 +176,11 @@ async def test_goal_counts_across_visits_for_both_groups(client: Client):
         invited_arm(invited): {"qualified": 1, "shown": 0, "converted": 1, "value": 200.5},
     }  # fmt: skip
     async with client.app[HISTORY].db.execute(
-        "SELECT visit_id, goal, value FROM conversions WHERE global_visit_id = ? ORDER BY at",
+        "SELECT visit_id, goal, value FROM conversions WHERE global_visit_id = ?",
         (invited.global_visit_id,),
     ) as cur:
-        rows = [tuple(r) for r in await cur.fetchall()]
-    assert rows == [(invited.visit_id, "OrderPlaced", 120.5), (invited.visit_id, "OrderPlaced", 80)]
+        rows = sorted(tuple(r) for r in await cur.fetchall())
+    assert rows == [(invited.visit_id, "OrderPlaced", 80), (invited.visit_id, "OrderPlaced", 120.5)]
 
 
 def invited_arm(f: Factory) -> str:
@@ -234,3 +234,39 @@ async def test_openapi_documents_the_report(client: Client):
         "strategy", "arm", "qualified", "shown", "accepted", "converted", "conversionRate",
         "rateLow", "rateHigh", "value", "lift",
     }  # fmt: skip
+
+
+PACED = """
+strategies:
+  - name: cart
+    when: {event: AddToCart}
+    availability: {group: sales}
+    holdout: 50%
+    goal: OrderPlaced
+    offer: {invite: chat.html, media: chat}
+"""
+
+
+async def test_held_out_visitors_take_no_pacing_capacity(
+    aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path
+):
+    folder = tmp_path / "paced"
+    folder.mkdir()
+    (folder / "cart.yaml").write_text(PACED)
+    client = await aiohttp_client(
+        create_app(settings.model_copy(update={"strategies_dir": folder}))
+    )
+    r = await client.put(client.app.router["availability-group"].url_for(group="sales"),
+                         json={"agentsReady": 1}, headers=AUTH)  # fmt: skip
+    assert r.status == 200, await r.text()
+    visitors = [Factory() for _ in range(20)]
+    for f in visitors:
+        await post_events(client, [*f.start(), f.event("AddToCart")])
+
+    held = sum(bucket(f.global_visit_id, "cart") < 0.5 for f in visitors)
+    states = Counter(a.state.value for a in client.app[ENGAGEMENTS].by_id.values())
+    # The holdout is decided first: the one free slot goes to an invited visitor, and only
+    # invited visitors wait in the paced line.
+    assert states == Counter({"held_out": held, "offered": 1, "paced": 20 - held - 1})
+    plan = client.app[PACER].plan("sales", now_ms())
+    assert len(plan.pending.invited) == 1

@@ -303,6 +303,11 @@ class Goal(Strict):
         None, max_length=200, description="event data field to sum, e.g. total (event goals)"
     )
 
+    @model_validator(mode="before")
+    @classmethod
+    def _name_only(cls, value: Any) -> Any:
+        return {"event": {"name": value}} if isinstance(value, str) else value
+
     @field_validator("event", mode="before")
     @classmethod
     def _event_short(cls, value: Any) -> Any:
