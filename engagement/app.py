@@ -184,43 +184,51 @@ def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, ob
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:
+    """Open the engine's resources; whatever was opened is closed again, in reverse order,
+    when the app stops or when opening a later one fails (a failed start must not leave a
+    database thread that keeps the process alive)."""
     settings, history, library = app[SETTINGS], app[HISTORY], app[LIBRARY]
     engagements = app[ENGAGEMENTS]
-    await history.open()
-    recent = await history.attempts_since(now_ms() - C.LEDGER_DAYS * 86_400_000)
-    engagements.load_ledger(recent)
-    if not settings.strategies_dir.is_dir():
-        log.warning("no strategies folder at %s: no visit will be invited", settings.strategies_dir)
-    library.scan()
-    engagements.goals.reopen(recent, library.current.goals(), now_ms())
-    await _take_back(app, recent)
-    for error in library.all_errors():
-        log.error("strategy file error: %s", error)
-    app[CLIENT] = aiohttp.ClientSession()
-    await app[OUTBOX].open()
-    scheduler = start_scheduler(
-        jobs(
-            app[REGISTRY], history, settings.retention_days, app[HUB], engagements,
-            app[PACER].config.tick_s(),
-        )
-    )  # fmt: skip
-    tasks = [
-        asyncio.create_task(library.watch(), name="strategy-reload"),
-        asyncio.create_task(engagements.run_timers(), name="engagement-timers"),
-    ]
-    log.info("engine ready: history in %s", settings.db_path)
-    try:
+    async with contextlib.AsyncExitStack() as opened:
+        await history.open()
+        opened.push_async_callback(history.close)
+        recent = await history.attempts_since(now_ms() - C.LEDGER_DAYS * 86_400_000)
+        engagements.load_ledger(recent)
+        if not settings.strategies_dir.is_dir():
+            log.warning(
+                "no strategies folder at %s: no visit will be invited", settings.strategies_dir
+            )
+        library.scan()
+        engagements.goals.reopen(recent, library.current.goals(), now_ms())
+        await _take_back(app, recent)
+        for error in library.all_errors():
+            log.error("strategy file error: %s", error)
+        app[CLIENT] = aiohttp.ClientSession()
+        opened.push_async_callback(app[CLIENT].close)
+        await app[OUTBOX].open()
+        opened.push_async_callback(app[OUTBOX].close)
+        opened.push_async_callback(app[BACKGROUND].close)
+        scheduler = start_scheduler(
+            jobs(
+                app[REGISTRY], history, settings.retention_days, app[HUB], engagements,
+                app[PACER].config.tick_s(),
+            )
+        )  # fmt: skip
+        opened.callback(scheduler.shutdown, wait=False)
+        tasks = [
+            asyncio.create_task(library.watch(), name="strategy-reload"),
+            asyncio.create_task(engagements.run_timers(), name="engagement-timers"),
+        ]
+        opened.push_async_callback(_cancel, tasks)
+        log.info("engine ready: history in %s", settings.db_path)
         yield
-    finally:
-        for task in tasks:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        scheduler.shutdown(wait=False)
-        await app[BACKGROUND].close()
-        await app[OUTBOX].close()
-        await app[CLIENT].close()
-        await history.close()
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def _take_back(app: web.Application, recent: list[Attempt]) -> None:

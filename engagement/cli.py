@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import os
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 from aiohttp import web
@@ -16,7 +18,8 @@ from . import __version__
 from .app import create_app
 from .experiments.simulate import PeriodError, dry_run, parse_moment, render_text
 from .logs import setup_logging
-from .settings import Settings, describe_errors, load_settings
+from .process import arm_watchdog, fail_start, start_error
+from .settings import CONFIG_ENV, Settings, describe_errors, load_settings, settings_file
 from .strategy.loader import check_folder, strategy_files
 from .visits.store import SQLiteHistory
 
@@ -35,26 +38,65 @@ async def _freeze_startup_objects(app: web.Application) -> None:
     gc.freeze()
 
 
-def serve(args: argparse.Namespace) -> int:
-    settings = _settings(args)
-    setup_logging(settings.log_format, settings.log_level)
-    app = create_app(settings)
-    app.on_startup.append(_freeze_startup_objects)
+def _where(args: argparse.Namespace) -> str:
+    """Which settings file a command read, for messages that say where they looked."""
+    path = settings_file(args.config).resolve()
+    source = "--config" if args.config else CONFIG_ENV if os.environ.get(CONFIG_ENV) else "default"
+    found = "read" if path.is_file() else "not there"
+    return f"settings file {path} ({source}, {found})"
+
+
+def _masked(key: str) -> str:
+    return f"{key[:4]}…" if len(key) >= 16 else "…"
+
+
+def banner(settings: Settings, generated: str | None) -> str:
     base = settings.public_url or f"http://localhost:{settings.port}"
-    key_source = "settings" if settings.api_keys else f"{settings.data_dir / 'api-key'}"
-    print(
+    if generated:
+        key = f"{generated}  (new, in {settings.api_key_file}: shown this once; "
+        key += "`engagement api-key` prints it again)"
+    elif settings.api_keys:
+        key = f"{_masked(settings.api_keys[0])}  (from the settings)"
+    else:
+        key = f"{_masked(settings.resolved_api_keys()[0])}  (in {settings.api_key_file}; "
+        key += "`engagement api-key` prints it)"
+    return (
         f"engagement {__version__} on {base}\n"
         f"  demo site:   {base}/demo/\n"
         f"  tracker:     {base}/tracker.js\n"
         f"  console:     {base}/console/  (log in with the API key)\n"
         f"  OpenAPI:     {base}/api/openapi.json\n"
-        f"  API key:     {settings.resolved_api_keys()[0]}  (from {key_source})\n"
-        f"  history:     {settings.db_path}",
-        flush=True,
+        f"  API key:     {key}\n"
+        f"  history:     {settings.db_path}"
     )
-    # handler_cancellation: a page that goes away frees its push stream at once, not at the
-    # next heartbeat; the handlers that must finish once started shield that part.
-    web.run_app(app, host=settings.host, port=settings.port, print=None, handler_cancellation=True)
+
+
+def serve(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    setup_logging(settings.log_format, settings.log_level)
+    stop_s = settings.shutdown_timeout_s
+    try:
+        generated = settings.generate_api_key()
+        app = create_app(settings)
+    except Exception as exc:
+        return fail_start(start_error(exc, settings), stop_s)
+    app.on_startup.append(_freeze_startup_objects)
+    arm_watchdog(app, stop_s)
+    text = banner(settings, generated)
+    try:
+        # handler_cancellation: a page that goes away frees its push stream at once, not at
+        # the next heartbeat; the handlers that must finish once started shield that part.
+        # Requests get half the stop time; the stores the rest, before the watchdog fires.
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=lambda _: print(text, flush=True),  # once listening
+            handler_cancellation=True,
+            shutdown_timeout=stop_s / 2,
+        )
+    except Exception as exc:
+        return fail_start(start_error(exc, settings), stop_s)
     return 0
 
 
@@ -62,7 +104,8 @@ def check(args: argparse.Namespace) -> int:
     """Validate a strategies folder the way the engine would load it."""
     folder = args.folder or load_settings(args.config).strategies_dir
     if not folder.is_dir():
-        print(f"{folder}: no such folder", file=sys.stderr)
+        where = "" if args.folder else f" (strategies_dir; {_where(args)})"
+        print(f"engagement: no strategies folder at {folder.resolve()}{where}", file=sys.stderr)
         return 2
     files = strategy_files(folder)
     strategies, errors = check_folder(folder)
@@ -118,8 +161,22 @@ def simulate(args: argparse.Namespace) -> int:
 
 
 def api_key(args: argparse.Namespace) -> int:
-    print(_settings(args).resolved_api_keys()[0])
-    return 0
+    """Print the key `serve` uses; never make a new one (that is serve's first start)."""
+    settings = _settings(args)
+    if settings.api_keys:
+        print(settings.api_keys[0])
+        return 0
+    if settings.api_key_file.is_file():
+        print(settings.api_key_file.read_text().strip())
+        return 0
+    key_file = settings.api_key_file.resolve()
+    print(
+        f"engagement: no API key: no api_keys in the settings and no {key_file}"
+        f" ({_where(args)}). `engagement serve` writes one on its first start: run this where "
+        "serve runs, or with the same --config, ENGAGEMENT_CONFIG or --data-dir.",
+        file=sys.stderr,
+    )
+    return 2
 
 
 def simulate_pacing(args: argparse.Namespace) -> int:
@@ -170,6 +227,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except FileNotFoundError as exc:
         print(f"engagement: {exc}", file=sys.stderr)
+        return 2
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        path = settings_file(args.config)
+        print(f"engagement: cannot read the settings file {path}: {exc}", file=sys.stderr)
         return 2
 
 

@@ -194,6 +194,17 @@ class Settings(BaseSettings):
     )
     auth_lockout_base_s: float = Field(C.AUTH_LOCKOUT_BASE_S, gt=0)
     auth_lockout_max_s: float = Field(C.AUTH_LOCKOUT_MAX_S, gt=0)
+    shutdown_timeout_s: float = Field(
+        C.SHUTDOWN_TIMEOUT_S,
+        gt=0,
+        description="on SIGTERM, time to finish requests and write what is queued; then exit",
+    )
+    ready_max_history_queue: int = Field(
+        C.READY_MAX_HISTORY_QUEUE, ge=1, description="/ready says 503 above this many rows"
+    )
+    ready_max_callback_queue: int = Field(
+        C.READY_MAX_CALLBACK_QUEUE, ge=1, description="/ready says 503 above this many"
+    )
     demo: bool = Field(True, description="Serve the demo site at /demo/")
     log_format: str = Field("text", pattern="^(text|json)$")
     log_level: str = "INFO"
@@ -252,27 +263,64 @@ class Settings(BaseSettings):
             return self.gms_url
         return f"http://127.0.0.1:{self.port}/demo/gms" if self.demo else None
 
+    @property
+    def api_key_file(self) -> Path:
+        return self.data_dir / C.API_KEY_FILE
+
+    def generate_api_key(self) -> str | None:
+        """With no key configured and none in the data folder yet: a new one, written there
+        (readable by this user only) and returned; otherwise None."""
+        if self.api_keys or self.api_key_file.exists():
+            return None
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        key = secrets.token_urlsafe(32)
+        self.api_key_file.write_text(key + "\n")
+        self.api_key_file.chmod(0o600)
+        return key
+
     def resolved_api_keys(self) -> list[str]:
         """The configured keys, or the key generated into the data folder on first start."""
         if self.api_keys:
             return list(self.api_keys)
-        key_file = self.data_dir / C.API_KEY_FILE
-        if not key_file.exists():
-            self.data_dir.mkdir(parents=True, exist_ok=True)
-            key_file.write_text(secrets.token_urlsafe(32) + "\n")
-            key_file.chmod(0o600)
-        return [key_file.read_text().strip()]
+        self.generate_api_key()
+        return [self.api_key_file.read_text().strip()]
+
+
+FOLDER_SETTINGS = ("data_dir", "strategies_dir", "invites_dir")
+
+
+def settings_file(config_file: Path | None = None) -> Path:
+    """Where settings are read from: ``--config``, else ENGAGEMENT_CONFIG, else
+    ./engagement.toml (which may not exist)."""
+    return config_file or Path(os.environ.get(CONFIG_ENV, DEFAULT_CONFIG_FILE))
 
 
 def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
-    """Read settings; ``config_file`` replaces the ENGAGEMENT_CONFIG lookup."""
-    if config_file is not None and not config_file.exists():
-        raise FileNotFoundError(f"settings file {config_file} does not exist")
+    """Read settings; ``config_file`` replaces the ENGAGEMENT_CONFIG lookup.
+
+    Relative folders (``data_dir``, ``strategies_dir``, ``invites_dir``) are relative to the
+    settings file's folder when there is a settings file, so every command run with the same
+    settings file finds the same folders wherever it runs; ``overrides`` (command-line
+    options) stay relative to the current folder."""
+    named = config_file or (Path(os.environ[CONFIG_ENV]) if os.environ.get(CONFIG_ENV) else None)
+    if named is not None and not named.is_file():
+        state = "is not a file" if named.exists() else "does not exist"
+        raise FileNotFoundError(f"settings file {named} {state}")
     token = _config_file.set(config_file)
     try:
-        return Settings(**overrides)
+        settings = Settings(**overrides)
     finally:
         _config_file.reset(token)
+    path = settings_file(config_file)
+    if not path.is_file():
+        return settings
+    base = path.resolve().parent
+    rebased = {
+        name: base / getattr(settings, name)
+        for name in FOLDER_SETTINGS
+        if name not in overrides and not getattr(settings, name).is_absolute()
+    }
+    return settings.model_copy(update=rebased)
 
 
 def describe_errors(exc: ValidationError) -> str:

@@ -50,7 +50,16 @@ async def test_health_and_readiness(client: Client):
     assert (await r.json())["status"] == "ok"
     r = await client.get("/ready")
     assert r.status == 200, await r.text()
-    assert await r.json() == {"status": "ready", "checks": {"history": "ok", "outbox": "ok"}}
+    assert await r.json() == {
+        "status": "ready",
+        "checks": {
+            "history": "ok",
+            "outbox": "ok",
+            "historyWrites": "ok",
+            "historyQueue": "ok",
+            "callbackQueue": "ok",
+        },
+    }
 
 
 async def test_readiness_fails_when_the_store_is_gone(client: Client):

@@ -39,13 +39,16 @@ def test_bad_setting_names_the_field(tmp_path: Path, capsys: pytest.CaptureFixtu
     )
 
 
-def test_api_key_is_generated_once(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
+def test_api_key_prints_the_key_serve_generated(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
     data = tmp_path / "data"
-    assert main(["api-key", "--data-dir", str(data)]) == 0
-    key = capsys.readouterr().out.strip()
+    key = Settings(data_dir=data).generate_api_key()  # what serve does on its first start
+    assert key is not None
     assert len(key) >= 40
     assert (data / "api-key").stat().st_mode & 0o777 == 0o600
-    assert Settings(data_dir=data).resolved_api_keys() == [key]
+    assert Settings(data_dir=data).generate_api_key() is None  # once
+
+    assert main(["api-key", "--data-dir", str(data)]) == 0
+    assert capsys.readouterr().out == key + "\n"
 
 
 async def test_tracker_is_served_small_configured_and_cached(client: TestClient[Any, Any]):

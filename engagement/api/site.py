@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .state import HISTORY, OUTBOX, REGISTRY
+from .state import HISTORY, OUTBOX, REGISTRY, SETTINGS
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 OPENAPI: web.AppKey[dict[str, object]] = web.AppKey("openapi", dict)
@@ -29,20 +29,31 @@ async def get_health(request: web.Request) -> web.StreamResponse:
 
 
 async def get_ready(request: web.Request) -> web.StreamResponse:
-    """Readiness: 200 when the store answers, 503 (with what failed) when it does not."""
+    """Readiness: 200 when the stores answer, history writes succeed and the history and
+    callback queues are within their bounds; 503 otherwise, saying which check failed."""
+    app = request.app
+    history, outbox, settings = app[HISTORY], app[OUTBOX], app[SETTINGS]
     checks: dict[str, str] = {}
-    for name, db in (("history", request.app[HISTORY].db), ("outbox", request.app[OUTBOX].db)):
+    for name, store in (("history", history), ("outbox", outbox)):
         try:
-            async with db.execute("SELECT 1") as cursor:
+            async with store.db.execute("SELECT 1") as cursor:
                 await cursor.fetchone()
             checks[name] = "ok"
         except Exception as exc:  # any failure means not ready; say which
             checks[name] = f"failed: {exc or type(exc).__name__}"
+    error = history.write_error
+    checks["historyWrites"] = f"failing: {error}" if error else "ok"
+    checks["historyQueue"] = _within(history.pending, settings.ready_max_history_queue, "rows")
+    checks["callbackQueue"] = _within(outbox.queued, settings.ready_max_callback_queue, "callbacks")
     ready = all(v == "ok" for v in checks.values())
     return web.json_response(
         {"status": "ready" if ready else "not ready", "checks": checks},
         status=200 if ready else 503,
     )
+
+
+def _within(queued: int, bound: int, what: str) -> str:
+    return "ok" if queued <= bound else f"{queued} {what} waiting, more than {bound}"
 
 
 async def redirect_to_demo(request: web.Request) -> web.StreamResponse:

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -93,12 +94,19 @@ class CallbackOutbox:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Fail here if the file cannot be opened: aiosqlite's thread would outlive the loop.
+        sqlite3.connect(self.path).close()
         self._db = await aiosqlite.connect(self.path)
-        self._db.row_factory = aiosqlite.Row
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.executescript(SCHEMA)
-        await self._db.commit()
-        self.queued = await self.pending()
+        try:
+            self._db.row_factory = aiosqlite.Row
+            await self._db.execute("PRAGMA journal_mode=WAL")
+            await self._db.executescript(SCHEMA)
+            await self._db.commit()
+            self.queued = await self.pending()
+        except BaseException:
+            await self._db.close()  # its thread would keep the process alive
+            self._db = None
+            raise
         self._worker = asyncio.create_task(self._work(), name="callback-outbox")
 
     async def close(self) -> None:

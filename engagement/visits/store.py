@@ -291,6 +291,7 @@ class SQLiteHistory:
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
         self._lock = asyncio.Lock()
+        self.write_error: str | None = None  # why the last background write failed, if it did
         self.sources: list[RowSource] = []  # written in the same transaction as visits
         self.set_aside = dict.fromkeys(TABLES, 0)  # rows the store could not hold, per table
         self.unreadable = dict.fromkeys(TABLES, 0)  # rows left out of reads, per table
@@ -308,7 +309,19 @@ class SQLiteHistory:
 
     async def open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Fail here if the file cannot be opened: aiosqlite's thread would outlive the loop.
+        sqlite3.connect(self.path).close()
         self._db = await aiosqlite.connect(self.path)
+        try:
+            await self._prepare()
+        except BaseException:
+            await self._db.close()  # its thread would keep the process alive
+            self._db = None
+            raise
+        self._writer = asyncio.create_task(self._write_loop(), name="history-writer")
+
+    async def _prepare(self) -> None:
+        assert self._db is not None
         self._db.row_factory = aiosqlite.Row
         await self._db.execute("PRAGMA journal_mode=WAL")
         await self._db.execute("PRAGMA synchronous=NORMAL")
@@ -327,8 +340,6 @@ class SQLiteHistory:
             log.info("history in %s brought from version %d to %d", self.path, version, version + 1)
             version += 1
         if row and row[0] and version != SCHEMA_VERSION:
-            await self._db.close()
-            self._db = None
             raise RuntimeError(
                 f"{self.path} holds history in an older format (version {version}); "
                 "move it away to start with an empty history"
@@ -338,7 +349,6 @@ class SQLiteHistory:
             await self._db.executescript(source.schema)
         await self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
         await self._db.commit()
-        self._writer = asyncio.create_task(self._write_loop(), name="history-writer")
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -347,9 +357,13 @@ class SQLiteHistory:
                 await self._writer
             self._writer = None
         if self._db is not None:
-            await self.flush(final=True)
-            await self._db.close()
-            self._db = None
+            try:
+                await self.flush(final=True)
+            except Exception as exc:
+                log.error("history: %d rows could not be written at close: %s", self.pending, exc)
+            finally:
+                await self._db.close()
+                self._db = None
 
     # -- writes: queued on the hot path, written behind it --
 
@@ -391,8 +405,11 @@ class SQLiteHistory:
             self._wake.clear()
             try:
                 await self.flush()
-            except Exception:
+            except Exception as exc:
+                self.write_error = f"{type(exc).__name__}: {exc}"
                 log.exception("history write failed; %d rows kept for the next try", self.pending)
+            else:
+                self.write_error = None
 
     async def flush(self, final: bool = False) -> None:
         """Write everything queued so far (``final``: visit rows too, however fresh)."""
