@@ -222,3 +222,18 @@ def test_group_settings_are_checked():
     with pytest.raises(ValidationError) as info:
         Settings(pacing={"default": {"algorithm": "PREDICTIVE"}})
     assert [e["loc"] for e in info.value.errors()] == [("pacing", "default", "algorithm")]
+
+
+async def test_console_pacing_page_draws_each_group(client: Client):
+    await report(client, "sales", {"agentsReady": 1, "agentsBusy": 3})  # 4 slots, 3 busy
+    r = await client.get(client.app.router["console-pacing"].url_for(), headers=AUTH)
+    assert r.status == 200, await r.text()
+    html = await r.text()
+    assert "<title>sales: 3 in progress</title>" in html
+    assert "<title>sales: 1 free</title>" in html
+    assert "4 slots · 1 invitations allowed now" in html
+    r = await client.get(client.app.router["console-pacing-live"].url_for(), headers=AUTH)
+    assert r.status == 200, await r.text()
+    assert '<tr data-group="sales">' in await r.text()
+    r = await client.get(client.app.router["console-pacing-live"].url_for())
+    assert r.status == 401

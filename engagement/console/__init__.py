@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import experiments, login, report, simulate, visitors
+from . import experiments, login, pacing, report, simulate, visitors
 from .session import SESSIONS, Handler, Sessions
 from .templating import STATIC_DIR, TEMPLATES, build_environment
 
@@ -25,6 +25,8 @@ CONSOLE_ROUTES: list[tuple[str, str, Handler, str]] = [
     ("GET", "/console/reports.csv", report.report_csv, "console-reports-csv"),
     ("GET", "/console/experiments", experiments.experiments_page, "console-experiments"),
     ("GET", "/console/experiments.csv", experiments.experiments_csv, "console-experiments-csv"),
+    ("GET", "/console/pacing", pacing.pacing_page, "console-pacing"),
+    ("GET", "/console/pacing/live", pacing.pacing_live, "console-pacing-live"),
     ("GET", "/console/simulate", simulate.simulate_form, "console-simulate"),
     ("POST", "/console/simulate", simulate.simulate_run, "console-simulate-run"),
 ]
