@@ -68,6 +68,7 @@ from .visits.store import SQLiteHistory
 from .webhooks import Background, post_json
 
 log = logging.getLogger("engagement.app")
+DEMO_CHAT_PAGE = "/demo/chat.html"  # a GMS Chat API v1 client for the demo GMS
 
 
 def _origin_of(url: str) -> str:
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     journal = MessageJournal()  # push buffers outlive a restart
     history.sources.append(journal)
     hub.recorders.append(journal.record)
-    notifier = app[NOTIFIER] = Notifier(hub, engagements)
+    notifier = app[NOTIFIER] = Notifier(hub, engagements, settings.user_data)
     app[INVITES] = Invites(settings.invites_dir)
     app[BACKGROUND] = Background()
     gms_url = settings.resolved_gms_url()
@@ -177,7 +178,9 @@ def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, ob
         "push": True,
         # Where gpe.appendContent may load from: the engine (always) and these origins.
         "contentOrigins": settings.content_sources(),
-        "chatUrl": settings.chat_url,
+        # GMS chats need a chat page; the demo has one for its demo GMS.
+        "chatUrl": settings.chat_url
+        or (DEMO_CHAT_PAGE if settings.demo and settings.gms_chat else None),
         "gmsChat": settings.gms_chat,
         "chatFinalize": settings.chat_finalize_message,
     }
@@ -275,7 +278,9 @@ async def _launch_custom(app: web.Application, attempt: Attempt) -> None:
     payload = {
         "event": "engagement.accepted",
         "attempt": attempt.as_json(),
-        "attachedData": attached_data(attempt),
+        "attachedData": attached_data(
+            attempt, visit=app[REGISTRY].get(attempt.visit_id), fields=settings.user_data.attach
+        ),
     }
     engagements = app[ENGAGEMENTS]
     for tries in range(1, 4):

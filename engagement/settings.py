@@ -8,7 +8,7 @@ import re
 import secrets
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
 from pydantic_settings import (
@@ -39,6 +39,34 @@ def _rate(text: str) -> str:
 
 
 RateText = Annotated[str, AfterValidator(_rate)]
+
+# "UserInfo.email": a field of the visit's UserInfo, SignIn or VisitStarted events.
+VisitField = Annotated[
+    str, Field(pattern=r"^(UserInfo|SignIn|VisitStarted)\.[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+]
+WidgetsFormField = Literal["firstname", "lastname", "email", "subject"]
+DEFAULT_CHAT_FORM: dict[WidgetsFormField, str] = {
+    "firstname": "UserInfo.firstName",
+    "lastname": "UserInfo.lastName",
+    "email": "UserInfo.email",
+}
+
+
+class UserData(BaseModel):
+    """Like GWE's userData section: what of the visit travels with a hand-off."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    attach: list[VisitField] = Field(
+        default_factory=list,
+        description="fields copied into the attached data of chats, callbacks and webhooks, "
+        "under their own name (e.g. VisitStarted.timezoneOffset -> timezoneOffset)",
+    )
+    form: dict[WidgetsFormField, VisitField] = Field(
+        default_factory=lambda: dict(DEFAULT_CHAT_FORM),
+        description="the Widgets chat registration form, prefilled from these fields",
+    )
+
 
 CONFIG_ENV = "ENGAGEMENT_CONFIG"
 DEFAULT_CONFIG_FILE = "engagement.toml"
@@ -177,6 +205,7 @@ class Settings(BaseSettings):
         WhenStale.CLOSED, description="a stale or never reported group: closed or open"
     )
     pacing: PacingSettings = Field(default_factory=PacingSettings)
+    user_data: UserData = Field(default_factory=UserData)
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="addresses or CIDRs of reverse proxies whose X-Forwarded-For and "

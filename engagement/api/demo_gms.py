@@ -26,12 +26,25 @@ async def callback(request: web.Request) -> web.StreamResponse:
 
 
 async def request_chat(request: web.Request) -> web.StreamResponse:
+    """GMS request-chat: the chat is reserved; the chat page starts it at the create URL, a
+    REST path of GMS's Chat API v1 under the same base."""
     form = dict(await request.post())
     gms_id = uuid.uuid4().hex
     request.app[DEMO_GMS].append({"kind": "chat", "form": form, "_id": gms_id})
     return web.json_response(
-        {"_chatIxnAPI-CREATE-URL": f"/demo/chat.html?gms={gms_id}", "_id": gms_id}
+        {"_chatIxnAPI-CREATE-URL": f"/genesys/1/service/{gms_id}/ixn/chat", "_id": gms_id}
     )
+
+
+async def chat_ixn(request: web.Request) -> web.StreamResponse:
+    """Chat API v1, the part the demo chat page uses: start the chat, and end it."""
+    gms_id, action = request.match_info["id"], request.match_info.get("action", "create")
+    received: list[dict[str, Any]] = request.app[DEMO_GMS]
+    if not any(r["kind"] == "chat" and r["_id"] == gms_id for r in received):
+        return web.json_response({"message": f"no chat {gms_id}", "statusCode": 2}, status=404)
+    form = dict(await request.post())
+    received.append({"kind": f"chat-{action}", "form": form, "_id": gms_id})
+    return web.json_response({"chatId": gms_id, "statusCode": 0})
 
 
 async def requests(request: web.Request) -> web.StreamResponse:
@@ -45,4 +58,8 @@ def setup_demo_gms(app: web.Application) -> None:
     base = "/demo/gms/genesys/1/service"
     app.router.add_post(f"{base}/callback/{{service}}", callback, name="demo-gms-callback")
     app.router.add_post(f"{base}/request-chat", request_chat, name="demo-gms-chat")
+    app.router.add_post(f"{base}/{{id}}/ixn/chat", chat_ixn, name="demo-gms-chat-create")
+    app.router.add_post(
+        f"{base}/{{id}}/ixn/chat/{{action:disconnect}}", chat_ixn, name="demo-gms-chat-disconnect"
+    )
     app.router.add_get("/demo/gms/requests", requests, name="demo-gms-requests")

@@ -67,8 +67,19 @@ class ChatIn(BaseModel):
 
 
 class ChatOut(BaseModel):
-    chatURL: str | None
+    chatURL: str | None = Field(
+        description="GMS's _chatIxnAPI-CREATE-URL (Chat API v1), absolute: not a page, the REST "
+        "URL the chat page (chat_url) calls to start the chat"
+    )
     gmsID: str | None
+
+
+def gms_rest_url(gms_base: str, url: object) -> str | None:
+    """GMS answers REST paths ("/genesys/1/service/<id>/ixn/chat"), which live under the same
+    base as the request-chat call; absolute URLs are kept."""
+    if not isinstance(url, str) or not url:
+        return None
+    return gms_base.rstrip("/") + url if url.startswith("/") else url
 
 
 def _accepted_attempt(request: web.Request, attempt_id: str, visit_id: str, media: str) -> Attempt:
@@ -134,7 +145,7 @@ async def post_callback(request: web.Request) -> web.StreamResponse:
         "_desired_time": when,
         **settings.gms_extra,
         **{str(k): str(v) for k, v in dict(attempt.params.get("attached") or {}).items()},
-        **attached_data(attempt, body.pageID),
+        **attached_data(attempt, body.pageID, visit, settings.user_data.attach),
     }
     service = str(attempt.params.get("service") or settings.gms_callback_service)
     # Shielded: once stored, the request is recorded on the attempt even if the visitor leaves.
@@ -165,7 +176,10 @@ async def post_chat(request: web.Request) -> web.StreamResponse:
     limits = {"chat_visitor": visitor, "chat_address": address, "chat_overall": ""}
     await admit_handoff(request, limits, visit.language_code if visit else "")
     attempt = _accepted_attempt(request, body.attemptID, body.visitID, "chat")
-    form = {**settings.gms_extra, **attached_data(attempt, body.pageID)}
+    form = {
+        **settings.gms_extra,
+        **attached_data(attempt, body.pageID, visit, settings.user_data.attach),
+    }
     url = f"{gms.rstrip('/')}/genesys/1/service/request-chat"
     engagements = request.app[ENGAGEMENTS]
     async with request.app[CLIENT].post(url, data=form) as r:
@@ -179,7 +193,7 @@ async def post_chat(request: web.Request) -> web.StreamResponse:
             engagements.move(attempt, State.FAILED, now_ms(), reason)
             raise HTTPError(reason)
         answer = await r.json(content_type=None)
-    chat_url = answer.get("_chatIxnAPI-CREATE-URL")
+    chat_url = gms_rest_url(gms, answer.get("_chatIxnAPI-CREATE-URL"))
     gms_id = answer.get("_id")
     attempt.handoff.update({"gmsID": gms_id, "chatURL": chat_url})
     engagements.move(attempt, State.LAUNCHED, now_ms(), "GMS chat created")

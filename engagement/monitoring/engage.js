@@ -136,13 +136,20 @@
       }
       dispo(a, 'launched');
     };
+    function page(chatURL) { // the chat page, told what GWE's GMS chat widget was told, and more
+      var u = new URL(CFG.chatUrl, BASE + '/');
+      [['visitID', V()], ['pageID', P()], ['gmsScenario', s.params.gmsScenario || 'CHAT-NOW'],
+        ['attemptID', a], ['chatURL', chatURL]].forEach(function (kv) { if (kv[1]) u.searchParams.set(kv[0], kv[1]); });
+      return u.href;
+    }
+    if (!CFG.chatUrl) { // nowhere to chat: say so rather than leave the attempt waiting
+      warn('no chat: add Widgets or chat_url');
+      return dispo(a, 'failed');
+    }
     if (CFG.gmsChat) return post('/chats', {attemptID: a, visitID: V(), pageID: P()}).then(function (j) {
-      if (j.chatURL) open(new URL(j.chatURL, BASE + '/').href);
+      open(page(j.chatURL)); // chatURL: where the page starts the chat (GMS Chat API)
     }, function (e) { pub('Invitation.failed', {attemptID: a, message: e.message}); w.alert(e.message); });
-    if (!CFG.chatUrl) return warn('no chat: add Widgets or chat_url');
-    var u = new URL(CFG.chatUrl, BASE + '/');
-    [['visitID', V()], ['pageID', P()], ['gmsScenario', s.params.gmsScenario || 'CHAT-NOW']].forEach(function (p) { u.searchParams.set(p[0], p[1]); });
-    open(u.href);
+    open(page());
   }
   // Every tab that gets the message publishes Invitation.invited; the first one stores it.
   function invite(o) {

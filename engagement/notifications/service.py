@@ -11,7 +11,9 @@ from typing import Any
 from .. import constants as C
 from ..attempts import Attempt, State
 from ..engagements import Engagements
+from ..launchers.handoff import page_handoff
 from ..monitoring.ingest import now_ms
+from ..settings import UserData
 from ..visits.model import Visit
 from .hub import PushHub
 
@@ -57,9 +59,12 @@ Announce = Callable[[Attempt, Visit], Awaitable[None]]
 
 
 class Notifier:
-    def __init__(self, hub: PushHub, engagements: Engagements) -> None:
+    def __init__(
+        self, hub: PushHub, engagements: Engagements, user_data: UserData | None = None
+    ) -> None:
         self.hub = hub
         self.engagements = engagements
+        self.user_data = user_data or UserData()  # what of the visit a chat's page attaches
         self.announce: Announce | None = None  # where external decisions are asked for
         engagements.offers.append(self)
         engagements.ended_listeners.append(self._close_everywhere)
@@ -80,6 +85,8 @@ class Notifier:
             "timeoutS": attempt.timeout_s,
             "params": attempt.params,
         }
+        if attempt.media == "chat":  # the page opens the chat: it attaches these itself
+            data.update(page_handoff(visit, self.user_data))
         self.hub.publish(visit.visit_id, None, INVITE_CHANNEL, data, now)
         self.engagements.move(attempt, State.OFFERED, now)
         self.engagements.expect(
