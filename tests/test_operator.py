@@ -3,7 +3,11 @@ notify tells a closed page from an open one, the console finds past visits."""
 
 from __future__ import annotations
 
+import asyncio
+import datetime as dt
+import html
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -174,3 +178,136 @@ async def test_ready_is_503_when_the_history_queue_passes_its_bound(
             "callbackQueue": "ok",
         },
     }
+
+
+# -- past visits in the console --
+
+VISIT_LINK = re.compile(r'href="/console/visits/([0-9A-F]{32})"')
+
+
+async def past_visits(client: Client, **query: str) -> tuple[int, str, list[str]]:
+    url = client.app.router["console-past-visits"].url_for().with_query(query)
+    r = await client.get(url, headers=AUTH)
+    text = await r.text()
+    return r.status, text, VISIT_LINK.findall(text)
+
+
+async def next_millisecond() -> None:
+    """Into another millisecond of the engine's clock: 2 ms later is never the same one."""
+    await asyncio.sleep(0.002)
+
+
+@pytest.fixture
+async def three_visits(client: Client) -> list[Factory]:
+    """Ada signed in (customer C-1), then came back; Bob browsed once. Oldest first."""
+    ada, bob = Factory(), Factory()
+    again = Factory()
+    again.global_visit_id = ada.global_visit_id
+    await post_events(client, ada.start())
+    await post_events(client, [ada.event("SignIn", {"firstName": "Ada", "customerID": "C-1"})])
+    for visitor in (again, bob):
+        await next_millisecond()  # distinct start times: "newest first" is one order
+        await post_events(client, visitor.start())
+    return [ada, again, bob]
+
+
+async def test_past_visits_are_listed_newest_first_and_open(
+    client: Client, three_visits: list[Factory]
+):
+    ada, again, bob = three_visits
+
+    status, text, ids = await past_visits(client)
+
+    assert status == 200, text
+    assert ids == [bob.visit_id, again.visit_id, ada.visit_id]
+    r = await client.get(
+        client.app.router["console-visit"].url_for(visitID=ada.visit_id), headers=AUTH
+    )
+    assert r.status == 200, await r.text()
+    assert "Visit of Ada" in await r.text()
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ({"visitID": "again"}, ["again"]),
+        ({"globalVisitID": "ada"}, ["again", "ada"]),
+        ({"identity": "C-1"}, ["ada"]),  # the identity the SignIn made
+        ({"identity": "Ada"}, ["ada"]),  # what the visitor told the site
+        ({"identity": "nobody"}, []),
+        ({"from": "today", "until": "today"}, ["bob", "again", "ada"]),
+        ({"from": "tomorrow"}, []),
+        ({"until": "yesterday"}, []),
+    ],
+    ids=[
+        "visitID",
+        "globalVisitID",
+        "identity-id",
+        "identity-name",
+        "no-identity",
+        "today",
+        "from-tomorrow",
+        "until-yesterday",
+    ],
+)
+async def test_past_visits_are_searched(
+    client: Client, three_visits: list[Factory], query: dict[str, str], expected: list[str]
+):
+    by_name = dict(zip(("ada", "again", "bob"), three_visits, strict=True))
+    today = dt.datetime.now(dt.UTC).date()
+    days = {"today": today, "tomorrow": today + dt.timedelta(days=1),
+            "yesterday": today - dt.timedelta(days=1)}  # fmt: skip
+    ids = {"visitID": lambda f: f.visit_id, "globalVisitID": lambda f: f.global_visit_id}
+    sent = {
+        k: ids[k](by_name[v]) if k in ids else str(days[v]) if v in days else v
+        for k, v in query.items()
+    }
+
+    status, text, found = await past_visits(client, **sent)
+
+    assert status == 200, text
+    assert found == [by_name[n].visit_id for n in expected]
+    if not expected:
+        assert "No visit matches." in text
+
+
+async def test_past_visits_come_page_by_page(
+    client: Client, three_visits: list[Factory], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr("engagement.console.past.PAST_VISITS_PAGE", 2)
+    ada, again, bob = three_visits
+    status, text, first = await past_visits(client, globalVisitID="", identity="")
+    assert (status, first) == (200, [bob.visit_id, again.visit_id]), text
+    match = re.search(r'<a class="next" rel="next" href="([^"]+)"', text)
+    assert match is not None, text
+
+    r = await client.get(html.unescape(match.group(1)), headers=AUTH)
+
+    text = await r.text()
+    assert r.status == 200, text
+    assert VISIT_LINK.findall(text) == [ada.visit_id]
+    assert 'rel="next"' not in text
+
+
+@pytest.mark.parametrize(
+    ("query", "error"),
+    [
+        ({"from": "2024-13-01"}, "from: Value error, '2024-13-01' is not a day of the calendar"),
+        ({"visitID": "xyz"}, "visitID: String should match pattern '^([0-9A-Fa-f]{32})?$'"),
+        ({"after": "1.2"}, "after: Value error, not a position in the list: start again from "
+                           "the first page"),
+    ],
+    ids=["day", "visitID", "cursor"],
+)  # fmt: skip
+async def test_a_bad_search_is_told(client: Client, query: dict[str, str], error: str):
+    status, text, _ = await past_visits(client, **query)
+
+    assert status == 400
+    assert error in html.unescape(text)
+
+
+async def test_past_visits_need_a_session(client: Client):
+    url = client.app.router["console-past-visits"].url_for()
+    r = await client.get(url, allow_redirects=False)
+
+    assert r.status == 303

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from . import experiments, login, pacing, report, simulate, visitors
+from . import experiments, login, pacing, past, report, simulate, visitors
 from .session import SESSIONS, Handler, Sessions
 from .templating import STATIC_DIR, TEMPLATES, build_environment
 
@@ -20,6 +20,7 @@ CONSOLE_ROUTES: list[tuple[str, str, Handler, str]] = [
     ("GET", "/console/", visitors.visitors_page, "console-visitors"),
     ("GET", "/console/visitors.json", visitors.visitors_json, "console-visitors-json"),
     ("GET", "/console/visits/{visitID}", visitors.visit_page, "console-visit"),
+    ("GET", "/console/past", past.past_visits_page, "console-past-visits"),
     ("POST", "/console/visits/{visitID}/invite", visitors.invite_now, "console-invite"),
     ("GET", "/console/reports", report.report_page, "console-reports"),
     ("GET", "/console/reports.csv", report.report_csv, "console-reports-csv"),

@@ -47,6 +47,7 @@ CREATE TABLE IF NOT EXISTS visits (
     timezone_offset INTEGER
 );
 CREATE INDEX IF NOT EXISTS visits_global ON visits (global_visit_id, started_at);
+CREATE INDEX IF NOT EXISTS visits_started ON visits (started_at, visit_id);
 CREATE TABLE IF NOT EXISTS pages (
     visit_id TEXT NOT NULL,
     page_id TEXT NOT NULL,
