@@ -123,6 +123,7 @@
 
   function restore() { // on a new page of the site: the chat goes on where it was
     var raw = null, s = null;
+    if (session) return; // a chat opened on this page already
     try { raw = sessionStorage.getItem(SESSION_KEY); } catch (e) { return; }
     if (!raw) return;
     try { s = JSON.parse(raw); } catch (e) { /* unreadable */ }

@@ -19,7 +19,7 @@
     var u = BASE + '/dispositions/' + encodeURIComponent(a) + '?visitID=' + V() + '&pageID=' + P() + '&code=' + code, n = 0;
     (function go() {
       w.fetch(u, {credentials: 'omit', keepalive: true}) // CORS: the engine needs the Origin
-        .then(function (r) { return then && r.json().then(guard(then)); })
+        .then(function (r) { return then && r.json().then(guard(function (j) { then(j, r.status); })); })
         .catch(function () { if (n++ < 2) setTimeout(go, 1000 * n); });
     })();
   }
@@ -66,8 +66,10 @@
     }
     return plugin;
   }
-  function live(a) { // the engine's answer: stop following an attempt that is over
-    return function (j) { if (j && j.state !== 'accepted' && j.state !== 'launched') unfollow(a); };
+  function live(a) { // the engine's answer: stop following an attempt that is over (or unknown)
+    return function (j, status) {
+      if (status === 404 || status === 409 || (status === 200 && !/^(accepted|launched)$/.test(j.state))) unfollow(a);
+    };
   }
   function follow(o) { // o: {attemptID, media} from the stream; none: the one named in CK
     var c = o || lsJSON(CK), p = widgets(), a = c && c.attemptID;
