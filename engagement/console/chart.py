@@ -79,6 +79,8 @@ def funnel_chart(totals: list[FunnelRow]) -> Chart | None:
 # -- the experiment chart: conversion rate per arm, its interval, and the verdict --
 
 RATE_COLORS = {"holdout": "#94a3b8", "arm": "#2563eb"}
+RATE_WIDTH = 960
+RATE_SPAN = 440  # the bars' scale; the rate and the verdict follow it (~320 px of text)
 VERDICT_COLORS = {"better": "#15803d", "worse": "#dc2626", "unclear": "#64748b"}
 
 
@@ -124,7 +126,7 @@ def experiment_chart(rows: list[ArmRow]) -> RateChart | None:
     if not rows:
         return None
     top = max((r.rate_interval or (0.0, 0.0))[1] for r in rows) or 1.0
-    span = WIDTH - LABEL_W - 260  # room for the verdict after the bar
+    span = RATE_SPAN
     panels: list[RatePanel] = []
     y = 0
     for strategy in dict.fromkeys(r.strategy for r in rows):
@@ -143,7 +145,7 @@ def experiment_chart(rows: list[ArmRow]) -> RateChart | None:
                                 LABEL_W + span * high / top, color, verdict, note))  # fmt: skip
         panels.append(RatePanel(strategy, y, bars))
         y += TITLE_H + len(bars) * (BAR_H + BAR_GAP + 4) + PANEL_GAP
-    return RateChart(WIDTH, y - PANEL_GAP, LABEL_W, span, BAR_H, panels, VERDICT_COLORS)
+    return RateChart(RATE_WIDTH, y - PANEL_GAP, LABEL_W, span, BAR_H, panels, VERDICT_COLORS)
 
 
 # -- the dry run's chart: invitations per strategy, the draft against live --

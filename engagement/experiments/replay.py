@@ -176,15 +176,16 @@ class Replay:
             self._at(now + int(offer.timeout_s * 1000), attempt, State.TIMED_OUT)
 
     def _outranked(self, visit: Visit, chosen: CompiledStrategy, now: int) -> tuple[str, ...]:
-        """The other strategies that would have invited this visit now, had it not won."""
+        """The strategies ranked below the chosen one (priority, then name) that would have
+        invited this visit now, had it not won."""
         ctx = Ctx(visit, now, _NoFeed())
         ledger = self.engine.ledger
+        ranked = self.strategies.strategies  # highest priority first
+        below = ranked[ranked.index(chosen) + 1 :]
         return tuple(
             s.name
-            for s in self.strategies.strategies
-            if s is not chosen
-            and not blocked_by_limits(s, visit, ledger, now)
-            and s.predicate(ctx)[0]
+            for s in below
+            if not blocked_by_limits(s, visit, ledger, now) and s.predicate(ctx)[0]
         )
 
     def _follow(self, attempt: Attempt, live: Attempt) -> None:
