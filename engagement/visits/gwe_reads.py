@@ -134,9 +134,12 @@ def _event_filters(f: EventFilters) -> tuple[list[str], list[Any]]:
 
 
 # Which events a request is about: the events of a visit, of a page, of an identity's visits.
+# A page's events are found through its visit: an index of events by page would make every
+# event write dearer (bench/history_reads.py), pages are few.
 SCOPES = {
     "visit": "e.visit_id = ?",
-    "page": "e.page_id = ?",
+    "page": "e.visit_id = (SELECT visit_id FROM pages WHERE page_id = ? LIMIT 1) "
+    "AND e.page_id = ?",
     "identity": "e.visit_id IN (SELECT visit_id FROM identity_visits WHERE identity_id = ?)",
 }
 
@@ -181,8 +184,9 @@ class GweHistory:
         """A page of events in arrival order, and the cursor of the next page (None: last)."""
         await self.history.catch_up()
         where, args = _event_filters(filters)
-        where.insert(0, SCOPES[scope])
-        args.insert(0, key)
+        scope_sql = SCOPES[scope]
+        where.insert(0, scope_sql)
+        args[0:0] = [key] * scope_sql.count("?")
         if after is not None:
             where.append("e.seq > ?")
             args.append(after)

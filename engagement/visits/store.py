@@ -98,7 +98,8 @@ CREATE TABLE IF NOT EXISTS attempts (
 CREATE INDEX IF NOT EXISTS attempts_visit ON attempts (visit_id, created_at);
 CREATE INDEX IF NOT EXISTS attempts_visitor ON attempts (global_visit_id, created_at);
 CREATE INDEX IF NOT EXISTS attempts_created ON attempts (created_at);
-CREATE INDEX IF NOT EXISTS events_page ON events (page_id, seq);
+CREATE INDEX IF NOT EXISTS pages_page ON pages (page_id);
+DROP INDEX IF EXISTS events_page;
 CREATE TABLE IF NOT EXISTS conversions (
     attempt_id TEXT NOT NULL,
     event_id TEXT NOT NULL,
