@@ -138,8 +138,7 @@ def _event_filters(f: EventFilters) -> tuple[list[str], list[Any]]:
 # event write dearer (bench/history_reads.py), pages are few.
 SCOPES = {
     "visit": "e.visit_id = ?",
-    "page": "e.visit_id = (SELECT visit_id FROM pages WHERE page_id = ? LIMIT 1) "
-    "AND e.page_id = ?",
+    "page": "e.visit_id = (SELECT visit_id FROM pages WHERE page_id = ? LIMIT 1) AND e.page_id = ?",
     "identity": "e.visit_id IN (SELECT visit_id FROM identity_visits WHERE identity_id = ?)",
 }
 
