@@ -22,13 +22,14 @@ from .api.state import (
     AVAILABILITY,
     BACKGROUND,
     CLIENT,
-    ENGAGEMENTS,
     GWE_HISTORY,
     HISTORY,
     HUB,
     INGESTOR,
     INVITES,
+    LAUNCHERS,
     LIBRARY,
+    LIFECYCLE,
     NOTIFIER,
     ORIGINS,
     OUTBOX,
@@ -38,14 +39,16 @@ from .api.state import (
     TRACKER,
 )
 from .api.throttling import GUARD, Guard
-from .attempts import Attempt, State
+from .attempts import Attempt
 from .availability import AvailabilityBoard
 from .console import setup_console
-from .engagements import Engagements
 from .experiments.goals import GoalWindows
 from .invite import Invites
-from .launchers.handoff import attached_data
-from .launchers.outbox import CallbackOutbox, Delivery, GMSSettings
+from .launchers.gms_callback import GMSCallback
+from .launchers.registry import Deps, Launchers
+from .lifecycle.external import DecisionWebhook
+from .lifecycle.owner import Lifecycle, Timeouts
+from .lifecycle.timers import run_timers
 from .metrics import latency_middleware, setup_metrics
 from .monitoring.ingest import Ingestor, now_ms
 from .monitoring.tracker import ServedTracker
@@ -61,11 +64,11 @@ from .strategy.engine import Engine, StrategySet
 from .strategy.library import StrategyLibrary
 from .visits.gwe_reads import GweHistory
 from .visits.identity import IdentityBook
-from .visits.model import Visit, VisitCaps
+from .visits.model import VisitCaps
 from .visits.registry import VisitRegistry
 from .visits.restore import attach_attempts, current_page_entries, restore_visits
 from .visits.store import SQLiteHistory
-from .webhooks import Background, post_json
+from .webhooks import Background
 
 log = logging.getLogger("engagement.app")
 DEMO_CHAT_PAGE = "/demo/chat.html"  # a GMS Chat API v1 client for the demo GMS
@@ -102,10 +105,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
     )
     app[HISTORY] = history
     app[REGISTRY] = registry
-    ingestor = app[INGESTOR] = Ingestor(registry)
     identities = IdentityBook(registry)  # SignIn/UserInfo/SignOut -> durable identities
     history.sources.append(identities)
-    ingestor.listeners.append(identities)
+    ingestor = app[INGESTOR] = Ingestor(registry, identities)
     app[GWE_HISTORY] = GweHistory(history)
     availability = app[AVAILABILITY] = AvailabilityBoard(
         settings.availability_stale_after_s, settings.availability_when_stale
@@ -114,42 +116,38 @@ def create_app(settings: Settings | None = None) -> web.Application:
     pacer = app[PACER] = Pacer(pacing.config(), availability, LocalCounters())
     gate: AvailabilityView = PACED if pacing.enabled else availability
     engine = Engine(StrategySet(), gate, strict=settings.strict_mode)
-    goals = GoalWindows(history)
-    engagements = app[ENGAGEMENTS] = Engagements(
-        registry, engine, history, settings.engagement_expiration_s, goals
-    )
-    # Goals first: a goal event in the batch that qualifies a visit came before its invitation.
-    ingestor.listeners.append(goals)
-    if pacing.enabled:
-        engagements.pacer, engagements.paced_wait_s = pacer, pacing.queue_wait_s
-    ingestor.listeners.append(engagements)
+    goals = GoalWindows(history)  # experiments: conversions after an attempt
     hub = app[HUB] = LocalHub(max_streams_per_visit=settings.max_streams_per_visit)
     journal = MessageJournal()  # push buffers outlive a restart
     history.sources.append(journal)
     hub.recorders.append(journal.record)
-    notifier = app[NOTIFIER] = Notifier(hub, engagements, settings.user_data)
+    app[NOTIFIER] = Notifier(hub, now_ms)
     app[INVITES] = Invites(settings.invites_dir)
-    app[BACKGROUND] = Background()
-    gms_url = settings.resolved_gms_url()
-    outbox = app[OUTBOX] = CallbackOutbox(
-        settings.db_path,
-        GMSSettings(gms_url or "", settings.gms_user, settings.gms_password),
-        lambda: app[CLIENT],
+    background = app[BACKGROUND] = Background()
+    timeouts = Timeouts(
+        detected_s=settings.engagement_expiration_s,
+        offered_s=settings.engagement_expiration_s,
+        accepted_s=settings.accepted_expiration_s,
+        launched_s=settings.chat_max_duration_s,
     )
-    outbox.listeners.append(lambda delivery: _callback_delivered(engagements, delivery))
-    if settings.custom_webhook_url:
-        engagements.accepted_listeners.append(
-            lambda attempt: app[BACKGROUND].spawn(
-                _launch_custom(app, attempt), f"custom-{attempt.attempt_id}"
-            )
-        )
+    lifecycle = app[LIFECYCLE] = Lifecycle(
+        registry, engine, history, hub, now_ms, background.spawn, timeouts, goals
+    )
+    session = lambda: app[CLIENT]  # noqa: E731 - opened when the app starts
+    launchers = app[LAUNCHERS] = Launchers(
+        Deps(settings, session, lifecycle, lifecycle.by_id.get, registry.get)
+    )
+    lifecycle.launchers = launchers.by_media
+    lifecycle.user_data = settings.user_data
+    if pacing.enabled:  # strategies naming an agent group wait in its line for room
+        lifecycle.pacer, lifecycle.paced_wait_s = pacer, pacing.queue_wait_s
+    callbacks = launchers.named("gms_callback", GMSCallback)
+    assert callbacks is not None  # always registered
+    app[OUTBOX] = callbacks.outbox
     if settings.decision_webhook_url:
-        engagements.announcers.append(
-            lambda attempt, visit: app[BACKGROUND].spawn(
-                _announce(app, attempt, visit), f"announce-{attempt.attempt_id}"
-            )
+        lifecycle.announcer = DecisionWebhook(
+            settings.decision_webhook_url, settings.webhook_secret, session, now_ms
         )
-    del notifier
     library = app[LIBRARY] = StrategyLibrary(settings.strategies_dir)
 
     def use_strategies(current: StrategySet) -> None:
@@ -191,18 +189,18 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
     when the app stops or when opening a later one fails (a failed start must not leave a
     database thread that keeps the process alive)."""
     settings, history, library = app[SETTINGS], app[HISTORY], app[LIBRARY]
-    engagements = app[ENGAGEMENTS]
+    lifecycle = app[LIFECYCLE]
     async with contextlib.AsyncExitStack() as opened:
         await history.open()
         opened.push_async_callback(history.close)
         recent = await history.attempts_since(now_ms() - C.LEDGER_DAYS * 86_400_000)
-        engagements.load_ledger(recent)
+        lifecycle.load_ledger(recent)
         if not settings.strategies_dir.is_dir():
             log.warning(
                 "no strategies folder at %s: no visit will be invited", settings.strategies_dir
             )
         library.scan()
-        engagements.goals.reopen(recent, library.current.goals(), now_ms())
+        lifecycle.goals.reopen(recent, library.current.goals(), now_ms())
         await _take_back(app, recent)
         for error in library.all_errors():
             log.error("strategy file error: %s", error)
@@ -213,14 +211,14 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         opened.push_async_callback(app[BACKGROUND].close)
         scheduler = start_scheduler(
             jobs(
-                app[REGISTRY], history, settings.retention_days, app[HUB], engagements,
+                app[REGISTRY], history, settings.retention_days, app[HUB], lifecycle,
                 app[PACER].config.tick_s(),
             )
         )  # fmt: skip
         opened.callback(scheduler.shutdown, wait=False)
         tasks = [
             asyncio.create_task(library.watch(), name="strategy-reload"),
-            asyncio.create_task(engagements.run_timers(), name="engagement-timers"),
+            asyncio.create_task(run_timers(lifecycle), name="engagement-timers"),
         ]
         opened.push_async_callback(_cancel, tasks)
         log.info("engine ready: history in %s", settings.db_path)
@@ -237,99 +235,16 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
 async def _take_back(app: web.Application, recent: list[Attempt]) -> None:
     """After a restart: the visits that were live, their unanswered attempts' timers, the push
     messages pages may still ask for, and page strategies asked again (dwell goes on)."""
-    settings, history, engagements = app[SETTINGS], app[HISTORY], app[ENGAGEMENTS]
+    settings, history, lifecycle = app[SETTINGS], app[HISTORY], app[LIFECYCLE]
     now = now_ms()
     since = now - int(settings.visit_timeout_s * 1000)
     restored = await restore_visits(history, app[REGISTRY], since)
-    for attempt in attach_attempts(restored, recent):
-        wait_s = engagements.offer_timeout_s
-        if attempt.state is State.SHOWN:
-            wait_s = attempt.timeout_s + C.SHOWN_GRACE_S
-        engagements.expect(attempt, attempt.state, now + int(wait_s * 1000))
+    lifecycle.resume(attach_attempts(restored, recent), now)
     hub = app[HUB]
     hub.restore(await recent_messages(history.db, now - hub.ttl_ms), now)
-    engagements.on_events(current_page_entries(restored))
+    lifecycle.decide(current_page_entries(restored))
 
 
 async def _close_streams(app: web.Application) -> None:
     """Open push streams would hold the shutdown until they time out: end them first."""
     app[HUB].close_all()
-
-
-def _callback_delivered(engagements: Engagements, delivery: Delivery) -> None:
-    attempt = engagements.by_id.get(delivery.attempt_id)
-    if attempt is None:
-        log.warning("callback %s for an attempt no longer in memory", delivery.request_id)
-        return
-    attempt.handoff.update({"gmsID": delivery.gms_id, "error": delivery.error})
-    if delivery.ok and attempt.can_move(State.LAUNCHED):
-        engagements.move(attempt, State.LAUNCHED, now_ms(), f"GMS callback {delivery.gms_id}")
-    elif not delivery.ok and attempt.can_move(State.FAILED):
-        engagements.move(attempt, State.FAILED, now_ms(), delivery.error or "GMS refused")
-    else:
-        engagements.store.record_attempt(attempt)
-
-
-async def _launch_custom(app: web.Application, attempt: Attempt) -> None:
-    """Third-party media: the attached data, signed, to the configured webhook."""
-    settings = app[SETTINGS]
-    if attempt.media != "custom" or not settings.custom_webhook_url:
-        return
-    payload = {
-        "event": "engagement.accepted",
-        "attempt": attempt.as_json(),
-        "attachedData": attached_data(
-            attempt, visit=app[REGISTRY].get(attempt.visit_id), fields=settings.user_data.attach
-        ),
-    }
-    engagements = app[ENGAGEMENTS]
-    for tries in range(1, 4):
-        try:
-            status = await post_json(
-                app[CLIENT], settings.custom_webhook_url, payload, settings.webhook_secret
-            )
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            status, reason = 0, f"webhook unreachable: {exc}"
-        else:
-            reason = f"webhook answered {status}"
-        if 200 <= status < 300:
-            if attempt.can_move(State.LAUNCHED):
-                engagements.move(attempt, State.LAUNCHED, now_ms(), "custom webhook")
-            return
-        if 400 <= status < 500:
-            break
-        await asyncio.sleep(tries)
-    if attempt.can_move(State.FAILED):
-        engagements.move(attempt, State.FAILED, now_ms(), reason)
-
-
-async def _announce(app: web.Application, attempt: Attempt, visit: Visit) -> None:
-    """Ask the outside decision-maker: it answers with engage or noengage before the expiry."""
-    settings = app[SETTINGS]
-    assert settings.decision_webhook_url is not None
-    payload = {
-        "event": "engagement.detected",
-        "attempt": attempt.as_json(),
-        "visit": visit.summary(now_ms()),
-        "engage": "/server/data/gateway/engage",
-        "noengage": "/server/data/gateway/noengage",
-    }
-    try:
-        status = await post_json(
-            app[CLIENT], settings.decision_webhook_url, payload, settings.webhook_secret
-        )
-    except (aiohttp.ClientError, TimeoutError) as exc:
-        log.warning(
-            "decision webhook unreachable for attempt %s: %s",
-            attempt.attempt_id,
-            exc,
-            extra={"attemptID": attempt.attempt_id, "visitID": attempt.visit_id},
-        )
-        return
-    if status >= 300:
-        log.warning(
-            "decision webhook answered %d for attempt %s",
-            status,
-            attempt.attempt_id,
-            extra={"attemptID": attempt.attempt_id, "visitID": attempt.visit_id},
-        )

@@ -1,4 +1,6 @@
-"""Engagement attempts: one per decision to invite a visit, with a recorded lifecycle."""
+"""Engagement attempts: one record per decision to invite a visit, with its transitions.
+
+The record only; ``lifecycle.owner.Lifecycle`` is the one code that moves it."""
 
 from __future__ import annotations
 
@@ -7,41 +9,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from .lifecycle.transitions import ANSWERS, LIVE, NEXT, State, can_move
 
-class State(enum.StrEnum):
-    DETECTED = "detected"  # a strategy (or an agent, or an outside system) decided
-    PACED = "paced"  # its agent group has no room now: waiting in line for an invitation
-    OFFERED = "offered"  # the notification left for the visitor's page
-    SHOWN = "shown"  # the invitation is on screen
-    ACCEPTED = "accepted"
-    DECLINED = "declined"
-    TIMED_OUT = "timed_out"  # nobody answered in time, or it was never offered
-    CLOSED = "closed"  # the visitor closed it without answering
-    FAILED = "failed"
-    CANCELLED = "cancelled"  # an outside decision-maker said noengage
-    LAUNCHED = "launched"  # chat opened / callback sent
-    COMPLETED = "completed"
-    HELD_OUT = "held_out"  # in the strategy's control group: recorded, never shown
-
-
-LIVE = frozenset(
-    {State.DETECTED, State.PACED, State.OFFERED, State.SHOWN, State.ACCEPTED, State.LAUNCHED}
-)
-# An offered or shown invitation ends one of these ways (or is withdrawn: cancelled).
-ANSWERS = frozenset(
-    {State.ACCEPTED, State.DECLINED, State.TIMED_OUT, State.CLOSED, State.FAILED, State.CANCELLED}
-)
-# What may follow what; anything else is refused (and reported, never silently applied).
-NEXT: dict[State, frozenset[State]] = {
-    State.DETECTED: frozenset(
-        {State.PACED, State.OFFERED, State.TIMED_OUT, State.CANCELLED, State.FAILED, State.HELD_OUT}
-    ),
-    State.PACED: frozenset({State.OFFERED, State.TIMED_OUT, State.CANCELLED, State.FAILED}),
-    State.OFFERED: ANSWERS | {State.SHOWN},
-    State.SHOWN: ANSWERS,
-    State.ACCEPTED: frozenset({State.LAUNCHED, State.FAILED, State.COMPLETED}),
-    State.LAUNCHED: frozenset({State.COMPLETED, State.FAILED}),
-}
+__all__ = ["ANSWERS", "LIVE", "NEXT", "Attempt", "Origin", "State", "new_attempt_id"]
 
 
 class Origin(enum.StrEnum):
@@ -85,9 +55,10 @@ class Attempt:
         return next((t for s, t, _ in self.transitions if s is state), None)
 
     def can_move(self, state: State) -> bool:
-        return state in NEXT.get(self.state, frozenset())
+        return can_move(self.state, state)
 
     def move(self, state: State, now_ms: int, reason: str = "") -> None:
+        """Append a transition (the lifecycle owner's primitive; tests build records with it)."""
         if not self.can_move(state):
             raise ValueError(f"attempt {self.attempt_id} cannot go from {self.state} to {state}")
         self.state = state

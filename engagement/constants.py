@@ -47,3 +47,6 @@ EVICT_IDLE_AFTER_S = 120  # at the live-visit cap, visits idle this long are clo
 CAPACITY_RETRY_AFTER_S = 30  # Retry-After of a 503 when no visit can make room
 DESKTOP_LINK_TTL_S = 300  # a signed visit-view link: long enough to open, too short to share
 PACED_WAIT_S = 120  # a paced visitor waits in line this long; most have left the page by then
+ACCEPTED_EXPIRATION_S = 120  # accepted, never launched (tab closed, Widgets absent): failed
+CHAT_MAX_DURATION_S = 3600  # a launched chat with no news of its end for this long: completed
+GMS_TIMEOUT_S = 10  # a GMS request not answered by then is retried (never while in flight)

@@ -13,7 +13,7 @@ from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from .api.state import ENGAGEMENTS, HISTORY, HUB, INGESTOR, LIBRARY, OUTBOX, REGISTRY
+from .api.state import HISTORY, HUB, INGESTOR, LIBRARY, LIFECYCLE, OUTBOX, REGISTRY
 from .api.throttling import GUARD
 from .notifications.hub import LocalHub
 from .visits.registry import VisitRegistry
@@ -54,7 +54,7 @@ class EngineCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         app = self.app
-        ingestor, engagements = app[INGESTOR], app[ENGAGEMENTS]
+        ingestor, lifecycle = app[INGESTOR], app[LIFECYCLE]
         yield _counter("engagement_events_ingested", "Events accepted", ingestor.accepted_total)
         yield _counter(
             "engagement_event_duplicates", "Events dropped as duplicates", ingestor.duplicates_total
@@ -62,7 +62,7 @@ class EngineCollector(Collector):
         attempts = CounterMetricFamily(
             "engagement_attempts", "Engagement attempts that reached a state", labels=["state"]
         )
-        for state, count in sorted(engagements.reached.items()):
+        for state, count in sorted(lifecycle.reached.items()):
             attempts.add_metric([state], count)
         yield attempts
         yield _counter(

@@ -10,7 +10,7 @@ from functools import partial
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from . import constants as C
-from .engagements import Engagements
+from .lifecycle.owner import Lifecycle
 from .monitoring.ingest import now_ms
 from .notifications.hub import LocalHub
 from .visits.registry import VisitRegistry
@@ -42,18 +42,18 @@ class Job:
     name: str
 
 
-async def sweep_memory(hub: LocalHub, engagements: Engagements) -> None:
+async def sweep_memory(hub: LocalHub, lifecycle: Lifecycle) -> None:
     """Forget mailboxes of pages long gone, attempts no limit needs any more, and goal windows
     that ended."""
     now = now_ms()
     hub.sweep(now)
-    engagements.forget_old(now)
-    engagements.goals.close_ended(now)
+    lifecycle.forget_old(now)
+    lifecycle.goals.close_ended(now)
 
 
-async def pace_lines(engagements: Engagements) -> int:
+async def pace_lines(lifecycle: Lifecycle) -> int:
     """Invite the paced visitors the agent groups have room for now (no browser event needed)."""
-    return engagements.pace_lines(now_ms())
+    return lifecycle.pace_lines(now_ms())
 
 
 def jobs(
@@ -61,7 +61,7 @@ def jobs(
     history: SQLiteHistory,
     retention_days: float,
     hub: LocalHub,
-    engagements: Engagements,
+    lifecycle: Lifecycle,
     pacing_period_s: float = PACING_TICK_S,
 ) -> list[Job]:
     # partial, not lambda: the scheduler awaits coroutine functions (and partials of them) on
@@ -69,8 +69,8 @@ def jobs(
     return [
         Job(partial(close_idle_visits, registry), C.VISIT_SWEEP_INTERVAL_S, "close-idle-visits"),
         Job(partial(purge_history, history, retention_days), C.PURGE_INTERVAL_S, "purge-history"),
-        Job(partial(sweep_memory, hub, engagements), C.VISIT_SWEEP_INTERVAL_S, "sweep-memory"),
-        Job(partial(pace_lines, engagements), pacing_period_s, "pace-lines"),
+        Job(partial(sweep_memory, hub, lifecycle), C.VISIT_SWEEP_INTERVAL_S, "sweep-memory"),
+        Job(partial(pace_lines, lifecycle), pacing_period_s, "pace-lines"),
     ]
 
 

@@ -168,6 +168,15 @@ class Settings(BaseSettings):
     engagement_expiration_s: float = Field(
         C.ENGAGEMENT_EXPIRATION_S, gt=0, description="an attempt not offered by then expires"
     )
+    accepted_expiration_s: float = Field(
+        C.ACCEPTED_EXPIRATION_S, gt=0, description="an accepted attempt never launched: failed"
+    )
+    chat_max_duration_s: float = Field(
+        C.CHAT_MAX_DURATION_S,
+        gt=0,
+        description="a launched chat with no news (restored, agent connected) for this long is "
+        "completed, so strict mode never holds a visit for ever",
+    )
     content_origins: list[str] = Field(
         default_factory=list,
         description="origins gpe.appendContent may load from, besides the engine and the page",
@@ -185,6 +194,9 @@ class Settings(BaseSettings):
     gms_callback_service: str = Field("callback", description="when an offer names none")
     gms_extra: dict[str, str] = Field(
         default_factory=dict, description="extra keys sent with every GMS request"
+    )
+    gms_timeout_s: float = Field(
+        C.GMS_TIMEOUT_S, gt=0, le=300, description="a GMS request not answered by then is retried"
     )
     gms_chat: bool = Field(False, description="create chats through GMS request-chat")
     chat_url: str | None = Field(

@@ -10,7 +10,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from engagement.api.state import ENGAGEMENTS
+from engagement.api.state import LIFECYCLE
 from engagement.settings import Settings
 
 from .conftest import API_KEY, AUTH, SITE, ClientFactory, Factory, post_events
@@ -22,7 +22,7 @@ STRATEGIES = """
 strategies:
   - name: call-me
     when: {event: WantCall}
-    limits: {per_visit: 10}
+    limits: {per_visit: 10, cooldown_after_callback_s: 0}
     offer: {invite: callback.html, media: callback}
   - name: chat-me
     when: {event: WantChat}
@@ -91,9 +91,9 @@ def visit_of(visitor: Factory) -> Factory:
 async def offered(client: Client, factory: Factory, event: str) -> str:
     """A new visit offered a callback (WantCall) or chat (WantChat): its attempt's ID."""
     await post_events(client, factory.start())
-    before = set(client.app[ENGAGEMENTS].by_id)
+    before = set(client.app[LIFECYCLE].by_id)
     await post_events(client, [factory.event(event)])
-    (attempt_id,) = set(client.app[ENGAGEMENTS].by_id) - before
+    (attempt_id,) = set(client.app[LIFECYCLE].by_id) - before
     return attempt_id
 
 

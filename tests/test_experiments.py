@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from engagement.api.state import ENGAGEMENTS, HISTORY, HUB, PACER
+from engagement.api.state import HISTORY, HUB, LIFECYCLE, PACER
 from engagement.app import create_app
 from engagement.cli import main
 from engagement.monitoring.ingest import now_ms
@@ -264,7 +264,7 @@ async def test_held_out_visitors_take_no_pacing_capacity(
         await post_events(client, [*f.start(), f.event("AddToCart")])
 
     held = sum(bucket(f.global_visit_id, "cart") < 0.5 for f in visitors)
-    states = Counter(a.state.value for a in client.app[ENGAGEMENTS].by_id.values())
+    states = Counter(a.state.value for a in client.app[LIFECYCLE].by_id.values())
     # The holdout is decided first: the one free slot goes to an invited visitor, and only
     # invited visitors wait in the paced line.
     assert states == Counter({"held_out": held, "offered": 1, "paced": 20 - held - 1})

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from engagement.api.state import ENGAGEMENTS, OUTBOX
+from engagement.api.state import LIFECYCLE, OUTBOX
 from engagement.app import create_app
 from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
@@ -141,7 +141,7 @@ async def test_accepted_callback_reaches_gms_with_the_exact_fields(
     answer = await r.json()
     assert answer["desiredTime"] == "now"
     assert answer["message"] == "Thank you! We will call you back as soon as possible."
-    await until(lambda: _launched(client, factory))
+    await until(lambda: _completed(client, factory))
     (received,) = double.requests
     assert received["service"] == "sales-cb"
     assert received["auth"] == "Basic ZW5naW5lOnB3"  # engine:pw
@@ -156,7 +156,19 @@ async def test_accepted_callback_reaches_gms_with_the_exact_fields(
     }
     attempt = await attempt_of(client, factory)
     assert attempt["handoff"]["gmsID"] == "gms-1"
-    assert [t["state"] for t in attempt["transitions"]][-2:] == ["accepted", "launched"]
+    # GMS took it: the callback's engagement is complete, with GMS's _id kept.
+    assert attempt["transitions"][-2:] == [
+        {
+            "state": "accepted",
+            "at": attempt["transitions"][-2]["at"],
+            "reason": "callback requested",
+        },
+        {
+            "state": "completed",
+            "at": attempt["transitions"][-1]["at"],
+            "reason": "GMS callback gms-1",
+        },
+    ]
     # The same form sent again (a double click) is still one callback.
     again = await send_callback(client, factory, attempt_id)
     assert (await again.json())["requestID"] == answer["requestID"]
@@ -165,6 +177,10 @@ async def test_accepted_callback_reaches_gms_with_the_exact_fields(
 
 async def _launched(client: Client, factory: Factory) -> bool:
     return (await attempt_of(client, factory))["state"] == "launched"
+
+
+async def _completed(client: Client, factory: Factory) -> bool:
+    return (await attempt_of(client, factory))["state"] == "completed"
 
 
 async def test_bad_phone_and_time_are_explained(client: Client, factory: Factory):
@@ -207,7 +223,7 @@ async def test_gms_down_then_back(
     await outbox.deliver_due(now_ms() + 120_000)  # the next retry, without waiting for it
     assert [r["mode"] for r in double.requests] == ["down", "up"]
     assert await outbox.pending() == 0
-    await until(lambda: _launched(client, factory))
+    await until(lambda: _completed(client, factory))
 
 
 async def _count(double: GMSDouble, n: int) -> bool:
@@ -241,8 +257,8 @@ async def test_restart_between_accept_and_gms_recovery_delivers_once(
     row = await client.app[OUTBOX].get(request_id)
     assert row is not None
     assert (row["state"], row["gms_id"]) == ("delivered", "gms-2")
-    attempt = client.app[ENGAGEMENTS].by_id[attempt_id]
-    assert attempt.state.value == "launched"
+    attempt = client.app[LIFECYCLE].by_id[attempt_id]
+    assert attempt.state.value == "completed"
 
 
 async def test_gms_rejection_is_recorded_and_shown(
@@ -324,3 +340,52 @@ async def test_custom_media_webhook_is_signed(
         "webengagement": "",
     }
     assert payload["attempt"]["attemptID"] == attempt_id
+
+
+async def test_slow_gms_never_has_one_callback_twice_in_flight(
+    aiohttp_client: ClientFactory,
+    aiohttp_server: Any,
+    settings: Settings,
+    factory: Factory,
+    caplog: pytest.LogCaptureFixture,
+):
+    """GMS slower than gms_timeout_s: the retry waits, the log says why, one delivery."""
+    in_flight, most, got = 0, 0, []
+
+    async def slow_callback(request: web.Request) -> web.Response:
+        nonlocal in_flight, most
+        in_flight += 1
+        most = max(most, in_flight)
+        got.append(dict(await request.post()))
+        try:
+            if len(got) == 1:
+                await asyncio.sleep(0.6)  # past the engine's 0.3 s: it gives up on this one
+            return web.json_response({"_id": f"gms-{len(got)}"})
+        finally:
+            in_flight -= 1
+
+    app = web.Application()
+    app.router.add_post("/genesys/1/service/callback/{service}", slow_callback)
+    server: TestServer = await aiohttp_server(app)
+    settings = settings.model_copy(
+        update={"gms_url": str(server.make_url("")), "gms_timeout_s": 0.3}
+    )
+    client = await aiohttp_client(create_app(settings))
+    attempt_id = await accepted_attempt(client, factory, "WantCall")
+    assert (await send_callback(client, factory, attempt_id)).status == 202
+    await until(lambda: _count_list(got, 1))
+    # Asked again while the first request is still out: nothing more is sent.
+    await client.app[OUTBOX].deliver_due(now_ms() + 120_000)
+    await until(lambda: _completed(client, factory))
+    assert most == 1
+    request_ids = {form["_engagement_request_id"] for form in got}
+    assert len(request_ids) == 1
+    timeouts = [r.getMessage() for r in caplog.records if "did not answer" in r.getMessage()]
+    assert timeouts == [
+        f"callback {request_ids.pop()}: GMS did not answer within 0.3 s (gms_timeout_s); "
+        "try 2 in 1 s"
+    ]
+
+
+async def _count_list(items: list[Any], n: int) -> bool:
+    return len(items) >= n

@@ -8,9 +8,8 @@ from typing import Any
 from aiohttp.test_utils import TestClient
 
 from engagement.api.history import LiveVisitsOut
-from engagement.api.state import ENGAGEMENTS, REGISTRY
-from engagement.attempts import Origin, State
-from engagement.engagements import attempt_for
+from engagement.api.state import LIFECYCLE, REGISTRY
+from engagement.attempts import Origin
 from engagement.monitoring.ingest import now_ms
 from engagement.visits.live import LiveFilter, live_page
 
@@ -60,8 +59,9 @@ async def test_live_visits_filtered_by_page_category_identity_and_engagement(cli
     visitors = await start_visits(client, 4)
     await post_events(client, [visitors[1].event("SignIn", {"customerID": "C-1"})])
     visit = client.app[REGISTRY].get(visitors[2].visit_id)
-    attempt = attempt_for(visit, "s", Origin.AGENT, "chat.html", "chat", {}, 30, now_ms())
-    client.app[ENGAGEMENTS].add(visit, attempt, offer=False)
+    lifecycle = client.app[LIFECYCLE]
+    attempt = lifecycle.new_attempt(visit, "s", Origin.AGENT, "chat.html", "chat", {}, 30)
+    lifecycle.add(visit, attempt, offer=False)
 
     async def ids(**query: Any) -> list[str]:
         return [v["visitID"] for v in (await live(client, **query))["visits"]]
@@ -133,10 +133,10 @@ async def test_an_engagement_change_reaches_the_console(client: Client):
     await sign_in(client)
     version = (await visitors_json(client, 0))["version"]
     visit = client.app[REGISTRY].get(visitor.visit_id)
-    attempt = attempt_for(visit, "s", Origin.AGENT, "chat.html", "chat", {}, 30, now_ms())
-    engagements = client.app[ENGAGEMENTS]
-    engagements.add(visit, attempt, offer=False)
-    engagements.move(attempt, State.CANCELLED, now_ms(), "test")
+    lifecycle = client.app[LIFECYCLE]
+    attempt = lifecycle.new_attempt(visit, "s", Origin.AGENT, "chat.html", "chat", {}, 30)
+    lifecycle.add(visit, attempt, offer=False)
+    lifecycle.cancel(attempt, "test")
     delta = await visitors_json(client, version)
     assert [(v["visitID"], v["engagement"]) for v in delta["visits"]] == [
         (visitor.visit_id, "cancelled")

@@ -11,7 +11,7 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from engagement.api.state import ENGAGEMENTS
+from engagement.api.state import LIFECYCLE
 from engagement.app import create_app
 from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
@@ -260,11 +260,11 @@ async def test_a_form_being_filled_holds_the_invitation(client: Client, factory:
     attempt_id = invite["attemptID"]
     assert (await disposition(client, factory, attempt_id, "shown")).status == 200
     assert (await disposition(client, factory, attempt_id, "interacting")).status == 200
-    engagements = client.app[ENGAGEMENTS]
-    engagements.tick(now_ms() + 60_000)  # past the 30 s timeout
-    assert engagements.by_id[attempt_id].state.value == "shown"
-    engagements.tick(now_ms() + 121_000)  # past the 120 s of a form
-    assert engagements.by_id[attempt_id].state.value == "timed_out"
+    lifecycle = client.app[LIFECYCLE]
+    lifecycle.tick(now_ms() + 60_000)  # past the 30 s timeout
+    assert lifecycle.by_id[attempt_id].state.value == "shown"
+    lifecycle.tick(now_ms() + 121_000)  # past the 120 s of a form
+    assert lifecycle.by_id[attempt_id].state.value == "timed_out"
 
 
 async def test_disposition_errors(client: Client, factory: Factory):

@@ -11,7 +11,7 @@ import pytest
 from aiohttp.test_utils import TestClient
 from pydantic import ValidationError
 
-from engagement.api.state import ENGAGEMENTS, PACER
+from engagement.api.state import LIFECYCLE, PACER
 from engagement.app import create_app
 from engagement.monitoring.ingest import now_ms
 from engagement.pacing.model import PRIOR_ACCEPTANCE
@@ -67,13 +67,11 @@ async def qualify(client: Client, n: int, event: str = "AddToCart") -> list[Fact
 
 
 def states(client: Client) -> Counter[str]:
-    return Counter(a.state.value for a in client.app[ENGAGEMENTS].by_id.values())
+    return Counter(a.state.value for a in client.app[LIFECYCLE].by_id.values())
 
 
 def state_of(client: Client, visitor: Factory) -> str:
-    [attempt] = [
-        a for a in client.app[ENGAGEMENTS].by_id.values() if a.visit_id == visitor.visit_id
-    ]
+    [attempt] = [a for a in client.app[LIFECYCLE].by_id.values() if a.visit_id == visitor.visit_id]
     return attempt.state.value
 
 
@@ -204,7 +202,7 @@ async def test_reactive_state_gwe_shape(client: Client):
 async def test_an_accepted_invitation_counts_until_connected(client: Client):
     await report(client, "sales", {"agentsReady": 1})
     [visitor] = await qualify(client, 1)
-    attempt = next(iter(client.app[ENGAGEMENTS].by_id.values()))
+    attempt = next(iter(client.app[LIFECYCLE].by_id.values()))
     url = client.app.router["disposition"].url_for(attemptID=attempt.attempt_id)
     query = {"visitID": visitor.visit_id, "pageID": visitor.page_id, "code": "accepted"}
     r = await client.get(url.with_query(query), headers={"Origin": SITE})

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from engagement.api.state import ENGAGEMENTS, HISTORY, HUB, REGISTRY
+from engagement.api.state import HISTORY, HUB, LIFECYCLE, REGISTRY
 from engagement.app import create_app
 from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
@@ -128,10 +128,10 @@ async def test_a_dwell_goes_on_counting_across_a_restart(
     await client.close()
 
     client = await aiohttp_client(create_app(settings))
-    engagements = client.app[ENGAGEMENTS]
-    engagements.tick(entered + 29_000)
+    lifecycle = client.app[LIFECYCLE]
+    lifecycle.tick(entered + 29_000)
     assert client.app[REGISTRY].get(factory.visit_id).attempts == []
-    engagements.tick(entered + 30_000)
+    lifecycle.tick(entered + 30_000)
     [attempt] = client.app[REGISTRY].get(factory.visit_id).attempts
     assert (attempt.strategy, attempt.state.value) == ("pricing-dwell", "offered")
     await client.close()
@@ -141,7 +141,7 @@ async def test_a_dwell_goes_on_counting_across_a_restart(
     client = await aiohttp_client(create_app(settings))
     [restored] = client.app[REGISTRY].get(factory.visit_id).attempts
     assert restored.attempt_id == attempt.attempt_id
-    client.app[ENGAGEMENTS].tick(now_ms() + 61_000)
+    client.app[LIFECYCLE].tick(now_ms() + 61_000)
     assert restored.state.value == "timed_out"
 
 

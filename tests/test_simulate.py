@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient
 
-from engagement.api.state import ENGAGEMENTS, HISTORY
+from engagement.api.state import HISTORY, LIFECYCLE
 from engagement.app import create_app
 from engagement.cli import main
 from engagement.experiments.simulate import dry_run, parse_moment
@@ -90,7 +90,7 @@ async def browse(client: Client) -> None:
     await post_events(client, [f.event("AddToCart", {"price": 900})])
     await post_events(client, f.navigate(f"{SITE}/product/2", "Two"))
     await post_events(client, f.navigate(f"{SITE}/product/3", "Three"))
-    client.app[ENGAGEMENTS].tick(now_ms() + 31_000)  # the dwell ripens
+    client.app[LIFECYCLE].tick(now_ms() + 31_000)  # the dwell ripens
 
 
 async def test_replaying_the_live_folder_reproduces_the_live_decisions(

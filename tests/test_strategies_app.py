@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from engagement.api.state import ENGAGEMENTS, LIBRARY
+from engagement.api.state import LIBRARY, LIFECYCLE
 from engagement.api.strategies import StrategiesOut
 from engagement.app import create_app
 from engagement.monitoring.ingest import now_ms
@@ -99,28 +99,28 @@ async def test_business_event_creates_an_attempt(client: Client, factory: Factor
 
 
 async def test_dwell_fires_from_the_timer_with_no_new_event(client: Client, factory: Factory):
-    engagements = client.app[ENGAGEMENTS]
+    lifecycle = client.app[LIFECYCLE]
     await post_events(client, factory.start(f"{SITE}/pricing", "Pricing"))
-    engagements.tick(now_ms() + 10_000)
+    lifecycle.tick(now_ms() + 10_000)
     assert (await visit(client, factory))["attempts"] == []
-    engagements.tick(now_ms() + 31_000)
+    lifecycle.tick(now_ms() + 31_000)
     attempts = (await visit(client, factory))["attempts"]
     assert [a["strategy"] for a in attempts] == ["pricing-dwell"]
 
 
 async def test_leaving_before_the_dwell_means_no_attempt(client: Client, factory: Factory):
-    engagements = client.app[ENGAGEMENTS]
+    lifecycle = client.app[LIFECYCLE]
     await post_events(client, factory.start(f"{SITE}/pricing", "Pricing"))
     await post_events(client, factory.navigate(f"{SITE}/", "Home"))
-    engagements.tick(now_ms() + 31_000)
+    lifecycle.tick(now_ms() + 31_000)
     assert (await visit(client, factory))["attempts"] == []
 
 
 async def test_attempt_not_shown_in_time_expires(client: Client, factory: Factory):
-    engagements = client.app[ENGAGEMENTS]
+    lifecycle = client.app[LIFECYCLE]
     await post_events(client, factory.start())
     await post_events(client, [factory.event("AddToCart", {"price": 900})])
-    engagements.tick(now_ms() + 31_000)
+    lifecycle.tick(now_ms() + 31_000)
     (attempt,) = (await visit(client, factory))["attempts"]
     assert attempt["state"] == "timed_out"
     assert [t["state"] for t in attempt["transitions"]] == ["detected", "offered", "timed_out"]

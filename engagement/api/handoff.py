@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta, timezone
 from typing import Annotated
@@ -11,16 +10,18 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..attempts import Attempt, State
-from ..launchers.handoff import CallbackInputError, attached_data, desired_time, normalize_phone
-from ..monitoring.ingest import now_ms
+from ..launchers.base import LaunchRefused
+from ..launchers.gms_callback import GMSCallback
+from ..launchers.gms_chat import GMSChat
+from ..launchers.handoff import CallbackInputError, desired_time, normalize_phone
 from ..monitoring.models import ID
 from .errors import Conflict, HTTPError, InvalidInput, NotFound
 from .origins import browser_endpoint
 from .parsing import parse_json
-from .state import CLIENT, ENGAGEMENTS, INVITES, OUTBOX, REGISTRY, SETTINGS, origins_of
+from .state import INVITES, LAUNCHERS, LIFECYCLE, REGISTRY, origins_of
 from .throttling import GUARD, admit_handoff
 
-log = logging.getLogger("engagement.launchers")
+log = logging.getLogger(__name__)
 
 
 class Unavailable(HTTPError):
@@ -74,41 +75,25 @@ class ChatOut(BaseModel):
     gmsID: str | None
 
 
-def gms_rest_url(gms_base: str, url: object) -> str | None:
-    """GMS answers REST paths ("/genesys/1/service/<id>/ixn/chat"), which live under the same
-    base as the request-chat call; absolute URLs are kept."""
-    if not isinstance(url, str) or not url:
-        return None
-    return gms_base.rstrip("/") + url if url.startswith("/") else url
-
-
-def _accepted_attempt(request: web.Request, attempt_id: str, visit_id: str, media: str) -> Attempt:
-    engagements = request.app[ENGAGEMENTS]
-    attempt = engagements.find(attempt_id, visit_id)
+async def _accepted_attempt(
+    request: web.Request, attempt_id: str, visit_id: str, media: str
+) -> Attempt:
+    """The attempt the visitor accepted (accepted now if the page has not said so yet)."""
+    lifecycle = request.app[LIFECYCLE]
+    attempt = lifecycle.find(attempt_id, visit_id)
     if attempt is None or attempt.media != media:
         raise NotFound(
             f"no {media} engagement {attempt_id} for visit {visit_id}",
             details=[{"field": "attemptID", "message": "unknown"}],
         )
     if attempt.state in (State.OFFERED, State.SHOWN):
-        engagements.move(attempt, State.ACCEPTED, now_ms(), f"{media} requested")
+        await lifecycle.accept(attempt, f"{media} requested")
     elif attempt.state is not State.ACCEPTED:
         raise Conflict(
             f"engagement {attempt_id} is {attempt.state.value}",
             details=[{"field": "attemptID", "message": attempt.state.value}],
         )
     return attempt
-
-
-async def _store_callback(
-    request: web.Request, attempt: Attempt, service: str, form: dict[str, str], when: str
-) -> str:
-    request_id = await request.app[OUTBOX].enqueue(
-        attempt.attempt_id, attempt.visit_id, service, form
-    )
-    attempt.handoff.update({"requestID": request_id, "desiredTime": when, "service": service})
-    request.app[ENGAGEMENTS].store.record_attempt(attempt)
-    return request_id
 
 
 @browser_endpoint(origins_of)
@@ -122,7 +107,7 @@ async def post_callback(request: web.Request) -> web.StreamResponse:
         when = desired_time(body.desired_time, datetime.now(UTC), offset)
     except CallbackInputError as exc:
         raise InvalidInput(str(exc), details=[{"field": exc.field, "message": str(exc)}]) from exc
-    known = request.app[ENGAGEMENTS].find(body.attemptID, body.visitID)
+    known = request.app[LIFECYCLE].find(body.attemptID, body.visitID)
     if known is not None and known.handoff.get("requestID"):
         # The form sent twice (a double click, a retry): still one callback.
         sent = {
@@ -138,18 +123,10 @@ async def post_callback(request: web.Request) -> web.StreamResponse:
     limits = {"callback_number": number, "callback_visitor": visitor}
     limits.update({"callback_address": address, "callback_overall": ""})
     await admit_handoff(request, limits, visit.language_code if visit else "")
-    attempt = _accepted_attempt(request, body.attemptID, body.visitID, "callback")
-    settings = request.app[SETTINGS]
-    form = {
-        "_customer_number": number,
-        "_desired_time": when,
-        **settings.gms_extra,
-        **{str(k): str(v) for k, v in dict(attempt.params.get("attached") or {}).items()},
-        **attached_data(attempt, body.pageID, visit, settings.user_data.attach),
-    }
-    service = str(attempt.params.get("service") or settings.gms_callback_service)
-    # Shielded: once stored, the request is recorded on the attempt even if the visitor leaves.
-    request_id = await asyncio.shield(_store_callback(request, attempt, service, form, when))
+    attempt = await _accepted_attempt(request, body.attemptID, body.visitID, "callback")
+    launcher = request.app[LAUNCHERS].named("gms_callback", GMSCallback)
+    assert launcher is not None  # always registered
+    request_id = await launcher.request(attempt, body.pageID, number, when)
     message = _confirmation(request, body.visitID, when)
     return web.json_response(
         {
@@ -166,35 +143,22 @@ async def post_callback(request: web.Request) -> web.StreamResponse:
 async def post_chat(request: web.Request) -> web.StreamResponse:
     """Create the chat through GMS request-chat (when the engine is set up to)."""
     body = await parse_json(request, ChatIn)
-    settings = request.app[SETTINGS]
-    gms = settings.resolved_gms_url()
-    if not settings.gms_chat or gms is None:
+    launcher = request.app[LAUNCHERS].named("gms_chat", GMSChat)
+    if launcher is None:
         raise NotFound("chats are not created through GMS here (gms_chat is off)")
     visit = request.app[REGISTRY].get(body.visitID)
     address = request.app[GUARD].proxies.client_address(request)
     visitor = visit.global_visit_id if visit else body.visitID
     limits = {"chat_visitor": visitor, "chat_address": address, "chat_overall": ""}
     await admit_handoff(request, limits, visit.language_code if visit else "")
-    attempt = _accepted_attempt(request, body.attemptID, body.visitID, "chat")
-    form = {
-        **settings.gms_extra,
-        **attached_data(attempt, body.pageID, visit, settings.user_data.attach),
-    }
-    url = f"{gms.rstrip('/')}/genesys/1/service/request-chat"
-    engagements = request.app[ENGAGEMENTS]
-    async with request.app[CLIENT].post(url, data=form) as r:
-        if r.status == 503:
-            engagements.move(attempt, State.FAILED, now_ms(), "no agent available (GMS 503)")
-            visit = request.app[REGISTRY].get(body.visitID)
+    attempt = await _accepted_attempt(request, body.attemptID, body.visitID, "chat")
+    try:
+        created = await launcher.create(attempt, body.pageID)
+    except LaunchRefused as exc:
+        if exc.unavailable:
             t = request.app[INVITES].strings(visit.language_code if visit else "")
-            raise Unavailable(t.get("chat_unavailable", "No agent is available right now."))
-        if r.status >= 300:
-            reason = f"GMS request-chat answered {r.status}"
-            engagements.move(attempt, State.FAILED, now_ms(), reason)
-            raise HTTPError(reason)
-        answer = await r.json(content_type=None)
-    chat_url = gms_rest_url(gms, answer.get("_chatIxnAPI-CREATE-URL"))
-    gms_id = answer.get("_id")
-    attempt.handoff.update({"gmsID": gms_id, "chatURL": chat_url})
-    engagements.move(attempt, State.LAUNCHED, now_ms(), "GMS chat created")
-    return web.json_response({"chatURL": chat_url, "gmsID": gms_id})
+            raise Unavailable(
+                t.get("chat_unavailable", "No agent is available right now.")
+            ) from exc
+        raise HTTPError(exc.reason) from exc
+    return web.json_response({"chatURL": created.chat_url, "gmsID": created.gms_id})

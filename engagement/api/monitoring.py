@@ -9,7 +9,7 @@ from ..monitoring.models import EventBatch
 from ..monitoring.tracker import TrackerScript
 from .origins import browser_endpoint
 from .parsing import BEACON_TYPES, parse, read_body
-from .state import INGESTOR, TRACKER, origins_of
+from .state import INGESTOR, LIFECYCLE, TRACKER, origins_of
 
 EVENT_BATCH = TypeAdapter(EventBatch)
 
@@ -18,8 +18,10 @@ EVENT_BATCH = TypeAdapter(EventBatch)
 async def post_events(request: web.Request) -> web.StreamResponse:
     """Take a batch of tracker events (JSON, or text/plain from sendBeacon)."""
     batch = parse(EVENT_BATCH, await read_body(request, BEACON_TYPES))
-    accepted, duplicates = request.app[INGESTOR].ingest(batch.events)
-    body = b'{"accepted":%d,"duplicates":%d}' % (accepted, duplicates)  # two ints: no encoder
+    fresh, duplicates = request.app[INGESTOR].ingest(batch.events)
+    if fresh:
+        request.app[LIFECYCLE].decide(fresh)  # may start an attempt: offer, then push
+    body = b'{"accepted":%d,"duplicates":%d}' % (len(fresh), duplicates)  # two ints: no encoder
     return web.Response(body=body, content_type="application/json")
 
 

@@ -11,19 +11,20 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, model
 
 from .. import constants as C
 from ..attempts import Attempt, Origin, State
-from ..engagements import attempt_for
 from ..invite import InviteError
+from ..lifecycle.owner import Conflict as LifecycleConflict
+from ..lifecycle.transitions import PageCode
 from ..monitoring.bounds import JSONData
 from ..monitoring.ingest import now_ms
 from ..monitoring.models import ID
 from ..notifications.hub import CLOSED
-from ..notifications.service import DispositionConflict, engaged_frame, live_chat
+from ..notifications.service import engaged_frame, live_chat
 from ..visits.model import Visit
 from .auth import api_key_required
 from .errors import Conflict, InvalidInput, NotFound
 from .origins import ORIGIN, browser_endpoint, content_url_allowed, cors_headers
 from .parsing import parse, parse_headers, parse_json, parse_query, read_body
-from .state import ENGAGEMENTS, HUB, INVITES, NOTIFIER, REGISTRY, SETTINGS, origins_of
+from .state import HUB, INVITES, LIFECYCLE, NOTIFIER, REGISTRY, SETTINGS, origins_of
 
 log = logging.getLogger("engagement.notifications")
 
@@ -80,11 +81,11 @@ class StreamHeaders(BaseModel):
 class DispositionQuery(BaseModel):
     visitID: ID
     pageID: ID | None = None
-    code: Literal[
-        "shown", "accepted", "declined", "timed_out", "closed", "failed", "interacting",
-        "launched", "completed", "restored", "agent_connected", "error", "restore_failed",
-        "restore_timeout", "already_open",
-    ]  # fmt: skip
+    code: PageCode = Field(
+        description="what the page saw: the invitation's answer, or the chat's news "
+        "(launched, restored, agent_connected, completed, error, restore_failed, "
+        "restore_timeout, already_open)"
+    )
 
 
 class InviteQuery(BaseModel):
@@ -153,7 +154,7 @@ def _page_state(request: web.Request, visit: Visit, page_id: str | None) -> str:
 
 
 def _attempt(request: web.Request, attempt_id: str, visit_id: str) -> Attempt:
-    attempt = request.app[ENGAGEMENTS].find(attempt_id, visit_id)
+    attempt = request.app[LIFECYCLE].find(attempt_id, visit_id)
     if attempt is None:
         raise NotFound(
             f"no engagement attempt {attempt_id} for visit {visit_id}",
@@ -202,25 +203,24 @@ async def notify(request: web.Request) -> web.StreamResponse:
 async def engage(request: web.Request) -> web.StreamResponse:
     """GWE gateway: start an invitation now (an attempt waiting for this decision, or new)."""
     profile = (await parse_json(request, EngageBody)).ixnProfile
-    engagements = request.app[ENGAGEMENTS]
+    lifecycle = request.app[LIFECYCLE]
     visit = request.app[REGISTRY].get(profile.visitID)
     if visit is None:
         raise NotFound(
             f"no live visit {profile.visitID}",
             details=[{"field": "ixnProfile.visitID", "message": "unknown"}],
         )
-    notifier = request.app[NOTIFIER]
     if profile.attemptID is not None:
         attempt = _attempt(request, profile.attemptID, profile.visitID)
         if attempt.state is State.DETECTED:
-            notifier.offer(attempt, visit)
+            lifecycle.offer(attempt, visit)
         elif not attempt.live:
             raise Conflict(
                 f"attempt {attempt.attempt_id} already ended: {attempt.state.value}",
                 details=[{"field": "ixnProfile.attemptID", "message": "ended"}],
             )
     else:
-        if engagements.engine.busy(visit):
+        if lifecycle.engine.busy(visit):
             raise Conflict(
                 f"visit {visit.visit_id} already has a live engagement (strict mode)",
                 details=[{"field": "ixnProfile.visitID", "message": "busy"}],
@@ -230,7 +230,7 @@ async def engage(request: web.Request) -> web.StreamResponse:
                 f"ixnProfile.invite: no template {profile.invite!r} in invites/",
                 details=[{"field": "ixnProfile.invite", "message": "unknown"}],
             )
-        attempt = attempt_for(
+        attempt = lifecycle.new_attempt(
             visit,
             profile.strategy or "external",
             Origin.EXTERNAL,
@@ -238,9 +238,8 @@ async def engage(request: web.Request) -> web.StreamResponse:
             profile.media or "",
             profile.params,
             profile.timeoutS,
-            now_ms(),
         )
-        engagements.add(visit, attempt)
+        lifecycle.add(visit, attempt)
     return web.json_response({"attemptID": attempt.attempt_id, "state": attempt.state.value})
 
 
@@ -248,20 +247,20 @@ async def engage(request: web.Request) -> web.StreamResponse:
 async def noengage(request: web.Request) -> web.StreamResponse:
     """GWE gateway: drop an engagement attempt."""
     cancel = (await parse_json(request, NoEngageBody)).cancelData
-    engagements = request.app[ENGAGEMENTS]
-    attempt = engagements.by_id.get(cancel.attemptID)
+    lifecycle = request.app[LIFECYCLE]
+    attempt = lifecycle.by_id.get(cancel.attemptID)
     if attempt is None:
         raise NotFound(
             f"no engagement attempt {cancel.attemptID}",
             details=[{"field": "cancelData.attemptID", "message": "unknown"}],
         )
-    if attempt.state is not State.CANCELLED:
-        if not attempt.can_move(State.CANCELLED):
-            raise Conflict(
-                f"attempt {attempt.attempt_id} is {attempt.state.value}: too late to cancel",
-                details=[{"field": "cancelData.attemptID", "message": attempt.state.value}],
-            )
-        engagements.move(attempt, State.CANCELLED, now_ms(), cancel.reason or "noengage")
+    try:
+        lifecycle.cancel(attempt, cancel.reason or "noengage")
+    except LifecycleConflict as exc:
+        raise Conflict(
+            f"attempt {attempt.attempt_id} is {attempt.state.value}: too late to cancel",
+            details=[{"field": "cancelData.attemptID", "message": attempt.state.value}],
+        ) from exc
     return web.json_response({"attemptID": attempt.attempt_id, "state": attempt.state.value})
 
 
@@ -308,9 +307,9 @@ async def disposition(request: web.Request) -> web.StreamResponse:
     """What the visitor did with an invitation (idempotent: repeating it changes nothing)."""
     query = parse_query(request, DispositionQuery)
     attempt = _attempt(request, request.match_info["attemptID"], query.visitID)
-    try:
-        request.app[NOTIFIER].disposition(attempt, query.code)
-    except DispositionConflict as exc:
+    try:  # an acceptance is written to history before this answers
+        await request.app[LIFECYCLE].page_reported(attempt, query.code)
+    except LifecycleConflict as exc:
         raise Conflict(
             str(exc), details=[{"field": "code", "message": attempt.state.value}]
         ) from exc

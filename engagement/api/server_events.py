@@ -20,7 +20,7 @@ from .auth import api_key_required
 from .errors import InvalidInput, NotFound
 from .gwe_history import path_id
 from .parsing import parse_json
-from .state import INGESTOR, REGISTRY
+from .state import INGESTOR, LIFECYCLE, REGISTRY
 
 ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]
 
@@ -98,7 +98,10 @@ async def post_visit_event(request: web.Request) -> web.StreamResponse:
         event = EventIn.model_validate(envelope)  # the tracker's rules, exactly
     except ValidationError as exc:
         raise InvalidInput.from_validation(exc) from exc
-    accepted, duplicates = request.app[INGESTOR].ingest([event])
+    fresh, duplicates = request.app[INGESTOR].ingest([event])
+    if fresh:
+        request.app[LIFECYCLE].decide(fresh)  # strategies see it as a tracker event
+    accepted = len(fresh)
     out = {
         "eventID": event.eventID,
         "visitID": visit_id,

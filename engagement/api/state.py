@@ -6,9 +6,10 @@ import aiohttp
 from aiohttp import web
 
 from ..availability import AvailabilityBoard
-from ..engagements import Engagements
 from ..invite import Invites
 from ..launchers.outbox import CallbackOutbox
+from ..launchers.registry import Launchers
+from ..lifecycle.owner import Lifecycle
 from ..monitoring.ingest import Ingestor
 from ..monitoring.tracker import ServedTracker
 from ..notifications.hub import LocalHub
@@ -30,7 +31,8 @@ INGESTOR = web.AppKey("ingestor", Ingestor)
 TRACKER = web.AppKey("tracker", ServedTracker)
 LIBRARY = web.AppKey("library", StrategyLibrary)
 AVAILABILITY = web.AppKey("availability", AvailabilityBoard)
-ENGAGEMENTS = web.AppKey("engagements", Engagements)
+LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
+LAUNCHERS = web.AppKey("launchers", Launchers)
 HUB = web.AppKey("hub", LocalHub)
 NOTIFIER = web.AppKey("notifier", Notifier)
 INVITES = web.AppKey("invites", Invites)

@@ -11,9 +11,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .. import constants as C
 from ..api.parsing import parse_query
-from ..api.state import ENGAGEMENTS, HISTORY, REGISTRY, SETTINGS
+from ..api.state import HISTORY, LIFECYCLE, REGISTRY, SETTINGS
 from ..attempts import Origin
-from ..engagements import attempt_for
 from ..monitoring.ingest import now_ms
 from ..visits.live import summary
 from ..visits.model import Visit
@@ -123,7 +122,7 @@ async def visit_page(request: web.Request) -> web.StreamResponse:
     if visit is None:
         return _not_found(request, visit_id)
     live = request.app[REGISTRY].get(visit_id)
-    busy = live is not None and request.app[ENGAGEMENTS].engine.busy(live)
+    busy = live is not None and request.app[LIFECYCLE].engine.busy(live)
     context = {
         "visit": visit,
         "live": live is not None,
@@ -156,15 +155,15 @@ async def invite_now(request: web.Request) -> web.StreamResponse:
         return redirect(back, ("error", f"Not sent: {field}: {error['msg']}."))
     if choice.invite not in invite_templates(request):
         return redirect(back, ("error", f"Not sent: no invitation template {choice.invite!r}."))
-    engagements = request.app[ENGAGEMENTS]
-    if engagements.engine.busy(visit):
+    lifecycle = request.app[LIFECYCLE]
+    if lifecycle.engine.busy(visit):
         last = visit.attempts[-1]
         message = (
             f"Not sent: this visit already has a live engagement ({last.strategy}, "
             f"{last.state.value}). Wait until it ends."
         )
         return redirect(back, ("error", message))
-    attempt = attempt_for(
+    attempt = lifecycle.new_attempt(
         visit,
         f"agent:{choice.agent.strip() or 'console'}",
         Origin.AGENT,
@@ -172,8 +171,7 @@ async def invite_now(request: web.Request) -> web.StreamResponse:
         choice.media,
         {},
         AGENT_INVITE_TIMEOUT_S,
-        now_ms(),
     )
-    engagements.add(visit, attempt)
+    lifecycle.add(visit, attempt)
     message = f"Invitation {choice.invite} ({choice.media}) sent: attempt {attempt.attempt_id}."
     return redirect(back, ("ok", message))

@@ -19,7 +19,9 @@ from typing import Any
 import aiohttp
 import aiosqlite
 
-log = logging.getLogger("engagement.launchers")
+from .. import constants as C
+
+log = logging.getLogger(__name__)
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS callbacks (
@@ -42,7 +44,6 @@ RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0  # GMS down for long: try once a minute
 GIVE_UP_AFTER_S = 86_400  # a callback a day late helps nobody: recorded as failed
 IDEMPOTENCY_FIELD = "_engagement_request_id"
-GMS_TIMEOUT_S = 10
 
 
 def now_ms() -> int:
@@ -75,14 +76,23 @@ class GMSSettings:
 
 
 class CallbackOutbox:
-    def __init__(self, path: Path, gms: GMSSettings, session: Callable[[], aiohttp.ClientSession]):
+    def __init__(
+        self,
+        path: Path,
+        gms: GMSSettings,
+        session: Callable[[], aiohttp.ClientSession],
+        delivered: Callable[[Delivery], None],
+        timeout_s: float = C.GMS_TIMEOUT_S,
+    ) -> None:
         self.path = path
         self.gms = gms
         self._session = session
+        self.delivered = delivered  # GMS answered for good (took it, or refused it)
+        self.timeout_s = timeout_s
         self._db: aiosqlite.Connection | None = None
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
-        self.listeners: list[Callable[[Delivery], None]] = []
+        self._in_flight: set[str] = set()  # request IDs being sent to GMS right now
         self.retries_total = 0
         self.queued = 0  # requests not yet delivered nor failed (for metrics)
 
@@ -166,7 +176,13 @@ class CallbackOutbox:
         ) as cur:
             rows = await cur.fetchall()
         for row in rows:
-            await self._deliver(row)
+            if row["request_id"] in self._in_flight:
+                continue  # never twice in flight: the retry waits for the first to end
+            self._in_flight.add(row["request_id"])
+            try:
+                await self._deliver(row)
+            finally:
+                self._in_flight.discard(row["request_id"])
         async with self.db.execute(
             "SELECT MIN(next_try_at) FROM callbacks WHERE state = 'queued'"
         ) as cur:
@@ -180,12 +196,13 @@ class CallbackOutbox:
         form = {**json.loads(row["form"]), IDEMPOTENCY_FIELD: request_id}
         url = self.gms.callback_url(row["service"])
         error: str
+        timed_out = False
         try:
             async with self._session().post(
                 url,
                 data=form,
                 headers={**self.gms.headers, "Idempotency-Key": request_id},
-                timeout=aiohttp.ClientTimeout(total=GMS_TIMEOUT_S),
+                timeout=aiohttp.ClientTimeout(total=self.timeout_s),
             ) as r:
                 text = await r.text()
                 if r.status < 300:
@@ -198,13 +215,18 @@ class CallbackOutbox:
                     )
                     return
                 error = f"GMS answered {r.status}"
-        except (aiohttp.ClientError, TimeoutError) as exc:
-            error = f"GMS unreachable: {exc or type(exc).__name__}"
+        except TimeoutError:
+            error = f"GMS did not answer within {self.timeout_s:g} s (gms_timeout_s)"
+            timed_out = True
+        except aiohttp.ClientError as exc:
+            error = f"GMS unreachable: {exc!r}"
         tries = row["tries"] + 1
         if now_ms() - row["created_at"] > GIVE_UP_AFTER_S * 1000:
             await self._finish(row, "failed", None, f"gave up after {tries} tries: {error}")
             return
         delay_s = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (tries - 1))
+        if timed_out:  # a slow GMS may still be working on it: give it that long again
+            delay_s = max(delay_s, self.timeout_s)
         self.retries_total += 1
         log.warning(
             "callback %s: %s; try %d in %.0f s",
@@ -241,8 +263,7 @@ class CallbackOutbox:
             f": {error}" if error else "",
             extra={"attemptID": row["attempt_id"], "visitID": row["visit_id"]},
         )
-        for listener in self.listeners:
-            listener(delivery)
+        self.delivered(delivery)
 
 
 def _gms_id(text: str) -> str | None:

@@ -13,8 +13,8 @@ from .models import EventIn
 _EVENT_TYPES = {t.value: t for t in EventType}  # a dict lookup, not an Enum call, per event
 
 
-class EventListener(Protocol):
-    """Told of every new (not duplicate) event after the visit state took it."""
+class IdentitySink(Protocol):
+    """Keeps durable identities from SignIn / UserInfo / SignOut events."""
 
     def on_events(self, events: list[Event]) -> None: ...
 
@@ -24,15 +24,16 @@ def now_ms() -> int:
 
 
 class Ingestor:
-    def __init__(self, registry: VisitRegistry) -> None:
+    def __init__(self, registry: VisitRegistry, identities: IdentitySink | None = None) -> None:
         self.registry = registry
-        self.listeners: list[EventListener] = []
+        self.identities = identities
         self.categorize: Callable[[str, str], list[str]] | None = None
         self.accepted_total = 0
         self.duplicates_total = 0
 
-    def ingest(self, batch: Sequence[EventIn]) -> tuple[int, int]:
-        """Stamp server time, drop duplicates, update visits; returns (accepted, duplicates)."""
+    def ingest(self, batch: Sequence[EventIn]) -> tuple[list[Event], int]:
+        """Stamp server time, drop duplicates, update visits; returns the new events (for the
+        lifecycle owner to decide on) and the count of duplicates."""
         server_time = now_ms()
         events = [
             Event(
@@ -54,12 +55,11 @@ class Ingestor:
         if self.categorize is not None:
             self._stamp_categories(events, self.categorize)
         fresh, duplicates = self.registry.ingest(events)
-        if fresh:
-            for listener in self.listeners:
-                listener.on_events(fresh)
+        if fresh and self.identities is not None:
+            self.identities.on_events(fresh)
         self.accepted_total += len(fresh)
         self.duplicates_total += duplicates
-        return len(fresh), duplicates
+        return fresh, duplicates
 
     def _stamp_categories(
         self, events: list[Event], categorize: Callable[[str, str], list[str]]

@@ -187,6 +187,7 @@ def blocked_by_limits(
             return "per_visitor"
     decline_since = now_ms - int(limits.cooldown_after_decline_s * 1000)
     chat_since = now_ms - int(limits.cooldown_after_chat_s * 1000)
+    callback_since = now_ms - int(limits.cooldown_after_callback_s * 1000)
     for a in history:
         declined = a.at(State.DECLINED)
         if declined is not None and declined >= decline_since:
@@ -195,6 +196,10 @@ def blocked_by_limits(
             ended = a.at(State.COMPLETED) or a.at(State.LAUNCHED)
             if ended is not None and ended >= chat_since:
                 return "cooldown_after_chat"
+        elif a.media == "callback":
+            taken = a.at(State.COMPLETED)  # GMS took the callback
+            if taken is not None and taken >= callback_since:
+                return "cooldown_after_callback"
     return None
 
 

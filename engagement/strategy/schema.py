@@ -270,6 +270,9 @@ class Limits(Strict):
     days: float = Field(30, gt=0)
     cooldown_after_decline_s: Seconds = 3600
     cooldown_after_chat_s: Seconds = 86_400
+    cooldown_after_callback_s: Seconds = Field(
+        86_400, description="no invitation after a callback GMS took, for this long"
+    )
 
 
 class Offer(Strict):

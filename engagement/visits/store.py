@@ -400,6 +400,15 @@ class SQLiteHistory:
     def record_conversion(self, conversion: Conversion) -> None:
         self._conversions.append(conversion)
 
+    async def write_attempt(self, attempt: Attempt) -> None:
+        """Write the attempt now, committed when this returns (an acceptance is kept before
+        the visitor is told of it)."""
+        row = _attempt_row(attempt)
+        self._attempts.pop(attempt.attempt_id, None)
+        async with self._lock:
+            await self.db.execute(UPSERT_ATTEMPT, row)
+            await self.db.commit()
+
     async def _write_loop(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):

@@ -305,9 +305,9 @@ async def test_accepted_callback_reaches_gms_with_the_exact_form(
     await ask_callback(page, "+33 1 23 45 67 89")
     await expect(dialog).to_contain_text(CONFIRMED)
 
-    attempt = await attempt_in(api, ids["visitID"], "launched")
+    attempt = await attempt_in(api, ids["visitID"], "completed")  # GMS took it
     assert attempt["handoff"]["gmsID"] == "gms-1"
-    assert states(attempt)[-2:] == ["accepted", "launched"]
+    assert states(attempt)[-2:] == ["accepted", "completed"]
     (received,) = double.requests
     assert (received["method"], received["path"]) == (
         "POST",
@@ -348,7 +348,7 @@ async def test_callback_asked_while_gms_is_down_is_delivered_after_recovery(
         assert [r for r in double.requests if r["mode"] == "up"], double.requests
 
     await eventually(delivered, timeout_s=20)
-    attempt = await attempt_in(api, ids["visitID"], "launched")
+    attempt = await attempt_in(api, ids["visitID"], "completed")
     ups = [r for r in double.requests if r["mode"] == "up"]
     assert len(ups) == 1
     assert {r["form"]["_engagement_request_id"] for r in double.requests} == {
@@ -476,6 +476,6 @@ async def test_demo_without_configuration_uses_the_builtin_demo_gms(
         "",
     )
     assert form["_customer_number"] == "+33123456789"
-    attempt = await attempt_in(api, ids["visitID"], "launched")
+    attempt = await attempt_in(api, ids["visitID"], "completed")
     assert attempt["handoff"]["gmsID"] == received["_id"]
     assert gms[0].requests == []  # the double is not configured here

@@ -62,7 +62,7 @@ def chosen_name(engine: Engine, builder: VisitBuilder, *steps: Any, now: float) 
 
 
 def record(engine: Engine, visit: Visit, name: str, at: float, *states: State, media: str = "chat"):
-    """An attempt as Engagements.start records it: on the visit and in the visitor ledger."""
+    """An attempt as Lifecycle.start records it: on the visit and in the visitor ledger."""
     made = attempt_for(visit, name, at, media=media, states=states)
     visit.attempts.append(made)
     engine.ledger.add(made)
@@ -151,7 +151,12 @@ def test_event_keys() -> None:
 
 # -- strict mode and limits --
 
-NO_COOLDOWN = {"per_visit": 5, "cooldown_after_decline_s": 0, "cooldown_after_chat_s": 0}
+NO_COOLDOWN = {
+    "per_visit": 5,
+    "cooldown_after_decline_s": 0,
+    "cooldown_after_chat_s": 0,
+    "cooldown_after_callback_s": 0,
+}
 OTHER_ATTEMPT_STATES = [
     ((), True),
     ((State.OFFERED,), True),
@@ -297,10 +302,32 @@ COOLDOWN_TABLE = [
         "cooldown_after_chat",
     ),
     (
-        {"cooldown_after_chat_s": 86_400},
+        {"cooldown_after_chat_s": 86_400, "cooldown_after_callback_s": 0},
         "callback",
-        (State.OFFERED, State.ACCEPTED, State.LAUNCHED, State.COMPLETED),
+        (State.OFFERED, State.ACCEPTED, State.COMPLETED),
         3600,
+        None,
+    ),
+    # A callback GMS took starts its own cool-down (not the chat's).
+    (
+        {"cooldown_after_chat_s": 0, "cooldown_after_callback_s": 7200},
+        "callback",
+        (State.OFFERED, State.ACCEPTED, State.COMPLETED),
+        3600,
+        "cooldown_after_callback",
+    ),
+    (
+        {"cooldown_after_chat_s": 0, "cooldown_after_callback_s": 7200},
+        "callback",
+        (State.OFFERED, State.ACCEPTED, State.COMPLETED),
+        7201,
+        None,
+    ),
+    (
+        {"cooldown_after_callback_s": 7200},
+        "callback",
+        (State.OFFERED, State.ACCEPTED, State.FAILED),
+        60,
         None,
     ),
     (

@@ -1,0 +1,46 @@
+"""What every medium's launcher is, and what it may tell the lifecycle owner.
+
+A launcher is the server side of one medium: what the engine does once the visitor said yes
+(``accepted``), and the outcomes it reports back through ``Outcomes`` (the owner's intents).
+Adding a medium: one file here with its class, and one line in ``registry.REGISTRATION``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from ..attempts import Attempt
+from ..settings import Settings
+
+
+class Outcomes(Protocol):
+    """The owner's intent methods a launcher reports to (``lifecycle.owner.Lifecycle``)."""
+
+    def launched(self, attempt: Attempt, reason: str) -> None: ...
+
+    def failed(self, attempt: Attempt, reason: str) -> None: ...
+
+    def completed(self, attempt: Attempt, reason: str) -> None: ...
+
+    def record(self, attempt: Attempt, **handoff: Any) -> None: ...
+
+
+class Launcher(Protocol):
+    name: str  # e.g. "widgets_chat"
+    media: str  # the offer's `media:` it serves (chat, callback, custom)
+
+    async def accepted(self, attempt: Attempt) -> None:
+        """The visitor said yes (the attempt is accepted and written)."""
+
+
+class LaunchRefused(Exception):
+    """The medium said no (no agent, an error): the attempt failed with this reason."""
+
+    def __init__(self, reason: str, unavailable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.unavailable = unavailable  # no agent: the visitor is told so
+
+
+def enabled_always(settings: Settings) -> bool:
+    return True
