@@ -336,3 +336,19 @@ async def test_sessions_survive_nothing_but_the_process(
     )
 
     assert r.status == 303
+
+
+async def test_the_api_document_says_where_429_can_come(client: Client):
+    r = await client.get(client.app.router["openapi"].url_for())
+    paths = (await r.json())["paths"]
+
+    throttled = sorted(
+        f"{method.upper()} {path}"
+        for path, ops in paths.items()
+        for method, op in ops.items()
+        if "429" in op["responses"] and "security" not in op
+    )
+    assert throttled == ["POST /callbacks", "POST /chats"]
+    locked = [op for ops in paths.values() for op in ops.values() if "security" in op]
+    assert locked
+    assert all("429" in op["responses"] for op in locked)

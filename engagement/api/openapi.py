@@ -30,6 +30,9 @@ ERROR_SCHEMA = {
 }
 
 
+THROTTLED_ROUTES = frozenset({"callbacks", "chats"})  # rate-limited: see api/throttling.py
+
+
 def build_openapi(routes: list[Route]) -> dict[str, Any]:
     models = {m for r in routes for m in (r.body, r.response) if m is not None}
     refs, defs = models_json_schema(
@@ -85,11 +88,22 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
         if route.auth:
             op["security"] = [{"apiKey": []}, {"bearer": []}, {"basic": []}]
             op["responses"]["401"] = {"description": "missing or wrong API key", **error}
+            op["responses"]["429"] = {
+                "description": "too many wrong keys from this address: retry after "
+                "`Retry-After` seconds",
+                **error,
+            }
         if route.browser:
             op["responses"]["403"] = {"description": "Origin is not an allowed site", **error}
             op["responses"]["413"] = {"description": "body too large", **error}
         if "{" in route.path:
             op["responses"]["404"] = {"description": "unknown ID", **error}
+        if route.name in THROTTLED_ROUTES:
+            op["responses"]["429"] = {
+                "description": "a limit (per phone number, visitor, address or overall) is "
+                "reached: retry after `Retry-After` seconds; `message` is for the visitor",
+                **error,
+            }
         paths.setdefault(route.path, {})[route.method.lower()] = op
     return {
         "openapi": "3.1.0",
