@@ -22,6 +22,13 @@ SIGN_IN = {"identityId": ADA, "name": "Ada Lovelace", "location": "London",
            "entityInCS": "CS-42", "tier": "gold"}  # fmt: skip
 
 
+def assert_newest_first(visits: list[dict[str, Any]], browsers: list[Factory]) -> None:
+    """Each browser's visit once, newest first (visits started in one millisecond: by ID)."""
+    assert sorted(v["visitId"] for v in visits) == sorted(b.visit_id for b in browsers)
+    order = [(v["startDate"], v["visitId"]) for v in visits]
+    assert order == sorted(order, reverse=True)
+
+
 async def signed_in(client: Client, factory: Factory, data: dict[str, Any]) -> list[Any]:
     events = factory.start() + [factory.event("SignIn", data)]
     await post_events(client, events)
@@ -88,10 +95,10 @@ async def test_visits_on_two_browsers_are_one_history(client: Client):
 
     visits = await get_json(client, url(client, "gwe-identity-visits", identityId=ADA))
     GweVisits.model_validate(visits)
-    assert [(v["visitId"], v["globalVisitID"]) for v in visits] == [
-        (phone.visit_id, phone.global_visit_id),  # newest first
-        (laptop.visit_id, laptop.global_visit_id),
-    ]
+    assert_newest_first(visits, [laptop, phone])
+    browser_of = {v["visitId"]: v["globalVisitID"] for v in visits}
+    assert browser_of == {laptop.visit_id: laptop.global_visit_id,
+                          phone.visit_id: phone.global_visit_id}  # fmt: skip
     events = await get_json(client, url(client, "gwe-identity-events", identityId=ADA))
     GweEvents.model_validate(events)
     expected = laptop_events + phone_events + [cart]  # arrival order, across browsers
@@ -108,7 +115,6 @@ async def test_identity_visits_are_paged_and_embed_pages(client: Client):
     browsers = [Factory() for _ in range(3)]
     for browser in browsers:
         await signed_in(client, browser, {"identityId": ADA})
-    newest_first = [b.visit_id for b in reversed(browsers)]
     query = {"page_size": "2", "include_pages": "true"}
     r = await client.get(url(client, "gwe-identity-visits", query, identityId=ADA), headers=AUTH)
     assert r.status == 200, await r.text()
@@ -119,8 +125,10 @@ async def test_identity_visits_are_paged_and_embed_pages(client: Client):
     r = await client.get(target, headers=AUTH)
     second = await r.json()
     assert "Paging-Next" not in r.headers
-    assert [v["visitId"] for v in first + second] == newest_first
-    assert [v["pageIds"] for v in first + second] == [[b.page_id] for b in reversed(browsers)]
+    listed = first + second
+    assert_newest_first(listed, browsers)
+    page_of = {b.visit_id: b.page_id for b in browsers}
+    assert [v["pageIds"] for v in listed] == [[page_of[v["visitId"]]] for v in listed]
     assert {v["pages"] is None for v in first + second} == {True}
 
 
@@ -192,3 +200,18 @@ async def test_identities_of_a_visit_by_association(client: Client, factory: Fac
     await post_events(client, anonymous.start())
     assert await get_json(client, url(client, "gwe-visit-identities",
                                       visitId=anonymous.visit_id)) == []  # fmt: skip
+
+
+async def test_visits_embedding_their_events_come_at_most_20_a_page(client: Client):
+    browsers = [Factory() for _ in range(21)]
+    for browser in browsers:
+        await signed_in(client, browser, {"identityId": ADA})
+    query = {"page_size": "1000", "include_events": "true", "include_events_detail": "true"}
+    r = await client.get(url(client, "gwe-identity-visits", query, identityId=ADA), headers=AUTH)
+    assert r.status == 200, await r.text()
+    first = await r.json()
+    assert [len(v["events"]) for v in first] == [3] * 20  # VisitStarted, PageEntered, SignIn
+    target = url(client, "gwe-identity-visits", {**query, "page_start": r.headers["Paging-Next"]},
+                 identityId=ADA)  # fmt: skip
+    rest = await get_json(client, target)
+    assert_newest_first(first + rest, browsers)

@@ -25,6 +25,7 @@ ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]
 PAGE_SIZE_DEFAULT = 100  # events or visits per answer when page_size is not given
 PAGE_SIZE_MAX = 1000  # an agent desktop's page; keeps every answer small
 EMBEDDED_MAX = 500  # pages or events embedded in one visit (include_*); the rest: /events
+EMBEDDING_PAGE_SIZE_MAX = 20  # visits per answer when each embeds its pages or events
 IDENTITY_ID_MAX_CHARS = 200
 MAX_AGE_S = 10 * 366 * 86_400  # far beyond any retention
 
@@ -270,8 +271,9 @@ async def get_identity_visits(request: web.Request) -> web.StreamResponse:
         user_agent=q.userAgent,
     )
     reads = request.app[GWE_HISTORY]
-    visits, last = await reads.identity_visits(identity_id, filters, after, q.page_size)
     pages, events = q.embedded()
+    size = min(q.page_size, EMBEDDING_PAGE_SIZE_MAX) if pages or events else q.page_size
+    visits, last = await reads.identity_visits(identity_id, filters, after, size)
     if pages or events:
         for visit in visits:
             _trim(await reads.embed(visit, pages, events), q)
