@@ -66,6 +66,14 @@ class EngineCollector(Collector):
             attempts.add_metric([state], count)
         yield attempts
         yield _counter(
+            "engagement_conversions", "Goal events counted for an attempt (experiments)",
+            lifecycle.goals.converted_total,
+        )  # fmt: skip
+        yield _gauge(
+            "engagement_goal_windows", "Goal windows open (attempts whose goal may still come)",
+            len(lifecycle.goals),
+        )  # fmt: skip
+        yield _counter(
             "engagement_launcher_retries", "Callback deliveries retried", app[OUTBOX].retries_total
         )
         registry, hub = app[REGISTRY], app[HUB]

@@ -181,6 +181,10 @@ async def test_goal_counts_across_visits_for_both_groups(client: Client):
     ) as cur:
         rows = sorted(tuple(r) for r in await cur.fetchall())
     assert rows == [(invited.visit_id, "OrderPlaced", 80), (invited.visit_id, "OrderPlaced", 120.5)]
+    r = await client.get(client.app.router["metrics"].url_for())
+    metrics = (await r.text()).splitlines()
+    assert "engagement_conversions_total 3.0" in metrics  # held out 1, invited 2
+    assert "engagement_goal_windows 2.0" in metrics
 
 
 def invited_arm(f: Factory) -> str:
