@@ -15,7 +15,6 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints,
 from .. import constants as C
 from ..monitoring.ingest import now_ms
 from ..visits.gwe_reads import EventFilters, VisitFilters
-from .auth import api_key_required
 from .errors import InvalidInput, NotFound
 from .parsing import parse_query
 from .state import GWE_HISTORY
@@ -206,7 +205,6 @@ def _paged(request: web.Request, items: list[Any], token: str | None) -> web.Res
     return web.json_response(items, headers=headers)
 
 
-@api_key_required
 async def get_visit(request: web.Request) -> web.StreamResponse:
     """GWE query visit: one visit, with its page and event IDs (or resources) when asked."""
     visit_id = path_id(request, "visitId")
@@ -225,25 +223,21 @@ async def _events(request: web.Request, scope: str, key: str) -> web.Response:
     return _paged(request, found, None if after is None else str(after))
 
 
-@api_key_required
 async def get_visit_events(request: web.Request) -> web.StreamResponse:
     """GWE query events by visit, filtered, in arrival order."""
     return await _events(request, "visit", path_id(request, "visitId"))
 
 
-@api_key_required
 async def get_page_events(request: web.Request) -> web.StreamResponse:
     """GWE query events by page, filtered, in arrival order."""
     return await _events(request, "page", path_id(request, "pageId"))
 
 
-@api_key_required
 async def get_identity_events(request: web.Request) -> web.StreamResponse:
     """GWE query events by identity: every visit of it, on any browser or device."""
     return await _events(request, "identity", _identity_id(request))
 
 
-@api_key_required
 async def get_identity(request: web.Request) -> web.StreamResponse:
     """GWE query identity: who signed in, as SignIn/UserInfo said, and the last visit scope."""
     identity_id = _identity_id(request)
@@ -256,7 +250,6 @@ async def get_identity(request: web.Request) -> web.StreamResponse:
     return web.json_response(found)
 
 
-@api_key_required
 async def get_identity_visits(request: web.Request) -> web.StreamResponse:
     """GWE query visits by identity: newest first, across browsers and devices."""
     identity_id = _identity_id(request)
@@ -280,7 +273,6 @@ async def get_identity_visits(request: web.Request) -> web.StreamResponse:
     return _paged(request, visits, None if last is None else f"{last[0]}-{last[1]}")
 
 
-@api_key_required
 async def get_visit_identities(request: web.Request) -> web.StreamResponse:
     """GWE query identities by visit: who the visit signed in (or was recognized) as."""
     visit_id = path_id(request, "visitId")

@@ -16,9 +16,8 @@ from ..launchers.gms_chat import GMSChat
 from ..launchers.handoff import CallbackInputError, desired_time, normalize_phone
 from ..monitoring.models import ID
 from .errors import Conflict, HTTPError, InvalidInput, NotFound
-from .origins import browser_endpoint
 from .parsing import parse_json
-from .state import INVITES, LAUNCHERS, LIFECYCLE, REGISTRY, origins_of
+from .state import INVITES, LAUNCHERS, LIFECYCLE, REGISTRY
 from .throttling import GUARD, admit_handoff
 
 log = logging.getLogger(__name__)
@@ -96,7 +95,6 @@ async def _accepted_attempt(
     return attempt
 
 
-@browser_endpoint(origins_of)
 async def post_callback(request: web.Request) -> web.StreamResponse:
     """The callback invitation's form: stored at once, delivered to GMS behind the answer."""
     body = await parse_json(request, CallbackIn)
@@ -139,7 +137,6 @@ async def post_callback(request: web.Request) -> web.StreamResponse:
     )
 
 
-@browser_endpoint(origins_of)
 async def post_chat(request: web.Request) -> web.StreamResponse:
     """Create the chat through GMS request-chat (when the engine is set up to)."""
     body = await parse_json(request, ChatIn)

@@ -12,7 +12,6 @@ from .. import constants as C
 from ..attempts import State
 from ..monitoring.ingest import now_ms
 from ..visits.live import LiveFilter, live_page, summary
-from .auth import api_key_required
 from .errors import InvalidInput, NotFound
 from .parsing import parse_query
 from .state import HISTORY, REGISTRY
@@ -169,7 +168,6 @@ def _id_param(request: web.Request, name: str) -> str:
     return value
 
 
-@api_key_required
 async def get_visit(request: web.Request) -> web.StreamResponse:
     """One visit with its pages and events, live or closed."""
     visit_id = _id_param(request, "visitID")
@@ -180,7 +178,6 @@ async def get_visit(request: web.Request) -> web.StreamResponse:
     return web.json_response(visit)
 
 
-@api_key_required
 async def get_live_visits(request: web.Request) -> web.StreamResponse:
     """The visits live now, most recently changed first, a page at a time, filtered."""
     query = parse_query(request, LiveQuery)
@@ -197,7 +194,6 @@ async def get_live_visits(request: web.Request) -> web.StreamResponse:
     )
 
 
-@api_key_required
 async def get_visitor_visits(request: web.Request) -> web.StreamResponse:
     """A visitor's visits (by globalVisitID), newest first."""
     global_visit_id = _id_param(request, "globalVisitID")

@@ -7,14 +7,12 @@ from pydantic import TypeAdapter
 
 from ..monitoring.models import EventBatch
 from ..monitoring.tracker import TrackerScript
-from .origins import browser_endpoint
 from .parsing import BEACON_TYPES, parse, read_body
-from .state import INGESTOR, LIFECYCLE, TRACKER, origins_of
+from .state import INGESTOR, LIFECYCLE, TRACKER
 
 EVENT_BATCH = TypeAdapter(EventBatch)
 
 
-@browser_endpoint(origins_of)
 async def post_events(request: web.Request) -> web.StreamResponse:
     """Take a batch of tracker events (JSON, or text/plain from sendBeacon)."""
     batch = parse(EVENT_BATCH, await read_body(request, BEACON_TYPES))

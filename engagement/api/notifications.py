@@ -20,11 +20,10 @@ from ..monitoring.models import ID
 from ..notifications.hub import CLOSED
 from ..notifications.service import engaged_frame, live_chat
 from ..visits.model import Visit
-from .auth import api_key_required
 from .errors import Conflict, InvalidInput, NotFound
-from .origins import ORIGIN, browser_endpoint, content_url_allowed, cors_headers
+from .origins import ORIGIN, content_url_allowed, cors_headers
 from .parsing import parse, parse_headers, parse_json, parse_query, read_body
-from .state import HUB, INVITES, LIFECYCLE, NOTIFIER, REGISTRY, SETTINGS, origins_of
+from .state import HUB, INVITES, LIFECYCLE, NOTIFIER, REGISTRY, SETTINGS
 
 log = logging.getLogger("engagement.notifications")
 
@@ -166,7 +165,6 @@ def _attempt(request: web.Request, attempt_id: str, visit_id: str) -> Attempt:
 # -- GWE REST --
 
 
-@api_key_required
 async def notify(request: web.Request) -> web.StreamResponse:
     """GWE notify: deliver notifications to the pages of a live visit."""
     visit_id = request.match_info["visitID"]
@@ -199,7 +197,6 @@ async def notify(request: web.Request) -> web.StreamResponse:
     return web.Response(status=200)  # GWE answers with a bare status
 
 
-@api_key_required
 async def engage(request: web.Request) -> web.StreamResponse:
     """GWE gateway: start an invitation now (an attempt waiting for this decision, or new)."""
     profile = (await parse_json(request, EngageBody)).ixnProfile
@@ -243,7 +240,6 @@ async def engage(request: web.Request) -> web.StreamResponse:
     return web.json_response({"attemptID": attempt.attempt_id, "state": attempt.state.value})
 
 
-@api_key_required
 async def noengage(request: web.Request) -> web.StreamResponse:
     """GWE gateway: drop an engagement attempt."""
     cancel = (await parse_json(request, NoEngageBody)).cancelData
@@ -267,7 +263,6 @@ async def noengage(request: web.Request) -> web.StreamResponse:
 # -- browser endpoints --
 
 
-@browser_endpoint(origins_of)
 async def stream(request: web.Request) -> web.StreamResponse:
     """Server-Sent Events for one page: its notifications, replayed after a reconnect."""
     query = parse_query(request, StreamQuery)
@@ -302,7 +297,6 @@ async def stream(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@browser_endpoint(origins_of)
 async def disposition(request: web.Request) -> web.StreamResponse:
     """What the visitor did with an invitation (idempotent: repeating it changes nothing)."""
     query = parse_query(request, DispositionQuery)
@@ -316,7 +310,6 @@ async def disposition(request: web.Request) -> web.StreamResponse:
     return web.json_response({"attemptID": attempt.attempt_id, "state": attempt.state.value})
 
 
-@browser_endpoint(origins_of)
 async def invite_html(request: web.Request) -> web.StreamResponse:
     """The invitation of an attempt, rendered from its template in invites/."""
     query = parse_query(request, InviteQuery)

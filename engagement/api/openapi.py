@@ -10,7 +10,7 @@ from pydantic.json_schema import models_json_schema
 from .. import __version__
 
 if TYPE_CHECKING:
-    from .routes import Route
+    from .route import Route
 
 PATH_PATTERNS = {"group": "^[A-Za-z0-9][A-Za-z0-9_.-]*$", "identityId": "^[^/]{1,200}$"}
 ERROR_SCHEMA = {

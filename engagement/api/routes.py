@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
-
 from aiohttp import web
-from pydantic import BaseModel
 
 from ..console import desktop, experiments, report
 from ..metrics import get_metrics
@@ -24,116 +20,105 @@ from . import (
 )
 from .demo_gms import setup_demo_gms
 from .origins import preflight
+from .policy import add_routes
+from .route import Policy, Route
 from .state import origins_of
 
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    method: str
-    path: str
-    handler: Handler
-    name: str
-    tag: str
-    auth: bool = False  # API key required
-    browser: bool = False  # allowed site origins only
-    body: type[BaseModel] | None = None
-    query: type[BaseModel] | None = None
-    headers: type[BaseModel] | None = None
-    response: type[BaseModel] | None = None
-    content: str = "application/json"
-
-
+P = Policy
 ROUTES: list[Route] = [
     Route("POST", "/monitoring/events", monitoring.post_events, "events", "monitoring",
-          browser=True, body=EventBatch, response=IngestResult),
+          policy=P.SITE, body=EventBatch, response=IngestResult),
     Route("OPTIONS", "/monitoring/events", preflight(origins_of), "events-preflight",
-          "monitoring", browser=True),
+          "monitoring", policy=P.SITE),
     Route("GET", "/tracker.js", monitoring.get_tracker, "tracker", "monitoring",
-          content="application/javascript"),
+          content="application/javascript", policy=P.PUBLIC),
     Route("GET", "/engage.js", monitoring.get_engage, "engage-script", "monitoring",
-          content="application/javascript"),
+          content="application/javascript", policy=P.PUBLIC),
     Route("GET", "/notifications/stream", notifications.stream, "stream", "notifications",
-          browser=True, query=notifications.StreamQuery, headers=notifications.StreamHeaders,
+          policy=P.SITE, query=notifications.StreamQuery, headers=notifications.StreamHeaders,
           content="text/event-stream"),
     Route("GET", "/dispositions/{attemptID}", notifications.disposition, "disposition",
-          "notifications", browser=True, query=notifications.DispositionQuery,
+          "notifications", policy=P.SITE, query=notifications.DispositionQuery,
           response=notifications.AttemptStateOut),
     Route("GET", "/invites/{attemptID}.html", notifications.invite_html, "invite",
-          "notifications", browser=True, query=notifications.InviteQuery, content="text/html"),
-    Route("POST", "/callbacks", handoff.post_callback, "callbacks", "handoff", browser=True,
+          "notifications", policy=P.SITE, query=notifications.InviteQuery, content="text/html"),
+    Route("POST", "/callbacks", handoff.post_callback, "callbacks", "handoff", policy=P.SITE,
           body=handoff.CallbackIn, response=handoff.CallbackOut),
-    Route("OPTIONS", "/callbacks", preflight(origins_of), "callbacks-preflight", "handoff"),
-    Route("POST", "/chats", handoff.post_chat, "chats", "handoff", browser=True,
+    Route("OPTIONS", "/callbacks", preflight(origins_of), "callbacks-preflight", "handoff",
+          policy=P.SITE),
+    Route("POST", "/chats", handoff.post_chat, "chats", "handoff", policy=P.SITE,
           body=handoff.ChatIn, response=handoff.ChatOut),
-    Route("OPTIONS", "/chats", preflight(origins_of), "chats-preflight", "handoff"),
+    Route("OPTIONS", "/chats", preflight(origins_of), "chats-preflight", "handoff", policy=P.SITE),
     Route("POST", "/server/data/notification/notify/{visitID}", notifications.notify, "notify",
-          "gwe", auth=True, body=notifications.NotifyBody),
+          "gwe", policy=P.API_KEY, body=notifications.NotifyBody),
     Route("POST", "/server/data/gateway/engage", notifications.engage, "engage", "gwe",
-          auth=True, body=notifications.EngageBody, response=notifications.AttemptStateOut),
+          policy=P.API_KEY, body=notifications.EngageBody, response=notifications.AttemptStateOut),
     Route("POST", "/server/data/gateway/noengage", notifications.noengage, "noengage", "gwe",
-          auth=True, body=notifications.NoEngageBody, response=notifications.AttemptStateOut),
+          policy=P.API_KEY, body=notifications.NoEngageBody,
+          response=notifications.AttemptStateOut),
     Route("GET", "/server/data/visits/{visitId}", gwe_history.get_visit, "gwe-visit",
-          "gwe-history", auth=True, query=gwe_history.VisitQuery, response=gwe_history.GweVisit),
+          "gwe-history", policy=P.API_KEY, query=gwe_history.VisitQuery,
+          response=gwe_history.GweVisit),
     Route("GET", "/server/data/visits/{visitId}/events", gwe_history.get_visit_events,
-          "gwe-visit-events", "gwe-history", auth=True, query=gwe_history.EventsQuery,
+          "gwe-visit-events", "gwe-history", policy=P.API_KEY, query=gwe_history.EventsQuery,
           response=gwe_history.GweEvents),
     Route("POST", "/server/data/visits/{visitId}/events", server_events.post_visit_event,
-          "gwe-visit-event-create", "gwe-history", auth=True, body=server_events.ServerEventIn,
+          "gwe-visit-event-create", "gwe-history", policy=P.API_KEY,
+          body=server_events.ServerEventIn,
           response=server_events.ServerEventOut),
     Route("GET", "/server/data/visits/{visitId}/identities", gwe_history.get_visit_identities,
-          "gwe-visit-identities", "gwe-history", auth=True, query=gwe_history.IdentitiesQuery,
+          "gwe-visit-identities", "gwe-history", policy=P.API_KEY,
+          query=gwe_history.IdentitiesQuery,
           response=gwe_history.GweIdentities),
     Route("GET", "/server/data/pages/{pageId}/events", gwe_history.get_page_events,
-          "gwe-page-events", "gwe-history", auth=True, query=gwe_history.EventsQuery,
+          "gwe-page-events", "gwe-history", policy=P.API_KEY, query=gwe_history.EventsQuery,
           response=gwe_history.GweEvents),
     Route("GET", "/server/data/identities/{identityId}", gwe_history.get_identity,
-          "gwe-identity", "gwe-history", auth=True, response=gwe_history.GweIdentity),
+          "gwe-identity", "gwe-history", policy=P.API_KEY, response=gwe_history.GweIdentity),
     Route("GET", "/server/data/identities/{identityId}/events", gwe_history.get_identity_events,
-          "gwe-identity-events", "gwe-history", auth=True, query=gwe_history.EventsQuery,
+          "gwe-identity-events", "gwe-history", policy=P.API_KEY, query=gwe_history.EventsQuery,
           response=gwe_history.GweEvents),
     Route("GET", "/server/data/identities/{identityId}/visits", gwe_history.get_identity_visits,
-          "gwe-identity-visits", "gwe-history", auth=True, query=gwe_history.IdentityVisitsQuery,
+          "gwe-identity-visits", "gwe-history", policy=P.API_KEY,
+          query=gwe_history.IdentityVisitsQuery,
           response=gwe_history.GweVisits),
     Route("POST", "/api/v1/visits/{visitID}/desktop-link", desktop.post_desktop_link,
-          "desktop-link", "desktop", auth=True, response=desktop.DesktopLinkOut),
+          "desktop-link", "desktop", policy=P.API_KEY, response=desktop.DesktopLinkOut),
     Route("GET", "/desktop/visits/{visitID}", desktop.desktop_visit, "desktop-visit", "desktop",
-          query=desktop.DesktopQuery, content="text/html"),
+          query=desktop.DesktopQuery, content="text/html", policy=P.PUBLIC),
     Route("GET", "/api/v1/visits/live", history.get_live_visits, "live-visits", "history",
-          auth=True, response=history.LiveVisitsOut),
+          policy=P.API_KEY, response=history.LiveVisitsOut),
     Route("GET", "/api/v1/visits/{visitID}", history.get_visit, "visit", "history",
-          auth=True, response=history.VisitOut),
+          policy=P.API_KEY, response=history.VisitOut),
     Route("GET", "/api/v1/visitors/{globalVisitID}/visits", history.get_visitor_visits,
-          "visitor-visits", "history", auth=True, query=history.VisitorQuery,
+          "visitor-visits", "history", policy=P.API_KEY, query=history.VisitorQuery,
           response=history.VisitorVisitsOut),
     Route("GET", "/api/v1/strategies", strategies.get_strategies, "strategies", "strategies",
-          auth=True, response=strategies.StrategiesOut),
+          policy=P.API_KEY, response=strategies.StrategiesOut),
     Route("GET", "/api/v1/availability", strategies.get_availability, "availability",
-          "strategies", auth=True, response=strategies.AvailabilityOut),
+          "strategies", policy=P.API_KEY, response=strategies.AvailabilityOut),
     Route("PUT", "/api/v1/availability/{group}", strategies.put_availability,
-          "availability-group", "strategies", auth=True, body=strategies.AvailabilityIn,
+          "availability-group", "strategies", policy=P.API_KEY, body=strategies.AvailabilityIn,
           response=strategies.AvailabilityOut),
     Route("GET", "/server/data/pacing/reactiveState", pacing.reactive_state, "reactive-state",
-          "gwe", auth=True, browser=True, query=pacing.ReactiveStateQuery,
+          "gwe", policy=P.SITE_OR_API_KEY, query=pacing.ReactiveStateQuery,
           response=pacing.ReactiveStateOut),
-    Route("GET", "/api/v1/pacing", pacing.get_pacing, "pacing", "strategies", auth=True,
+    Route("GET", "/api/v1/pacing", pacing.get_pacing, "pacing", "strategies", policy=P.API_KEY,
           response=pacing.PacingOut),
     Route("GET", "/api/v1/reports/strategies", report.get_strategy_report, "report-strategies",
-          "reports", auth=True, query=report.ReportQuery, response=report.StrategyReportOut),
+          "reports", policy=P.API_KEY, query=report.ReportQuery, response=report.StrategyReportOut),
     Route("GET", "/api/v1/reports/experiments", experiments.get_experiment_report,
-          "report-experiments", "reports", auth=True, query=report.ReportQuery,
+          "report-experiments", "reports", policy=P.API_KEY, query=report.ReportQuery,
           response=experiments.ExperimentReportOut),
-    Route("GET", "/api/openapi.json", site.get_openapi, "openapi", "meta"),
-    Route("GET", "/health", site.get_health, "health", "meta"),
-    Route("GET", "/ready", site.get_ready, "ready", "meta"),
-    Route("GET", "/metrics", get_metrics, "metrics", "meta", content="text/plain"),
+    Route("GET", "/api/openapi.json", site.get_openapi, "openapi", "meta", policy=P.PUBLIC),
+    Route("GET", "/health", site.get_health, "health", "meta", policy=P.PUBLIC),
+    Route("GET", "/ready", site.get_ready, "ready", "meta", policy=P.PUBLIC),
+    Route("GET", "/metrics", get_metrics, "metrics", "meta", content="text/plain", policy=P.PUBLIC),
 ]  # fmt: skip
 
 
 def setup_routes(app: web.Application, demo: bool) -> None:
-    for route in ROUTES:
-        app.router.add_route(route.method, route.path, route.handler, name=route.name)
+    add_routes(app, ROUTES)  # each behind its policy
     if demo:
         setup_demo_gms(app)
         app.router.add_get("/", site.redirect_to_demo, name="root")

@@ -8,52 +8,64 @@ from __future__ import annotations
 
 from aiohttp import web
 
+from ..api.policy import add_routes
+from ..api.route import Policy, Route
 from . import experiments, login, pacing, past, report, simulate, visitors
-from .session import SESSIONS, Handler, Sessions
+from .session import SESSIONS, Sessions
 from .templating import STATIC_DIR, TEMPLATES, build_environment
-
-# method, path, handler, name
-CONSOLE_ROUTES: list[tuple[str, str, Handler, str]] = [
-    ("GET", "/console/login", login.login_form, "console-login"),
-    ("POST", "/console/login", login.login, "console-login-post"),
-    ("POST", "/console/logout", login.logout, "console-logout"),
-    ("GET", "/console/", visitors.visitors_page, "console-visitors"),
-    ("GET", "/console/visitors.json", visitors.visitors_json, "console-visitors-json"),
-    ("GET", "/console/visits/{visitID}", visitors.visit_page, "console-visit"),
-    ("GET", "/console/past", past.past_visits_page, "console-past-visits"),
-    ("POST", "/console/visits/{visitID}/invite", visitors.invite_now, "console-invite"),
-    ("GET", "/console/reports", report.report_page, "console-reports"),
-    ("GET", "/console/reports.csv", report.report_csv, "console-reports-csv"),
-    ("GET", "/console/experiments", experiments.experiments_page, "console-experiments"),
-    ("GET", "/console/experiments.csv", experiments.experiments_csv, "console-experiments-csv"),
-    ("GET", "/console/pacing", pacing.pacing_page, "console-pacing"),
-    ("GET", "/console/pacing/live", pacing.pacing_live, "console-pacing-live"),
-    ("GET", "/console/simulate", simulate.simulate_form, "console-simulate"),
-    ("POST", "/console/simulate", simulate.simulate_run, "console-simulate-run"),
-]
-# The JSON API of the report: API key only, documented by its pydantic models.
-REPORT_API_ROUTE: tuple[str, str, Handler, str] = (
-    "GET",
-    "/api/v1/reports/strategies",
-    report.get_strategy_report,
-    "report-strategies",
-)
 
 
 async def _to_console(request: web.Request) -> web.StreamResponse:
     raise web.HTTPFound(str(request.app.router["console-visitors"].url_for()))
 
 
+P = Policy
+CONSOLE_ROUTES: list[Route] = [
+    Route("GET", "/console/login", login.login_form, "console-login", "console", P.PUBLIC),
+    Route("POST", "/console/login", login.login, "console-login-post", "console", P.PUBLIC),
+    Route("POST", "/console/logout", login.logout, "console-logout", "console", P.CONSOLE_PAGE),
+    Route("GET", "/console/", visitors.visitors_page, "console-visitors", "console",
+          P.CONSOLE_PAGE),
+    Route("GET", "/console/visitors.json", visitors.visitors_json, "console-visitors-json",
+          "console", P.CONSOLE_DATA),
+    Route("GET", "/console/visits/{visitID}", visitors.visit_page, "console-visit", "console",
+          P.CONSOLE_PAGE),
+    Route("GET", "/console/past", past.past_visits_page, "console-past-visits", "console",
+          P.CONSOLE_PAGE),
+    Route("POST", "/console/visits/{visitID}/invite", visitors.invite_now, "console-invite",
+          "console", P.CONSOLE_PAGE),
+    Route("GET", "/console/reports", report.report_page, "console-reports", "console",
+          P.CONSOLE_PAGE),
+    Route("GET", "/console/reports.csv", report.report_csv, "console-reports-csv", "console",
+          P.CONSOLE_DATA),
+    Route("GET", "/console/experiments", experiments.experiments_page, "console-experiments",
+          "console", P.CONSOLE_PAGE),
+    Route("GET", "/console/experiments.csv", experiments.experiments_csv,
+          "console-experiments-csv", "console", P.CONSOLE_DATA),
+    Route("GET", "/console/pacing", pacing.pacing_page, "console-pacing", "console",
+          P.CONSOLE_PAGE),
+    Route("GET", "/console/pacing/live", pacing.pacing_live, "console-pacing-live", "console",
+          P.CONSOLE_DATA),
+    Route("GET", "/console/simulate", simulate.simulate_form, "console-simulate", "console",
+          P.CONSOLE_PAGE),
+    Route("POST", "/console/simulate", simulate.simulate_run, "console-simulate-run", "console",
+          P.CONSOLE_PAGE),
+    Route("GET", "/console", _to_console, "console-bare", "console", P.PUBLIC),
+]  # fmt: skip
+# The JSON API of the report: API key only, documented by its pydantic models.
+REPORT_API_ROUTE = Route(
+    "GET", "/api/v1/reports/strategies", report.get_strategy_report, "report-strategies",
+    "reports", P.API_KEY,
+)  # fmt: skip
+
+
 def setup_console(app: web.Application) -> None:
     """Add the console's routes (and the report API, unless the route table already has it)."""
     app[TEMPLATES] = build_environment()
     app[SESSIONS] = Sessions()
-    for method, path, handler, name in CONSOLE_ROUTES:
-        app.router.add_route(method, path, handler, name=name)
-    app.router.add_get("/console", _to_console, name="console-bare")
+    add_routes(app, CONSOLE_ROUTES)  # each behind its policy
     app.router.add_static(
         "/console/static/", STATIC_DIR, name="console-static", append_version=True
     )
-    method, path, handler, name = REPORT_API_ROUTE
-    if name not in app.router.named_resources():
-        app.router.add_route(method, path, handler, name=name)
+    if REPORT_API_ROUTE.name not in app.router.named_resources():
+        add_routes(app, [REPORT_API_ROUTE])

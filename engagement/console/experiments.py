@@ -8,7 +8,6 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .. import reports
-from ..api.auth import api_key_required
 from ..api.errors import InvalidInput
 from ..api.parsing import parse_query
 from ..api.state import HISTORY
@@ -16,7 +15,6 @@ from ..experiments import report as xr
 from ..experiments.stats import CONFIDENCE, Lift
 from .chart import experiment_chart
 from .report import ReportQuery
-from .session import console_data, console_page
 from .templating import render
 
 
@@ -82,7 +80,6 @@ def _lift_json(lf: Lift) -> dict[str, Any]:
     }
 
 
-@api_key_required
 async def get_experiment_report(request: web.Request) -> web.StreamResponse:
     """Experiments per strategy and arm: conversions and lift against the holdout."""
     query = parse_query(request, ReportQuery)
@@ -96,7 +93,6 @@ async def get_experiment_report(request: web.Request) -> web.StreamResponse:
     })  # fmt: skip
 
 
-@console_data
 async def experiments_csv(request: web.Request) -> web.StreamResponse:
     """The experiment rows as CSV, with the page's filters."""
     query = parse_query(request, ReportQuery)
@@ -109,7 +105,6 @@ async def experiments_csv(request: web.Request) -> web.StreamResponse:
     )
 
 
-@console_page
 async def experiments_page(request: web.Request) -> web.StreamResponse:
     """Conversion per arm with its interval, and the lift over the holdout."""
     form = {k: request.query.get(k, "") for k in ("from", "until", "strategy")}

@@ -15,7 +15,6 @@ from .session import (
     SESSION_TTL_S,
     SESSIONS,
     check_csrf,
-    console_page,
     valid_key,
 )
 from .templating import redirect, render
@@ -76,7 +75,6 @@ async def login(request: web.Request) -> web.StreamResponse:
     return response
 
 
-@console_page
 async def logout(request: web.Request) -> web.StreamResponse:
     """End the session: revoked on the server, so a copy of the cookie is worthless too."""
     form = await request.post()

@@ -11,7 +11,6 @@ from aiohttp import web
 from ..api.state import PACER
 from ..monitoring.ingest import now_ms
 from ..pacing.model import Plan
-from .session import console_data, console_page
 from .templating import render
 
 WIDTH = 760
@@ -87,13 +86,11 @@ def _context(request: web.Request) -> dict[str, Any]:
     return {"plans": plans, "chart": capacity_chart(plans)}
 
 
-@console_page
 async def pacing_page(request: web.Request) -> web.StreamResponse:
     """Agent groups and their pacing, live."""
     return render(request, "pacing.html", _context(request))
 
 
-@console_data
 async def pacing_live(request: web.Request) -> web.StreamResponse:
     """The page's live part, rendered the same way, for pacing.js to swap in."""
     return render(request, "_pacing.html", _context(request))

@@ -13,7 +13,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from ..api.state import HISTORY
 from ..visits.search import Cursor, VisitQuery, search_visits
-from .session import console_page
 from .templating import render
 from .visitors import display_name
 
@@ -73,7 +72,6 @@ class PastVisitsForm(BaseModel):
         return (int(match[1]), match[2]) if match else None
 
 
-@console_page
 async def past_visits_page(request: web.Request) -> web.StreamResponse:
     """The search form and one page of matching visits, newest first."""
     form = {k: request.query.get(k, "") for k in FIELDS}

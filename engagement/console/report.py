@@ -10,12 +10,10 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from .. import reports
-from ..api.auth import api_key_required
 from ..api.errors import InvalidInput
 from ..api.parsing import parse_query
 from ..api.state import HISTORY
 from .chart import funnel_chart
-from .session import console_data, console_page
 from .templating import render
 
 _DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -107,7 +105,6 @@ def report_json(query: ReportQuery, rows: list[reports.FunnelRow]) -> dict[str, 
     }
 
 
-@api_key_required
 async def get_strategy_report(request: web.Request) -> web.StreamResponse:
     """The strategy funnel per strategy and UTC day: detected to completed."""
     query = parse_query(request, ReportQuery)
@@ -115,7 +112,6 @@ async def get_strategy_report(request: web.Request) -> web.StreamResponse:
     return web.json_response(report_json(query, rows))
 
 
-@console_data
 async def report_csv(request: web.Request) -> web.StreamResponse:
     """The report's rows as CSV, with the page's filters."""
     query = parse_query(request, ReportQuery)
@@ -128,7 +124,6 @@ async def report_csv(request: web.Request) -> web.StreamResponse:
     )
 
 
-@console_page
 async def report_page(request: web.Request) -> web.StreamResponse:
     """The report with its chart; filters in a GET form."""
     form = {k: request.query.get(k, "") for k in ("from", "until", "strategy")}

@@ -20,7 +20,7 @@ from ..monitoring.ingest import now_ms
 from ..strategy.loader import SUFFIXES, check_folder
 from .chart import dry_run_chart
 from .login import csrf_refused
-from .session import CSRF_FIELD, check_csrf, console_page
+from .session import CSRF_FIELD, check_csrf
 from .templating import render
 
 MAX_FILES = 50  # an uploaded draft folder, at most this many YAML files
@@ -42,7 +42,6 @@ def _context(form: dict[str, str], **more: Any) -> dict[str, Any]:
     return {"form": form, "errors": [], "run": None, "chart": None, "error": None, **more}
 
 
-@console_page
 async def simulate_form(request: web.Request) -> web.StreamResponse:
     """The dry-run form: upload a draft folder's files or name a folder on the server."""
     form = {"folder": "", "days": "7", "until": ""}
@@ -70,7 +69,6 @@ async def _read_form(request: web.Request, into: Path) -> tuple[dict[str, str], 
     return fields, saved
 
 
-@console_page
 async def simulate_run(request: web.Request) -> web.StreamResponse:
     """Check the draft like `engagement check`, then replay the period through it."""
     with tempfile.TemporaryDirectory(prefix="dry-run-") as tmp:

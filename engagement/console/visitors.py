@@ -17,7 +17,7 @@ from ..monitoring.ingest import now_ms
 from ..visits.live import summary
 from ..visits.model import Visit
 from .login import csrf_refused
-from .session import CSRF_FIELD, check_csrf, console_data, console_page
+from .session import CSRF_FIELD, check_csrf
 from .templating import redirect, render
 
 _ID = re.compile(C.ID_PATTERN)
@@ -70,7 +70,6 @@ class SinceQuery(BaseModel):
     since: int = Field(0, ge=0, le=C.MAX_SAFE_INTEGER, description="`version` of the last answer")
 
 
-@console_page
 async def visitors_page(request: web.Request) -> web.StreamResponse:
     """Live visitors; the page's script applies what changed, from ``visitors_json``."""
     context = {
@@ -82,7 +81,6 @@ async def visitors_page(request: web.Request) -> web.StreamResponse:
     return render(request, "visitors.html", context)
 
 
-@console_data
 async def visitors_json(request: web.Request) -> web.StreamResponse:
     """What changed among live visitors since ``since`` (a ``version`` this answered before):
     the visitors who changed, most recent first, at most as many as the console shows, and
@@ -112,7 +110,6 @@ def _not_found(request: web.Request, visit_id: str) -> web.Response:
     return render(request, "error.html", {"title": "Unknown visit", "message": message}, 404)
 
 
-@console_page
 async def visit_page(request: web.Request) -> web.StreamResponse:
     """One visit, live or closed: pages, events, invitations and how each one went."""
     visit_id = request.match_info["visitID"]
@@ -136,7 +133,6 @@ async def visit_page(request: web.Request) -> web.StreamResponse:
     return render(request, "visit.html", context)
 
 
-@console_page
 async def invite_now(request: web.Request) -> web.StreamResponse:
     """Invite a live visitor now, the way a strategy would (origin: agent)."""
     visit_id = request.match_info["visitID"]
