@@ -6,7 +6,8 @@
  * Like Widgets, a chat survives navigation: its session is kept in sessionStorage, and each new
  * page restores it once loaded (WebChatService.restored; restoreTimeout after 60 s away;
  * restoreFailed if the session cannot be read). WebChat.open fails while a chat is open;
- * WebChatService.updateUserData adds data to the open chat. */
+ * WebChatService.updateUserData adds data to the open chat. Extensions in
+ * _genesys.widgets.extensions run when it starts, as Widgets runs them. */
 (function () {
   'use strict';
   var SESSION_KEY = 'demo-widgets-chat';
@@ -140,6 +141,11 @@
     say('system', 'Chat restored.');
     publish('WebChatService.restored', {});
   }
-  window.addEventListener('load', function () { setTimeout(restore, RESTORE_DELAY_MS); });
+  // Widgets extensions (the documented way to extend Widgets) start with Widgets.
+  Object.keys(g.widgets.extensions || {}).forEach(function (name) {
+    try { g.widgets.extensions[name](null, bus, {}); } catch (e) { console.error(e); }
+  });
+  if (document.readyState === 'complete') setTimeout(restore, RESTORE_DELAY_MS); // loaded late
+  else window.addEventListener('load', function () { setTimeout(restore, RESTORE_DELAY_MS); });
   window.addEventListener('pagehide', save); // the time away counts from here
 })();

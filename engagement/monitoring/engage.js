@@ -55,14 +55,19 @@
   // by themselves is not counted against it. CK (localStorage) names the attempt followed, so a
   // new page subscribes before Widgets restores; the stream's first frame (gpe.engaged) says it
   // too, for pages without that key (another subdomain).
-  var CK = PFX + 'chat', plugin, following = 0;
+  var CK = PFX + 'chat', plugin = null, following = 0;
   var REPORTS = {restored: 'restored', started: 'launched', agentConnected: 'agent_connected',
     ended: 'completed', error: 'error', restoreFailed: 'restore_failed', restoreTimeout: 'restore_timeout'};
   var ENDS = {ended: 1, error: 1, restoreFailed: 1, restoreTimeout: 1};
-  function widgets() { // our plugin on the Widgets bus, registered once; null without Widgets
-    if (plugin === undefined) {
-      var g = w._genesys, b = (g && g.widgets && g.widgets.bus) || w.CXBus;
-      plugin = (b && b.registerPlugin && b.registerPlugin('Engagement')) || null;
+  function widgets() { // our plugin on the Widgets bus; null without Widgets (yet)
+    var g = w._genesys, gw = g && g.widgets, b = (gw && gw.bus) || w.CXBus;
+    if (!plugin && b && b.registerPlugin) plugin = b.registerPlugin('Engagement') || null;
+    if (!plugin && gw && !gw.bus && !(gw.extensions && gw.extensions.Engagement)) {
+      // Widgets configured but not loaded yet: the documented way in, a Widgets extension
+      (gw.extensions = gw.extensions || {}).Engagement = guard(function ($, bus) {
+        plugin = plugin || bus.registerPlugin('Engagement') || null;
+        follow();
+      });
     }
     return plugin;
   }
@@ -73,7 +78,9 @@
   }
   function follow(o) { // o: {attemptID, media} from the stream; none: the one named in CK
     var c = o || lsJSON(CK), p = widgets(), a = c && c.attemptID;
-    if (!a || c.media !== 'chat' || !p || a === following) return;
+    if (!a || c.media !== 'chat' || a === following) return;
+    if (w._genesys && w._genesys.widgets) lsSet(CK, {attemptID: a, media: 'chat'}); // for the next pages
+    if (!p) return; // the Widgets extension follows it once Widgets loads
     unfollow();
     following = a;
     lsSet(CK, {attemptID: a, media: 'chat'});

@@ -186,3 +186,21 @@ async def test_a_new_page_learns_the_live_chat_from_its_stream(
     await page.click(f"{CHAT_PANEL} [data-demo=end]")
     ended = await attempt_in(api, ids["visitID"], "completed")
     assert states(ended)[-2:] == ["launched", "completed"]
+
+
+async def test_widgets_loaded_after_the_tracker_are_joined_through_an_extension(
+    engine: TestServer, api: Api, browser: Browser
+):
+    page, ids = await chatting(api, browser, engine)
+    stub = "**/demo/widgets-stub.js"
+    await page.route(stub, lambda route: route.abort())  # Widgets late: configured, not loaded
+    await page.add_init_script("window._genesys = {widgets: {webchat: {}}}")
+    await page.goto(f"http://127.0.0.1:{engine.port}/demo/pricing.html")
+    await page.wait_for_function("() => !!(_genesys.widgets.extensions || {}).Engagement")
+
+    await page.unroute(stub)
+    async with page.expect_request(code_is("restored")):
+        await page.add_script_tag(url="/demo/widgets-stub.js")
+    await page.click(f"{CHAT_PANEL} [data-demo=end]")
+    ended = await attempt_in(api, ids["visitID"], "completed")
+    assert states(ended)[-2:] == ["launched", "completed"]
