@@ -179,7 +179,9 @@ class Pacer:
     def _seen_by_feed(self, t: _Tracked, now_ms: int) -> bool:
         """A launched interaction stays counted until a feed report newer than its launch
         counts it (or the report goes stale): otherwise it would count nowhere meanwhile."""
-        left_at = t.attempt.transitions[-1][1]
+        states = [state for state, _, _ in t.attempt.transitions]
+        after = states.index(State.ACCEPTED) + 1  # the step that left `accepted` (launched...)
+        left_at = t.attempt.transitions[min(after, len(states) - 1)][1]
         report = self.board.groups.get(t.group)
         if report is not None and report.updated_at >= left_at:
             return True

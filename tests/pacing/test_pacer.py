@@ -131,3 +131,15 @@ def test_reactive_state_over_groups_of_a_channel() -> None:
     assert p.reactive_state(Channel.CHAT, [], T0) == 1.0
     assert p.reactive_state(Channel.WEBCALLBACK, [], T0) == 1.0
     assert p.reactive_state(Channel.WEBCALLBACK, ["chat-a"], T0) == 0.0  # not of that channel
+
+
+def test_two_nodes_sharing_the_counters_pace_together() -> None:
+    board, counters = AvailabilityBoard(), LocalCounters()
+    board.report("sales", GroupState(1, 0.0, T0))
+    node_a = Pacer(PacingConfig(), board, counters)
+    node_b = Pacer(PacingConfig(), board, counters)
+    first, second = attempt(), attempt()
+    assert node_a.admit(first, "sales", 0, T0) == [first]
+    first.move(State.OFFERED, T0)
+    assert node_b.admit(second, "sales", 0, T0) == []  # node A's invitation fills the slot
+    assert node_b.plan("sales", T0).pending.invited == (PRIOR_ACCEPTANCE,)
