@@ -148,7 +148,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         lifecycle.announcer = DecisionWebhook(
             settings.decision_webhook_url, settings.webhook_secret, session, now_ms
         )
-    library = app[LIBRARY] = StrategyLibrary(settings.strategies_dir)
+    library = app[LIBRARY] = StrategyLibrary(settings.strategies_dir, settings.invites_dir)
 
     def use_strategies(current: StrategySet) -> None:
         engine.strategies = current

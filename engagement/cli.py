@@ -102,13 +102,14 @@ def serve(args: argparse.Namespace) -> int:
 
 def check(args: argparse.Namespace) -> int:
     """Validate a strategies folder the way the engine would load it."""
-    folder = args.folder or load_settings(args.config).strategies_dir
+    settings = load_settings(args.config)
+    folder = args.folder or settings.strategies_dir
     if not folder.is_dir():
         where = "" if args.folder else f" (strategies_dir; {_where(args)})"
         print(f"engagement: no strategies folder at {folder.resolve()}{where}", file=sys.stderr)
         return 2
     files = strategy_files(folder)
-    strategies, errors = check_folder(folder)
+    strategies, errors = check_folder(folder, settings.invites_dir)
     for error in errors:
         print(error)
     summary = (

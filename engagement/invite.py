@@ -35,7 +35,9 @@ class Invites:
         self._strings: tuple[float, dict[str, dict[str, str]]] | None = None
 
     def exists(self, name: str) -> bool:
-        return (self.folder / name).is_file()
+        """A template of this folder (a bare file name: nothing outside invites/)."""
+        path = self.folder / name
+        return path.parent == self.folder and not name.startswith(".") and path.is_file()
 
     def strings(self, language: str) -> dict[str, str]:
         """Texts for a language (``fr-BE`` falls back to ``fr``, then to English)."""

@@ -16,10 +16,12 @@ from engagement.api.strategies import StrategiesOut
 from engagement.app import create_app
 from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
+from engagement.strategy.loader import check_folder
 
 from .conftest import AUTH, SITE, ClientFactory, Factory, post_events
 
 Client = TestClient[Any, Any]
+INVITES = Path(__file__).resolve().parent.parent / "invites"
 EXAMPLES = Path(__file__).resolve().parent.parent / "strategies"
 
 BIG_CART = """
@@ -277,3 +279,39 @@ async def test_python_strategy_error_names_file_and_line(client: Client, strateg
             "message": "NameError: name 'undefined_name' is not defined",
         }
     ]
+
+
+async def test_an_offer_naming_no_template_is_refused_with_a_hint(
+    client: Client, strategies_dir: Path
+):
+    library = client.app[LIBRARY]
+    rewrite(strategies_dir / "dwell.yaml", DWELL.replace("chat.html", "chatt.html"))
+    library.scan()
+    body = await (await client.get("/api/v1/strategies", headers=AUTH)).json()
+    assert body["errors"] == [
+        {
+            "file": "strategies/dwell.yaml",
+            "line": 3,
+            "column": 1,
+            "message": "offer.invite: no template 'chatt.html' in invites/: "
+            "did you mean 'chat.html'?",
+        }
+    ]
+    # engagement check says the same, with the settings' invites folder.
+    _, errors = check_folder(strategies_dir, INVITES)
+    assert [str(e) for e in errors] == [
+        "strategies/dwell.yaml:3:1: offer.invite: no template 'chatt.html' in invites/: "
+        "did you mean 'chat.html'?"
+    ]
+
+
+@pytest.mark.parametrize("invite", ["../pyproject.toml", "missing.html", "/etc/passwd"])
+async def test_engage_names_only_a_template_in_invites(client: Client, invite: str):
+    factory = Factory()
+    await post_events(client, factory.start())
+    body = {"ixnProfile": {"visitID": factory.visit_id, "invite": invite, "media": "chat"}}
+    r = await client.post(client.app.router["engage"].url_for(), json=body, headers=AUTH)
+    assert r.status == 400, await r.text()
+    assert [d["field"] for d in (await r.json())["details"]] == ["ixnProfile.invite"]
+    visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
+    assert visit["attempts"] == []

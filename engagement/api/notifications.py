@@ -98,7 +98,12 @@ class IxnProfile(BaseModel):
 
     visitID: ID
     attemptID: ID | None = None
-    invite: str | None = Field(None, max_length=200, description="template in invites/")
+    invite: str | None = Field(
+        None,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
+        description="template in invites/ (a file name, e.g. chat.html)",
+    )
     media: Literal["chat", "callback", "custom"] | None = None
     params: JSONData = Field(default_factory=dict)
     timeoutS: float = Field(30, gt=0, le=3600)

@@ -190,7 +190,8 @@ def blocked_by_limits(
     callback_since = now_ms - int(limits.cooldown_after_callback_s * 1000)
     for a in history:
         declined = a.at(State.DECLINED)
-        if declined is not None and declined >= decline_since:
+        mine = limits.decline_silences == "visitor" or a.strategy == s.name
+        if declined is not None and declined >= decline_since and mine:
             return "cooldown_after_decline"
         if a.media == "chat":
             ended = a.at(State.COMPLETED) or a.at(State.LAUNCHED)

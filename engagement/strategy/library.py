@@ -36,8 +36,9 @@ def _stamp(path: Path) -> Stamp | None:
 
 
 class StrategyLibrary:
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, invites: Path | None = None) -> None:
         self.folder = folder
+        self.invites = invites  # offers must name a template there
         self.good: dict[Path, LoadedFile] = {}
         self.errors: dict[Path, list[StrategyError]] = {}
         self._stamps: dict[Path, Stamp] = {}
@@ -68,7 +69,7 @@ class StrategyLibrary:
                 self.errors.pop(path, None)
             except StrategyFileError as exc:
                 self._report(path, exc.errors)
-        for path, problems in cross_check(candidate, self.folder).items():
+        for path, problems in cross_check(candidate, self.folder, self.invites).items():
             self._report(path, problems)
             if path in self.good:
                 candidate[path] = self.good[path]  # last good version keeps running

@@ -286,9 +286,20 @@ def strategy_files(folder: Path) -> list[Path]:
     )
 
 
-def cross_check(files: dict[Path, LoadedFile], root: Path) -> dict[Path, list[StrategyError]]:
-    """Problems between files: unknown categories, a strategy name defined twice."""
+def invite_templates(invites: Path) -> list[str]:
+    """The template names in the invites/ folder."""
+    if not invites.is_dir():
+        return []
+    return sorted(p.name for p in invites.iterdir() if p.is_file() and p.suffix == ".html")
+
+
+def cross_check(
+    files: dict[Path, LoadedFile], root: Path, invites: Path | None = None
+) -> dict[Path, list[StrategyError]]:
+    """Problems between files: unknown categories, a strategy name defined twice, and (when
+    the invites/ folder is given) an offer naming no template in it."""
     categories = {c for f in files.values() for c in f.categories}
+    templates = invite_templates(invites) if invites is not None and invites.is_dir() else None
     owners: dict[str, Path] = {}
     problems: dict[Path, list[StrategyError]] = {}
     for path, f in sorted(files.items()):
@@ -301,6 +312,14 @@ def cross_check(files: dict[Path, LoadedFile], root: Path) -> dict[Path, list[St
                 )
                 problems.setdefault(path, []).append(StrategyError(shown, line, col, msg))
         for s in f.strategies:
+            if templates is not None and s.offer.invite not in templates:
+                hint = difflib.get_close_matches(s.offer.invite, templates, n=1)
+                msg = f"offer.invite: no template '{s.offer.invite}' in invites/" + (
+                    f": did you mean '{hint[0]}'?"
+                    if hint
+                    else f" (there: {', '.join(templates) or 'nothing'})"
+                )
+                problems.setdefault(path, []).append(StrategyError(shown, s.line, 1, msg))
             other = owners.setdefault(s.name, path)
             if other != path:
                 message = f"strategy name '{s.name}' is already used in {_display(other, root)}"
@@ -325,8 +344,11 @@ def build_set(files: dict[Path, LoadedFile]) -> StrategySet:
     return StrategySet(strategies, categories, events)
 
 
-def check_folder(folder: Path) -> tuple[StrategySet, list[StrategyError]]:
-    """Load every file in ``folder``; the set of the good ones and every error."""
+def check_folder(
+    folder: Path, invites: Path | None = None
+) -> tuple[StrategySet, list[StrategyError]]:
+    """Load every file in ``folder``; the set of the good ones and every error (offers are
+    checked against the templates in ``invites`` when it is given)."""
     files: dict[Path, LoadedFile] = {}
     errors: list[StrategyError] = []
     for path in strategy_files(folder):
@@ -334,7 +356,7 @@ def check_folder(folder: Path) -> tuple[StrategySet, list[StrategyError]]:
             files[path] = load_file(path, _display(path, folder))
         except StrategyFileError as exc:
             errors.extend(exc.errors)
-    for path, problems in cross_check(files, folder).items():
+    for path, problems in cross_check(files, folder, invites).items():
         errors.extend(problems)
         del files[path]
     return build_set(files), errors

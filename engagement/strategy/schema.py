@@ -270,6 +270,11 @@ class Limits(Strict):
     days: float = Field(30, gt=0)
     cooldown_after_decline_s: Seconds = 3600
     cooldown_after_chat_s: Seconds = 86_400
+    decline_silences: Literal["visitor", "strategy"] = Field(
+        "visitor",
+        description="after a decline, for cooldown_after_decline_s: no invitation at all to the "
+        "visitor (visitor), or none of this strategy (strategy)",
+    )
     cooldown_after_callback_s: Seconds = Field(
         86_400, description="no invitation after a callback GMS took, for this long"
     )

@@ -278,6 +278,14 @@ COOLDOWN_TABLE = [
         "cooldown_after_decline",
     ),
     ({"cooldown_after_decline_s": 0}, "chat", (State.OFFERED, State.DECLINED), 1, None),
+    # decline_silences: strategy: a decline of another strategy does not silence this one.
+    (
+        {"cooldown_after_decline_s": 3600, "decline_silences": "strategy"},
+        "chat",
+        (State.OFFERED, State.DECLINED),
+        60,
+        None,
+    ),
     ({"cooldown_after_decline_s": 3600}, "chat", (State.OFFERED, State.CLOSED), 60, None),
     ({"cooldown_after_decline_s": 3600}, "chat", (State.TIMED_OUT,), 60, None),
     (
