@@ -204,3 +204,31 @@ async def test_widgets_loaded_after_the_tracker_are_joined_through_an_extension(
     await page.click(f"{CHAT_PANEL} [data-demo=end]")
     ended = await attempt_in(api, ids["visitID"], "completed")
     assert states(ended)[-2:] == ["launched", "completed"]
+
+
+NEVER_STARTS = """() => {
+  const bus = _genesys.widgets.bus, command = bus.command;
+  bus.command = function (name) {  // Widgets still loading when the tab closes: no chat starts
+    return name === 'WebChat.open' ? new Promise(() => {}) : command.apply(this, arguments);
+  };
+}"""
+
+
+@pytest.mark.parametrize("overrides", [{"accepted_expiration_s": 1}], ids=["expiry-1s"])
+async def test_accepted_then_the_tab_closed_expires_and_frees_the_visit(
+    engine: TestServer, api: Api, browser: Browser
+):
+    page, ids = await shopper(browser, engine)
+    await page.evaluate(NEVER_STARTS)
+    dialog = await invited(page)
+    await dialog.locator("[data-eng-action=accept]").click()
+    await attempt_in(api, ids["visitID"], "accepted")
+    await page.close()
+
+    expired = await attempt_in(api, ids["visitID"], "failed")
+    assert expired["transitions"][-1]["reason"] == "accepted, never launched in 1 s"
+    again = await page.context.new_page()  # the visitor comes back in another tab
+    await again.goto(f"http://127.0.0.1:{engine.port}/demo/products.html")
+    await invited(again)
+    visit = await wait_for_visit(api, ids["visitID"], lambda v: len(v["attempts"]) == 2)
+    assert [a["state"] for a in visit["attempts"]][:1] == ["failed"]
