@@ -104,6 +104,8 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
                 "reached: retry after `Retry-After` seconds; `message` is for the visitor",
                 **error,
             }
+        for status, description in route.answers:
+            op["responses"][str(status)] = {"description": description, **error}
         paths.setdefault(route.path, {})[route.method.lower()] = op
     return {
         "openapi": "3.1.0",

@@ -16,6 +16,9 @@ from pydantic import BaseModel
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
+AT_CAPACITY = (503, "no room for a new visit (max_live_visits): try again after Retry-After")
+
+
 class Policy(enum.Enum):
     API_KEY = "api_key"  # servers: X-API-Key, Bearer or Basic (GWE)
     SITE = "site"  # browsers on an allowed site origin; answers carry CORS headers
@@ -38,6 +41,7 @@ class Route:
     headers: type[BaseModel] | None = None
     response: type[BaseModel] | None = None
     content: str = "application/json"
+    answers: tuple[tuple[int, str], ...] = ()  # other statuses it can answer (JSON errors)
 
     @property
     def auth(self) -> bool:

@@ -21,13 +21,13 @@ from . import (
 from .demo_gms import setup_demo_gms
 from .origins import preflight
 from .policy import add_routes
-from .route import Policy, Route
+from .route import AT_CAPACITY, Policy, Route
 from .state import origins_of
 
 P = Policy
 ROUTES: list[Route] = [
     Route("POST", "/monitoring/events", monitoring.post_events, "events", "monitoring",
-          policy=P.SITE, body=EventBatch, response=IngestResult),
+          policy=P.SITE, body=EventBatch, response=IngestResult, answers=(AT_CAPACITY,)),
     Route("OPTIONS", "/monitoring/events", preflight(origins_of), "events-preflight",
           "monitoring", policy=P.SITE),
     Route("GET", "/tracker.js", monitoring.get_tracker, "tracker", "monitoring",
@@ -65,7 +65,7 @@ ROUTES: list[Route] = [
     Route("POST", "/server/data/visits/{visitId}/events", server_events.post_visit_event,
           "gwe-visit-event-create", "gwe-history", policy=P.API_KEY,
           body=server_events.ServerEventIn,
-          response=server_events.ServerEventOut),
+          response=server_events.ServerEventOut, answers=(AT_CAPACITY,)),
     Route("GET", "/server/data/visits/{visitId}/identities", gwe_history.get_visit_identities,
           "gwe-visit-identities", "gwe-history", policy=P.API_KEY,
           query=gwe_history.IdentitiesQuery,
@@ -87,7 +87,7 @@ ROUTES: list[Route] = [
     Route("GET", "/desktop/visits/{visitID}", desktop.desktop_visit, "desktop-visit", "desktop",
           query=desktop.DesktopQuery, content="text/html", policy=P.PUBLIC),
     Route("GET", "/api/v1/visits/live", history.get_live_visits, "live-visits", "history",
-          policy=P.API_KEY, response=history.LiveVisitsOut),
+          policy=P.API_KEY, query=history.LiveQuery, response=history.LiveVisitsOut),
     Route("GET", "/api/v1/visits/{visitID}", history.get_visit, "visit", "history",
           policy=P.API_KEY, response=history.VisitOut),
     Route("GET", "/api/v1/visitors/{globalVisitID}/visits", history.get_visitor_visits,
