@@ -5,7 +5,9 @@ from typing import Any
 
 from aiohttp.test_utils import TestClient
 
-from .conftest import SITE, Factory, post_events
+from engagement import constants as C
+
+from .conftest import AUTH, SITE, Factory, post_events
 
 Client = TestClient[Any, Any]
 
@@ -56,13 +58,31 @@ async def test_missing_field_is_named(client: Client, factory: Factory):
     ]
 
 
-async def test_unknown_system_event_is_refused(client: Client, factory: Factory):
-    event = factory.event("AddToCart", eventType="SYSTEM")
-    r = await client.post("/monitoring/events", json={"events": [event]}, headers={"Origin": SITE})
-    assert r.status == 400
-    body = await r.json()
-    assert body["details"][0]["field"] == "events.0"
-    assert "send it with eventType 'BUSINESS'" in body["message"]
+async def test_unknown_system_event_is_stored_as_sent(client: Client, factory: Factory):
+    """Older GWE sites send SYSTEM events this engine has no handler for: kept, not a 400."""
+    legacy = factory.event("ChatStarted", {"source": "gwe-8.1"}, eventType="SYSTEM")
+    events = [*factory.start(), legacy]
+
+    assert await post_events(client, events) == {"accepted": 3, "duplicates": 0}
+
+    r = await client.get(client.app.router["visit"].url_for(visitID=factory.visit_id),
+                         headers=AUTH)  # fmt: skip
+    assert r.status == 200, await r.text()
+    kept = [e for e in (await r.json())["events"] if e["eventName"] == "ChatStarted"]
+    assert [(e["eventType"], e["eventID"], e["data"]) for e in kept] == [
+        ("SYSTEM", legacy["eventID"], {"source": "gwe-8.1"})
+    ]
+
+
+async def test_unknown_system_event_is_bounded_like_others(client: Client, factory: Factory):
+    too_long = factory.event("X" * 101, eventType="SYSTEM")
+    too_big = factory.event("Legacy", {"s": "x" * C.MAX_EVENT_DATA_BYTES}, eventType="SYSTEM")
+    for event, field in ((too_long, "events.0.eventName"), (too_big, "events.0.data")):
+        r = await client.post(
+            "/monitoring/events", json={"events": [event]}, headers={"Origin": SITE}
+        )
+        assert r.status == 400, await r.text()
+        assert (await r.json())["details"][0]["field"] == field
 
 
 async def test_empty_and_oversized_batches_are_refused(client: Client, factory: Factory):

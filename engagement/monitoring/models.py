@@ -11,18 +11,19 @@ from pydantic import (
     StringConstraints,
     ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from .. import constants as C
-from ..visits.model import SYSTEM_EVENT_NAMES
 from .bounds import SYSTEM_DATA, JSONData, UrlText
 
 ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]
 
 
 class EventIn(BaseModel):
-    """One event in the GWE envelope."""
+    """One event in the GWE envelope.
+
+    A SYSTEM event whose name the engine does not know (older GWE sites send some) is kept as
+    it came, bounded like any other event, and changes no visit state."""
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
@@ -48,16 +49,6 @@ class EventIn(BaseModel):
         if model is not None and info.data.get("eventType") == "SYSTEM":
             model.model_validate(data)  # a refusal names events.N.data.<key>
         return data
-
-    @model_validator(mode="after")
-    def _known_system_event(self) -> EventIn:
-        if self.eventType == "SYSTEM" and self.eventName not in SYSTEM_EVENT_NAMES:
-            names = ", ".join(sorted(SYSTEM_EVENT_NAMES))
-            raise ValueError(
-                f"eventName {self.eventName!r} is not a system event ({names}); "
-                "send it with eventType 'BUSINESS'"
-            )
-        return self
 
 
 class EventBatch(BaseModel):
