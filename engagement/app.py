@@ -200,6 +200,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
                 "no strategies folder at %s: no visit will be invited", settings.strategies_dir
             )
         library.scan()
+        app[PACER].learn_from(recent, library.current.group_of)
         lifecycle.goals.reopen(recent, library.current.goals(), now_ms())
         await _take_back(app, recent)
         for error in library.all_errors():

@@ -34,6 +34,9 @@ class PacingCounters(Protocol):
     def connected(self, group: str, attempt_id: str) -> None:
         """An accepted invitation reached the media (or ended): no longer in flight."""
 
+    def learn(self, group: str, strategy: str, accepted: bool, answer_s: float | None) -> None:
+        """One answer for the estimates only (recorded attempts read at start)."""
+
     def acceptance(self, group: str, strategy: str) -> Estimate: ...
 
     def answer_time(self, group: str) -> Estimate: ...
@@ -104,6 +107,9 @@ class LocalCounters:
         if accepted:
             g.accepted.add(attempt_id)
         g.version += 1
+        self.learn(group, strategy, accepted, answer_s)
+
+    def learn(self, group: str, strategy: str, accepted: bool, answer_s: float | None) -> None:
         for key in ((group, strategy), (group, ANY_STRATEGY)):
             self._rate(key).add(1.0 if accepted else 0.0)
         if answer_s is not None:

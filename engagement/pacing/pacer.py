@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from ..attempts import Attempt, State
@@ -150,6 +150,21 @@ class Pacer:
 
     # -- following what was released --
 
+    def learn_from(self, attempts: Iterable[Attempt], group_of: Callable[[str], str | None]) -> int:
+        """Start from what the recorded attempts teach (oldest first): each invitation that
+        was answered, by the group its strategy names now. How many were read."""
+        read = 0
+        for a in sorted(attempts, key=lambda a: a.created_at):
+            group = group_of(a.strategy)
+            offered_at = a.at(State.OFFERED)
+            if group is None or offered_at is None:
+                continue
+            outcome = _answer(a, offered_at)
+            if outcome is not None:
+                self.counters.learn(group, a.strategy, *outcome)
+                read += 1
+        return read
+
     def _sync(self, now_ms: int) -> None:
         """Tell the counters which released invitations were answered or connected."""
         for attempt_id, t in list(self._tracked.items()):
@@ -158,18 +173,12 @@ class Pacer:
                 continue
             if not t.answered:
                 t.answered = True
-                accepted_at = a.at(State.ACCEPTED)
-                offered_at = a.at(State.OFFERED) or t.released_at
-                if accepted_at is not None:
-                    answer_s: float | None = (accepted_at - offered_at) / 1000
-                elif a.state in (State.DECLINED, State.CLOSED):
-                    answer_s = (a.transitions[-1][1] - offered_at) / 1000
-                else:
-                    answer_s = None  # expired or failed: no answer time to learn
-                self.counters.answered(
-                    t.group, attempt_id, a.strategy, accepted_at is not None, answer_s
+                accepted, answer_s = _answer(a, a.at(State.OFFERED) or t.released_at) or (
+                    False,
+                    None,
                 )
-                if accepted_at is None:
+                self.counters.answered(t.group, attempt_id, a.strategy, accepted, answer_s)
+                if not accepted:
                     del self._tracked[attempt_id]
                     continue
             if a.state is not State.ACCEPTED and self._seen_by_feed(t, now_ms):
@@ -245,6 +254,19 @@ class _Paced:
 
 
 PACED = _Paced()
+
+
+def _answer(a: Attempt, offered_at: int) -> tuple[bool, float | None] | None:
+    """(accepted, seconds to answer) of an invitation no longer waiting for its answer; the
+    seconds are None when it expired or failed (no answer time to learn); None if unanswered."""
+    accepted_at = a.at(State.ACCEPTED)
+    if accepted_at is not None:
+        return True, (accepted_at - offered_at) / 1000
+    if a.state in IN_FLIGHT:
+        return None
+    if a.state in (State.DECLINED, State.CLOSED):
+        return False, (a.transitions[-1][1] - offered_at) / 1000
+    return False, None
 
 
 def _gated(entry: _Entry, report: GroupState) -> bool:

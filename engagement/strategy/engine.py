@@ -105,6 +105,11 @@ class StrategySet:
     def __len__(self) -> int:
         return len(self.strategies)
 
+    def group_of(self, name: str) -> str | None:
+        """The agent group that paces this strategy, if it names one."""
+        found = self.by_name.get(name)
+        return None if found is None or found.availability is None else found.availability.group
+
     def goals(self) -> dict[str, CompiledGoal]:
         """Each strategy's goal, by strategy name (for strategies that have one)."""
         return {

@@ -143,3 +143,20 @@ def test_two_nodes_sharing_the_counters_pace_together() -> None:
     first.move(State.OFFERED, T0)
     assert node_b.admit(second, "sales", 0, T0) == []  # node A's invitation fills the slot
     assert node_b.plan("sales", T0).pending.invited == (PRIOR_ACCEPTANCE,)
+
+
+def test_estimates_start_from_the_recorded_attempts() -> None:
+    p = pacer(ready=1)
+    recorded = []
+    for i, answer in enumerate(["accepted"] * 12 + ["declined"] * 4 + ["timed_out", "offered"]):
+        a = attempt("cart", at=T0 + i)
+        a.move(State.OFFERED, T0 + i)
+        if answer != "offered":
+            a.move(State(answer), T0 + i + 4_000)
+        recorded.append(a)
+    recorded.append(attempt("other"))  # a strategy that names no group: not read
+    groups = {"cart": "sales"}
+    assert p.learn_from(recorded, groups.get) == 17  # the unanswered one is not read either
+    rate = p.counters.acceptance("sales", "cart")
+    assert rate.mean > PRIOR_ACCEPTANCE
+    assert 4.0 < p.counters.answer_time("sales").mean < 10.0
