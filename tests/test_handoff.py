@@ -389,3 +389,24 @@ async def test_slow_gms_never_has_one_callback_twice_in_flight(
 
 async def _count_list(items: list[Any], n: int) -> bool:
     return len(items) >= n
+
+
+async def test_a_visit_says_why_a_matching_strategy_did_not_invite(
+    client: Client, factory: Factory
+):
+    """Strict mode holds the visit (a chat invitation is live): the callback strategy that
+    matched is recorded as held back, in the visit API and on the console's visit page."""
+    await accepted_attempt(client, factory, "WantChat")
+    await post_events(client, [factory.event("WantCall")])
+    url = client.app.router["visit"].url_for(visitID=factory.visit_id)
+    visit = await (await client.get(url, headers=AUTH)).json()
+    assert [a["strategy"] for a in visit["attempts"]] == ["chat-me"]
+    (held,) = visit["heldBack"]
+    assert held == {
+        "at": held["at"],
+        "strategy": "call-me",
+        "reason": "strict mode: an engagement is live",
+    }
+    page = client.app.router["console-visit"].url_for(visitID=factory.visit_id)
+    html = await (await client.get(page, headers=AUTH)).text()
+    assert "call-me</td><td>strict mode: an engagement is live" in html

@@ -12,6 +12,7 @@ from .. import constants as C
 from ..attempts import State
 from ..monitoring.ingest import now_ms
 from ..visits.live import LiveFilter, live_page, summary
+from ..visits.model import Visit
 from .errors import InvalidInput, NotFound
 from .parsing import parse_query
 from .state import HISTORY, REGISTRY
@@ -70,6 +71,12 @@ class AttemptOut(BaseModel):
     variant: str = Field(description="experiment arm: holdout, a variant's name, or empty")
 
 
+class HeldBackOut(BaseModel):
+    at: int
+    strategy: str
+    reason: str = Field(description="strict mode, a limit (per_visit, cool-downs...)")
+
+
 class VisitOut(BaseModel):
     visitID: str
     globalVisitID: str
@@ -86,6 +93,9 @@ class VisitOut(BaseModel):
     pages: list[PageOut]
     events: list[EventOut]
     attempts: list[AttemptOut]
+    heldBack: list[HeldBackOut] = Field(
+        description="live visits: strategies that matched but were held back (the last few)"
+    )
 
 
 class LivePageOut(PageOut):
@@ -174,8 +184,17 @@ async def get_visit(request: web.Request) -> web.StreamResponse:
     visit = await request.app[HISTORY].get_visit(visit_id)
     if visit is None:
         raise NotFound(f"no visit {visit_id}", details=[{"field": "visitID", "message": "unknown"}])
-    visit["live"] = request.app[REGISTRY].get(visit_id) is not None
+    live = request.app[REGISTRY].get(visit_id)
+    visit["live"] = live is not None
+    visit["heldBack"] = held_back_json(live)
     return web.json_response(visit)
+
+
+def held_back_json(visit: Visit | None) -> list[dict[str, Any]]:
+    """Why strategies that matched this live visit did not invite it (one shape, API and
+    console)."""
+    held = visit.held_back if visit is not None else None
+    return [{"at": at, "strategy": s, "reason": why} for at, s, why in held or []]
 
 
 async def get_live_visits(request: web.Request) -> web.StreamResponse:

@@ -10,6 +10,7 @@ from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
 
 from .. import constants as C
+from ..api.history import held_back_json
 from ..api.parsing import parse_query
 from ..api.state import HISTORY, LIFECYCLE, REGISTRY, SETTINGS
 from ..attempts import Origin
@@ -123,6 +124,7 @@ async def visit_page(request: web.Request) -> web.StreamResponse:
     context = {
         "visit": visit,
         "live": live is not None,
+        "held_back": held_back_json(live),
         "busy": busy,
         "name": display_name(visit["userInfo"]),
         "categories": dict(live.category_pages) if live else {},

@@ -238,9 +238,11 @@ class Engine:
         keys: frozenset[str] = frozenset()
         for event in events:
             keys |= event_keys(event)
+        candidates = self.strategies.candidates(keys)
         if self.busy(visit):
+            self._hold_matching(visit, candidates, now_ms, "strict mode: an engagement is live")
             return None
-        return self._first_match(visit, self.strategies.candidates(keys), now_ms)
+        return self._first_match(visit, candidates, now_ms)
 
     def on_due(self, now_ms: int, visits: VisitLookup) -> list[tuple[Visit, CompiledStrategy]]:
         """Re-evaluate strategies whose time came, highest priority first for each visit."""
@@ -280,7 +282,9 @@ class Engine:
     ) -> CompiledStrategy | None:
         ctx = Ctx(visit, now_ms, self.availability)
         for s in candidates:
-            if blocked_by_limits(s, visit, self.ledger, now_ms):
+            limit = blocked_by_limits(s, visit, self.ledger, now_ms)
+            if limit is not None:
+                self._hold_matching(visit, [s], now_ms, f"limit {limit}")
                 continue
             self.evaluations += 1
             holds, due = s.predicate(ctx)
@@ -289,6 +293,17 @@ class Engine:
             if due is not None:  # never sooner than MIN_RECHECK_MS: a due in the past would spin
                 self._schedule(visit.visit_id, s.name, max(due, now_ms + MIN_RECHECK_MS))
         return None
+
+    def _hold_matching(
+        self, visit: Visit, candidates: list[CompiledStrategy], now_ms: int, why: str
+    ) -> None:
+        """Record on the visit each candidate whose conditions hold now but that ``why`` holds
+        back (no due is scheduled for them: nothing more to ask)."""
+        ctx = Ctx(visit, now_ms, self.availability)
+        for s in candidates:
+            self.evaluations += 1
+            if s.predicate(ctx)[0]:
+                visit.hold_back(now_ms, s.name, why)
 
     def _schedule(self, visit_id: str, name: str, due: int) -> None:
         key = (visit_id, name)

@@ -121,6 +121,9 @@ class Page:
         }
 
 
+HELD_BACK_KEPT = 5  # per visit: enough to answer "why was this visitor not invited?"
+
+
 @dataclass(slots=True)
 class Visit:
     visit_id: str
@@ -144,11 +147,23 @@ class Visit:
     # Strategy cache: per event condition, the last event it tested and how many matched.
     match_counts: dict[object, tuple[Event, int]] | None = None
     attempts: list[Any] = field(default_factory=list)  # engagement attempts, oldest first
+    # Strategies that matched but were held back: (ms, strategy, why), the last few; None
+    # until one is (most visits never have one).
+    held_back: list[tuple[int, str, str]] | None = None
     dirty_pages: dict[str, Page] = field(default_factory=lambda: NO_DIRTY)  # changed, in order
     changed: bool = True  # something the visit row holds changed, besides last_seen_at
     stored_last_seen: int = -1  # last_seen_at when the visit row was last written
     version: int = 0  # the registry's change number of this visit's latest change
     _seen_event_ids: dict[str, None] = field(default_factory=dict)
+
+    def hold_back(self, now_ms: int, strategy: str, why: str) -> None:
+        """Record why a strategy that matched did not invite (the last HELD_BACK_KEPT)."""
+        held = self.held_back if self.held_back is not None else []
+        if held and held[-1][1:] == (strategy, why):
+            held[-1] = (now_ms, strategy, why)  # the same reason again: its latest time
+        else:
+            held.append((now_ms, strategy, why))
+        self.held_back = held[-HELD_BACK_KEPT:]
 
     def is_duplicate(self, event_id: str) -> bool:
         return event_id in self._seen_event_ids

@@ -187,7 +187,10 @@ def test_strict_mode_one_live_attempt_per_visit(
     assert engine.busy(builder.visit) is blocked
     got = chosen_name(engine, builder, enter("/pricing", 20), now=20)
     assert got == (None if blocked else "pricing")
-    assert engine.evaluations == (0 if blocked else 1)
+    assert engine.evaluations == 1
+    # Held back, the strategy that matched says why on the visit.
+    held = [(ms(20), "pricing", "strict mode: an engagement is live")] if blocked else None
+    assert builder.visit.held_back == held
 
 
 @pytest.mark.parametrize(
@@ -366,6 +369,9 @@ def test_cooldowns(
         engine.strategies.by_name["pricing"], later.visit, engine.ledger, ms(t)
     )
     assert reason == blocked
+    # The visit records why the strategy that matched did not invite.
+    held = [(ms(t), "pricing", f"limit {blocked}")] if blocked else None
+    assert later.visit.held_back == held
 
 
 def test_ledger_forgets_old_attempts() -> None:
