@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from aiohttp import web
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp.test_utils import TestClient, TestServer, unused_port
 
 from engagement.api.state import LIFECYCLE
 from engagement.settings import Settings
@@ -352,3 +352,17 @@ async def test_the_api_document_says_where_429_can_come(client: Client):
     locked = [op for ops in paths.values() for op in ops.values() if "security" in op]
     assert locked
     assert all("429" in op["responses"] for op in locked)
+
+
+@pytest.mark.parametrize(
+    "overrides", [{"ready_max_callback_queue": 1, "gms_url": f"http://127.0.0.1:{unused_port()}"}]
+)
+async def test_ready_is_503_while_callbacks_pile_up(client: Client):
+    for number in ("+33 1 00 00 00 01", "+33 1 00 00 00 02"):  # GMS is unreachable
+        r = await ask_callback(client, Factory(), number=number)
+        assert r.status == 202, await r.text()
+
+    r = await client.get(client.app.router["ready"].url_for())
+
+    assert r.status == 503, await r.text()
+    assert (await r.json())["checks"]["callbackQueue"] == "2 callbacks waiting, more than 1"
