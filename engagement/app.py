@@ -70,7 +70,7 @@ from .visits.restore import attach_attempts, current_page_entries, restore_visit
 from .visits.store import SQLiteHistory
 from .webhooks import Background
 
-log = logging.getLogger("engagement.app")
+log = logging.getLogger(__name__)
 DEMO_CHAT_PAGE = "/demo/chat.html"  # a GMS Chat API v1 client for the demo GMS
 
 

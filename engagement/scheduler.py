@@ -16,7 +16,7 @@ from .notifications.hub import LocalHub
 from .visits.registry import VisitRegistry
 from .visits.store import SQLiteHistory
 
-log = logging.getLogger("engagement.scheduler")
+log = logging.getLogger(__name__)
 
 PACING_TICK_S = 1.0  # each group's own refreshPeriod is applied within this tick
 

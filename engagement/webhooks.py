@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-log = logging.getLogger("engagement.webhooks")
+log = logging.getLogger(__name__)
 
 SIGNATURE_HEADER = "X-Engagement-Signature"
 TIMESTAMP_HEADER = "X-Engagement-Timestamp"

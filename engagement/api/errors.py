@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from ..visits.registry import AtCapacity
 
-log = logging.getLogger("engagement.api")
+log = logging.getLogger(__name__)
 
 
 class HTTPError(Exception):

@@ -25,7 +25,7 @@ from .origins import ORIGIN, content_url_allowed, cors_headers
 from .parsing import parse, parse_headers, parse_json, parse_query, read_body
 from .state import HUB, INVITES, LIFECYCLE, NOTIFIER, REGISTRY, SETTINGS
 
-log = logging.getLogger("engagement.notifications")
+log = logging.getLogger(__name__)
 
 CHANNEL = r"^[A-Za-z][A-Za-z0-9_.:-]{0,99}$"
 

@@ -12,7 +12,7 @@ from aiohttp import web
 
 from .errors import Forbidden, HTTPError
 
-log = logging.getLogger("engagement.api")
+log = logging.getLogger(__name__)
 
 BrowserHandler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 ORIGIN = web.RequestKey("origin", str)  # the allowed origin of a browser request

@@ -13,7 +13,7 @@ from typing import Any, Protocol
 
 from .. import constants as C
 
-log = logging.getLogger("engagement.notifications")
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)

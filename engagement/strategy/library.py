@@ -20,7 +20,7 @@ from .loader import (
     strategy_files,
 )
 
-log = logging.getLogger("engagement.strategy")
+log = logging.getLogger(__name__)
 
 RELOAD_POLL_S = 0.5  # edits take effect within 2 s; polling works on every file system
 

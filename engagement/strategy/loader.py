@@ -22,7 +22,7 @@ from .engine import CompiledStrategy, PythonStrategy, StrategySet, from_python
 from .experiment import compile_experiment
 from .schema import CONDITION_KEYS, StrategyFile, StrategySpec
 
-log = logging.getLogger("engagement.strategy")
+log = logging.getLogger(__name__)
 
 SUFFIXES = (".yaml", ".yml")
 

@@ -21,7 +21,7 @@ from ..attempts import Attempt, Origin, State
 from ..experiments.model import Conversion
 from .model import NO_DIRTY, Event, EventType, Page, Visit
 
-log = logging.getLogger("engagement.store")
+log = logging.getLogger(__name__)
 
 # Pages and events live clustered by visit: a visit's rows share B-tree pages, so a batch
 # dirties few of them, and reading a visit is one range scan. `seq` keeps arrival order.
