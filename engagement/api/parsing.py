@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any, TypeVar
 
 from aiohttp import web
@@ -14,6 +16,7 @@ T = TypeVar("T")
 
 JSON_TYPES = frozenset({"application/json"})
 BEACON_TYPES = frozenset({"application/json", "text/plain"})  # sendBeacon sends text/plain
+_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 class UnsupportedMediaType(HTTPError):
@@ -78,3 +81,15 @@ def parse_query(request: web.Request, model: type[M]) -> M:
         return model.model_validate(data)
     except ValidationError as exc:
         raise InvalidInput.from_validation(exc, where="query") from exc
+
+
+def iso_day(value: Any) -> dt.date | None:
+    """A form's or query's UTC day, ``YYYY-MM-DD``; empty is none (a ``before`` validator)."""
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or not _DAY.match(value):
+        raise ValueError(f"expected a day as YYYY-MM-DD, not {value!r}")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a day of the calendar") from exc

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from ..api.parsing import iso_day
 from ..api.state import HISTORY
 from ..visits.search import Cursor, VisitQuery, search_visits
 from .templating import render
@@ -18,7 +19,6 @@ from .visitors import display_name
 
 PAST_VISITS_PAGE = 50  # rows per page: one screen, one cheap keyset read
 FIELDS = ("visitID", "globalVisitID", "identity", "from", "until")
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _ID = r"^([0-9A-Fa-f]{32})?$"
 _CURSOR = re.compile(r"^(\d{1,15})\.([0-9A-F]{32})$")
 DAY_MS = 86_400_000
@@ -38,15 +38,8 @@ class PastVisitsForm(BaseModel):
 
     @field_validator("since", "until", mode="before")
     @classmethod
-    def _iso_day(cls, value: Any) -> Any:
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str) or not _DAY.match(value):
-            raise ValueError(f"expected a day as YYYY-MM-DD, not {value!r}")
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a day of the calendar") from exc
+    def _iso_day(cls, value: Any) -> dt.date | None:
+        return iso_day(value)
 
     @field_validator("after")
     @classmethod

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import re
 from typing import Any
 
 from aiohttp import web
@@ -11,12 +10,11 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from .. import reports
 from ..api.errors import InvalidInput
-from ..api.parsing import parse_query
+from ..api.parsing import iso_day, parse_query
 from ..api.state import HISTORY
 from .chart import funnel_chart
 from .templating import render
 
-_DAY = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _CAMEL = {"timed_out": "timedOut"}  # the API's keys are camelCase
 
 
@@ -31,15 +29,8 @@ class ReportQuery(BaseModel):
 
     @field_validator("since", "until", mode="before")
     @classmethod
-    def _iso_day(cls, value: Any) -> Any:
-        if value is None or value == "":
-            return None
-        if not isinstance(value, str) or not _DAY.match(value):
-            raise ValueError(f"expected a day as YYYY-MM-DD, not {value!r}")
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError as exc:
-            raise ValueError(f"{value!r} is not a day of the calendar") from exc
+    def _iso_day(cls, value: Any) -> dt.date | None:
+        return iso_day(value)
 
     @field_validator("strategy", mode="before")
     @classmethod
