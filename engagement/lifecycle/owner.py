@@ -205,16 +205,20 @@ class Lifecycle:
             timeout_s=timeout_s, created_at=self.clock() if now is None else now,
         )  # fmt: skip
 
-    def hold_out(self, visit: Visit, attempt: Attempt, now: int) -> None:
-        """Record a control-group attempt: it counts for limits and goals, and is never offered
-        (so it takes no pacing capacity and no timer)."""
-        attempt.move(State.HELD_OUT, now, "control group")
+    def _record(self, visit: Visit, attempt: Attempt) -> None:
+        """A new attempt joins its visit, the index, the ledger and the store."""
         visit.attempts.append(attempt)
         self.registry.mark_changed(visit)
         self.by_id[attempt.attempt_id] = attempt
         self.engine.ledger.add(attempt)
         self.store.record_attempt(attempt)
         self.started_total += 1
+
+    def hold_out(self, visit: Visit, attempt: Attempt, now: int) -> None:
+        """Record a control-group attempt: it counts for limits and goals, and is never offered
+        (so it takes no pacing capacity and no timer)."""
+        attempt.move(State.HELD_OUT, now, "control group")
+        self._record(visit, attempt)
         self.reached[State.DETECTED.value] += 1
         self.reached[State.HELD_OUT.value] += 1
         log.info(
@@ -224,12 +228,7 @@ class Lifecycle:
 
     def add(self, visit: Visit, attempt: Attempt, offer: bool = True) -> Attempt:
         """Record a new attempt and, unless an outside system decides, offer it."""
-        visit.attempts.append(attempt)
-        self.registry.mark_changed(visit)
-        self.by_id[attempt.attempt_id] = attempt
-        self.engine.ledger.add(attempt)
-        self.store.record_attempt(attempt)
-        self.started_total += 1
+        self._record(visit, attempt)
         self.reached[attempt.state.value] += 1
         log.info(
             "attempt %s for visit %s by %s (%s)",
