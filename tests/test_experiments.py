@@ -274,3 +274,20 @@ async def test_held_out_visitors_take_no_pacing_capacity(
     assert states == Counter({"held_out": held, "offered": 1, "paced": 20 - held - 1})
     plan = client.app[PACER].plan("sales", now_ms())
     assert len(plan.pending.invited) == 1
+
+
+def test_check_names_a_variant_template_missing_from_invites(tmp_path: Path):
+    invites = tmp_path / "invites"
+    invites.mkdir()
+    for name in ("callback.html", "chat.html"):
+        (invites / name).write_text("<p>hi</p>")
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    (folder / "x.yaml").write_text(
+        EXPERIMENT.replace("name: short, invite: chat.html", "name: short, invite: chat-short.html")
+    )
+    _, errors = check_folder(folder, invites)
+    assert [str(e) for e in errors] == [
+        "strategies/x.yaml:3:1: variants.short.invite: no template 'chat-short.html' in "
+        "invites/: did you mean 'chat.html'?"
+    ]

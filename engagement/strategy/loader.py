@@ -312,9 +312,15 @@ def cross_check(
                 )
                 problems.setdefault(path, []).append(StrategyError(shown, line, col, msg))
         for s in f.strategies:
-            if templates is not None and s.offer.invite not in templates:
-                hint = difflib.get_close_matches(s.offer.invite, templates, n=1)
-                msg = f"offer.invite: no template '{s.offer.invite}' in invites/" + (
+            named = [("offer.invite", s.offer.invite)]
+            if s.experiment is not None:  # each variant may name its own template
+                named += [(f"variants.{a.name}.invite", a.offer.invite) for a in s.experiment.arms
+                          if a.offer.invite != s.offer.invite]  # fmt: skip
+            for where, invite in named:
+                if templates is None or invite in templates:
+                    continue
+                hint = difflib.get_close_matches(invite, templates, n=1)
+                msg = f"{where}: no template '{invite}' in invites/" + (
                     f": did you mean '{hint[0]}'?"
                     if hint
                     else f" (there: {', '.join(templates) or 'nothing'})"
