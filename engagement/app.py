@@ -12,13 +12,14 @@ import aiohttp
 from aiohttp import web
 
 from . import constants as C
-from .api.auth import API_KEYS, BASIC_USERS
+from .api.auth import API_KEYS, BASIC_USERS, KEY_HOLDERS
 from .api.errors import error_middleware
 from .api.openapi import build_openapi
 from .api.origins import OriginPolicy
 from .api.routes import ROUTES, setup_routes
 from .api.site import OPENAPI
 from .api.state import (
+    AUDIT,
     AVAILABILITY,
     BACKGROUND,
     CLIENT,
@@ -40,6 +41,7 @@ from .api.state import (
 )
 from .api.throttling import GUARD, Guard
 from .attempts import Attempt
+from .audit import AuditLog
 from .availability import AvailabilityBoard
 from .console import setup_console
 from .experiments.goals import GoalWindows
@@ -57,6 +59,7 @@ from .notifications.journal import MessageJournal, recent_messages
 from .notifications.service import Notifier
 from .pacing.counters import LocalCounters
 from .pacing.pacer import PACED, Pacer
+from .roles import Principal
 from .scheduler import jobs, start_scheduler
 from .settings import Settings
 from .strategy.conditions import AvailabilityView
@@ -90,7 +93,9 @@ def create_app(settings: Settings | None = None) -> web.Application:
     if settings.public_url:
         origins.append(_origin_of(settings.public_url))
     app[ORIGINS] = OriginPolicy(origins)
-    app[API_KEYS] = [k.encode() for k in settings.resolved_api_keys()]
+    keys = settings.resolved_keys()
+    app[API_KEYS] = [k.key.encode() for k in keys]
+    app[KEY_HOLDERS] = [(k.key.encode(), Principal(k.name, k.role)) for k in keys]
     app[BASIC_USERS] = [(u.encode(), p.encode()) for u, p in settings.basic_auth_users.items()]
     app[GUARD] = Guard(settings)
     tracker = app[TRACKER] = ServedTracker(_tracker_config(settings, StrategySet()))
@@ -120,6 +125,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     hub = app[HUB] = LocalHub(max_streams_per_visit=settings.max_streams_per_visit)
     journal = MessageJournal()  # push buffers outlive a restart
     history.sources.append(journal)
+    history.sources.append(audit := AuditLog())  # who changed what, written with the history
+    app[AUDIT] = audit
     hub.recorders.append(journal.record)
     app[NOTIFIER] = Notifier(hub, now_ms)
     app[INVITES] = Invites(settings.invites_dir)

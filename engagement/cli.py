@@ -56,7 +56,7 @@ def banner(settings: Settings, generated: str | None) -> str:
         key = f"{generated}  (new, in {settings.api_key_file}: shown this once; "
         key += "`engagement api-key` prints it again)"
     elif settings.api_keys:
-        key = f"{_masked(settings.api_keys[0])}  (from the settings)"
+        key = f"{_masked(settings.configured_keys()[0].key)}  (from the settings)"
     else:
         key = f"{_masked(settings.resolved_api_keys()[0])}  (in {settings.api_key_file}; "
         key += "`engagement api-key` prints it)"
@@ -165,7 +165,7 @@ def api_key(args: argparse.Namespace) -> int:
     """Print the key `serve` uses; never make a new one (that is serve's first start)."""
     settings = _settings(args)
     if settings.api_keys:
-        print(settings.api_keys[0])
+        print(settings.configured_keys()[0].key)
         return 0
     if settings.api_key_file.is_file():
         print(settings.api_key_file.read_text().strip())

@@ -30,6 +30,7 @@ from .pacing.model import (
     Target,
 )
 from .pacing.pacer import PacingConfig
+from .roles import Role
 from .throttle import Rate
 
 
@@ -111,6 +112,16 @@ class PacingSettings(BaseModel):
         return PacingConfig(groups, self.default.config())
 
 
+class ApiKey(BaseModel):
+    """A key with the role it grants (a plain string in ``api_keys`` is an admin key)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(min_length=16, description="the secret sent as X-API-Key or Bearer")
+    role: Role = Field(Role.ADMIN, description="agent, supervisor or admin")
+    name: str = Field("", max_length=100, description="who holds it, as the audit log says")
+
+
 class Settings(BaseSettings):
     """Engine configuration.
 
@@ -131,9 +142,11 @@ class Settings(BaseSettings):
         default_factory=lambda: ["http://localhost:*", "http://127.0.0.1:*"],
         description="Site origins allowed on the browser endpoints; '*' matches within a part",
     )
-    api_keys: list[str] = Field(
+    api_keys: list[str | ApiKey] = Field(
         default_factory=list,
-        description="Keys accepted by the REST API; empty = one generated into data_dir",
+        description="Keys accepted by the REST API and the console: a string (an admin key) or "
+        "{key, role, name} with role agent, supervisor or admin; empty = one admin key "
+        "generated into data_dir",
     )
     basic_auth_users: dict[str, str] = Field(
         default_factory=dict,
@@ -319,12 +332,24 @@ class Settings(BaseSettings):
         self.api_key_file.chmod(0o600)
         return key
 
-    def resolved_api_keys(self) -> list[str]:
-        """The configured keys, or the key generated into the data folder on first start."""
+    def configured_keys(self) -> list[ApiKey]:
+        """``api_keys`` with every entry named and given its role (plain strings: admin)."""
+        keys = []
+        for number, entry in enumerate(self.api_keys, 1):
+            if isinstance(entry, str):  # as before roles: any length, admin
+                entry = ApiKey.model_construct(key=entry, role=Role.ADMIN, name="")
+            keys.append(entry if entry.name else entry.model_copy(update={"name": f"key-{number}"}))
+        return keys
+
+    def resolved_keys(self) -> list[ApiKey]:
+        """The configured keys, or the admin key generated into the data folder on first start."""
         if self.api_keys:
-            return list(self.api_keys)
+            return self.configured_keys()
         self.generate_api_key()
-        return [self.api_key_file.read_text().strip()]
+        return [ApiKey(key=self.api_key_file.read_text().strip(), name="generated")]
+
+    def resolved_api_keys(self) -> list[str]:
+        return [k.key for k in self.resolved_keys()]
 
 
 FOLDER_SETTINGS = ("data_dir", "strategies_dir", "invites_dir")

@@ -93,8 +93,17 @@ def build_openapi(routes: list[Route]) -> dict[str, Any]:
                 "`Retry-After` seconds",
                 **error,
             }
+            op["x-role"] = route.role.value  # the least role a key needs
+            op["responses"]["403"] = {
+                "description": f"the key's role is below {route.role.value}",
+                **error,
+            }
         if route.browser:
-            op["responses"]["403"] = {"description": "Origin is not an allowed site", **error}
+            op["responses"]["403"] = {
+                "description": "Origin is not an allowed site"
+                + (f", or the key's role is below {route.role.value}" if route.auth else ""),
+                **error,
+            }
             op["responses"]["413"] = {"description": "body too large", **error}
         if "{" in route.path:
             op["responses"]["404"] = {"description": "unknown ID", **error}

@@ -1,7 +1,9 @@
 """A route's declaration: path, name, what OpenAPI says of it, and its access policy.
 
 ``policy`` has no default: a route cannot be declared without saying who may call it, and the
-route table applies it (``api.policy.guard``), not the handler.
+route table applies it (``api.policy.guard``), not the handler. ``role`` is the least role a
+key or console session needs (admin unless the table says less); ``audit`` (by default: every
+state-changing call let in by a key or a session) records the call in the audit log.
 """
 
 from __future__ import annotations
@@ -13,10 +15,16 @@ from dataclasses import dataclass
 from aiohttp import web
 from pydantic import BaseModel
 
+from ..roles import Role
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 AT_CAPACITY = (503, "no room for a new visit (max_live_visits): try again after Retry-After")
+
+
+# Each named route's least role, for pages that show only what their reader may use.
+ROUTE_ROLES: web.AppKey[dict[str, Role]] = web.AppKey("route_roles", dict)
 
 
 class Policy(enum.Enum):
@@ -42,6 +50,15 @@ class Route:
     response: type[BaseModel] | None = None
     content: str = "application/json"
     answers: tuple[tuple[int, str], ...] = ()  # other statuses it can answer (JSON errors)
+    role: Role = Role.ADMIN
+    audit: bool | None = None  # None: state-changing calls with a key or a session
+
+    @property
+    def audited(self) -> bool:
+        if self.audit is not None:
+            return self.audit
+        keyed = self.policy not in (Policy.PUBLIC, Policy.SITE)
+        return keyed and self.method not in ("GET", "HEAD", "OPTIONS")
 
     @property
     def auth(self) -> bool:

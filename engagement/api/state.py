@@ -5,6 +5,7 @@ from __future__ import annotations
 import aiohttp
 from aiohttp import web
 
+from ..audit import AuditLog
 from ..availability import AvailabilityBoard
 from ..invite import Invites
 from ..launchers.outbox import CallbackOutbox
@@ -41,6 +42,7 @@ CLIENT = web.AppKey("client", aiohttp.ClientSession)
 OUTBOX = web.AppKey("outbox", CallbackOutbox)
 GWE_HISTORY = web.AppKey("gwe_history", GweHistory)
 PACER = web.AppKey("pacer", Pacer)
+AUDIT = web.AppKey("audit", AuditLog)
 
 
 def origins_of(request: web.Request) -> OriginPolicy:

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from ..api.policy import add_routes
 from ..api.route import Policy, Route
+from ..roles import Role
 from . import experiments, login, pacing, past, report, simulate, visitors
 from .session import SESSIONS, Sessions
 from .templating import STATIC_DIR, TEMPLATES, build_environment
@@ -20,42 +21,44 @@ async def _to_console(request: web.Request) -> web.StreamResponse:
 
 
 P = Policy
+R = Role
 CONSOLE_ROUTES: list[Route] = [
     Route("GET", "/console/login", login.login_form, "console-login", "console", P.PUBLIC),
     Route("POST", "/console/login", login.login, "console-login-post", "console", P.PUBLIC),
-    Route("POST", "/console/logout", login.logout, "console-logout", "console", P.CONSOLE_PAGE),
+    Route("POST", "/console/logout", login.logout, "console-logout", "console", P.CONSOLE_PAGE,
+          role=R.AGENT),
     Route("GET", "/console/", visitors.visitors_page, "console-visitors", "console",
-          P.CONSOLE_PAGE),
+          P.CONSOLE_PAGE, role=R.AGENT),
     Route("GET", "/console/visitors.json", visitors.visitors_json, "console-visitors-json",
-          "console", P.CONSOLE_DATA),
+          "console", P.CONSOLE_DATA, role=R.AGENT),
     Route("GET", "/console/visits/{visitID}", visitors.visit_page, "console-visit", "console",
-          P.CONSOLE_PAGE),
+          P.CONSOLE_PAGE, role=R.AGENT),
     Route("GET", "/console/past", past.past_visits_page, "console-past-visits", "console",
-          P.CONSOLE_PAGE),
+          P.CONSOLE_PAGE, role=R.AGENT),
     Route("POST", "/console/visits/{visitID}/invite", visitors.invite_now, "console-invite",
-          "console", P.CONSOLE_PAGE),
+          "console", P.CONSOLE_PAGE, role=R.AGENT),
     Route("GET", "/console/reports", report.report_page, "console-reports", "console",
-          P.CONSOLE_PAGE),
+          P.CONSOLE_PAGE, role=R.SUPERVISOR),
     Route("GET", "/console/reports.csv", report.report_csv, "console-reports-csv", "console",
-          P.CONSOLE_DATA),
+          P.CONSOLE_DATA, role=R.SUPERVISOR),
     Route("GET", "/console/experiments", experiments.experiments_page, "console-experiments",
-          "console", P.CONSOLE_PAGE),
+          "console", P.CONSOLE_PAGE, role=R.SUPERVISOR),
     Route("GET", "/console/experiments.csv", experiments.experiments_csv,
-          "console-experiments-csv", "console", P.CONSOLE_DATA),
+          "console-experiments-csv", "console", P.CONSOLE_DATA, role=R.SUPERVISOR),
     Route("GET", "/console/pacing", pacing.pacing_page, "console-pacing", "console",
-          P.CONSOLE_PAGE),
+          P.CONSOLE_PAGE, role=R.SUPERVISOR),
     Route("GET", "/console/pacing/live", pacing.pacing_live, "console-pacing-live", "console",
-          P.CONSOLE_DATA),
+          P.CONSOLE_DATA, role=R.SUPERVISOR),
     Route("GET", "/console/simulate", simulate.simulate_form, "console-simulate", "console",
-          P.CONSOLE_PAGE),
+          P.CONSOLE_PAGE, role=R.SUPERVISOR),
     Route("POST", "/console/simulate", simulate.simulate_run, "console-simulate-run", "console",
-          P.CONSOLE_PAGE),
+          P.CONSOLE_PAGE, role=R.SUPERVISOR),
     Route("GET", "/console", _to_console, "console-bare", "console", P.PUBLIC),
 ]  # fmt: skip
 # The JSON API of the report: API key only, documented by its pydantic models.
 REPORT_API_ROUTE = Route(
     "GET", "/api/v1/reports/strategies", report.get_strategy_report, "report-strategies",
-    "reports", P.API_KEY,
+    "reports", P.API_KEY, role=R.SUPERVISOR,
 )  # fmt: skip
 
 

@@ -6,6 +6,8 @@ import time
 
 from aiohttp import web
 
+from ..api.auth import PRINCIPAL, key_holder
+from ..api.policy import record
 from ..api.throttling import GUARD, TooManyRequests
 from .session import (
     COOKIE_PATH,
@@ -15,7 +17,6 @@ from .session import (
     SESSION_TTL_S,
     SESSIONS,
     check_csrf,
-    valid_key,
 )
 from .templating import redirect, render
 
@@ -56,16 +57,19 @@ async def login(request: web.Request) -> web.StreamResponse:
         page = render(request, "login.html", {"next": next_url, "error": error}, status=429)
         page.headers.update(exc.headers)
         return page
-    if not key or not valid_key(request, key):
+    holder = key_holder(request.app, key) if key else None
+    if holder is None:
         if key:
             await guard.key_failed(request)
         error = "That API key is not valid." if key else "Enter the API key."
         return render(request, "login.html", {"next": next_url, "error": error}, status=401)
     await guard.key_succeeded(request)
+    request[PRINCIPAL] = holder
+    record(request, "console-login", 303)
     response = redirect(next_url or str(request.app.router["console-visitors"].url_for()))
     response.set_cookie(
         SESSION_COOKIE,
-        request.app[SESSIONS].open(time.time()),
+        request.app[SESSIONS].open(time.time(), holder),
         max_age=SESSION_TTL_S,
         path=COOKIE_PATH,
         httponly=True,

@@ -21,9 +21,10 @@ from urllib.parse import quote
 
 from aiohttp import web
 
-from ..api.auth import API_KEYS
+from ..api.auth import PRINCIPAL, key_holder, require_role
 from ..api.errors import Unauthorized
 from ..api.throttling import GUARD
+from ..roles import Principal, Role
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -43,35 +44,37 @@ def _digest(token: str) -> str:
 
 
 class Sessions:
-    """Open console sessions: token hash -> expiry (s since the epoch)."""
+    """Open console sessions: token hash -> (expiry in s since the epoch, who signed in)."""
 
     def __init__(self, ttl_s: float = SESSION_TTL_S, max_sessions: int = MAX_SESSIONS) -> None:
         self.ttl_s = ttl_s
         self.max_sessions = max_sessions
-        self._expiry: dict[str, float] = {}
+        self._expiry: dict[str, tuple[float, Principal]] = {}
 
     def __len__(self) -> int:
         return len(self._expiry)
 
-    def open(self, now_s: float) -> str:
+    def open(self, now_s: float, who: Principal) -> str:
         if len(self._expiry) >= self.max_sessions:
-            for digest in [d for d, until in self._expiry.items() if until <= now_s]:
+            for digest in [d for d, (until, _) in self._expiry.items() if until <= now_s]:
                 del self._expiry[digest]
             while len(self._expiry) >= self.max_sessions:
                 del self._expiry[next(iter(self._expiry))]
         token = secrets.token_urlsafe(SESSION_TOKEN_BYTES)
-        self._expiry[_digest(token)] = now_s + self.ttl_s
+        self._expiry[_digest(token)] = (now_s + self.ttl_s, who)
         return token
 
-    def valid(self, token: str, now_s: float) -> bool:
+    def valid(self, token: str, now_s: float) -> Principal | None:
+        """Who holds this open session (None: unknown or expired)."""
         digest = _digest(token)
-        until = self._expiry.get(digest)
-        if until is None:
-            return False
+        found = self._expiry.get(digest)
+        if found is None:
+            return None
+        until, who = found
         if until <= now_s:
             del self._expiry[digest]
-            return False
-        return True
+            return None
+        return who
 
     def revoke(self, token: str) -> None:
         self._expiry.pop(_digest(token), None)
@@ -84,11 +87,6 @@ def csrf_token(session: str) -> str:
     return hmac.new(session.encode(), b"console-csrf", hashlib.sha256).hexdigest()
 
 
-def valid_key(request: web.Request, key: str) -> bool:
-    presented = key.encode()
-    return any(hmac.compare_digest(presented, k) for k in request.app[API_KEYS])
-
-
 def _header_key(request: web.Request) -> str | None:
     key = request.headers.get("X-API-Key")
     if key:
@@ -99,24 +97,29 @@ def _header_key(request: web.Request) -> str | None:
 
 async def _let_in(request: web.Request) -> bool:
     token = request.cookies.get(SESSION_COOKIE, "")
-    if token and request.app[SESSIONS].valid(token, time.time()):
+    who = request.app[SESSIONS].valid(token, time.time()) if token else None
+    if who is not None:
         request[SESSION] = token
+        request[PRINCIPAL] = who
         return True
     key = _header_key(request)
     if key is None:
         return False
     guard = request.app[GUARD]
     await guard.check_locked(request)
-    if not valid_key(request, key):
+    holder = key_holder(request.app, key)
+    if holder is None:
         await guard.key_failed(request)
         return False
     await guard.key_succeeded(request)
     request[SESSION] = ""
+    request[PRINCIPAL] = holder
     return True
 
 
-def console_page(handler: Handler) -> Handler:
-    """An HTML page: without a session (or key header), to the sign-in form and back."""
+def console_page(handler: Handler, role: Role = Role.ADMIN) -> Handler:
+    """An HTML page: without a session (or key header), to the sign-in form and back; 403
+    when the role signed in does not reach ``role``."""
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
@@ -125,13 +128,15 @@ def console_page(handler: Handler) -> Handler:
             if request.method == "GET":  # a form posted after the session ended: start over
                 target += f"?next={quote(request.path_qs, safe='/')}"
             return web.Response(status=303, headers={"Location": target})
+        require_role(request[PRINCIPAL], role)
         return await handler(request)
 
     return wrapper
 
 
-def console_data(handler: Handler) -> Handler:
-    """JSON or CSV for the console's pages and scripts: 401 without a session or key."""
+def console_data(handler: Handler, role: Role = Role.ADMIN) -> Handler:
+    """JSON or CSV for the console's pages and scripts: 401 without a session or key, 403
+    when its role does not reach ``role``."""
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
@@ -140,6 +145,7 @@ def console_data(handler: Handler) -> Handler:
                 "sign in at /console/login, or send the API key as 'X-API-Key: <key>'",
                 headers={"WWW-Authenticate": "Bearer"},
             )
+        require_role(request[PRINCIPAL], role)
         return await handler(request)
 
     return wrapper

@@ -11,6 +11,9 @@ from typing import Any
 import jinja2
 from aiohttp import web
 
+from ..api.auth import PRINCIPAL
+from ..api.route import ROUTE_ROLES
+from ..roles import Role
 from .session import CSRF_FIELD, SESSION, csrf_token
 
 HERE = Path(__file__).resolve().parent
@@ -75,6 +78,8 @@ def render(
 ) -> web.Response:
     """A console page; the flash message waiting for it is shown once, then dropped."""
     session = request.get(SESSION)
+    who = request.get(PRINCIPAL)
+    roles = request.app.get(ROUTE_ROLES, {})
     flash = read_flash(request)
     html = (
         request.app[TEMPLATES]
@@ -86,6 +91,11 @@ def render(
                     request.app.router["console-static"].url_for(filename=filename)
                 ),
                 "signed_in": session is not None,
+                "who": who,
+                # whether the reader's role may use a route (navigation shows only those)
+                "can": lambda route: (
+                    who is not None and who.role.allows(roles.get(route, Role.ADMIN))
+                ),
                 "csrf_field": CSRF_FIELD,
                 "csrf": csrf_token(session) if session else "",
                 "flash": flash,
