@@ -20,6 +20,11 @@ AUTH = {"X-API-Key": API_KEY}
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
+def url(client: TestClient[Any, Any], name: str, **parts: str) -> str:
+    """The path of the route ``name`` (see engagement/api/routes.py), with its parts."""
+    return str(client.app.router[name].url_for(**parts))
+
+
 def new_id() -> str:
     return uuid.uuid4().hex.upper()
 

@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 from . import test_notifications as notifications
-from .conftest import AUTH, SITE, Factory, post_events
+from .conftest import AUTH, SITE, Factory, post_events, url
 from .test_notifications import Client, disposition, invited, open_stream
 
 settings = notifications.settings  # the big-cart chat strategy and the shipped invites
@@ -21,7 +21,9 @@ def engaged(raw: bytes) -> dict[str, Any]:
 
 
 async def states(client: Client, factory: Factory) -> list[tuple[str, str]]:
-    visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
+    visit = await (
+        await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
+    ).json()
     (attempt,) = visit["attempts"]
     return [(t["state"], t["reason"]) for t in attempt["transitions"]]
 

@@ -19,7 +19,7 @@ from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
 from engagement.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
-from .conftest import AUTH, SITE, ClientFactory, Factory, post_events
+from .conftest import AUTH, SITE, ClientFactory, Factory, post_events, url
 
 Client = TestClient[Any, Any]
 INVITES = Path(__file__).resolve().parent.parent / "invites"
@@ -100,7 +100,9 @@ def settings(settings: Settings, tmp_path: Path, gms: tuple[GMSDouble, TestServe
 async def accepted_attempt(client: Client, factory: Factory, event: str) -> str:
     await post_events(client, factory.start())
     await post_events(client, [factory.event(event)])
-    visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
+    visit = await (
+        await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
+    ).json()
     attempt_id: str = visit["attempts"][-1]["attemptID"]
     return attempt_id
 
@@ -114,7 +116,7 @@ async def send_callback(client: Client, factory: Factory, attempt_id: str, **for
         "_desired_time": "now",
         **form,
     }
-    return await client.post("/callbacks", json=body, headers={"Origin": SITE})
+    return await client.post(url(client, "callbacks"), json=body, headers={"Origin": SITE})
 
 
 async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 5) -> None:
@@ -126,7 +128,9 @@ async def until(check: Callable[[], Awaitable[bool]], timeout_s: float = 5) -> N
 
 
 async def attempt_of(client: Client, factory: Factory) -> dict[str, Any]:
-    visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
+    visit = await (
+        await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
+    ).json()
     attempt: dict[str, Any] = visit["attempts"][-1]
     return attempt
 
@@ -284,7 +288,7 @@ async def test_gms_chat_and_no_agent(
 ):
     attempt_id = await accepted_attempt(client, factory, "WantChat")
     body = {"attemptID": attempt_id, "visitID": factory.visit_id, "pageID": factory.page_id}
-    r = await client.post("/chats", json=body, headers={"Origin": SITE})
+    r = await client.post(url(client, "chats"), json=body, headers={"Origin": SITE})
     assert r.status == 200, await r.text()
     assert await r.json() == {"chatURL": "http://chat/x", "gmsID": "chat-1"}
     assert gms[0].requests[-1]["form"] == {
@@ -295,14 +299,16 @@ async def test_gms_chat_and_no_agent(
     }
     # Launched: the visit gets no new invitation while the chat lasts.
     await post_events(client, [factory.event("WantCall")])
-    visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
+    visit = await (
+        await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
+    ).json()
     assert [a["strategy"] for a in visit["attempts"]] == ["chat-me"]
 
     other = Factory()
     gms[0].chat_mode = "down"
     attempt_id = await accepted_attempt(client, other, "WantChat")
     body = {"attemptID": attempt_id, "visitID": other.visit_id, "pageID": other.page_id}
-    r = await client.post("/chats", json=body, headers={"Origin": SITE})
+    r = await client.post(url(client, "chats"), json=body, headers={"Origin": SITE})
     assert r.status == 503
     assert (await r.json())["message"] == (
         "No agent is available right now. Please try again in a moment."
@@ -329,7 +335,9 @@ async def test_custom_media_webhook_is_signed(
     client = await aiohttp_client(create_app(settings))
     attempt_id = await accepted_attempt(client, factory, "WantBot")
     query = {"visitID": factory.visit_id, "pageID": factory.page_id, "code": "accepted"}
-    r = await client.get(f"/dispositions/{attempt_id}", params=query, headers={"Origin": SITE})
+    r = await client.get(
+        url(client, "disposition", attemptID=attempt_id), params=query, headers={"Origin": SITE}
+    )
     assert r.status == 200, await r.text()
     await until(lambda: _launched(client, factory))
     payload, signed = got[0]

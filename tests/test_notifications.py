@@ -17,7 +17,7 @@ from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
 from engagement.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
-from .conftest import AUTH, SITE, ClientFactory, Factory, new_id, post_events
+from .conftest import AUTH, SITE, ClientFactory, Factory, new_id, post_events, url
 
 Client = TestClient[Any, Any]
 INVITES = Path(__file__).resolve().parent.parent / "invites"
@@ -195,7 +195,9 @@ async def invited(client: Client, factory: Factory) -> tuple[Stream, dict[str, A
 
 async def disposition(client: Client, factory: Factory, attempt_id: str, code: str) -> Any:
     query = {"visitID": factory.visit_id, "pageID": factory.page_id, "code": code}
-    return await client.get(f"/dispositions/{attempt_id}", params=query, headers={"Origin": SITE})
+    return await client.get(
+        url(client, "disposition", attemptID=attempt_id), params=query, headers={"Origin": SITE}
+    )
 
 
 async def test_invitation_is_pushed_rendered_and_answered(client: Client, factory: Factory):
@@ -235,7 +237,9 @@ async def test_invitation_is_pushed_rendered_and_answered(client: Client, factor
         {"attemptID": attempt_id, "reason": "accepted"},
     )
 
-    visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
+    visit = await (
+        await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
+    ).json()
     (attempt,) = visit["attempts"]
     assert [t["state"] for t in attempt["transitions"]] == [
         "detected",
@@ -251,7 +255,9 @@ async def test_decline_starts_the_cool_down(client: Client, factory: Factory):
     closing = await stream.frame()
     assert closing["channel"] == "gpe.closeInvite"
     await post_events(client, [factory.event("AddToCart", {"price": 1200})])
-    visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
+    visit = await (
+        await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
+    ).json()
     assert [a["state"] for a in visit["attempts"]] == ["declined"]
 
 
@@ -308,12 +314,12 @@ async def test_engage_a_new_attempt_and_strict_mode(client: Client, factory: Fac
             "params": {"button": "Book a demo"},
         }
     }
-    r = await client.post("/server/data/gateway/engage", json=body, headers=AUTH)
+    r = await client.post(url(client, "engage"), json=body, headers=AUTH)
     assert r.status == 200, await r.text()
     state = await r.json()
     assert state["state"] == "offered"
     assert (await stream.frame())["data"]["attemptID"] == state["attemptID"]
-    r = await client.post("/server/data/gateway/engage", json=body, headers=AUTH)
+    r = await client.post(url(client, "engage"), json=body, headers=AUTH)
     assert r.status == 409
     assert "already has a live engagement" in (await r.json())["message"]
 
@@ -328,9 +334,9 @@ async def test_engage_a_new_attempt_and_strict_mode(client: Client, factory: Fac
 
 
 async def test_gateway_errors(client: Client, factory: Factory):
-    r = await client.post("/server/data/gateway/engage", json={"ixnProfile": {}})
+    r = await client.post(url(client, "engage"), json={"ixnProfile": {}})
     assert r.status == 401
-    r = await client.post("/server/data/gateway/engage", json={"ixnProfile": {}}, headers=AUTH)
+    r = await client.post(url(client, "engage"), json={"ixnProfile": {}}, headers=AUTH)
     assert r.status == 400
     assert (await r.json())["details"][0]["field"] == "ixnProfile.visitID"
     r = await client.post(
@@ -384,7 +390,7 @@ async def test_external_decision_through_the_webhook(
     attempt_id = payload["attempt"]["attemptID"]
 
     body = {"ixnProfile": {"visitID": factory.visit_id, "attemptID": attempt_id}}
-    r = await client.post("/server/data/gateway/engage", json=body, headers=AUTH)
+    r = await client.post(url(client, "engage"), json=body, headers=AUTH)
     assert r.status == 200, await r.text()
     assert await r.json() == {"attemptID": attempt_id, "state": "offered"}
 
@@ -406,7 +412,9 @@ async def test_launched_before_accepted_implies_the_acceptance(client: Client, f
     assert (await r.json())["state"] == "launched"
     r = await disposition(client, factory, attempt_id, "accepted")  # the late one
     assert (await r.json())["state"] == "launched"
-    visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
+    visit = await (
+        await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
+    ).json()
     transitions = visit["attempts"][0]["transitions"]
     assert [t["state"] for t in transitions] == [
         "detected",
