@@ -183,6 +183,8 @@ def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, ob
         "push": True,
         # Where gpe.appendContent may load from: the engine (always) and these origins.
         "contentOrigins": settings.content_sources(),
+        # Trusted mode (opt-in): HTML from these runs its scripts; only content_origins qualify.
+        "trustedOrigins": settings.content_origins if settings.trusted_content else None,
         # GMS chats need a chat page; the demo has one for its demo GMS.
         "chatUrl": settings.chat_url
         or (DEMO_CHAT_PAGE if settings.demo and settings.gms_chat else None),

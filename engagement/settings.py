@@ -194,6 +194,11 @@ class Settings(BaseSettings):
         default_factory=list,
         description="origins gpe.appendContent may load from, besides the engine and the page",
     )
+    trusted_content: bool = Field(
+        False,
+        description="run the scripts of HTML that gpe.appendContent loads from content_origins "
+        "(with the page's CSP nonce), for legacy GWE invite.html widgets; off: sanitized",
+    )
     push_heartbeat_s: float = Field(C.PUSH_HEARTBEAT_S, gt=0)
     decision_webhook_url: str | None = Field(
         None, description="strategies with `decide: external` announce attempts here"

@@ -14,6 +14,9 @@
  *   _gt.push(['event', 'SignIn', {data: {...}}]);              // SignIn/SignOut/UserInfo: SYSTEM
  *   _gt.push(['getIDs', function (ids) { ids.visitID; ids.pageID; ids.globalVisitID; }]);
  *   _gt.ids()  // same object, synchronously (after load)
+ * Older GWE sites: ['event', {eventName: 'X', data: {...}}] (8.1; or the pairs beside eventName),
+ *   ['sendUserInfo'|'sendSignIn'|'sendSignOut', {...}] (system events), ['config', {languageCode}]
+ *   (overrides navigator.language; queued ones apply before the first page's events).
  *
  * The engine base URL is this script's own src without "/tracker.js"; events are POSTed to
  * BASE + "/monitoring/events" as text/plain JSON (a CORS simple request, no preflight).
@@ -35,6 +38,8 @@
  *   inserted: Element.setHTML (the browser's Sanitizer) where present, else a walk of a
  *   <template> (inert: nothing runs or loads); either way no script, frame, object or embed,
  *   no on* attribute, no javascript:/data: URL in href, src, action, formaction, xlink:href.
+ *   Trusted mode (setting trusted_content, off by default): HTML from cfg.trustedOrigins runs its
+ *   scripts, remade with the nonce of this script's own tag (legacy GWE invite.html widgets).
  * Invitations: shared by tabs in localStorage (<prefix>invite, <prefix>answered); the tab named by
  *   <prefix>focus renders it. Dispositions: GET BASE/dispositions/<attemptID>?visitID&pageID&code
  *   with code shown|interacting|accepted|declined|closed|timed_out|failed.
@@ -54,6 +59,7 @@
   var CHUNK = 50;
   var SYS = {SignIn: 1, SignOut: 1, UserInfo: 1};
   var L = w.location, N = w.navigator;
+  var lang = CFG.languageCode || N.language || ''; // ['config', {languageCode}] overrides it
 
   function warn() {
     try { console.warn.apply(console, ['[engagement]'].concat([].slice.call(arguments))); } catch (e) { /* no console */ }
@@ -77,6 +83,7 @@
     }
     return '';
   }
+  var NONCE = (d.currentScript && d.currentScript.nonce) || ''; // the page's CSP nonce, if any
   var BASE = scriptSrc().split(/[?#]/)[0].replace(/\/[^\/]*$/, '');
   var URL_EVENTS = BASE + '/monitoring/events';
 
@@ -209,7 +216,7 @@
     enqueue({
       eventType: type, eventName: name, eventID: uuid(), pageID: pageID, visitID: visitID,
       globalVisitID: gvid, timestamp: Date.now(), url: (url || L.href).slice(0, 4096), category: '',
-      languageCode: N.language || '', data: copy
+      languageCode: lang, data: copy
     });
   }
   // Public way to raise an event (also _internal.send): keeps the visit alive first.
@@ -467,6 +474,21 @@
     if (el.setHTML) try { el.setHTML(html, {sanitizer: {}}); return strip(el); } catch (e) { warn(e); }
     el.replaceChildren(strip(frag(html)));
   }
+  function trusted(u) { // trusted mode (off by default): only the configured content origins
+    try { return (CFG.trustedOrigins || []).indexOf(new URL(u, L.href).origin) >= 0; } catch (e) { return false; }
+  }
+  function fillTrusted(el, html, u) { // a legacy GWE widget (invite.html): its scripts run
+    el.replaceChildren(frag(html));
+    el.querySelectorAll('script').forEach(function (old) { // parsed scripts never run: remake them
+      var s = d.createElement('script');
+      [].slice.call(old.attributes).forEach(function (a) { s.setAttribute(a.name, a.value); });
+      if (old.getAttribute('src')) s.src = new URL(old.getAttribute('src'), u).href;
+      s.async = false; // in document order, as the page would have run them
+      if (NONCE) s.nonce = NONCE;
+      s.text = old.text;
+      old.replaceWith(s);
+    });
+  }
   function byAttr(attr, val, fn) {
     d.querySelectorAll('[' + attr + ']').forEach(function (e) { if (e.getAttribute(attr) === String(val)) fn(e); });
   }
@@ -526,7 +548,8 @@
     getHTML(u, o.method).then(function (html) {
       var div = d.createElement('div');
       div.setAttribute('data-eng-content', id);
-      fill(div, html);
+      if (trusted(u)) fillTrusted(div, html, new URL(u, L.href).href);
+      else fill(div, html);
       d.querySelector(box).appendChild(div);
       pub('Content.appended', {url: u, id: id, container: box});
     }).catch(function (e) { warn(e); pub('Content.failed', {url: u, id: id}); });
@@ -554,24 +577,41 @@
     }
   }
 
-  // ---- commands --------------------------------------------------------------------------------
+  // ---- commands: a map, name -> handler(args after the name) -----------------------------------
+  function options(o) { // GWE 8.1 options: {data: {...}} or the key/value pairs themselves
+    if (!o || typeof o !== 'object') return {};
+    if (o.data && typeof o.data === 'object') return o.data;
+    var r = {};
+    Object.keys(o).forEach(function (k) { if (k !== 'eventName') r[k] = o[k]; });
+    return r;
+  }
+  function legacy(name) { return function (o) { send(name, options(o), 'SYSTEM'); }; }
+  var COMMANDS = {
+    event: function (name, o) {
+      // 8.5: ['event', 'Name', {data: {...}}]; 8.1: ['event', {eventName: 'Name', data | pairs...}]
+      if (name && typeof name === 'object') return COMMANDS.event(name.eventName, {data: options(name)});
+      if (typeof name !== 'string' || !name) return warn('event needs a name');
+      send(name, (o || {}).data);
+    },
+    getIDs: function (cb) {
+      if (ensureVisit()) enterPage(curRef);
+      if (typeof cb === 'function') {
+        try { cb(ids()); } catch (e) { try { console.error(e); } catch (x) { /* nothing */ } }
+      }
+    },
+    config: function (o) { if (o && typeof o.languageCode === 'string') lang = o.languageCode.slice(0, 35); },
+    sendUserInfo: legacy('UserInfo'), // GWE 8.1 system-event commands
+    sendSignIn: legacy('SignIn'),
+    sendSignOut: legacy('SignOut'),
+    subscribe: function (name, fn) { bus.subscribe(name, fn); },
+    publish: function (name, data) { bus.publish(name, data); }
+  };
   var warned = {};
   function run(cmd) {
     try {
-      var c = cmd && cmd[0];
-      if (c === 'event') {
-        if (typeof cmd[1] !== 'string' || !cmd[1]) return warn('event needs a name', cmd);
-        send(cmd[1], (cmd[2] || {}).data);
-      } else if (c === 'getIDs') {
-        if (ensureVisit()) enterPage(curRef);
-        if (typeof cmd[1] === 'function') {
-          try { cmd[1](ids()); } catch (e) { try { console.error(e); } catch (x) { /* nothing */ } }
-        }
-      } else if (c === 'subscribe') {
-        bus.subscribe(cmd[1], cmd[2]);
-      } else if (c === 'publish') {
-        bus.publish(cmd[1], cmd[2]);
-      } else if (!warned[c]) {
+      var c = cmd && cmd[0], fn = typeof c === 'string' && COMMANDS.hasOwnProperty(c) && COMMANDS[c];
+      if (fn) fn.apply(null, [].slice.call(cmd, 1));
+      else if (!warned[c]) {
         warned[c] = 1;
         warn('unknown command', c);
       }
@@ -602,6 +642,7 @@
         ready: function (m) { E = m; eq.splice(0).forEach(function (fn) { guard(fn)(m); }); }}
     }});
 
+    if (queued && queued.length) [].slice.call(queued).forEach(function (c) { if (c && c[0] === 'config') run(c); });
     pageID = uuid();
     freshPage = true;
     qkey = PFX + 'q_' + pageID; // fixed for this document's lifetime
@@ -611,7 +652,7 @@
     ensureVisit();
     enterPage(d.referrer);
     w._gt = api;
-    if (queued && queued.length) [].slice.call(queued).forEach(run);
+    if (queued && queued.length) [].slice.call(queued).forEach(function (c) { if (!c || c[0] !== 'config') run(c); });
 
     on(w, 'focus', function (e) { if (e.target === w) { claim(1); setFocus(true); } });
     on(w, 'blur', function (e) { if (e.target === w) setFocus(false); });
