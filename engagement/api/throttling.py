@@ -106,10 +106,6 @@ class Guard:
 GUARD = web.AppKey("guard", Guard)
 
 
-def guard_of(request: web.Request) -> Guard:
-    return request.app[GUARD]
-
-
 # Which part of the request each limit is about, for the 429's details.
 LIMIT_FIELDS = {
     "callback_number": "_customer_number",

@@ -10,7 +10,6 @@ from __future__ import annotations
 from typing import Any, Protocol
 
 from ..attempts import Attempt
-from ..settings import Settings
 
 
 class Outcomes(Protocol):
@@ -40,7 +39,3 @@ class LaunchRefused(Exception):
         super().__init__(reason)
         self.reason = reason
         self.unavailable = unavailable  # no agent: the visitor is told so
-
-
-def enabled_always(settings: Settings) -> bool:
-    return True

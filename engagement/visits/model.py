@@ -229,10 +229,6 @@ class Visit:
             del events[0]
             caps.events_dropped += 1
 
-    def events_named(self, name: str) -> list[Event]:
-        """The kept events of one name, oldest first."""
-        return [e for e in self.events if e.event_name == name]
-
     @property
     def events_by_name(self) -> dict[str, list[Event]]:
         """The kept events by name (for strategies written in Python)."""

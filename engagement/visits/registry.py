@@ -69,9 +69,6 @@ class VisitRegistry:
     def __iter__(self) -> Iterator[Visit]:
         return iter(self._visits.values())
 
-    def most_recent_first(self) -> Iterator[Visit]:
-        return reversed(self._visits.values())
-
     def get(self, visit_id: str) -> Visit | None:
         return self._visits.get(visit_id)
 
