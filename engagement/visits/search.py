@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .store import SQLiteHistory, _visit_json
+from .store import SQLiteHistory, visit_json
 
 Cursor = tuple[int, str]  # (started_at, visit_id) of the last visit of a page
 
@@ -65,6 +65,6 @@ async def search_visits(
     more = len(rows) > limit
     rows = rows[:limit]
     visits = history.read_rows(
-        "visits", lambda r: {**_visit_json(r), "pagesViewed": r["n_pages"]}, rows
+        "visits", lambda r: {**visit_json(r), "pagesViewed": r["n_pages"]}, rows
     )
     return visits, (rows[-1]["started_at"], rows[-1]["visit_id"]) if more else None

@@ -545,7 +545,7 @@ class SQLiteHistory:
             row = await cur.fetchone()
         if row is None:
             return None
-        found = self.read_rows("visits", _visit_json, [row])
+        found = self.read_rows("visits", visit_json, [row])
         if not found:
             return None
         visit = found[0]
@@ -620,7 +620,7 @@ class SQLiteHistory:
         async with self.db.execute(query, (global_visit_id, limit)) as cur:
             rows = await cur.fetchall()
         return self.read_rows(
-            "visits", lambda r: {**_visit_json(r), "pagesViewed": r["n_pages"]}, rows
+            "visits", lambda r: {**visit_json(r), "pagesViewed": r["n_pages"]}, rows
         )
 
 
@@ -634,7 +634,7 @@ def _key_of(item: Visit | Event | Conversion) -> str:
     return item.visit_id if isinstance(item, Visit) else f"{item.visit_id}/{item.event_id}"
 
 
-def _visit_json(r: aiosqlite.Row) -> dict[str, Any]:
+def visit_json(r: aiosqlite.Row) -> dict[str, Any]:
     return {
         "visitID": r["visit_id"],
         "globalVisitID": r["global_visit_id"],
