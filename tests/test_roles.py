@@ -169,6 +169,8 @@ async def test_actions_are_audited_and_readable_by_admins_only(client: Client, f
          "target": {"visitID": factory.visit_id}, "status": 303, "client": client_ip},
         {"who": "desk-1", "role": "agent", "action": "console-login", "target": {},
          "status": 303, "client": client_ip},
+        {"who": "desk-1", "role": "agent", "action": "availability-group",
+         "target": {"group": "sales"}, "status": 403, "client": client_ip},
         {"who": "floor-lead", "role": "supervisor", "action": "availability-group",
          "target": {"group": "sales"}, "status": 200, "client": client_ip},
     ]  # fmt: skip

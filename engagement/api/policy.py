@@ -20,9 +20,14 @@ from .throttling import GUARD
 
 
 def guard(route: Route) -> Handler:
-    """The route's handler behind its policy (and recorded in the audit log if it says so)."""
-    handler = _audited(route) if route.audited else route.handler
-    policy, role = route.policy, route.role
+    """The route's handler behind its policy, recorded in the audit log if it says so (calls
+    let in, and calls refused for their role; not those without valid credentials)."""
+    guarded = _behind_policy(route)
+    return _audited(route.name, guarded) if route.audited else guarded
+
+
+def _behind_policy(route: Route) -> Handler:
+    handler, policy, role = route.handler, route.policy, route.role
     if policy is Policy.API_KEY:
         return api_key_required(handler, role)
     if policy is Policy.SITE:
@@ -46,9 +51,7 @@ def record(request: web.Request, action: str, status: int) -> None:
     audit.record(AuditEntry(int(time.time() * 1000), who, action, target, status, client))
 
 
-def _audited(route: Route) -> Handler:
-    handler, action = route.handler, route.name
-
+def _audited(action: str, handler: Handler) -> Handler:
     async def wrapper(request: web.Request) -> web.StreamResponse:
         try:
             response = await handler(request)
