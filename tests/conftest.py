@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import itertools
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +20,12 @@ AUTH = {"X-API-Key": API_KEY}
 ClientFactory = Callable[..., Awaitable[TestClient[web.Request, web.Application]]]
 
 
-def url(client: TestClient[Any, Any], name: str, **parts: str) -> str:
-    """The path of the route ``name`` (see engagement/api/routes.py), with its parts."""
-    return str(client.app.router[name].url_for(**parts))
+def url(
+    client: TestClient[Any, Any], name: str, query: Mapping[str, str] | None = None, **parts: str
+) -> str:
+    """The path of the route ``name`` (see engagement/api/routes.py), with its parts and query."""
+    path = client.app.router[name].url_for(**parts)
+    return str(path.with_query(query) if query is not None else path)
 
 
 def new_id() -> str:
@@ -108,6 +111,8 @@ async def client(aiohttp_client: ClientFactory, settings: Settings) -> TestClien
 async def post_events(
     client: TestClient[Any, Any], events: list[dict[str, Any]], origin: str = SITE
 ) -> Any:
-    r = await client.post("/monitoring/events", json={"events": events}, headers={"Origin": origin})
+    r = await client.post(
+        url(client, "events"), json={"events": events}, headers={"Origin": origin}
+    )
     assert r.status == 200, await r.text()
     return await r.json()

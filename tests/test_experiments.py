@@ -20,7 +20,7 @@ from engagement.settings import Settings
 from engagement.strategy.experiment import bucket
 from engagement.strategy.loader import check_folder
 
-from .conftest import AUTH, SITE, ClientFactory, Factory, new_id, post_events
+from .conftest import AUTH, SITE, ClientFactory, Factory, new_id, post_events, url
 
 Client = TestClient[Any, Any]
 
@@ -125,7 +125,7 @@ def buffered(client: Client, factory: Factory) -> list[bytes]:
 async def qualify(client: Client, factory: Factory) -> dict[str, Any]:
     await post_events(client, factory.start(f"{SITE}/cart", "Cart"))
     await post_events(client, [factory.event("AddToCart", {"sku": "WH15", "price": 1199})])
-    r = await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)
+    r = await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
     assert r.status == 200, await r.text()
     (attempt,) = (await r.json())["attempts"]
     return attempt  # type: ignore[no-any-return]

@@ -9,7 +9,7 @@ from engagement.api.history import LiveVisitsOut, VisitorVisitsOut, VisitOut
 from engagement.app import create_app
 from engagement.settings import Settings
 
-from .conftest import AUTH, SITE, ClientFactory, Factory, new_id, post_events
+from .conftest import AUTH, SITE, ClientFactory, Factory, new_id, post_events, url
 
 Client = TestClient[Any, Any]
 
@@ -21,7 +21,7 @@ async def test_visit_has_its_pages_and_events(client: Client, factory: Factory):
     events.append(factory.event("AddToCart", {"sku": "WH15", "price": 1199}))
     await post_events(client, events)
 
-    r = await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)
+    r = await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
     assert r.status == 200, await r.text()
     visit = await r.json()
     VisitOut.model_validate(visit)
@@ -51,7 +51,7 @@ async def test_identity_follows_user_info_sign_in_and_sign_out_recognized(
     client: Client, factory: Factory
 ):
     await post_events(client, factory.start())
-    url = f"/api/v1/visits/{factory.visit_id}"
+    path = url(client, "visit", visitID=factory.visit_id)
     steps = [
         ("UserInfo", {"firstName": "Ada"}, "recognized"),
         ("SignIn", {"customerID": "C-1"}, "authenticated"),
@@ -60,7 +60,7 @@ async def test_identity_follows_user_info_sign_in_and_sign_out_recognized(
     ]
     for name, data, identity in steps:
         await post_events(client, [factory.event(name, data)])
-        visit = await (await client.get(url, headers=AUTH)).json()
+        visit = await (await client.get(path, headers=AUTH)).json()
         assert visit["identity"] == identity, name
 
 
@@ -69,7 +69,7 @@ async def test_live_visits_lists_current_page_and_times(client: Client, factory:
     other = Factory()
     await post_events(client, other.start())
 
-    r = await client.get("/api/v1/visits/live", headers=AUTH)
+    r = await client.get(url(client, "live-visits"), headers=AUTH)
     assert r.status == 200, await r.text()
     body = await r.json()
     LiveVisitsOut.model_validate(body)
@@ -90,38 +90,38 @@ async def test_visitor_history_lists_past_visits(client: Client, factory: Factor
     factory.visit_id, factory.page_id = new_id(), new_id()
     await post_events(client, factory.start())
 
-    url = f"/api/v1/visitors/{factory.global_visit_id}/visits"
-    r = await client.get(url, headers=AUTH)
+    path = url(client, "visitor-visits", globalVisitID=factory.global_visit_id)
+    r = await client.get(path, headers=AUTH)
     assert r.status == 200, await r.text()
     body = await r.json()
     VisitorVisitsOut.model_validate(body)
     assert {v["visitID"] for v in body["visits"]} == {first_visit, factory.visit_id}
     assert all(v["pagesViewed"] == 1 for v in body["visits"])
-    r = await client.get(url + "?limit=1", headers=AUTH)
+    r = await client.get(path, params={"limit": "1"}, headers=AUTH)
     assert len((await r.json())["visits"]) == 1
-    r = await client.get(url + "?limit=0", headers=AUTH)
+    r = await client.get(path, params={"limit": "0"}, headers=AUTH)
     assert r.status == 400
     assert (await r.json())["details"][0]["field"] == "limit"
 
 
 async def test_history_needs_a_valid_api_key(client: Client, factory: Factory):
-    url = f"/api/v1/visits/{factory.visit_id}"
-    r = await client.get(url)
+    path = url(client, "visit", visitID=factory.visit_id)
+    r = await client.get(path)
     assert r.status == 401
     assert (await r.json())["error"] == "unauthorized"
     assert r.headers["WWW-Authenticate"] == "Bearer"
-    r = await client.get(url, headers={"X-API-Key": "wrong"})
+    r = await client.get(path, headers={"X-API-Key": "wrong"})
     assert r.status == 401
     assert (await r.json())["message"] == "the API key is not valid"
-    r = await client.get(url, headers={"Authorization": "Bearer test-api-key"})
+    r = await client.get(path, headers={"Authorization": "Bearer test-api-key"})
     assert r.status == 404
 
 
 async def test_bad_and_unknown_visit_ids(client: Client):
-    r = await client.get("/api/v1/visits/abc", headers=AUTH)
+    r = await client.get(url(client, "visit", visitID="abc"), headers=AUTH)
     assert r.status == 400
     assert (await r.json())["details"][0]["field"] == "visitID"
-    r = await client.get(f"/api/v1/visits/{new_id()}", headers=AUTH)
+    r = await client.get(url(client, "visit", visitID=new_id()), headers=AUTH)
     assert r.status == 404
     assert (await r.json())["error"] == "not_found"
 
@@ -135,7 +135,7 @@ async def test_history_survives_a_restart(
     await client.close()  # graceful stop: queued history is written
 
     client = await aiohttp_client(create_app(settings))
-    r = await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)
+    r = await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
     assert r.status == 200, await r.text()
     visit = await r.json()
     assert visit["live"] is True  # taken back on start (tests/test_restart.py)
@@ -143,14 +143,16 @@ async def test_history_survives_a_restart(
     # The same visit goes on after the restart: its row merges, nothing is duplicated.
     answer = await post_events(client, [*events, *factory.navigate(f"{SITE}/cart", "Cart")])
     assert answer == {"accepted": 2, "duplicates": len(events)}
-    visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
+    visit = await (
+        await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
+    ).json()
     assert len(visit["events"]) == len(events) + 2
     assert len(visit["pages"]) == 2
     assert visit["startedAt"] < visit["lastSeenAt"]
 
 
 async def test_openapi_lists_every_route(client: Client):
-    r = await client.get("/api/openapi.json")
+    r = await client.get(url(client, "openapi"))
     assert r.status == 200
     doc = await r.json()
     assert doc["openapi"] == "3.1.0"

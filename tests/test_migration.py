@@ -13,7 +13,7 @@ from engagement.api.state import REGISTRY
 from engagement.app import create_app
 from engagement.settings import Settings
 
-from .conftest import AUTH, ClientFactory
+from .conftest import AUTH, ClientFactory, url
 
 Client = TestClient[Any, Any]
 GWE_DOC_VISIT_ID = "f24c60f6-0728-4f3d-b8b4-1e7bad2dc8a3"  # as GWE's documentation writes IDs
@@ -33,7 +33,7 @@ async def test_every_gwe_path_needs_credentials(client: Client):
 
 async def test_ids_are_32_upper_case_hex_not_dashed_uuids(client: Client):
     """Claim: IDs stored from GWE (dashed, lower-case UUIDs) are refused with a 400."""
-    r = await client.get(f"/server/data/visits/{GWE_DOC_VISIT_ID}", headers=AUTH)
+    r = await client.get(url(client, "gwe-visit", visitId=GWE_DOC_VISIT_ID), headers=AUTH)
     assert r.status == 400
     assert (await r.json())["details"][0]["field"] == "visitId"
 
@@ -48,7 +48,7 @@ async def test_visits_close_after_30_idle_minutes_unless_configured(
         create_app(settings.model_copy(update={"visit_timeout_s": 86400}))
     )
     assert client.app[REGISTRY].visit_timeout_ms == 86_400_000
-    r = await client.get("/tracker.js")
+    r = await client.get(url(client, "tracker"))
     assert '"visitTimeoutS":86400' in await r.text()
 
 

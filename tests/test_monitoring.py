@@ -7,7 +7,7 @@ from aiohttp.test_utils import TestClient
 
 from engagement import constants as C
 
-from .conftest import AUTH, SITE, Factory, post_events
+from .conftest import AUTH, SITE, Factory, post_events, url
 
 Client = TestClient[Any, Any]
 
@@ -19,7 +19,7 @@ async def test_batch_is_accepted_and_duplicates_are_counted(client: Client, fact
 
 
 async def test_answer_carries_cors_headers_for_the_site(client: Client, factory: Factory):
-    r = await client.post("/monitoring/events", json={"events": factory.start()},
+    r = await client.post(url(client, "events"), json={"events": factory.start()},
                           headers={"Origin": SITE})  # fmt: skip
     assert r.status == 200, await r.text()
     assert r.headers["Access-Control-Allow-Origin"] == SITE
@@ -29,7 +29,7 @@ async def test_answer_carries_cors_headers_for_the_site(client: Client, factory:
 async def test_beacon_text_plain_body_is_accepted(client: Client, factory: Factory):
     body = json.dumps({"events": factory.start()})
     r = await client.post(
-        "/monitoring/events",
+        url(client, "events"),
         data=body,
         headers={"Origin": SITE, "Content-Type": "text/plain;charset=UTF-8"},
     )
@@ -39,7 +39,7 @@ async def test_beacon_text_plain_body_is_accepted(client: Client, factory: Facto
 
 async def test_bad_id_names_the_field(client: Client, factory: Factory):
     event = factory.event("AddToCart", visitID="not-an-id")
-    r = await client.post("/monitoring/events", json={"events": [event]}, headers={"Origin": SITE})
+    r = await client.post(url(client, "events"), json={"events": [event]}, headers={"Origin": SITE})
     assert r.status == 400
     body = await r.json()
     assert body["error"] == "invalid_input"
@@ -51,7 +51,7 @@ async def test_bad_id_names_the_field(client: Client, factory: Factory):
 async def test_missing_field_is_named(client: Client, factory: Factory):
     event = factory.event("AddToCart")
     del event["pageID"]
-    r = await client.post("/monitoring/events", json={"events": [event]}, headers={"Origin": SITE})
+    r = await client.post(url(client, "events"), json={"events": [event]}, headers={"Origin": SITE})
     assert r.status == 400
     assert (await r.json())["details"] == [
         {"field": "events.0.pageID", "message": "Field required", "type": "missing"}
@@ -79,25 +79,25 @@ async def test_unknown_system_event_is_bounded_like_others(client: Client, facto
     too_big = factory.event("Legacy", {"s": "x" * C.MAX_EVENT_DATA_BYTES}, eventType="SYSTEM")
     for event, field in ((too_long, "events.0.eventName"), (too_big, "events.0.data")):
         r = await client.post(
-            "/monitoring/events", json={"events": [event]}, headers={"Origin": SITE}
+            url(client, "events"), json={"events": [event]}, headers={"Origin": SITE}
         )
         assert r.status == 400, await r.text()
         assert (await r.json())["details"][0]["field"] == field
 
 
 async def test_empty_and_oversized_batches_are_refused(client: Client, factory: Factory):
-    r = await client.post("/monitoring/events", json={"events": []}, headers={"Origin": SITE})
+    r = await client.post(url(client, "events"), json={"events": []}, headers={"Origin": SITE})
     assert r.status == 400
     assert (await r.json())["details"][0]["field"] == "events"
     many = [factory.event("Tick") for _ in range(101)]
-    r = await client.post("/monitoring/events", json={"events": many}, headers={"Origin": SITE})
+    r = await client.post(url(client, "events"), json={"events": many}, headers={"Origin": SITE})
     assert r.status == 400
     assert (await r.json())["details"][0]["field"] == "events"
 
 
 async def test_invalid_json_is_a_400(client: Client):
     r = await client.post(
-        "/monitoring/events",
+        url(client, "events"),
         data=b'{"events": [',
         headers={"Origin": SITE, "Content-Type": "application/json"},
     )
@@ -109,7 +109,7 @@ async def test_invalid_json_is_a_400(client: Client):
 
 async def test_oversized_body_is_a_413(client: Client, factory: Factory):
     event = factory.event("Big", {"blob": "x" * 300_000})
-    r = await client.post("/monitoring/events", json={"events": [event]}, headers={"Origin": SITE})
+    r = await client.post(url(client, "events"), json={"events": [event]}, headers={"Origin": SITE})
     assert r.status == 413
     body = await r.json()
     assert body["error"] == "payload_too_large"
@@ -118,7 +118,7 @@ async def test_oversized_body_is_a_413(client: Client, factory: Factory):
 
 async def test_wrong_content_type_is_a_415(client: Client):
     r = await client.post(
-        "/monitoring/events", data=b"events=1",
+        url(client, "events"), data=b"events=1",
         headers={"Origin": SITE, "Content-Type": "application/x-www-form-urlencoded"},
     )  # fmt: skip
     assert r.status == 415
@@ -127,7 +127,7 @@ async def test_wrong_content_type_is_a_415(client: Client):
 
 async def test_foreign_origin_is_forbidden(client: Client, factory: Factory):
     r = await client.post(
-        "/monitoring/events", json={"events": factory.start()},
+        url(client, "events"), json={"events": factory.start()},
         headers={"Origin": "https://evil.example"},
     )  # fmt: skip
     assert r.status == 403
@@ -138,20 +138,20 @@ async def test_foreign_origin_is_forbidden(client: Client, factory: Factory):
 
 
 async def test_missing_origin_is_forbidden(client: Client, factory: Factory):
-    r = await client.post("/monitoring/events", json={"events": factory.start()})
+    r = await client.post(url(client, "events"), json={"events": factory.start()})
     assert r.status == 403
     assert "Origin header is missing" in (await r.json())["message"]
 
 
 async def test_preflight_answers_allowed_origins_only(client: Client):
     r = await client.options(
-        "/monitoring/events",
+        url(client, "events"),
         headers={"Origin": "http://localhost:3000", "Access-Control-Request-Method": "POST"},
     )
     assert r.status == 204
     assert r.headers["Access-Control-Allow-Origin"] == "http://localhost:3000"
     assert "POST" in r.headers["Access-Control-Allow-Methods"]
-    r = await client.options("/monitoring/events", headers={"Origin": "http://evil.example"})
+    r = await client.options(url(client, "events"), headers={"Origin": "http://evil.example"})
     assert r.status == 403
 
 
@@ -159,6 +159,6 @@ async def test_unknown_path_and_method_are_json_errors(client: Client):
     r = await client.get("/nope")
     assert r.status == 404
     assert (await r.json())["error"] == "not_found"
-    r = await client.get("/monitoring/events")
+    r = await client.get(url(client, "events"))
     assert r.status == 405
     assert (await r.json())["error"] == "method_not_allowed"

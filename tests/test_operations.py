@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestClient
 
 from engagement.logs import JSONFormatter
 
-from .conftest import Factory, post_events
+from .conftest import Factory, post_events, url
 
 Client = TestClient[Any, Any]
 
@@ -31,7 +31,7 @@ async def test_metrics_count_what_happened(client: Client, factory: Factory):
     events = factory.start()
     await post_events(client, events)
     await post_events(client, events)  # duplicates
-    r = await client.get("/metrics")
+    r = await client.get(url(client, "metrics"))
     assert r.status == 200
     assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4")
     text = await r.text()
@@ -45,10 +45,10 @@ async def test_metrics_count_what_happened(client: Client, factory: Factory):
 
 
 async def test_health_and_readiness(client: Client):
-    r = await client.get("/health")
+    r = await client.get(url(client, "health"))
     assert r.status == 200
     assert (await r.json())["status"] == "ok"
-    r = await client.get("/ready")
+    r = await client.get(url(client, "ready"))
     assert r.status == 200, await r.text()
     assert await r.json() == {
         "status": "ready",
@@ -68,7 +68,7 @@ async def test_readiness_fails_when_the_store_is_gone(client: Client):
     history = client.app[HISTORY]
     db = history.db
     await db.close()
-    r = await client.get("/ready")
+    r = await client.get(url(client, "ready"))
     assert r.status == 503
     body = await r.json()
     assert body["status"] == "not ready"
@@ -97,7 +97,7 @@ PROMTOOL = shutil.which("promtool")
 async def test_metrics_pass_promtool(client: Client, factory: Factory):
     """A real consumer of /metrics (Prometheus's own linter) accepts what we expose."""
     await post_events(client, factory.start())
-    r = await client.get("/metrics")
+    r = await client.get(url(client, "metrics"))
     assert r.status == 200
     body = await r.read()
     assert PROMTOOL is not None, "CI must have promtool (.ci/run installs Debian's prometheus)"

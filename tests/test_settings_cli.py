@@ -15,6 +15,8 @@ from aiohttp.test_utils import TestClient, unused_port
 from engagement.cli import main
 from engagement.settings import Settings, load_settings
 
+from .conftest import url
+
 
 def test_toml_file_and_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     config = tmp_path / "engagement.toml"
@@ -52,7 +54,9 @@ def test_api_key_prints_the_key_serve_generated(tmp_path: Path, capsys: pytest.C
 
 
 async def test_tracker_is_served_small_configured_and_cached(client: TestClient[Any, Any]):
-    r = await client.get("/tracker.js", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    r = await client.get(
+        url(client, "tracker"), headers={"Accept-Encoding": "gzip"}, auto_decompress=False
+    )
     assert r.status == 200
     assert r.headers["Content-Encoding"] == "gzip"
     assert r.headers["Content-Type"].startswith("application/javascript")
@@ -61,10 +65,12 @@ async def test_tracker_is_served_small_configured_and_cached(client: TestClient[
     script = gzip.decompress(body).decode()
     assert "__ENGAGEMENT_CONFIG__" not in script
     assert '"visitTimeoutS":1800' in script
-    r = await client.get("/tracker.js", headers={"If-None-Match": r.headers["ETag"]})
+    r = await client.get(url(client, "tracker"), headers={"If-None-Match": r.headers["ETag"]})
     assert r.status == 304
     # The invitation part comes with the first invitation only.
-    r = await client.get("/engage.js", headers={"Accept-Encoding": "gzip"}, auto_decompress=False)
+    r = await client.get(
+        url(client, "engage-script"), headers={"Accept-Encoding": "gzip"}, auto_decompress=False
+    )
     assert r.status == 200
     assert len(await r.read()) < 4 * 1024
     assert "WebChat.open" in gzip.decompress(await r.read()).decode()

@@ -18,7 +18,7 @@ from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
 from engagement.strategy.loader import check_folder
 
-from .conftest import AUTH, SITE, ClientFactory, Factory, post_events
+from .conftest import AUTH, SITE, ClientFactory, Factory, post_events, url
 
 Client = TestClient[Any, Any]
 INVITES = Path(__file__).resolve().parent.parent / "invites"
@@ -61,7 +61,7 @@ async def client(aiohttp_client: ClientFactory, settings: Settings, strategies_d
 
 
 async def visit(client: Client, factory: Factory) -> dict[str, Any]:
-    r = await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)
+    r = await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
     assert r.status == 200, await r.text()
     return await r.json()  # type: ignore[no-any-return]
 
@@ -130,7 +130,7 @@ async def test_attempt_not_shown_in_time_expires(client: Client, factory: Factor
 
 
 async def test_strategies_api_lists_strategies_and_errors(client: Client):
-    r = await client.get("/api/v1/strategies", headers=AUTH)
+    r = await client.get(url(client, "strategies"), headers=AUTH)
     assert r.status == 200, await r.text()
     body = await r.json()
     StrategiesOut.model_validate(body)
@@ -151,7 +151,7 @@ async def test_reload_valid_broken_then_fixed(client: Client, strategies_dir: Pa
 
     rewrite(path, DWELL.replace("time_on_page_s: 30", "time_on_pag_s: 30"))
     library.scan()
-    body = await (await client.get("/api/v1/strategies", headers=AUTH)).json()
+    body = await (await client.get(url(client, "strategies"), headers=AUTH)).json()
     assert body["errors"] == [
         {
             "file": "strategies/dwell.yaml",
@@ -165,7 +165,7 @@ async def test_reload_valid_broken_then_fixed(client: Client, strategies_dir: Pa
 
     rewrite(path, DWELL)
     library.scan()
-    body = await (await client.get("/api/v1/strategies", headers=AUTH)).json()
+    body = await (await client.get(url(client, "strategies"), headers=AUTH)).json()
     assert body["errors"] == []
     assert [s["name"] for s in body["strategies"]] == ["big-cart", "pricing-dwell"]
 
@@ -185,27 +185,29 @@ async def test_reload_happens_by_itself(client: Client, strategies_dir: Path):
 
 async def test_declared_events_reach_the_tracker(client: Client, strategies_dir: Path):
     library = client.app[LIBRARY]
-    before = (await client.get("/tracker.js")).headers["ETag"]
+    before = (await client.get(url(client, "tracker"))).headers["ETag"]
     rewrite(
         strategies_dir / "events.yaml",
         "events:\n  - name: BuyClicked\n    trigger: click\n    selector: '#buy'\n",
     )
     library.scan()
-    r = await client.get("/tracker.js")
+    r = await client.get(url(client, "tracker"))
     assert r.headers["ETag"] != before
     assert '{"name":"BuyClicked","trigger":"click","selector":"#buy"' in await r.text()
 
 
 async def test_availability_feed(client: Client):
     body = {"agentsReady": 2, "estimatedWaitS": 40}
-    r = await client.put("/api/v1/availability/sales", json=body, headers=AUTH)
+    r = await client.put(url(client, "availability-group", group="sales"), json=body, headers=AUTH)
     assert r.status == 200, await r.text()
     group = (await r.json())["groups"]["sales"]
     assert (group["agentsReady"], group["estimatedWaitS"]) == (2, 40)
-    r = await client.put("/api/v1/availability/sales", json={"agentsReady": -1}, headers=AUTH)
+    r = await client.put(
+        url(client, "availability-group", group="sales"), json={"agentsReady": -1}, headers=AUTH
+    )
     assert r.status == 400
     assert (await r.json())["details"][0]["field"] == "agentsReady"
-    r = await client.put("/api/v1/availability/sales", json={"agentsReady": 1})
+    r = await client.put(url(client, "availability-group", group="sales"), json={"agentsReady": 1})
     assert r.status == 401
 
 
@@ -270,7 +272,7 @@ async def test_python_strategy_next_to_the_files(client: Client, strategies_dir:
 async def test_python_strategy_error_names_file_and_line(client: Client, strategies_dir: Path):
     rewrite(strategies_dir / "broken.py", "x = 1\nstrategies = [undefined_name]\n")
     client.app[LIBRARY].scan()
-    body = await (await client.get("/api/v1/strategies", headers=AUTH)).json()
+    body = await (await client.get(url(client, "strategies"), headers=AUTH)).json()
     assert body["errors"] == [
         {
             "file": "strategies/broken.py",
@@ -287,7 +289,7 @@ async def test_an_offer_naming_no_template_is_refused_with_a_hint(
     library = client.app[LIBRARY]
     rewrite(strategies_dir / "dwell.yaml", DWELL.replace("chat.html", "chatt.html"))
     library.scan()
-    body = await (await client.get("/api/v1/strategies", headers=AUTH)).json()
+    body = await (await client.get(url(client, "strategies"), headers=AUTH)).json()
     assert body["errors"] == [
         {
             "file": "strategies/dwell.yaml",
@@ -313,5 +315,7 @@ async def test_engage_names_only_a_template_in_invites(client: Client, invite: s
     r = await client.post(client.app.router["engage"].url_for(), json=body, headers=AUTH)
     assert r.status == 400, await r.text()
     assert [d["field"] for d in (await r.json())["details"]] == ["ixnProfile.invite"]
-    visit = await (await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)).json()
+    visit = await (
+        await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
+    ).json()
     assert visit["attempts"] == []

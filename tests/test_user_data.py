@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestServer
 from engagement.settings import Settings, UserData
 
 from . import test_handoff as handoff
-from .conftest import SITE, Factory, post_events
+from .conftest import SITE, Factory, post_events, url
 from .test_handoff import Client, GMSDouble, accepted_attempt, send_callback, until
 from .test_notifications import open_stream
 
@@ -116,7 +116,7 @@ async def test_gms_chat_from_the_documented_request_chat_answer(
     await known_visitor(client, factory)
     attempt_id = await accepted_attempt(client, factory, "WantChat")
     body = {"attemptID": attempt_id, "visitID": factory.visit_id, "pageID": factory.page_id}
-    r = await client.post("/chats", json=body, headers={"Origin": SITE})
+    r = await client.post(url(client, "chats"), json=body, headers={"Origin": SITE})
     assert r.status == 200, await r.text()
     # The create URL is GMS's REST path, made absolute on the configured GMS: not a page.
     base = str(gms[1].make_url("")).rstrip("/")
