@@ -162,3 +162,17 @@ async def test_unknown_path_and_method_are_json_errors(client: Client):
     r = await client.get(url(client, "events"))
     assert r.status == 405
     assert (await r.json())["error"] == "method_not_allowed"
+
+
+async def test_tracker_config_carries_the_engines_bounds(client: Client):
+    """The tracker cuts URLs, titles and language codes, and sizes its batches, by the numbers
+    the engine validates with, passed in its config rather than repeated in the script."""
+    r = await client.get(client.app.router["tracker"].url_for())
+    assert r.status == 200, await r.text()
+    text = await r.text()
+    for key, value in (("batchEvents", C.TRACKER_BATCH_EVENTS), ("maxUrlChars", C.MAX_URL_CHARS),
+                       ("maxTitleChars", C.MAX_TITLE_CHARS),
+                       ("maxLanguageChars", C.MAX_LANGUAGE_CODE_CHARS),
+                       ("maxDataBytes", C.MAX_EVENT_DATA_BYTES)):  # fmt: skip
+        assert f'"{key}":{value}' in text, key
+    assert C.TRACKER_BATCH_EVENTS <= C.MAX_EVENTS_PER_BATCH

@@ -38,7 +38,7 @@ class EventIn(BaseModel):
     ]
     url: UrlText
     category: Annotated[str, StringConstraints(max_length=1000)] = ""
-    languageCode: Annotated[str, StringConstraints(max_length=35)] = ""
+    languageCode: Annotated[str, StringConstraints(max_length=C.MAX_LANGUAGE_CODE_CHARS)] = ""
     data: JSONData = Field(default_factory=dict)
 
     @field_validator("data")

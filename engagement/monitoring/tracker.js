@@ -56,10 +56,11 @@
   var PFX = CFG.cookiePrefix || '_eng_';
   var TIMEOUT = +CFG.visitTimeoutS || 1800;
   var MAXBUF = +CFG.maxBufferEvents || 500;
-  var CHUNK = 50;
+  var CHUNK = +CFG.batchEvents || 50;
+  var URL_MAX = +CFG.maxUrlChars || 4096, TITLE_MAX = +CFG.maxTitleChars || 1000;
   var SYS = {SignIn: 1, SignOut: 1, UserInfo: 1};
   var L = w.location, N = w.navigator;
-  var lang = CFG.languageCode || N.language || ''; // ['config', {languageCode}] overrides it
+  var lang = (CFG.languageCode || N.language || '').slice(0, +CFG.maxLanguageChars || 35); // ['config', {languageCode}] overrides it
 
   function warn() {
     try { console.warn.apply(console, ['[engagement]'].concat([].slice.call(arguments))); } catch (e) { /* no console */ }
@@ -198,7 +199,7 @@
     curRef = ref;
     resetFocusTime();
     emit('SYSTEM', 'PageEntered', {
-      title: d.title.slice(0, 1000), referrer: (ref || '').slice(0, 4096), timezoneOffset: new Date().getTimezoneOffset(),
+      title: d.title.slice(0, TITLE_MAX), referrer: (ref || '').slice(0, URL_MAX), timezoneOffset: new Date().getTimezoneOffset(),
       utm: utm(), focused: d.hasFocus()
     });
     if (fk && lsGet(FK) === fk) claim(1); // this tab held the focus key: the new page does
@@ -215,7 +216,7 @@
     if (s && s.length > CFG.maxDataBytes) return warn('event data too large', name);
     enqueue({
       eventType: type, eventName: name, eventID: uuid(), pageID: pageID, visitID: visitID,
-      globalVisitID: gvid, timestamp: Date.now(), url: (url || L.href).slice(0, 4096), category: '',
+      globalVisitID: gvid, timestamp: Date.now(), url: (url || L.href).slice(0, URL_MAX), category: '',
       languageCode: lang, data: copy
     });
   }
@@ -599,7 +600,7 @@
         try { cb(ids()); } catch (e) { try { console.error(e); } catch (x) { /* nothing */ } }
       }
     },
-    config: function (o) { if (o && typeof o.languageCode === 'string') lang = o.languageCode.slice(0, 35); },
+    config: function (o) { if (o && typeof o.languageCode === 'string') lang = o.languageCode.slice(0, +CFG.maxLanguageChars || 35); },
     sendUserInfo: legacy('UserInfo'), // GWE 8.1 system-event commands
     sendSignIn: legacy('SignIn'),
     sendSignOut: legacy('SignOut'),
