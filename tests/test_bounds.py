@@ -188,3 +188,15 @@ async def test_deeply_nested_flash_cookie_is_ignored(client: Client):
     r = await client.get(client.app.router["console-login"].url_for())
 
     assert r.status == 200, await r.text()
+
+
+async def test_a_broken_form_is_a_400_naming_the_body(client: Client):
+    login = client.app.router["console-login-post"].url_for()
+    headers = {"Content-Type": "multipart/form-data; boundary=zz"}
+
+    r = await client.post(login, data=b"no boundary here", headers=headers)
+
+    assert r.status == 400, await r.text()
+    body = await r.json()
+    assert body["error"] == "invalid_input"
+    assert body["details"] == [{"field": "body", "message": "not a readable form"}]

@@ -8,12 +8,14 @@ from typing import Any
 
 from aiohttp import web
 
+from .parsing import read_form
+
 DEMO_GMS: web.AppKey[list[dict[str, Any]]] = web.AppKey("demo_gms", list)
 
 
 async def callback(request: web.Request) -> web.StreamResponse:
     """GMS callback: 400 without _customer_number, else 200 with an _id."""
-    form = dict(await request.post())
+    form = dict(await read_form(request))
     if not form.get("_customer_number"):
         return web.json_response(
             {"message": "_customer_number is mandatory", "exception": "BadRequest"}, status=400
@@ -28,7 +30,7 @@ async def callback(request: web.Request) -> web.StreamResponse:
 async def request_chat(request: web.Request) -> web.StreamResponse:
     """GMS request-chat: the chat is reserved; the chat page starts it at the create URL, a
     REST path of GMS's Chat API v1 under the same base."""
-    form = dict(await request.post())
+    form = dict(await read_form(request))
     gms_id = uuid.uuid4().hex
     request.app[DEMO_GMS].append({"kind": "chat", "form": form, "_id": gms_id})
     return web.json_response(
@@ -42,7 +44,7 @@ async def chat_ixn(request: web.Request) -> web.StreamResponse:
     received: list[dict[str, Any]] = request.app[DEMO_GMS]
     if not any(r["kind"] == "chat" and r["_id"] == gms_id for r in received):
         return web.json_response({"message": f"no chat {gms_id}", "statusCode": 2}, status=404)
-    form = dict(await request.post())
+    form = dict(await read_form(request))
     received.append({"kind": f"chat-{action}", "form": form, "_id": gms_id})
     return web.json_response({"chatId": gms_id, "statusCode": 0})
 

@@ -7,6 +7,8 @@ import re
 from typing import Any, TypeVar
 
 from aiohttp import web
+from aiohttp.web_request import FileField
+from multidict import MultiDictProxy
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from .errors import HTTPError, InvalidInput, PayloadTooLarge
@@ -36,6 +38,18 @@ async def read_body(request: web.Request, content_types: frozenset[str] = JSON_T
     except web.HTTPRequestEntityTooLarge as exc:
         raise PayloadTooLarge(
             f"request body is larger than the limit of {request.app._client_max_size} bytes"
+        ) from exc
+
+
+async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytearray | FileField]:
+    """A posted form; one the client broke (a multipart body without its boundary, a bad
+    encoding) is a 400, not an error of the engine."""
+    try:
+        return await request.post()
+    except ValueError as exc:  # multipart and urlencoded parsers raise ValueError (or subclasses)
+        raise InvalidInput(
+            f"the form could not be read: {exc}",
+            details=[{"field": "body", "message": "not a readable form"}],
         ) from exc
 
 

@@ -7,6 +7,7 @@ import time
 from aiohttp import web
 
 from ..api.auth import PRINCIPAL, key_holder
+from ..api.parsing import read_form
 from ..api.policy import record
 from ..api.throttling import GUARD, TooManyRequests
 from .session import (
@@ -43,7 +44,7 @@ async def login_form(request: web.Request) -> web.StreamResponse:
 async def login(request: web.Request) -> web.StreamResponse:
     """Check the key; on success a new session, and on to the console. An address sending
     wrong keys waits longer and longer (429 meanwhile)."""
-    form = await request.post()
+    form = await read_form(request)
     raw = form.get("key")
     key = raw.strip() if isinstance(raw, str) else ""
     next_url = safe_next(str(form.get("next", "")))
@@ -81,7 +82,7 @@ async def login(request: web.Request) -> web.StreamResponse:
 
 async def logout(request: web.Request) -> web.StreamResponse:
     """End the session: revoked on the server, so a copy of the cookie is worthless too."""
-    form = await request.post()
+    form = await read_form(request)
     if not check_csrf(request, str(form.get(CSRF_FIELD, ""))):
         return csrf_refused(request)
     if request[SESSION]:

@@ -14,6 +14,7 @@ from aiohttp import web
 from aiohttp.web_request import FileField
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from ..api.parsing import read_form
 from ..api.state import HISTORY, SETTINGS
 from ..experiments.simulate import DAY_MS, DryRun, dry_run
 from ..monitoring.ingest import now_ms
@@ -53,7 +54,7 @@ async def _read_form(request: web.Request, into: Path) -> tuple[dict[str, str], 
     body is bounded by ``max_body_bytes`` like every other."""
     fields: dict[str, str] = {}
     saved: list[str] = []
-    for key, value in (await request.post()).items():
+    for key, value in (await read_form(request)).items():
         if isinstance(value, str):
             fields[key] = value[:2000]
             continue

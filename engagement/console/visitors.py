@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field, ValidationError
 
 from .. import constants as C
 from ..api.history import held_back_json
-from ..api.parsing import parse_query
+from ..api.parsing import parse_query, read_form
 from ..api.state import HISTORY, LIFECYCLE, REGISTRY, SETTINGS
 from ..attempts import Origin
 from ..monitoring.ingest import now_ms
@@ -138,7 +138,7 @@ async def visit_page(request: web.Request) -> web.StreamResponse:
 async def invite_now(request: web.Request) -> web.StreamResponse:
     """Invite a live visitor now, the way a strategy would (origin: agent)."""
     visit_id = request.match_info["visitID"]
-    form = await request.post()
+    form = await read_form(request)
     if not check_csrf(request, str(form.get(CSRF_FIELD, ""))):
         return csrf_refused(request)
     back = str(request.app.router["console-visit"].url_for(visitID=visit_id))
