@@ -39,6 +39,10 @@ class CompiledStrategy:
     description: str = ""
     experiment: Experiment | None = None  # goal, holdout and variants, if any
     availability: Availability | None = None  # the agent group that paces it
+    # The file's own conditions alone, and its gates (schedule, availability) by name, so that
+    # a visitor the conditions match but a gate holds back is told why (visit.held_back).
+    conditions: Pred | None = None
+    gates: tuple[tuple[str, Pred], ...] = ()
 
 
 @runtime_checkable
@@ -290,6 +294,8 @@ class Engine:
             holds, due = s.predicate(ctx)
             if holds:
                 return s
+            if s.gates:
+                self._hold_by_gate(visit, s, ctx, now_ms)
             if due is not None:  # never sooner than MIN_RECHECK_MS: a due in the past would spin
                 self._schedule(visit.visit_id, s.name, max(due, now_ms + MIN_RECHECK_MS))
         return None
@@ -304,6 +310,14 @@ class Engine:
             self.evaluations += 1
             if s.predicate(ctx)[0]:
                 visit.hold_back(now_ms, s.name, why)
+
+    def _hold_by_gate(self, visit: Visit, s: CompiledStrategy, ctx: Ctx, now_ms: int) -> None:
+        """The conditions hold but a gate does not: record which gate held the visitor back."""
+        if s.conditions is None or not s.conditions(ctx)[0]:
+            return
+        closed = next((name for name, gate in s.gates if not gate(ctx)[0]), None)
+        if closed is not None:
+            visit.hold_back(now_ms, s.name, closed)
 
     def _schedule(self, visit_id: str, name: str, due: int) -> None:
         key = (visit_id, name)

@@ -17,7 +17,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from .conditions import all_of, availability_pred, compile_condition, schedule_pred, trigger_keys
+from .conditions import (
+    Pred,
+    all_of,
+    availability_pred,
+    compile_condition,
+    schedule_pred,
+    trigger_keys,
+)
 from .engine import CompiledStrategy, PythonStrategy, StrategySet, from_python
 from .experiment import compile_experiment
 from .schema import CONDITION_KEYS, StrategyFile, StrategySpec
@@ -136,16 +143,22 @@ def _errors_from_validation(
 def compile_spec(spec: StrategySpec, source: str, line: int) -> CompiledStrategy:
     conditions = [c for c in (spec.target, spec.when) if c is not None]
     preds = [compile_condition(c) for c in conditions]
+    gates: list[tuple[str, Pred]] = []
     if spec.schedule is not None:
-        preds.append(schedule_pred(spec.schedule))
+        gates.append(("schedule: outside its hours", schedule_pred(spec.schedule)))
     if spec.availability is not None:
-        preds.append(availability_pred(spec.availability))
+        gates.append(
+            (f"availability: group {spec.availability.group} closed or too few agents ready",
+             availability_pred(spec.availability))
+        )  # fmt: skip
     keys: set[str] = set()
     for c in conditions:
         keys |= trigger_keys(c)
     return CompiledStrategy(
-        name=spec.name, priority=spec.priority, keys=frozenset(keys), predicate=all_of(preds),
-        offer=spec.offer, limits=spec.limits, decide=spec.decide, source=source, line=line,
+        name=spec.name, priority=spec.priority, keys=frozenset(keys),
+        predicate=all_of(preds + [gate for _, gate in gates]),
+        conditions=all_of(preds) if gates else None, gates=tuple(gates), offer=spec.offer,
+        limits=spec.limits, decide=spec.decide, source=source, line=line,
         description=spec.description, experiment=compile_experiment(spec),
         availability=spec.availability,
     )  # fmt: skip

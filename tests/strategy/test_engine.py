@@ -469,8 +469,13 @@ def test_due_through_schedule_and_availability() -> None:
     assert engine.on_due(ms(t + 29), visits) == []
     assert engine.on_due(ms(t + 30), visits) == []  # dwell done, but the office closed at 18:00
     assert engine._scheduled == {("V1", "office"): ms(monday_open)}
+    assert builder.visit.held_back == [(ms(t + 30), "office", "schedule: outside its hours")]
     board.report("sales", GroupState(0, 0, ms(monday_open - 60)))
     assert engine.on_due(ms(monday_open), visits) == []  # open, nobody ready: every 5 s
+    assert builder.visit.held_back == [
+        (ms(t + 30), "office", "schedule: outside its hours"),
+        (ms(monday_open), "office", "availability: group sales closed or too few agents ready"),
+    ]
     board.report("sales", GroupState(1, 0, ms(monday_open + 1)))
     assert engine.on_due(ms(monday_open + 4.999), visits) == []
     assert [s.name for _, s in engine.on_due(ms(monday_open + 5), visits)] == ["office"]
