@@ -16,7 +16,7 @@ from engagement.console import setup_console
 from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
 
-from .conftest import API_KEY, AUTH, SITE, ClientFactory, Factory, new_id, post_events
+from .conftest import API_KEY, AUTH, SITE, ClientFactory, Factory, new_id, post_events, url
 
 Client = TestClient[Any, Any]
 INVITES = Path(__file__).resolve().parent.parent / "invites"
@@ -42,7 +42,9 @@ async def client(aiohttp_client: ClientFactory, settings: Settings) -> Client:
 
 
 async def sign_in(client: Client) -> None:
-    r = await client.post("/console/login", data={"key": API_KEY}, allow_redirects=False)
+    r = await client.post(
+        url(client, "console-login"), data={"key": API_KEY}, allow_redirects=False
+    )
     assert r.status == 303, await r.text()
 
 
@@ -64,7 +66,7 @@ async def live_visit(client: Client, factory: Factory, category: str = "") -> No
 
 
 async def test_login_page_is_a_form(client: Client):
-    r = await client.get("/console/login")
+    r = await client.get(url(client, "console-login"))
 
     assert r.status == 200, await r.text()
     assert r.headers["Content-Type"].startswith("text/html")
@@ -75,9 +77,17 @@ async def test_login_page_is_a_form(client: Client):
 
 
 @pytest.mark.parametrize(
-    "path", ["/console/", "/console/reports", f"/console/visits/{'A' * 32}?tab=events"]
+    ("name", "parts", "query"),
+    [
+        ("console-visitors", {}, None),
+        ("console-reports", {}, None),
+        ("console-visit", {"visitID": "A" * 32}, {"tab": "events"}),
+    ],
 )
-async def test_pages_send_to_login_when_signed_out(client: Client, path: str):
+async def test_pages_send_to_login_when_signed_out(
+    client: Client, name: str, parts: dict[str, str], query: dict[str, str] | None
+):
+    path = url(client, name, query, **parts)
     r = await client.get(path, allow_redirects=False)
 
     assert r.status == 303, await r.text()
@@ -87,15 +97,17 @@ async def test_pages_send_to_login_when_signed_out(client: Client, path: str):
 
 
 async def test_form_posted_signed_out_goes_to_login_without_return(client: Client):
-    r = await client.post(f"/console/visits/{'A' * 32}/invite", data={}, allow_redirects=False)
+    r = await client.post(
+        url(client, "console-invite", visitID="A" * 32), data={}, allow_redirects=False
+    )
 
     assert r.status == 303, await r.text()
     assert r.headers["Location"] == "/console/login"
 
 
-@pytest.mark.parametrize("path", ["/console/visitors.json", "/console/reports.csv"])
-async def test_data_needs_a_session_or_key(client: Client, path: str):
-    r = await client.get(path)
+@pytest.mark.parametrize("name", ["console-visitors-json", "console-reports-csv"])
+async def test_data_needs_a_session_or_key(client: Client, name: str):
+    r = await client.get(url(client, name))
 
     assert r.status == 401, await r.text()
     assert await r.json() == {
@@ -106,24 +118,28 @@ async def test_data_needs_a_session_or_key(client: Client, path: str):
 
 
 async def test_wrong_key_is_told_and_gets_no_session(client: Client):
-    r = await client.post("/console/login", data={"key": "not-the-key"}, allow_redirects=False)
+    r = await client.post(
+        url(client, "console-login"), data={"key": "not-the-key"}, allow_redirects=False
+    )
 
     assert r.status == 401, await r.text()
     assert "That API key is not valid." in await r.text()
     assert "_eng_console" not in r.cookies
-    r = await client.get("/console/", allow_redirects=False)
+    r = await client.get(url(client, "console-visitors"), allow_redirects=False)
     assert r.status == 303
 
 
 async def test_empty_key_is_asked_for(client: Client):
-    r = await client.post("/console/login", data={"key": ""}, allow_redirects=False)
+    r = await client.post(url(client, "console-login"), data={"key": ""}, allow_redirects=False)
 
     assert r.status == 401, await r.text()
     assert "Enter the API key." in await r.text()
 
 
 async def test_right_key_opens_a_session(client: Client):
-    r = await client.post("/console/login", data={"key": API_KEY}, allow_redirects=False)
+    r = await client.post(
+        url(client, "console-login"), data={"key": API_KEY}, allow_redirects=False
+    )
 
     assert r.status == 303, await r.text()
     assert r.headers["Location"] == "/console/"
@@ -133,55 +149,65 @@ async def test_right_key_opens_a_session(client: Client):
     assert cookie["path"] == "/console"
     assert re.fullmatch(r"[A-Za-z0-9_-]{43}", cookie.value)
     assert API_KEY not in cookie.value
-    for path in ("/console/", "/console/reports", "/console/visitors.json"):
+    for path in (
+        url(client, "console-visitors"),
+        url(client, "console-reports"),
+        url(client, "console-visitors-json"),
+    ):
         r = await client.get(path, allow_redirects=False)
         assert r.status == 200, (path, await r.text())
 
 
 async def test_login_goes_back_to_the_page_asked_for_and_never_elsewhere(client: Client):
     data = {"key": API_KEY, "next": "/console/reports?from=2024-05-01"}
-    r = await client.post("/console/login", data=data, allow_redirects=False)
+    r = await client.post(url(client, "console-login"), data=data, allow_redirects=False)
     assert r.headers["Location"] == "/console/reports?from=2024-05-01"
 
-    for elsewhere in ("//evil.example/console/", "https://evil.example/", "/api/v1/visits/live"):
+    for elsewhere in (
+        "//evil.example/console/",
+        "https://evil.example/",
+        url(client, "live-visits"),
+    ):
         data = {"key": API_KEY, "next": elsewhere}
-        r = await client.post("/console/login", data=data, allow_redirects=False)
+        r = await client.post(url(client, "console-login"), data=data, allow_redirects=False)
         assert r.headers["Location"] == "/console/", elsewhere
 
 
 async def test_forged_or_expired_session_is_refused(client: Client):
     for token in ("9999999999." + "0" * 64, "1000000000.abc", "garbage"):
         client.session.cookie_jar.update_cookies({"_eng_console": token})
-        r = await client.get("/console/", allow_redirects=False)
+        r = await client.get(url(client, "console-visitors"), allow_redirects=False)
         assert r.status == 303, token
 
 
 async def test_api_key_header_opens_the_console(client: Client):
-    r = await client.get("/console/visitors.json", headers=AUTH)
+    r = await client.get(url(client, "console-visitors-json"), headers=AUTH)
 
     assert r.status == 200, await r.text()
 
 
 async def test_logout_ends_the_session(client: Client):
     await sign_in(client)
-    csrf = await csrf_of(client, "/console/")
+    csrf = await csrf_of(client, url(client, "console-visitors"))
 
-    r = await client.post("/console/logout", data={"csrf": csrf}, allow_redirects=False)
+    r = await client.post(url(client, "console-logout"), data={"csrf": csrf}, allow_redirects=False)
 
     assert r.status == 303, await r.text()
     assert r.headers["Location"] == "/console/login"
-    r = await client.get("/console/", allow_redirects=False)
+    r = await client.get(url(client, "console-visitors"), allow_redirects=False)
     assert r.status == 303
 
 
 async def test_logout_needs_the_csrf_token(client: Client):
     await sign_in(client)
 
-    r = await client.post("/console/logout", data={"csrf": "0" * 64}, allow_redirects=False)
+    r = await client.post(
+        url(client, "console-logout"), data={"csrf": "0" * 64}, allow_redirects=False
+    )
 
     assert r.status == 403, await r.text()
     assert "This form expired or came from another site." in await r.text()
-    r = await client.get("/console/", allow_redirects=False)
+    r = await client.get(url(client, "console-visitors"), allow_redirects=False)
     assert r.status == 200
 
 
@@ -193,7 +219,7 @@ async def test_live_visitors_json(client: Client, factory: Factory):
     await post_events(client, [factory.event("SignIn", {"firstName": "Ada", "customerID": "C-1"})])
     await sign_in(client)
 
-    r = await client.get("/console/visitors.json")
+    r = await client.get(url(client, "console-visitors-json"))
 
     assert r.status == 200, await r.text()
     body = await r.json()
@@ -241,7 +267,7 @@ async def test_live_visitors_page_lists_them(client: Client, factory: Factory):
     await live_visit(client, factory, category="products")
     await sign_in(client)
 
-    r = await client.get("/console/")
+    r = await client.get(url(client, "console-visitors"))
 
     assert r.status == 200, await r.text()
     html = await r.text()
@@ -256,7 +282,7 @@ async def test_live_visitors_page_lists_them(client: Client, factory: Factory):
 
 async def test_console_script_and_styles_are_served(client: Client):
     for name, kind in (("console.js", "javascript"), ("console.css", "text/css")):
-        r = await client.get(f"/console/static/{name}")
+        r = await client.get(url(client, "console-static", filename=name))
         assert r.status == 200, name
         assert kind in r.headers["Content-Type"]
 
@@ -268,7 +294,7 @@ async def test_unknown_visit_is_404(client: Client):
     await sign_in(client)
 
     for visit_id in (new_id(), "not-an-id"):
-        r = await client.get(f"/console/visits/{visit_id}")
+        r = await client.get(url(client, "console-visit", visitID=visit_id))
         assert r.status == 404, await r.text()
         assert f"No visit {visit_id} in the history" in await r.text()
 
@@ -278,7 +304,7 @@ async def test_visit_page_shows_pages_events_and_invite_form(client: Client, fac
     await post_events(client, [factory.event("AddToCart", {"sku": "<b>WH15</b>", "price": 1199})])
     await sign_in(client)
 
-    r = await client.get(f"/console/visits/{factory.visit_id}")
+    r = await client.get(url(client, "console-visit", visitID=factory.visit_id))
 
     assert r.status == 200, await r.text()
     html = await r.text()
@@ -296,7 +322,7 @@ async def test_closed_visit_page_has_no_invite_form(client: Client, factory: Fac
     client.app[REGISTRY].close_idle(now_ms() + 10_000_000)
     await sign_in(client)
 
-    r = await client.get(f"/console/visits/{factory.visit_id}")
+    r = await client.get(url(client, "console-visit", visitID=factory.visit_id))
 
     assert r.status == 200, await r.text()
     html = await r.text()
@@ -309,13 +335,13 @@ async def test_closed_visit_page_has_no_invite_form(client: Client, factory: Fac
 
 
 async def invite(client: Client, factory: Factory, **fields: str) -> Any:
-    csrf = await csrf_of(client, f"/console/visits/{factory.visit_id}")
+    csrf = await csrf_of(client, url(client, "console-visit", visitID=factory.visit_id))
     form = {"csrf": csrf, "invite": "chat.html", "media": "chat", **fields}
-    return await client.post(f"/console/visits/{factory.visit_id}/invite", data=form)
+    return await client.post(url(client, "console-invite", visitID=factory.visit_id), data=form)
 
 
 async def attempts_of(client: Client, factory: Factory) -> list[dict[str, Any]]:
-    r = await client.get(f"/api/v1/visits/{factory.visit_id}", headers=AUTH)
+    r = await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
     assert r.status == 200, await r.text()
     attempts: list[dict[str, Any]] = (await r.json())["attempts"]
     return attempts
@@ -394,11 +420,11 @@ async def test_invite_now_refuses_bad_choices(
 async def test_invite_now_refuses_an_ended_visit(client: Client, factory: Factory):
     await live_visit(client, factory)
     await sign_in(client)
-    csrf = await csrf_of(client, f"/console/visits/{factory.visit_id}")
+    csrf = await csrf_of(client, url(client, "console-visit", visitID=factory.visit_id))
     client.app[REGISTRY].close_idle(now_ms() + 10_000_000)
 
     r = await client.post(
-        f"/console/visits/{factory.visit_id}/invite",
+        url(client, "console-invite", visitID=factory.visit_id),
         data={"csrf": csrf, "invite": "chat.html", "media": "chat"},
     )
 
@@ -417,7 +443,7 @@ async def test_invite_now_without_the_csrf_token_is_refused(
     if csrf is not None:
         form["csrf"] = csrf
 
-    r = await client.post(f"/console/visits/{factory.visit_id}/invite", data=form)
+    r = await client.post(url(client, "console-invite", visitID=factory.visit_id), data=form)
 
     assert r.status == 403, await r.text()
     assert await attempts_of(client, factory) == []
@@ -427,7 +453,7 @@ async def test_invite_now_with_the_api_key_needs_no_csrf(client: Client, factory
     await live_visit(client, factory)
 
     r = await client.post(
-        f"/console/visits/{factory.visit_id}/invite",
+        url(client, "console-invite", visitID=factory.visit_id),
         data={"invite": "chat.html", "media": "chat", "agent": "crm"},
         headers=AUTH,
         allow_redirects=False,

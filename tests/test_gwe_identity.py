@@ -61,7 +61,7 @@ async def test_sign_in_again_updates_it_and_sign_out_leaves_it_recognized(
     assert identity["visitScope"] == "Recognized"
     assert identity["name"] == "Ada Lovelace"
     assert identity["attributes"] == {"identityId": ADA, "tier": "gold", "phone": "+44 20"}
-    visit = await get_json(client, f"/api/v1/visits/{factory.visit_id}", headers=AUTH)
+    visit = await get_json(client, url(client, "visit", visitID=factory.visit_id), headers=AUTH)
     assert visit["identity"] == "recognized"
     (listed,) = await get_json(client, url(client, "gwe-identity-visits", identityId=ADA))
     assert (listed["visitId"], listed["visitScope"]) == (factory.visit_id, "Recognized")
@@ -169,9 +169,9 @@ async def test_strategy_targets_identity_attributes(
     def strategies(visit: dict[str, Any]) -> list[str]:
         return [a["strategy"] for a in visit["attempts"]]
 
-    gold = await get_json(client, f"/api/v1/visits/{factory.visit_id}", headers=AUTH)
+    gold = await get_json(client, url(client, "visit", visitID=factory.visit_id), headers=AUTH)
     assert strategies(gold) == ["gold-members"]
-    other = await get_json(client, f"/api/v1/visits/{silver.visit_id}", headers=AUTH)
+    other = await get_json(client, url(client, "visit", visitID=silver.visit_id), headers=AUTH)
     assert strategies(other) == []
 
 

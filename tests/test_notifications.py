@@ -67,8 +67,8 @@ class Stream:
 
 
 async def open_stream(client: Client, factory: Factory, since: int = 0, **headers: str) -> Stream:
-    url = f"/notifications/stream?visitID={factory.visit_id}&pageID={factory.page_id}&since={since}"
-    r = await client.get(url, headers={"Origin": SITE, **headers})
+    query = {"visitID": factory.visit_id, "pageID": factory.page_id, "since": str(since)}
+    r = await client.get(url(client, "stream", query), headers={"Origin": SITE, **headers})
     assert r.status == 200, await r.text()
     assert r.headers["Content-Type"] == "text/event-stream"
     assert r.headers["Access-Control-Allow-Origin"] == SITE
@@ -96,7 +96,7 @@ async def test_notify_reaches_the_page_stream(client: Client, factory: Factory):
     stream = await open_stream(client, factory)
     message = [{**NOTIFY[0], "page": factory.page_id}]
     r = await client.post(
-        f"/server/data/notification/notify/{factory.visit_id}", json=message, headers=AUTH
+        url(client, "notify", visitID=factory.visit_id), json=message, headers=AUTH
     )
     assert r.status == 200, await r.text()
     assert await r.read() == b""  # GWE answers with a bare status
@@ -105,10 +105,10 @@ async def test_notify_reaches_the_page_stream(client: Client, factory: Factory):
 
 
 async def test_notify_errors(client: Client, factory: Factory):
-    url = f"/server/data/notification/notify/{factory.visit_id}"
-    r = await client.post(url, json=NOTIFY)
+    path = url(client, "notify", visitID=factory.visit_id)
+    r = await client.post(path, json=NOTIFY)
     assert r.status == 401
-    r = await client.post(url, json=NOTIFY, headers=AUTH)
+    r = await client.post(path, json=NOTIFY, headers=AUTH)
     assert r.status == 404
     assert (await r.json())["details"] == [{"field": "visitID", "message": "unknown"}]
     await live_visit(client, factory)
@@ -120,11 +120,11 @@ async def test_notify_errors(client: Client, factory: Factory):
         ({"channel": "x"}, ""),
     ]
     for body, field in cases:
-        r = await client.post(url, json=body, headers=AUTH)
+        r = await client.post(path, json=body, headers=AUTH)
         assert r.status == 400, body
         assert (await r.json())["details"][0]["field"] == (field or "body"), body
     foreign = [{**NOTIFY[0], "data": {"url": "https://evil.example/x.html"}}]
-    r = await client.post(url, json=foreign, headers=AUTH)
+    r = await client.post(path, json=foreign, headers=AUTH)
     assert r.status == 400
     assert (await r.json())["details"] == [{"field": "0.data.url", "message": "origin not allowed"}]
 
@@ -136,10 +136,10 @@ async def test_messages_sent_before_the_stream_opens_are_delivered_once(
     client: Client, factory: Factory
 ):
     await live_visit(client, factory)
-    url = f"/server/data/notification/notify/{factory.visit_id}"
+    path = url(client, "notify", visitID=factory.visit_id)
     for n in range(3):
         body = [{"channel": "gpe.publish", "data": {"event": "Promo", "data": {"n": n}}}]
-        assert (await client.post(url, json=body, headers=AUTH)).status == 200
+        assert (await client.post(path, json=body, headers=AUTH)).status == 200
     stream = await open_stream(client, factory)
     frames = [await stream.frame() for _ in range(3)]
     assert [f["data"]["data"]["n"] for f in frames] == [0, 1, 2]
@@ -149,7 +149,7 @@ async def test_messages_sent_before_the_stream_opens_are_delivered_once(
 
     # Reconnecting with Last-Event-ID (what EventSource does) replays only what came after.
     body = [{"channel": "gpe.publish", "data": {"event": "Promo", "data": {"n": 3}}}]
-    assert (await client.post(url, json=body, headers=AUTH)).status == 200
+    assert (await client.post(path, json=body, headers=AUTH)).status == 200
     again = await open_stream(client, factory, **{"Last-Event-ID": str(ids[1])})
     assert [(await again.frame())["data"]["data"]["n"] for _ in range(2)] == [2, 3]
 
@@ -164,8 +164,8 @@ async def test_a_message_for_one_page_skips_the_others(client: Client, factory: 
         {"page": factory.page_id, "channel": "gpe.publish", "data": {"event": "Mine"}},
         {"page": first_page, "channel": "gpe.publish", "data": {"event": "Other"}},
     ]
-    url = f"/server/data/notification/notify/{factory.visit_id}"
-    assert (await client.post(url, json=body, headers=AUTH)).status == 200
+    path = url(client, "notify", visitID=factory.visit_id)
+    assert (await client.post(path, json=body, headers=AUTH)).status == 200
     assert (await mine.frame())["data"]["event"] == "Mine"
     assert (await other.frame())["data"]["event"] == "Other"
 
@@ -174,9 +174,10 @@ async def test_stream_heartbeats_and_origin(client: Client, factory: Factory):
     stream = await open_stream(client, factory)
     assert await stream.raw() == b"retry: 2000\n\n"
     assert await stream.raw() == b": ping\n\n"
-    url = f"/notifications/stream?visitID={factory.visit_id}&pageID={factory.page_id}"
-    assert (await client.get(url, headers={"Origin": "https://evil.example"})).status == 403
-    r = await client.get(url.replace(factory.page_id, "x"), headers={"Origin": SITE})
+    query = {"visitID": factory.visit_id, "pageID": factory.page_id}
+    path = url(client, "stream", query)
+    assert (await client.get(path, headers={"Origin": "https://evil.example"})).status == 403
+    r = await client.get(url(client, "stream", {**query, "pageID": "x"}), headers={"Origin": SITE})
     assert r.status == 400
     assert (await r.json())["details"][0]["field"] == "pageID"
 
@@ -280,8 +281,9 @@ async def test_disposition_errors(client: Client, factory: Factory):
     r = await disposition(client, factory, invite["attemptID"], "maybe")
     assert r.status == 400
     assert (await r.json())["details"][0]["field"] == "code"
-    url = f"/dispositions/{invite['attemptID']}?visitID={factory.visit_id}&code=shown"
-    assert (await client.get(url, headers={"Origin": "https://evil.example"})).status == 403
+    query = {"visitID": factory.visit_id, "code": "shown"}
+    path = url(client, "disposition", query, attemptID=invite["attemptID"])
+    assert (await client.get(path, headers={"Origin": "https://evil.example"})).status == 403
     other = Factory()
     r = await disposition(client, other, invite["attemptID"], "shown")
     assert r.status == 404  # another visit cannot touch this attempt
@@ -324,7 +326,7 @@ async def test_engage_a_new_attempt_and_strict_mode(client: Client, factory: Fac
     assert "already has a live engagement" in (await r.json())["message"]
 
     r = await client.post(
-        "/server/data/gateway/noengage",
+        url(client, "noengage"),
         headers=AUTH,
         json={"cancelData": {"attemptID": state["attemptID"], "reason": "x"}},
     )
@@ -340,14 +342,14 @@ async def test_gateway_errors(client: Client, factory: Factory):
     assert r.status == 400
     assert (await r.json())["details"][0]["field"] == "ixnProfile.visitID"
     r = await client.post(
-        "/server/data/gateway/engage",
+        url(client, "engage"),
         headers=AUTH,
         json={"ixnProfile": {"visitID": factory.visit_id}},
     )
     assert r.status == 400
     assert "give invite and media" in (await r.json())["message"]
     r = await client.post(
-        "/server/data/gateway/noengage", headers=AUTH, json={"cancelData": {"attemptID": new_id()}}
+        url(client, "noengage"), headers=AUTH, json={"cancelData": {"attemptID": new_id()}}
     )
     assert r.status == 404
 

@@ -14,11 +14,11 @@ from engagement.console.report import StrategyReportOut
 from engagement.reports import FunnelRow, funnel, record_of
 from engagement.settings import Settings
 
-from .conftest import API_KEY, AUTH, ClientFactory, new_id
+from .conftest import API_KEY, AUTH, ClientFactory, new_id, url
 from .test_console import console_app
 
 Client = TestClient[Any, Any]
-REPORT = "/api/v1/reports/strategies"
+REPORT = "report-strategies"  # the route's name
 
 
 def at(moment: str) -> int:
@@ -109,8 +109,8 @@ async def client(aiohttp_client: ClientFactory, settings: Settings) -> Client:
     return client
 
 
-async def report(client: Client, query: str = "") -> dict[str, Any]:
-    r = await client.get(f"{REPORT}{query}", headers=AUTH)
+async def report(client: Client, query: dict[str, str] | None = None) -> dict[str, Any]:
+    r = await client.get(url(client, REPORT, query), headers=AUTH)
     assert r.status == 200, await r.text()
     body: dict[str, Any] = await r.json()
     StrategyReportOut.model_validate(body)
@@ -137,7 +137,7 @@ async def test_funnel_per_strategy_and_day(client: Client):
 
 
 async def test_days_are_inclusive_utc_days(client: Client):
-    body = await report(client, "?from=2024-05-02&until=2024-05-02")
+    body = await report(client, {"from": "2024-05-02", "until": "2024-05-02"})
 
     assert body["from"] == body["until"] == "2024-05-02"
     assert body["days"] == [AGENT_0502, DWELL_0502]
@@ -146,20 +146,27 @@ async def test_days_are_inclusive_utc_days(client: Client):
 @pytest.mark.parametrize(
     ("query", "days"),
     [
-        ("?from=2024-05-02", [AGENT_0502, CART_0503, DWELL_0502]),
-        ("?until=2024-04-30", [DWELL_0430]),
-        ("?from=2024-05-01&until=", [AGENT_0502, CART_0501, CART_0503, DWELL_0501, DWELL_0502]),
-        ("?from=2024-06-01", []),
+        ({"from": "2024-05-02"}, [AGENT_0502, CART_0503, DWELL_0502]),
+        ({"until": "2024-04-30"}, [DWELL_0430]),
+        (
+            {"from": "2024-05-01", "until": ""},
+            [AGENT_0502, CART_0501, CART_0503, DWELL_0501, DWELL_0502],
+        ),
+        ({"from": "2024-06-01"}, []),
     ],
 )
-async def test_one_sided_date_filters(client: Client, query: str, days: list[dict[str, Any]]):
+async def test_one_sided_date_filters(
+    client: Client, query: dict[str, str], days: list[dict[str, Any]]
+):
     body = await report(client, query)
 
     assert body["days"] == days
 
 
 async def test_strategy_filter(client: Client):
-    body = await report(client, "?strategy=pricing-dwell&from=2024-05-01&until=2024-05-31")
+    body = await report(
+        client, {"strategy": "pricing-dwell", "from": "2024-05-01", "until": "2024-05-31"}
+    )
 
     assert body == {
         "from": "2024-05-01",
@@ -176,13 +183,13 @@ async def test_strategy_filter(client: Client):
 
 
 async def test_unknown_strategy_has_no_rows(client: Client):
-    body = await report(client, "?strategy=nobody")
+    body = await report(client, {"strategy": "nobody"})
 
     assert (body["days"], body["strategies"]) == ([], [])
 
 
 async def test_report_needs_the_api_key(client: Client):
-    r = await client.get(REPORT)
+    r = await client.get(url(client, REPORT))
 
     assert r.status == 401, await r.text()
     assert (await r.json())["error"] == "unauthorized"
@@ -191,13 +198,23 @@ async def test_report_needs_the_api_key(client: Client):
 @pytest.mark.parametrize(
     ("query", "field", "message"),
     [
-        ("?from=2024-13-01", "from", "Value error, '2024-13-01' is not a day of the calendar"),
-        ("?until=yesterday", "until", "Value error, expected a day as YYYY-MM-DD, not 'yesterday'"),
-        ("?from=1714521600", "from", "Value error, expected a day as YYYY-MM-DD, not '1714521600'"),
+        ({"from": "2024-13-01"}, "from", "Value error, '2024-13-01' is not a day of the calendar"),
+        (
+            {"until": "yesterday"},
+            "until",
+            "Value error, expected a day as YYYY-MM-DD, not 'yesterday'",
+        ),
+        (
+            {"from": "1714521600"},
+            "from",
+            "Value error, expected a day as YYYY-MM-DD, not '1714521600'",
+        ),
     ],
 )
-async def test_bad_date_names_the_field(client: Client, query: str, field: str, message: str):
-    r = await client.get(f"{REPORT}{query}", headers=AUTH)
+async def test_bad_date_names_the_field(
+    client: Client, query: dict[str, str], field: str, message: str
+):
+    r = await client.get(url(client, REPORT, query), headers=AUTH)
 
     assert r.status == 400, await r.text()
     assert await r.json() == {
@@ -208,7 +225,9 @@ async def test_bad_date_names_the_field(client: Client, query: str, field: str, 
 
 
 async def test_from_after_until_is_refused(client: Client):
-    r = await client.get(f"{REPORT}?from=2024-05-03&until=2024-05-01", headers=AUTH)
+    r = await client.get(
+        url(client, REPORT, {"from": "2024-05-03", "until": "2024-05-01"}), headers=AUTH
+    )
 
     assert r.status == 400, await r.text()
     assert await r.json() == {
@@ -227,7 +246,10 @@ CSV_HEADER = (
 
 
 async def test_csv_export_has_the_same_rows(client: Client):
-    r = await client.get("/console/reports.csv?from=2024-05-01&until=2024-05-02", headers=AUTH)
+    r = await client.get(
+        url(client, "console-reports-csv", {"from": "2024-05-01", "until": "2024-05-02"}),
+        headers=AUTH,
+    )
 
     assert r.status == 200, await r.text()
     assert r.headers["Content-Type"].startswith("text/csv")
@@ -245,7 +267,7 @@ async def test_csv_export_has_the_same_rows(client: Client):
 
 
 async def test_csv_export_with_the_strategy_filter(client: Client):
-    r = await client.get("/console/reports.csv?strategy=big-cart", headers=AUTH)
+    r = await client.get(url(client, "console-reports-csv", {"strategy": "big-cart"}), headers=AUTH)
 
     assert r.status == 200, await r.text()
     assert (await r.text()).split("\r\n") == [
@@ -261,13 +283,8 @@ async def test_csv_export_neutralizes_formula_cells(client: Client):
                "\tTAB", "\rCR", "plain=text"]  # fmt: skip
     for name in hostile:
         client.app[HISTORY].record_attempt(attempt(name, "2024-06-01T10:00", "offered"))
-    url = (
-        client.app.router["console-reports-csv"]
-        .url_for()
-        .with_query({"from": "2024-06-01", "until": "2024-06-01"})
-    )
-
-    r = await client.get(url, headers=AUTH)
+    query = {"from": "2024-06-01", "until": "2024-06-01"}
+    r = await client.get(url(client, "console-reports-csv", query), headers=AUTH)
 
     assert r.status == 200, await r.text()
     assert (await r.text()).split("\r\n") == [
@@ -284,13 +301,13 @@ async def test_csv_export_neutralizes_formula_cells(client: Client):
 
 
 async def test_csv_export_needs_a_session_or_key(client: Client):
-    r = await client.get("/console/reports.csv")
+    r = await client.get(url(client, "console-reports-csv"))
 
     assert r.status == 401, await r.text()
 
 
 async def test_csv_export_bad_date_names_the_field(client: Client):
-    r = await client.get("/console/reports.csv?until=2024-5-1", headers=AUTH)
+    r = await client.get(url(client, "console-reports-csv", {"until": "2024-5-1"}), headers=AUTH)
 
     assert r.status == 400, await r.text()
     assert (await r.json())["details"][0]["field"] == "until"
@@ -300,10 +317,16 @@ async def test_csv_export_bad_date_names_the_field(client: Client):
 
 
 async def test_report_page_has_chart_table_and_filters(client: Client):
-    r = await client.post("/console/login", data={"key": API_KEY}, allow_redirects=False)
+    r = await client.post(
+        url(client, "console-login"), data={"key": API_KEY}, allow_redirects=False
+    )
     assert r.status == 303
 
-    r = await client.get("/console/reports?from=2024-05-01&until=2024-05-31&strategy=")
+    r = await client.get(
+        url(
+            client, "console-reports", {"from": "2024-05-01", "until": "2024-05-31", "strategy": ""}
+        )
+    )
 
     assert r.status == 200, await r.text()
     html = await r.text()
@@ -317,7 +340,7 @@ async def test_report_page_has_chart_table_and_filters(client: Client):
 
 
 async def test_report_page_tells_a_bad_date(client: Client):
-    r = await client.get("/console/reports?from=01/05/2024", headers=AUTH)
+    r = await client.get(url(client, "console-reports", {"from": "01/05/2024"}), headers=AUTH)
 
     assert r.status == 400, await r.text()
     assert "from: Value error, expected a day as YYYY-MM-DD, not &#39;01/05/2024&#39;" in (

@@ -46,7 +46,7 @@ async def post_event(client: Client, visit_id: str, body: Any, status: int = 201
 
 
 async def attempts(client: Client, factory: Factory) -> list[str]:
-    visit = await get_json(client, f"/api/v1/visits/{factory.visit_id}", headers=AUTH)
+    visit = await get_json(client, url(client, "visit", visitID=factory.visit_id), headers=AUTH)
     return [a["strategy"] for a in visit["attempts"]]
 
 
