@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -16,6 +16,8 @@ from playwright.async_api import Browser, Page, Playwright, async_playwright
 
 from engagement.app import create_app
 from engagement.settings import Settings
+
+from ..conftest import url
 
 API_KEY = "test-api-key"
 CHROMIUM = "/usr/bin/chromium"
@@ -38,6 +40,14 @@ Api = TestClient[web.Request, web.Application]
 
 
 # ---- the engine ------------------------------------------------------------------------------
+
+
+def engine_url(
+    engine: TestServer, name: str, query: Mapping[str, str] | None = None, **parts: str
+) -> str:
+    """The absolute URL of the route ``name`` on the running engine, with its parts and query."""
+    path = engine.app.router[name].url_for(**parts)
+    return str(engine.make_url(path.with_query(query) if query is not None else path))
 
 
 @pytest.fixture
@@ -117,7 +127,7 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout_s: float = 10) -
 
 
 async def fetch_visit(api: Api, visit_id: str) -> Visit:
-    r = await api.get(f"/api/v1/visits/{visit_id}")
+    r = await api.get(url(api, "visit", visitID=visit_id))
     assert r.status == 200, await r.text()
     visit: Visit = await r.json()
     return visit

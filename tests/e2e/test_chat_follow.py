@@ -14,7 +14,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, Request, expect
 
 from . import test_handoff as handoff
-from .conftest import Api, eventually, get_ids, wait_for_visit
+from .conftest import Api, engine_url, eventually, get_ids, wait_for_visit
 from .test_handoff import (
     EXPENSIVE,
     INVITATION,
@@ -83,7 +83,7 @@ async def test_chat_ended_two_pages_later_completes_and_frees_the_visit(
         (first["attemptID"], "restored"),
         (first["attemptID"], "completed"),
     ]
-    await page.goto(f"http://127.0.0.1:{engine.port}/demo/products.html")
+    await page.goto(engine_url(engine, "demo", filename="products.html"))
     await invited(page)  # strict mode let go: the visit is invited again
     visit = await wait_for_visit(api, ids["visitID"], lambda v: len(v["attempts"]) == 2)
     assert visit["attempts"][0]["state"] == "completed"
@@ -153,7 +153,7 @@ async def test_a_later_chat_of_the_visitor_leaves_the_ended_attempt_alone(
     # The visitor opens a chat by themselves, browses on with it, and ends it.
     await page.evaluate("() => CXBus.command('WebChat.open', {userData: {topic: 'returns'}})")
     await expect(page.locator(CHAT_PANEL)).to_be_visible()
-    await page.goto(f"http://127.0.0.1:{engine.port}/demo/pricing.html")
+    await page.goto(engine_url(engine, "demo", filename="pricing.html"))
     await expect(page.locator(CHAT_PANEL)).to_contain_text("Chat restored.")
     await page.click(f"{CHAT_PANEL} [data-demo=end]")
     await expect(page.locator(CHAT_PANEL)).to_have_count(0)
@@ -175,7 +175,7 @@ async def test_a_new_page_learns_the_live_chat_from_its_stream(
     attempt = await attempt_in(api, ids["visitID"], "launched")
     # A page that does not have the attempt in its storage (another subdomain, say).
     await page.evaluate("() => localStorage.removeItem('_eng_chat')")
-    await page.goto(f"http://127.0.0.1:{engine.port}/demo/pricing.html")
+    await page.goto(engine_url(engine, "demo", filename="pricing.html"))
 
     async def following() -> Any:
         stored = await page.evaluate("() => JSON.parse(localStorage.getItem('_eng_chat'))")
@@ -195,7 +195,7 @@ async def test_widgets_loaded_after_the_tracker_are_joined_through_an_extension(
     stub = "**/demo/widgets-stub.js"
     await page.route(stub, lambda route: route.abort())  # Widgets late: configured, not loaded
     await page.add_init_script("window._genesys = {widgets: {webchat: {}}}")
-    await page.goto(f"http://127.0.0.1:{engine.port}/demo/pricing.html")
+    await page.goto(engine_url(engine, "demo", filename="pricing.html"))
     await page.wait_for_function("() => !!(_genesys.widgets.extensions || {}).Engagement")
 
     await page.unroute(stub)
@@ -228,7 +228,7 @@ async def test_accepted_then_the_tab_closed_expires_and_frees_the_visit(
     expired = await attempt_in(api, ids["visitID"], "failed")
     assert expired["transitions"][-1]["reason"] == "accepted, never launched in 1 s"
     again = await page.context.new_page()  # the visitor comes back in another tab
-    await again.goto(f"http://127.0.0.1:{engine.port}/demo/products.html")
+    await again.goto(engine_url(engine, "demo", filename="products.html"))
     await invited(again)
     visit = await wait_for_visit(api, ids["visitID"], lambda v: len(v["attempts"]) == 2)
     assert [a["state"] for a in visit["attempts"]][:1] == ["failed"]

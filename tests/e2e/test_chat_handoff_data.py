@@ -13,7 +13,7 @@ from playwright.async_api import Browser, expect
 from engagement.settings import UserData
 
 from . import test_handoff as handoff
-from .conftest import Api, wait_for_visit
+from .conftest import Api, engine_url, url, wait_for_visit
 from .test_handoff import RECORD_OPENS, attempt_in, invited, shopper, states
 
 pytestmark = pytest.mark.browser
@@ -66,7 +66,7 @@ async def test_gms_chat_continues_on_the_demo_chat_page_and_ends_there(
     context = await browser.new_context(locale="en-US")
     await context.route("**/demo/widgets-stub.js", lambda route: route.abort())  # no Widgets
     page = await context.new_page()
-    await page.goto(f"http://127.0.0.1:{engine.port}/demo/products.html")
+    await page.goto(engine_url(engine, "demo", filename="products.html"))
     ids: dict[str, str] = await page.evaluate(
         "() => new Promise(resolve => window._gt.push(['getIDs', resolve]))"
     )
@@ -82,7 +82,7 @@ async def test_gms_chat_continues_on_the_demo_chat_page_and_ends_there(
     await expect(chat.locator("#chat-status")).to_have_text("Chat ended.")
     ended = await attempt_in(api, ids["visitID"], "completed")
     assert states(ended)[-3:] == ["accepted", "launched", "completed"]
-    r = await api.get("/demo/gms/requests")
+    r = await api.get(url(api, "demo-gms-requests"))
     received: list[dict[str, Any]] = (await r.json())["requests"]
     assert [(q["kind"], q["_id"]) for q in received] == [
         ("chat-disconnect", gms_id),

@@ -14,7 +14,7 @@ from engagement.settings import Settings
 
 from ..conftest import Factory
 from ..test_console import INVITES, console_app
-from .conftest import API_KEY, Api, get_ids, wait_for_visit
+from .conftest import API_KEY, Api, engine_url, get_ids, url, wait_for_visit
 
 pytestmark = pytest.mark.browser
 
@@ -34,18 +34,14 @@ async def engine(aiohttp_server: Any, engine_settings: Settings) -> TestServer:
     return server
 
 
-def url(engine: TestServer, path: str) -> str:
-    return str(engine.make_url(path))
-
-
 async def signed_in_agent(browser: Browser, engine: TestServer) -> Page:
     """An agent's tab, signed in through the login form, on the live visitors page."""
     context = await browser.new_context(viewport=VIEWPORT)
     page = await context.new_page()
-    await page.goto(url(engine, "/console/login"))
+    await page.goto(engine_url(engine, "console-login"))
     await page.fill("#key", API_KEY)
     await page.get_by_role("button", name="Sign in").click()
-    await page.wait_for_url(url(engine, "/console/"))
+    await page.wait_for_url(engine_url(engine, "console-visitors"))
     return page
 
 
@@ -56,8 +52,8 @@ async def screenshot(page: Page, name: str) -> None:
 
 async def test_wrong_key_stays_on_the_login_form(browser: Browser, engine: TestServer):
     page = await browser.new_page()
-    await page.goto(url(engine, "/console/"))
-    await page.wait_for_url(url(engine, "/console/login?next=/console/"))
+    await page.goto(engine_url(engine, "console-visitors"))
+    await page.wait_for_url(engine_url(engine, "console-login", {"next": "/console/"}))
 
     await page.fill("#key", "not-the-key")
     await page.get_by_role("button", name="Sign in").click()
@@ -72,7 +68,7 @@ async def test_live_visitor_appears_without_reloading(browser: Browser, engine: 
     agent.on("framenavigated", lambda frame: reloads.append(frame.url))
 
     visitor = await (await browser.new_context()).new_page()
-    await visitor.goto(url(engine, "/demo/products.html"))
+    await visitor.goto(engine_url(engine, "demo", filename="products.html"))
     ids = await get_ids(visitor)
 
     row = agent.locator(f'tr[data-visit="{ids["visitID"]}"]')
@@ -88,9 +84,9 @@ async def test_live_visitor_appears_without_reloading(browser: Browser, engine: 
 async def engage(api: Api, engine: TestServer, strategy: str, *codes: str) -> None:
     """A new visit, an attempt for it through the GWE gateway, then the visitor's answers."""
     factory = Factory()
-    origin = {"Origin": url(engine, "/").rstrip("/")}
-    events = factory.start(url(engine, "/demo/pricing.html"), "Pricing")
-    r = await api.post("/monitoring/events", json={"events": events}, headers=origin)
+    origin = {"Origin": str(engine.make_url("/")).rstrip("/")}
+    events = factory.start(engine_url(engine, "demo", filename="pricing.html"), "Pricing")
+    r = await api.post(url(api, "events"), json={"events": events}, headers=origin)
     assert r.status == 200, await r.text()
     profile = {"visitID": factory.visit_id, "invite": "chat.html", "media": "chat"}
     r = await api.post(
@@ -100,7 +96,9 @@ async def engage(api: Api, engine: TestServer, strategy: str, *codes: str) -> No
     attempt_id = (await r.json())["attemptID"]
     for code in codes:
         query = {"visitID": factory.visit_id, "code": code}
-        r = await api.get(f"/dispositions/{attempt_id}", params=query, headers=origin)
+        r = await api.get(
+            url(api, "disposition", attemptID=attempt_id), params=query, headers=origin
+        )
         assert r.status == 200, await r.text()
 
 
@@ -140,12 +138,12 @@ async def test_strategy_report_chart(engine: TestServer, api: Api, browser: Brow
 async def test_invite_now_reaches_the_visitor(engine: TestServer, api: Api, browser: Browser):
     # api before browser: the browser (with its open push stream) closes before the engine
     visitor = await (await browser.new_context()).new_page()
-    await visitor.goto(url(engine, "/demo/products.html"))
+    await visitor.goto(engine_url(engine, "demo", filename="products.html"))
     ids = await get_ids(visitor)
     await wait_for_visit(api, ids["visitID"], lambda v: len(v["pages"]) == 1)
     agent = await signed_in_agent(browser, engine)
     await agent.locator(f'tr[data-visit="{ids["visitID"]}"] a').click()
-    await agent.wait_for_url(url(engine, f"/console/visits/{ids['visitID']}"))
+    await agent.wait_for_url(engine_url(engine, "console-visit", visitID=ids["visitID"]))
 
     await agent.select_option("select[name=invite]", "chat.html")
     await agent.select_option("select[name=media]", "chat")

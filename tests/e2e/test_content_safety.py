@@ -13,7 +13,7 @@ from playwright.async_api import Browser, expect
 
 from engagement.settings import Settings
 
-from .conftest import Api, get_ids, page_ids, wait_for_visit
+from .conftest import Api, engine_url, get_ids, page_ids, wait_for_visit
 
 pytestmark = pytest.mark.browser
 
@@ -77,7 +77,7 @@ async def test_appended_content_runs_nothing(
     if sanitizer == "fallback":
         await page.add_init_script("delete Element.prototype.setHTML;")
     page.on("dialog", lambda dialog: dialog.dismiss())
-    await page.goto(f"http://127.0.0.1:{engine.port}/demo/")
+    await page.goto(engine_url(engine, "demo-index"))
     assert await page.evaluate("() => 'setHTML' in Element.prototype") == (sanitizer == "setHTML")
     ids = await get_ids(page)
     await wait_for_visit(api, ids["visitID"], lambda v: ids["pageID"] in page_ids(v))

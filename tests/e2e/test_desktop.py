@@ -13,7 +13,7 @@ from playwright.async_api import Frame, Page
 
 from engagement.settings import Settings
 
-from .conftest import Api, Launch, eventually
+from .conftest import Api, Launch, engine_url, eventually, url
 
 pytestmark = pytest.mark.browser
 CRM_HOST = "crm.desk.test"  # mapped to 127.0.0.1 in Chromium
@@ -43,7 +43,7 @@ async def new_visit(api: Api) -> str:
     visit_id, global_id = "A" * 32, "B" * 32
     body = {"eventType": "SYSTEM", "eventName": "PageEntered", "globalVisitID": global_id,
             "url": "https://shop.example/pricing", "data": {"title": "Pricing plans"}}  # fmt: skip
-    r = await api.post(f"/server/data/visits/{visit_id}/events", json=body)
+    r = await api.post(url(api, "gwe-visit-events", visitId=visit_id), json=body)
     assert r.status == 201, await r.text()
     return visit_id
 
@@ -69,7 +69,7 @@ async def test_allowed_crm_frames_the_visit_and_others_cannot(
 ):
     crm = await crm_server(aiohttp_server)
     visit_id = await new_visit(api)
-    r = await api.post(f"/api/v1/visits/{visit_id}/desktop-link")
+    r = await api.post(url(api, "desktop-link", visitID=visit_id))
     assert r.status == 200, await r.text()
     link = f"http://127.0.0.1:{engine.port}{(await r.json())['url']}"
     browser = await launch_browser("--host-resolver-rules=MAP *.desk.test 127.0.0.1")
@@ -83,7 +83,7 @@ async def test_allowed_crm_frames_the_visit_and_others_cannot(
 
     await eventually(shows_the_visit)
 
-    for src in (link, f"http://127.0.0.1:{engine.port}/console/"):
+    for src in (link, engine_url(engine, "console-visitors")):
         host = OTHER_HOST if src == link else CRM_HOST
         other = await browser.new_page()
         blocked: list[str] = []

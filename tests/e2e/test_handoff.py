@@ -17,7 +17,7 @@ from playwright.async_api import Browser, Locator, Page, Route, expect
 from engagement.app import create_app
 from engagement.settings import Settings
 
-from .conftest import API_KEY, Api, Visit, eventually, get_ids, wait_for_visit
+from .conftest import API_KEY, Api, Visit, engine_url, eventually, get_ids, url, wait_for_visit
 
 pytestmark = pytest.mark.browser
 
@@ -135,7 +135,7 @@ async def engine(aiohttp_server: Any, engine_settings: Settings, demo_gms: bool)
 async def shopper(browser: Browser, engine: TestServer) -> tuple[Page, dict[str, str]]:
     """A visitor on the demo's product list, with the IDs the tracker gave the page."""
     page = await (await browser.new_context(locale="en-US")).new_page()
-    await page.goto(f"http://127.0.0.1:{engine.port}/demo/products.html")
+    await page.goto(engine_url(engine, "demo", filename="products.html"))
     return page, await get_ids(page)
 
 
@@ -401,11 +401,11 @@ async def test_callback_refused_by_gms_is_failed_and_shown_in_the_console(
     assert len(gms[0].requests) == 1  # a 400 is not retried
 
     agent = await (await browser.new_context()).new_page()
-    await agent.goto(str(engine.make_url("/console/login")))
+    await agent.goto(engine_url(engine, "console-login"))
     await agent.fill("#key", API_KEY)
     await agent.get_by_role("button", name="Sign in").click()
-    await agent.wait_for_url(str(engine.make_url("/console/")))
-    await agent.goto(str(engine.make_url(f"/console/visits/{ids['visitID']}")))
+    await agent.wait_for_url(engine_url(engine, "console-visitors"))
+    await agent.goto(engine_url(engine, "console-visit", visitID=ids["visitID"]))
     row = agent.locator(".attempt tbody tr").last
     await expect(row).to_contain_text("failed")
     await expect(row).to_contain_text(reason)
@@ -461,7 +461,7 @@ async def test_demo_without_configuration_uses_the_builtin_demo_gms(
     await expect(dialog).to_contain_text(CONFIRMED)
 
     async def listed() -> list[dict[str, Any]]:
-        r = await api.get("/demo/gms/requests")
+        r = await api.get(url(api, "demo-gms-requests"))
         assert r.status == 200, await r.text()
         requests: list[dict[str, Any]] = (await r.json())["requests"]
         assert requests, "the demo GMS got nothing yet"

@@ -19,7 +19,7 @@ from engagement.api.state import HUB
 from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
 
-from .conftest import API_KEY, Api, Visit, event_names, get_ids, page_ids, wait_for_visit
+from .conftest import API_KEY, Api, Visit, event_names, get_ids, page_ids, url, wait_for_visit
 
 pytestmark = pytest.mark.browser
 
@@ -82,7 +82,7 @@ async def live_ids(api: Api, page: Page) -> dict[str, str]:
 
 async def engage(api: Api, visit_id: str) -> dict[str, Any]:
     body = {"ixnProfile": {"visitID": visit_id, "invite": "chat.html", "media": "chat"}}
-    r = await api.post("/server/data/gateway/engage", json=body)
+    r = await api.post(url(api, "engage"), json=body)
     assert r.status == 200, await r.text()
     answer: dict[str, Any] = await r.json()
     return answer
@@ -268,7 +268,7 @@ async def test_gwe_notify_appends_content_also_with_the_documented_curl(
     page = await (await browser.new_context()).new_page()
     await page.goto(demo(engine))
     ids = await live_ids(api, page)
-    url = f"/server/data/notification/notify/{ids['visitID']}"
+    notify = url(api, "notify", visitID=ids["visitID"])
     body = [
         {
             "page": ids["pageID"],
@@ -277,7 +277,7 @@ async def test_gwe_notify_appends_content_also_with_the_documented_curl(
         }
     ]
 
-    r = await api.post(url, json=body)
+    r = await api.post(notify, json=body)
     assert r.status == 200, await r.text()
     await expect(page.locator("#demo-offer")).to_be_visible()
     await expect(page.locator("#demo-offer")).to_contain_text("Free delivery today")
@@ -286,7 +286,7 @@ async def test_gwe_notify_appends_content_also_with_the_documented_curl(
     curl = await asyncio.create_subprocess_exec(
         *("curl", "-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "POST"),
         *("-H", "Content-Type: application/json", "-H", f"X-API-Key: {API_KEY}"),
-        *("-d", json.dumps(body), f"http://127.0.0.1:{engine.port}{url}"),
+        *("-d", json.dumps(body), str(engine.make_url(notify))),
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )
@@ -307,7 +307,7 @@ async def test_content_from_a_foreign_origin_is_refused(
 
     # (a) the REST edge refuses it
     r = await api.post(
-        f"/server/data/notification/notify/{ids['visitID']}",
+        url(api, "notify", visitID=ids["visitID"]),
         json=[{"page": ids["pageID"], "channel": "gpe.appendContent", "data": {"url": foreign}}],
     )
     assert r.status == 400

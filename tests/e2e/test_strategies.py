@@ -11,7 +11,7 @@ from playwright.async_api import Browser
 
 from engagement.settings import Settings
 
-from .conftest import Api, fetch_visit, get_ids, wait_for_visit
+from .conftest import Api, engine_url, fetch_visit, get_ids, wait_for_visit
 
 pytestmark = pytest.mark.browser
 
@@ -76,7 +76,7 @@ async def test_dwell_invites_the_visitor_who_stays_not_the_one_who_leaves(
 async def test_declared_click_event_needs_no_site_code(engine: TestServer, api: Api,
                                                        browser: Browser):  # fmt: skip
     page = await (await browser.new_context()).new_page()
-    await page.goto(f"http://127.0.0.1:{engine.port}/demo/cart.html")
+    await page.goto(engine_url(engine, "demo", filename="cart.html"))
     ids = await get_ids(page)
     await page.click("[data-step=shipping]")
 

@@ -15,6 +15,7 @@ from playwright.async_api import Browser, Request, Route
 from .conftest import (
     Api,
     Launch,
+    engine_url,
     event_names,
     eventually,
     get_ids,
@@ -25,10 +26,6 @@ from .conftest import (
 pytestmark = pytest.mark.browser
 
 HEX32 = "[0-9A-F]{32}"
-
-
-def url(engine: TestServer, path: str) -> str:
-    return str(engine.make_url(path))
 
 
 def outage_numbers(batch: list[dict[str, Any]]) -> list[int]:
@@ -44,7 +41,10 @@ async def test_visit_pages_and_business_event_are_recorded(
 ):
     context = await browser.new_context()
     page = await context.new_page()
-    home_url, products_url = url(engine, "/demo/"), url(engine, "/demo/products.html")
+    home_url, products_url = (
+        engine_url(engine, "demo-index"),
+        engine_url(engine, "demo", filename="products.html"),
+    )
 
     await page.goto(home_url)
     home = await get_ids(page)
@@ -118,7 +118,7 @@ async def test_localhost_cookie_is_host_only_and_holds_no_personal_data(
 ):
     context = await browser.new_context()
     page = await context.new_page()
-    await page.goto(url(engine, "/demo/"))
+    await page.goto(engine_url(engine, "demo-index"))
     ids = await get_ids(page)
     await page.click("#sign-in")
 
@@ -143,7 +143,7 @@ async def test_single_page_app_navigation_makes_new_pages(
 ):
     context = await browser.new_context()
     page = await context.new_page()
-    cart_url = url(engine, "/demo/cart.html")
+    cart_url = engine_url(engine, "demo", filename="cart.html")
     shipping_url, payment_url = f"{cart_url}?step=shipping", f"{cart_url}?step=payment"
 
     await page.goto(cart_url)
@@ -189,7 +189,7 @@ async def test_events_survive_a_short_engine_outage(browser: Browser, engine: Te
         refused.append(json.loads(request.post_data or "{}").get("events", []))
         await route.fulfill(status=503, content_type="application/json", body='{"error": "down"}')
 
-    await page.goto(url(engine, "/demo/"))
+    await page.goto(engine_url(engine, "demo-index"))
     first = await get_ids(page)
     await wait_for_visit(api, first["visitID"], lambda v: first["pageID"] in page_ids(v))
 
@@ -208,7 +208,7 @@ async def test_events_survive_a_short_engine_outage(browser: Browser, engine: Te
 
     # Still down, the visitor goes to another page: it takes over the events left behind.
     await page.click("#to-products")
-    await page.wait_for_url(url(engine, "/demo/products.html"))
+    await page.wait_for_url(engine_url(engine, "demo", filename="products.html"))
     second = await get_ids(page)
 
     async def refused_on_second_page() -> None:
@@ -234,7 +234,7 @@ async def test_events_survive_a_short_engine_outage(browser: Browser, engine: Te
             "pageID": first["pageID"],
             "visitID": first["visitID"],
             "globalVisitID": first["globalVisitID"],
-            "url": url(engine, "/demo/"),
+            "url": engine_url(engine, "demo-index"),
             "category": "",
             "data": {"n": n},
         }
@@ -251,7 +251,7 @@ async def test_events_survive_a_short_engine_outage(browser: Browser, engine: Te
 
 async def test_tracker_is_small(browser: Browser, engine: TestServer):
     async with aiohttp.ClientSession(auto_decompress=False) as http:
-        r = await http.get(engine.make_url("/tracker.js"), headers={"Accept-Encoding": "gzip"})
+        r = await http.get(engine_url(engine, "tracker"), headers={"Accept-Encoding": "gzip"})
         assert r.status == 200, await r.text()
         gzipped = await r.read()
         assert r.headers["Content-Encoding"] == "gzip"
@@ -260,7 +260,7 @@ async def test_tracker_is_small(browser: Browser, engine: TestServer):
 
         etag = r.headers["ETag"]
         r = await http.get(
-            engine.make_url("/tracker.js"),
+            engine_url(engine, "tracker"),
             headers={"Accept-Encoding": "gzip", "If-None-Match": etag},
         )
         assert r.status == 304, await r.text()
@@ -268,12 +268,12 @@ async def test_tracker_is_small(browser: Browser, engine: TestServer):
 
     # ... and that is what the browser downloads with a page
     page = await (await browser.new_context()).new_page()
-    await page.goto(url(engine, "/demo/"))
+    await page.goto(engine_url(engine, "demo-index"))
     await get_ids(page)
     [timing] = await page.evaluate(
         """url => performance.getEntriesByName(url).map(
             t => ({encoded: t.encodedBodySize, decoded: t.decodedBodySize}))""",
-        url(engine, "/tracker.js"),
+        engine_url(engine, "tracker"),
     )
     assert 0 < timing["encoded"] < 8192
     assert timing["decoded"] > timing["encoded"]
