@@ -19,7 +19,17 @@ from engagement.api.state import HUB
 from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
 
-from .conftest import API_KEY, Api, Visit, event_names, get_ids, page_ids, url, wait_for_visit
+from .conftest import (
+    API_KEY,
+    Api,
+    Visit,
+    engine_url,
+    event_names,
+    get_ids,
+    page_ids,
+    url,
+    wait_for_visit,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -53,7 +63,9 @@ def engine_settings(engine_settings: Settings) -> Settings:
 
 
 def demo(engine: TestServer, page: str = "") -> str:
-    return f"http://127.0.0.1:{engine.port}/demo/{page}"
+    if not page:
+        return engine_url(engine, "demo-index")
+    return engine_url(engine, "demo", filename=page)
 
 
 def states(visit: Visit) -> list[str]:
