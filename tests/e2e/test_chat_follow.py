@@ -57,10 +57,10 @@ def code_is(code: str) -> Callable[[Request], bool]:
     return lambda r: "/dispositions/" in r.url and f"code={code}" in r.url
 
 
-async def browse(page: Page, engine: TestServer, path: str) -> None:
+async def browse(page: Page, engine: TestServer, filename: str, **query: str) -> None:
     """Open another page of the shop; the chat is restored there and followed."""
     async with page.expect_request(code_is("restored")):
-        await page.goto(f"http://127.0.0.1:{engine.port}{path}")
+        await page.goto(engine_url(engine, "demo", query or None, filename=filename))
     await expect(page.locator(CHAT_PANEL)).to_contain_text("Chat restored.")
 
 
@@ -71,8 +71,8 @@ async def test_chat_ended_two_pages_later_completes_and_frees_the_visit(
     first = await attempt_in(api, ids["visitID"], "launched")
     codes = reported(page)
 
-    await browse(page, engine, "/demo/pricing.html")
-    await browse(page, engine, "/demo/product.html?sku=WH15")
+    await browse(page, engine, "pricing.html")
+    await browse(page, engine, "product.html", sku="WH15")
     await page.click(f"{CHAT_PANEL} [data-demo=end]")
 
     ended = await attempt_in(api, ids["visitID"], "completed")
@@ -200,7 +200,7 @@ async def test_widgets_loaded_after_the_tracker_are_joined_through_an_extension(
 
     await page.unroute(stub)
     async with page.expect_request(code_is("restored")):
-        await page.add_script_tag(url="/demo/widgets-stub.js")
+        await page.add_script_tag(url=engine_url(engine, "demo", filename="widgets-stub.js"))
     await page.click(f"{CHAT_PANEL} [data-demo=end]")
     ended = await attempt_in(api, ids["visitID"], "completed")
     assert states(ended)[-2:] == ["launched", "completed"]

@@ -12,7 +12,7 @@ from playwright.async_api import Browser, expect
 from engagement.settings import Settings
 from engagement.strategy.experiment import bucket
 
-from .conftest import Api, eventually, get_ids, wait_for_visit
+from .conftest import Api, engine_url, eventually, get_ids, wait_for_visit
 
 pytestmark = pytest.mark.browser
 
@@ -56,10 +56,11 @@ async def test_holdout_sees_nothing_and_both_groups_convert(
 ):
     gvid = visitor_in(held_out)
     context = await browser.new_context()
-    base = f"http://127.0.0.1:{engine.port}"
-    await context.add_cookies([{"name": "_eng_gvid", "value": gvid, "url": base}])
+    await context.add_cookies(
+        [{"name": "_eng_gvid", "value": gvid, "url": engine_url(engine, "demo-index")}]
+    )
     page = await context.new_page()
-    await page.goto(f"{base}/demo/products.html")
+    await page.goto(engine_url(engine, "demo", filename="products.html"))
     ids = await get_ids(page)
     assert ids["globalVisitID"] == gvid
     await wait_for_visit(api, ids["visitID"], lambda v: v["live"])
@@ -70,14 +71,16 @@ async def test_holdout_sees_nothing_and_both_groups_convert(
     if held_out:
         assert (attempt["state"], attempt["variant"]) == ("held_out", "holdout")
         await expect(page.locator(HOST)).to_have_count(0)
-        await page.goto(f"{base}/demo/cart.html")  # nothing came meanwhile either
+        await page.goto(
+            engine_url(engine, "demo", filename="cart.html")
+        )  # nothing came meanwhile either
         await expect(page.locator(HOST)).to_have_count(0)
     else:
         expected = "callback" if (bucket(gvid, "big-cart") - 0.5) / 0.5 >= 0.5 else "chat"
         assert attempt["variant"] == expected
         assert attempt["media"] == expected
         await expect(page.locator(HOST)).to_have_attribute("data-eng-attempt", attempt["attemptID"])
-        await page.goto(f"{base}/demo/cart.html")
+        await page.goto(engine_url(engine, "demo", filename="cart.html"))
 
     arm = "holdout" if held_out else attempt["variant"]
 

@@ -48,14 +48,13 @@ def engine_settings(engine_settings: Settings) -> Settings:
 async def test_dwell_invites_the_visitor_who_stays_not_the_one_who_leaves(
     engine: TestServer, api: Api, browser: Browser, tmp_path: Path
 ):
-    base = f"http://127.0.0.1:{engine.port}"
     stayer = await (await browser.new_context()).new_page()
     leaver = await (await browser.new_context()).new_page()
 
-    await leaver.goto(f"{base}/demo/pricing.html")
+    await leaver.goto(engine_url(engine, "demo", filename="pricing.html"))
     leaver_ids = await get_ids(leaver)
-    await leaver.goto(f"{base}/demo/")  # leaves the pricing page before the dwell
-    await stayer.goto(f"{base}/demo/pricing.html")
+    await leaver.goto(engine_url(engine, "demo-index"))  # leaves the pricing page before the dwell
+    await stayer.goto(engine_url(engine, "demo", filename="pricing.html"))
     stayer_ids = await get_ids(stayer)
 
     stayed = await wait_for_visit(api, stayer_ids["visitID"], lambda v: bool(v["attempts"]))
