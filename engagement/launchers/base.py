@@ -7,9 +7,16 @@ Adding a medium: one file here with its class, and one line in ``registry.REGIST
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..attempts import Attempt
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from ..settings import Settings
+    from ..visits.model import Visit
 
 
 class Outcomes(Protocol):
@@ -39,3 +46,20 @@ class LaunchRefused(Exception):
         super().__init__(reason)
         self.reason = reason
         self.unavailable = unavailable  # no agent: the visitor is told so
+
+
+class HTTPLauncher:
+    """What a launcher that calls out over HTTP holds: settings, the shared client session, the
+    owner's intents and a way to find the visit."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        session: Callable[[], aiohttp.ClientSession],
+        outcomes: Outcomes,
+        visits: Callable[[str], Visit | None],
+    ) -> None:
+        self.settings = settings
+        self._session = session
+        self.outcomes = outcomes
+        self._visits = visits

@@ -5,15 +5,13 @@ path of its chat API, which the page hands to the chat client."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
 import aiohttp
 
 from ..attempts import Attempt
 from ..settings import Settings
-from ..visits.model import Visit
-from .base import LaunchRefused, Outcomes
+from .base import HTTPLauncher, LaunchRefused
 from .handoff import attached_data
 
 log = logging.getLogger(__name__)
@@ -33,21 +31,9 @@ def gms_rest_url(gms_base: str, url: object) -> str | None:
     return gms_base.rstrip("/") + url if url.startswith("/") else url
 
 
-class GMSChat:
+class GMSChat(HTTPLauncher):
     name = "gms_chat"
     media = "chat"
-
-    def __init__(
-        self,
-        settings: Settings,
-        session: Callable[[], aiohttp.ClientSession],
-        outcomes: Outcomes,
-        visits: Callable[[str], Visit | None],
-    ) -> None:
-        self.settings = settings
-        self._session = session
-        self.outcomes = outcomes
-        self._visits = visits
 
     @staticmethod
     def enabled(settings: Settings) -> bool:

@@ -5,36 +5,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 
 import aiohttp
 
 from ..attempts import Attempt, State
 from ..settings import Settings
-from ..visits.model import Visit
 from ..webhooks import post_json
-from .base import Outcomes
+from .base import HTTPLauncher
 from .handoff import attached_data
 
 log = logging.getLogger(__name__)
 WEBHOOK_TRIES = 3  # then the attempt failed; 1 s, 2 s between tries
 
 
-class CustomWebhook:
+class CustomWebhook(HTTPLauncher):
     name = "webhook"
     media = "custom"
-
-    def __init__(
-        self,
-        settings: Settings,
-        session: Callable[[], aiohttp.ClientSession],
-        outcomes: Outcomes,
-        visits: Callable[[str], Visit | None],
-    ) -> None:
-        self.settings = settings
-        self._session = session
-        self.outcomes = outcomes
-        self._visits = visits
 
     @staticmethod
     def enabled(settings: Settings) -> bool:
