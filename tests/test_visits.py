@@ -179,3 +179,45 @@ async def test_a_graceful_close_writes_the_latest_last_seen(tmp_path: Path):
         assert len(stored["events"]) == 2
     finally:
         await history.close()
+
+
+async def test_a_visit_read_shows_one_state_while_the_writer_runs(tmp_path: Path):
+    """A read of a visit (row, pages, events) never mixes two flushes: the identity it shows
+    is the one its last sign-in or sign-out event left (CI once saw 'anonymous' beside a
+    SignOut, the visit row read before a flush and the events after it)."""
+    import asyncio
+
+    history = SQLiteHistory(tmp_path / "h.sqlite3", flush_interval_s=10)
+    await history.open()
+    registry = VisitRegistry(history, visit_timeout_s=60)
+    registry.ingest([ev("PageEntered", PAGE1, 1_000)])
+    await history.flush()
+    expected = {"PageEntered": "anonymous", "SignIn": "authenticated", "SignOut": "recognized"}
+    done = False
+
+    async def writer() -> None:
+        nonlocal done
+        for i in range(150):
+            registry.ingest([ev("SignIn" if i % 2 == 0 else "SignOut", PAGE1, 2_000 + i)])
+            await history.flush()
+        done = True
+
+    mixed: list[tuple[str, str]] = []
+    reads = 0
+
+    async def reader() -> None:
+        nonlocal reads
+        while not done:
+            stored = await history.get_visit(VISIT)
+            assert stored is not None
+            last = stored["events"][-1]["eventName"]
+            reads += 1
+            if stored["identity"] != expected[last]:
+                mixed.append((stored["identity"], last))
+
+    try:
+        await asyncio.gather(writer(), reader())
+    finally:
+        await history.close()
+    assert reads > 10
+    assert mixed == []

@@ -10,7 +10,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -539,9 +539,21 @@ class SQLiteHistory:
         except Exception:
             log.exception("history write failed before a read; answering from what is stored")
 
-    async def get_visit(self, visit_id: str) -> dict[str, Any] | None:
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+        """Write what is queued, then hold the writer off while the caller reads several
+        tables, so that they show one state (a flush between two SELECTs would show a visit
+        row older than the events read after it)."""
         await self.catch_up()
-        async with self.db.execute("SELECT * FROM visits WHERE visit_id = ?", (visit_id,)) as cur:
+        async with self._lock:
+            yield self.db
+
+    async def get_visit(self, visit_id: str) -> dict[str, Any] | None:
+        async with self.snapshot() as db:
+            return await self._read_visit(db, visit_id)
+
+    async def _read_visit(self, db: aiosqlite.Connection, visit_id: str) -> dict[str, Any] | None:
+        async with db.execute("SELECT * FROM visits WHERE visit_id = ?", (visit_id,)) as cur:
             row = await cur.fetchone()
         if row is None:
             return None
@@ -549,15 +561,15 @@ class SQLiteHistory:
         if not found:
             return None
         visit = found[0]
-        async with self.db.execute(
+        async with db.execute(
             "SELECT * FROM pages WHERE visit_id = ? ORDER BY entered_at, seq", (visit_id,)
         ) as cur:
             visit["pages"] = self.read_rows("pages", _page_json, await cur.fetchall())
-        async with self.db.execute(
+        async with db.execute(
             "SELECT * FROM events WHERE visit_id = ? ORDER BY seq", (visit_id,)
         ) as cur:
             visit["events"] = self.read_rows("events", _event_json, await cur.fetchall())
-        async with self.db.execute(
+        async with db.execute(
             "SELECT * FROM attempts WHERE visit_id = ? ORDER BY created_at, rowid", (visit_id,)
         ) as cur:
             attempts = self.read_rows("attempts", _attempt, await cur.fetchall())
@@ -596,19 +608,20 @@ class SQLiteHistory:
     ) -> tuple[list[Event], list[Attempt]]:
         """For a dry run: the events of visits started in [since, until), in arrival order,
         and the attempts created from LEDGER_DAYS before ``since`` until ``until``."""
-        await self.flush()
         query = """
             SELECT e.* FROM events e JOIN visits v ON v.visit_id = e.visit_id
             WHERE v.started_at >= ? AND v.started_at < ? ORDER BY e.server_time, e.seq
         """
-        async with self.db.execute(query, (since_ms, until_ms)) as cur:
-            events = [_event(r) for r in await cur.fetchall()]
         earliest = since_ms - C.LEDGER_DAYS * 86_400_000
-        async with self.db.execute(
-            "SELECT * FROM attempts WHERE created_at >= ? AND created_at < ? ORDER BY created_at",
-            (earliest, until_ms),
-        ) as cur:
-            attempts = [_attempt(r) for r in await cur.fetchall()]
+        async with self.snapshot() as db:
+            async with db.execute(query, (since_ms, until_ms)) as cur:
+                events = [_event(r) for r in await cur.fetchall()]
+            async with db.execute(
+                "SELECT * FROM attempts WHERE created_at >= ? AND created_at < ? "
+                "ORDER BY created_at",
+                (earliest, until_ms),
+            ) as cur:
+                attempts = [_attempt(r) for r in await cur.fetchall()]
         return events, attempts
 
     async def visits_of_visitor(self, global_visit_id: str, limit: int) -> list[dict[str, Any]]:
