@@ -13,6 +13,8 @@ from aiohttp.test_utils import TestClient
 from engagement.app import create_app
 from engagement.settings import Settings
 
+from .servers import database_url, redis_url  # noqa: F401  (fixtures: real Redis, PostgreSQL)
+
 API_KEY = "test-api-key"
 SITE = "http://shop.example"
 AUTH = {"X-API-Key": API_KEY}
