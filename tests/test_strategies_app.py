@@ -138,7 +138,7 @@ async def test_strategies_api_lists_strategies_and_errors(client: Client):
     assert body["strategies"][0]["triggers"] == ["event:AddToCart"]
     assert body["categories"] == {"products": ["/product"]}
     assert body["errors"] == []
-    assert (await client.get("/api/v1/strategies")).status == 401
+    assert (await client.get(url(client, "strategies"))).status == 401
 
 
 async def test_reload_valid_broken_then_fixed(client: Client, strategies_dir: Path):
