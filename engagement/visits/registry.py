@@ -157,7 +157,7 @@ class VisitRegistry:
         idle_before = now_ms - self.evict_idle_ms
         victims: list[Visit] = []
         for visit in self._visits.values():  # least recently active first
-            if len(victims) == needed or visit.last_seen_at >= idle_before:
+            if len(victims) == needed or visit.last_seen_at > idle_before:
                 break
             victims.append(visit)
         if len(victims) < needed:
