@@ -35,6 +35,7 @@ from .api.state import (
     ORIGINS,
     OUTBOX,
     PACER,
+    REDIS,
     REGISTRY,
     SETTINGS,
     TRACKER,
@@ -43,6 +44,7 @@ from .api.throttling import GUARD, Guard
 from .attempts import Attempt
 from .audit import AuditLog
 from .availability import AvailabilityBoard
+from .cluster.redis import RedisLink, check_settings
 from .console import setup_console
 from .experiments.goals import GoalWindows
 from .invite import Invites
@@ -51,7 +53,7 @@ from .launchers.registry import Deps, Launchers
 from .lifecycle.external import DecisionWebhook
 from .lifecycle.owner import Lifecycle, Timeouts
 from .lifecycle.timers import run_timers
-from .metrics import latency_middleware, setup_metrics
+from .metrics import METRICS, latency_middleware, setup_metrics
 from .monitoring.ingest import Ingestor, now_ms
 from .monitoring.tracker import ServedTracker
 from .notifications.hub import LocalHub
@@ -65,6 +67,7 @@ from .settings import Settings
 from .strategy.conditions import AvailabilityView
 from .strategy.engine import Engine, StrategySet
 from .strategy.library import StrategyLibrary
+from .throttle import RedisFailureLock, RedisRateLimiter
 from .visits.gwe_reads import GweHistory
 from .visits.identity import IdentityBook
 from .visits.model import VisitCaps
@@ -97,7 +100,23 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app[API_KEYS] = [k.key.encode() for k in keys]
     app[KEY_HOLDERS] = [(k.key.encode(), Principal(k.name, k.role)) for k in keys]
     app[BASIC_USERS] = [(u.encode(), p.encode()) for u, p in settings.basic_auth_users.items()]
-    app[GUARD] = Guard(settings)
+    check_settings(settings)  # Redis state over a history each node keeps alone: refused
+    if settings.redis_url:
+        link = app[REDIS] = RedisLink(settings.redis_url)
+        app[GUARD] = Guard(
+            settings,
+            RedisRateLimiter(link),
+            RedisFailureLock(
+                link,
+                settings.auth_free_failures,
+                settings.auth_lockout_base_s,
+                settings.auth_lockout_max_s,
+                C.AUTH_FAILURES_FORGOTTEN_S,
+            ),
+        )
+        app.cleanup_ctx.append(_redis)
+    else:
+        app[GUARD] = Guard(settings)
     tracker = app[TRACKER] = ServedTracker(_tracker_config(settings, StrategySet()))
     app[OPENAPI] = build_openapi(ROUTES)
     history = SQLiteHistory(settings.db_path, settings.history_flush_interval_s)
@@ -164,6 +183,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     library.listeners.append(use_strategies)
     setup_metrics(app)
+    if REDIS in app:
+        app[REDIS].register(app[METRICS])
     setup_routes(app, demo=settings.demo)
     setup_console(app)
     app.cleanup_ctx.append(_engine)
@@ -196,6 +217,26 @@ def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, ob
         "gmsChat": settings.gms_chat,
         "chatFinalize": settings.chat_finalize_message,
     }
+
+
+async def _redis(app: web.Application) -> AsyncIterator[None]:
+    """Redis must answer at start (a node that cannot reach it would serve a partial state);
+    later outages are retried per command and reported by /ready."""
+    link = app[REDIS]
+    try:
+        await link.ping()
+    except Exception as exc:
+        await link.close()
+        raise RedisUnreachable(f"Redis at {link.url} does not answer: {exc}") from exc
+    log.info("live state in Redis at %s", link.url)
+    try:
+        yield
+    finally:
+        await link.close()
+
+
+class RedisUnreachable(RuntimeError):
+    """redis_url is set but Redis does not answer at start."""
 
 
 async def _engine(app: web.Application) -> AsyncIterator[None]:

@@ -264,6 +264,17 @@ class Settings(BaseSettings):
     ready_max_callback_queue: int = Field(
         C.READY_MAX_CALLBACK_QUEUE, ge=1, description="/ready says 503 above this many"
     )
+    redis_url: str | None = Field(
+        None,
+        pattern=r"^(rediss?|unix)://",
+        description="Redis for live state shared by several nodes (docs/cluster.md); "
+        "needs database_url too, or single_node",
+    )
+    single_node: bool = Field(
+        False,
+        description="with redis_url and no database_url: this is the only node, so its "
+        "SQLite history is whole (otherwise refused at start)",
+    )
     demo: bool = Field(True, description="Serve the demo site at /demo/")
     log_format: str = Field("text", pattern="^(text|json)$")
     log_level: str = "INFO"

@@ -17,6 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from .cluster.redis import RedisLink, shared_key
+
 MAX_KEYS = 100_000  # per table: ~10 MB at most; far more than honest clients in a window
 RATE_UNITS_S = {"second": 1, "minute": 60, "hour": 3600, "day": 86_400}
 RATE_PATTERN = re.compile(r"^\s*(\d+)\s*/\s*(second|minute|hour|day)s?\s*$")
@@ -158,3 +160,84 @@ class MemoryFailureLock:
     async def succeeded(self, key: str) -> None:
         self._by_key.pop(key, None)
         self._expiry.pop(key, None)
+
+
+# -- shared by several nodes: the same checks as Lua scripts on Redis --
+
+# GCRA over every key at once: all pass (each theoretical arrival time moves on) or none does.
+# Times are strings both ways: Redis would cut a Lua number to an integer.
+_GCRA = """
+local now = tonumber(ARGV[1])
+local news = {}
+for i, key in ipairs(KEYS) do
+  local interval, period = tonumber(ARGV[2 * i]), tonumber(ARGV[2 * i + 1])
+  local tat = tonumber(redis.call('GET', key) or ARGV[1])
+  if tat < now then tat = now end
+  local new_tat = tat + interval
+  if new_tat - period > now then return {i, tostring(new_tat - period - now)} end
+  news[i] = new_tat
+end
+for i, key in ipairs(KEYS) do
+  redis.call('SET', key, string.format('%.6f', news[i]), 'PX', math.ceil((news[i] - now) * 1000))
+end
+return {0, '0'}
+"""
+
+_FAILED = """
+local now, free = tonumber(ARGV[1]), tonumber(ARGV[2])
+local base, max = tonumber(ARGV[3]), tonumber(ARGV[4])
+local count = redis.call('HINCRBY', KEYS[1], 'count', 1)
+local lock = 0
+if count > free then
+  lock = math.min(base * 2 ^ (count - free - 1), max)
+  redis.call('HSET', KEYS[1], 'until', string.format('%.6f', now + lock))
+end
+redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(lock, tonumber(ARGV[5])) * 1000))
+return string.format('%.6f', lock)
+"""
+
+LIMITS_TAG = "limits"  # one hash slot for every limit: a request's limits are checked together
+
+
+class RedisRateLimiter:
+    """GCRA shared by every node: one script per request, keys expiring with their bucket."""
+
+    def __init__(self, link: RedisLink) -> None:
+        self.link = link
+        self._gcra = link.script(_GCRA)
+
+    async def acquire(self, limits: Sequence[tuple[str, Rate]], now_s: float) -> Refusal | None:
+        keys = [shared_key(LIMITS_TAG, f"rate:{key}") for key, _ in limits]
+        args: list[float] = [now_s]
+        for _, rate in limits:
+            args += [rate.interval_s, rate.period_s]
+        index, wait = await self.link.run(self._gcra(keys=keys, args=args))
+        if int(index) == 0:
+            return None
+        return Refusal(limits[int(index) - 1][0], float(wait))
+
+
+class RedisFailureLock:
+    """``MemoryFailureLock``'s rule on Redis: a hash per address, forgotten by its TTL."""
+
+    def __init__(
+        self, link: RedisLink, free: int, base_s: float, max_s: float, forget_after_s: float
+    ) -> None:
+        self.link = link
+        self.free, self.base_s, self.max_s = free, base_s, max_s
+        self.forget_after_s = forget_after_s
+        self._failed = link.script(_FAILED)
+
+    def _key(self, key: str) -> str:
+        return shared_key(LIMITS_TAG, f"failures:{key}")
+
+    async def locked_for(self, key: str, now_s: float) -> float:
+        until = await self.link.run(self.link.client.hget(self._key(key), "until"))
+        return max(0.0, float(until) - now_s) if until is not None else 0.0
+
+    async def failed(self, key: str, now_s: float) -> float:
+        args = [now_s, self.free, self.base_s, self.max_s, self.forget_after_s]
+        return float(await self.link.run(self._failed(keys=[self._key(key)], args=args)))
+
+    async def succeeded(self, key: str) -> None:
+        await self.link.run(self.link.client.delete(self._key(key)))

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from .state import HISTORY, OUTBOX, REGISTRY, SETTINGS
+from .state import HISTORY, OUTBOX, REDIS, REGISTRY, SETTINGS
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
 OPENAPI: web.AppKey[dict[str, object]] = web.AppKey("openapi", dict)
@@ -29,8 +29,9 @@ async def get_health(request: web.Request) -> web.StreamResponse:
 
 
 async def get_ready(request: web.Request) -> web.StreamResponse:
-    """Readiness: 200 when the stores answer, history writes succeed and the history and
-    callback queues are within their bounds; 503 otherwise, saying which check failed."""
+    """Readiness: 200 when the stores (and Redis, if set) answer, history writes succeed and
+    the history and callback queues are within their bounds; 503 otherwise, saying which
+    check failed."""
     app = request.app
     history, outbox, settings = app[HISTORY], app[OUTBOX], app[SETTINGS]
     checks: dict[str, str] = {}
@@ -41,6 +42,12 @@ async def get_ready(request: web.Request) -> web.StreamResponse:
             checks[name] = "ok"
         except Exception as exc:  # any failure means not ready; say which
             checks[name] = f"failed: {exc or type(exc).__name__}"
+    if REDIS in app:
+        try:
+            await app[REDIS].ping()
+            checks["redis"] = "ok"
+        except Exception as exc:
+            checks["redis"] = f"failed: {exc or type(exc).__name__}"
     error = history.write_error
     checks["historyWrites"] = f"failing: {error}" if error else "ok"
     checks["historyQueue"] = _within(history.pending, settings.ready_max_history_queue, "rows")

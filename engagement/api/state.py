@@ -7,6 +7,7 @@ from aiohttp import web
 
 from ..audit import AuditLog
 from ..availability import AvailabilityBoard
+from ..cluster.redis import RedisLink
 from ..invite import Invites
 from ..launchers.outbox import CallbackOutbox
 from ..launchers.registry import Launchers
@@ -43,6 +44,7 @@ OUTBOX = web.AppKey("outbox", CallbackOutbox)
 GWE_HISTORY = web.AppKey("gwe_history", GweHistory)
 PACER = web.AppKey("pacer", Pacer)
 AUDIT = web.AppKey("audit", AuditLog)
+REDIS = web.AppKey("redis", RedisLink)  # only when redis_url is set
 
 
 def origins_of(request: web.Request) -> OriginPolicy:

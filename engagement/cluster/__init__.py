@@ -1,0 +1,1 @@
+"""Several interchangeable nodes: live state and coordination in Redis (docs/cluster.md)."""

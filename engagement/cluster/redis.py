@@ -1,0 +1,125 @@
+"""The node's Redis connection, its key names and its round-trip figures.
+
+Every key of a visit carries the visit's hash tag (``{visitID}``), so that a visit's keys live
+in one hash slot and a multi-key script about one visit runs unchanged on a single Redis, under
+Sentinel, or on Redis Cluster. Keys about no visit name their own tag (``{limits}``...).
+The connection is shared by everything that uses Redis on this node (state, push routing).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable
+from typing import TYPE_CHECKING, Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import redis.asyncio as aioredis
+from prometheus_client import CollectorRegistry, Histogram
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+if TYPE_CHECKING:
+    from ..settings import Settings
+
+KEY_PREFIX = "eng"  # every key the engine writes starts with it
+SOCKET_TIMEOUT_S = 2.0  # a command not answered by then fails (and /ready says so)
+CONNECT_RETRIES = 3  # a dropped connection is retried this often, backing off, per command
+ROUND_TRIP_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
+
+T = TypeVar("T")
+
+
+class ClusterConfigError(ValueError):
+    """Settings that cannot give a correct engine with several nodes (said at start)."""
+
+
+def check_settings(settings: Settings) -> None:
+    """Refuse Redis live state over a history each node keeps alone.
+
+    With ``redis_url`` every node takes any visit's events, so each would write pieces of every
+    visit into its own SQLite file: no node could read a whole visit back, and attempts, limits
+    and the callback outbox would be split. That is refused unless ``database_url`` (one shared
+    PostgreSQL history) is set, or ``single_node`` says this is the only node (Redis then only
+    keeps live state across restarts of the one node)."""
+    if settings.redis_url is None or settings.single_node:
+        return
+    if getattr(settings, "database_url", None):  # the shared PostgreSQL history (issue 11)
+        return
+    raise ClusterConfigError(
+        "redis_url is set without database_url: several nodes would each write their own "
+        f"SQLite history ({settings.db_path}) and none could read a whole visit back. Set "
+        "database_url (ENGAGEMENT_DATABASE_URL=postgresql://...) to share one history, or "
+        "single_node = true (ENGAGEMENT_SINGLE_NODE=true) if this is the only node."
+    )
+
+
+def visit_key(visit_id: str, part: str) -> str:
+    """A key of one visit: all of a visit's keys share its hash slot."""
+    return f"{KEY_PREFIX}:{{{visit_id}}}:{part}"
+
+
+def shared_key(tag: str, part: str) -> str:
+    """A key about no one visit, in the hash slot of ``tag``."""
+    return f"{KEY_PREFIX}:{{{tag}}}:{part}"
+
+
+def redacted(url: str) -> str:
+    """The URL without its password, for logs and errors."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
+
+
+class RedisLink:
+    """One Redis client for the node (a pool of connections that reconnect by themselves),
+    timed: ``run`` counts each round trip and observes its duration."""
+
+    def __init__(self, url: str) -> None:
+        self.url = redacted(url)
+        self.client: aioredis.Redis = aioredis.Redis.from_url(
+            url,
+            socket_timeout=SOCKET_TIMEOUT_S,
+            socket_connect_timeout=SOCKET_TIMEOUT_S,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), CONNECT_RETRIES),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+            health_check_interval=30,
+        )
+        self.round_trips = 0
+        self.failures = 0
+        self._histogram: Histogram | None = None
+
+    def register(self, registry: CollectorRegistry) -> None:
+        """Observe round trips into this metrics registry."""
+        self._histogram = Histogram(
+            "engagement_redis_round_trip_seconds",
+            "Time from sending a command (or a script, or a pipeline) to Redis to its answer",
+            registry=registry,
+            buckets=ROUND_TRIP_BUCKETS_S,
+        )
+
+    async def run(self, awaitable: Awaitable[T]) -> T:
+        """Await one round trip to Redis, counted and timed."""
+        started = time.perf_counter()
+        self.round_trips += 1
+        try:
+            return await awaitable
+        except Exception:
+            self.failures += 1
+            raise
+        finally:
+            if self._histogram is not None:
+                self._histogram.observe(time.perf_counter() - started)
+
+    async def ping(self) -> None:
+        await self.run(self.client.ping())
+
+    def script(self, lua: str) -> Any:
+        """A Lua script, sent by its SHA (and loaded again when Redis lost it)."""
+        return self.client.register_script(lua)
+
+    async def close(self) -> None:
+        await self.client.aclose()

@@ -1,0 +1,102 @@
+"""Redis on: refused when it cannot be correct, /ready follows Redis, limits are shared."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from engagement.app import create_app
+from engagement.cluster.redis import ClusterConfigError, RedisLink, redacted
+from engagement.throttle import Rate, RedisRateLimiter, Refusal
+
+from ..conftest import AUTH, Factory, post_events, url
+from .conftest import Cuttable, node_settings
+
+Client = TestClient[Any, Any]
+MakeNode = Callable[..., Awaitable[Client]]
+
+
+def test_redis_state_over_separate_sqlite_files_is_refused(tmp_path: Path, redis_url: str):
+    settings = node_settings(tmp_path, "a", redis_url, single_node=False)
+
+    with pytest.raises(ClusterConfigError) as refused:
+        create_app(settings)
+
+    assert str(refused.value) == (
+        "redis_url is set without database_url: several nodes would each write their own "
+        f"SQLite history ({settings.db_path}) and none could read a whole visit back. Set "
+        "database_url (ENGAGEMENT_DATABASE_URL=postgresql://...) to share one history, or "
+        "single_node = true (ENGAGEMENT_SINGLE_NODE=true) if this is the only node."
+    )
+
+
+def test_passwords_stay_out_of_logs():
+    assert redacted("redis://user:s3cret@redis.internal:6380/2") == (
+        "redis://user:***@redis.internal:6380/2"
+    )
+    assert redacted("redis://127.0.0.1:6379/0") == "redis://127.0.0.1:6379/0"
+
+
+async def test_ready_says_when_redis_is_gone_and_when_it_is_back(
+    make_node: MakeNode, redis_proxy: tuple[Cuttable, str]
+):
+    proxy, through = redis_proxy
+    node = await make_node("a", through)
+    r = await node.get(url(node, "ready"))
+    assert r.status == 200, await r.text()
+    assert (await r.json())["checks"]["redis"] == "ok"
+
+    await proxy.cut()
+    r = await node.get(url(node, "ready"))
+
+    assert r.status == 503, await r.text()
+    body = await r.json()
+    assert body["status"] == "not ready"
+    assert body["checks"]["redis"].startswith("failed: "), body
+
+    await proxy.restore()  # Redis is back: the node reconnects by itself
+    r = await node.get(url(node, "ready"))
+    assert r.status == 200, await r.text()
+
+
+@pytest.mark.parametrize("free", [1])
+async def test_wrong_keys_on_one_node_lock_the_address_out_on_the_other(
+    make_node: MakeNode, redis_url: str, factory: Factory, free: int
+):
+    a = await make_node("a", redis_url, auth_free_failures=free, auth_lockout_base_s=600)
+    b = await make_node("b", redis_url, auth_free_failures=free, auth_lockout_base_s=600)
+    await post_events(a, factory.start())
+    for _ in range(free + 1):
+        r = await a.get(url(a, "visit", visitID=factory.visit_id), headers={"X-API-Key": "guess"})
+        assert r.status == 401, await r.text()
+
+    r = await b.get(url(b, "visit", visitID=factory.visit_id), headers=AUTH)
+
+    assert r.status == 429, await r.text()
+    assert 500 < int(r.headers["Retry-After"]) <= 600
+
+
+async def test_rate_limits_count_requests_of_every_node(redis_url: str):
+    a, b = RedisLink(redis_url), RedisLink(redis_url)  # two nodes' connections
+    try:
+        per_visitor = Rate.parse("2/hour")
+        limits = [("callback_visitor:V1", per_visitor), ("callback_overall:all", Rate(100, 60))]
+        now = 1_700_000_000.0
+
+        answers = [
+            await RedisRateLimiter(a).acquire(limits, now),
+            await RedisRateLimiter(b).acquire(limits, now + 1),
+            await RedisRateLimiter(a).acquire(limits, now + 2),
+        ]
+
+        assert answers[:2] == [None, None]
+        assert answers[2] == Refusal("callback_visitor:V1", pytest.approx(1800 - 2))
+        # The refused request counted against no limit: one interval later, room again.
+        assert await RedisRateLimiter(b).acquire(limits, now + 1800) is None
+    finally:
+        await a.close()
+        await b.close()
