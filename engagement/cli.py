@@ -18,7 +18,7 @@ from . import __version__
 from .app import create_app
 from .experiments.simulate import PeriodError, dry_run, parse_moment, render_text
 from .logs import setup_logging
-from .process import arm_watchdog, fail_start, start_error
+from .process import arm_watchdog, fail_start, run_server, start_error
 from .settings import CONFIG_ENV, Settings, describe_errors, load_settings, settings_file
 from .strategy.loader import check_folder, strategy_files
 from .visits.store import SQLiteHistory
@@ -87,13 +87,13 @@ def serve(args: argparse.Namespace) -> int:
         # handler_cancellation: a page that goes away frees its push stream at once, not at
         # the next heartbeat; the handlers that must finish once started shield that part.
         # Requests get half the stop time; the stores the rest, before the watchdog fires.
-        web.run_app(
+        run_server(
             app,
-            host=settings.host,
-            port=settings.port,
-            print=lambda _: print(text, flush=True),  # once listening
+            settings.host,
+            settings.port,
+            on_listening=lambda: print(text, flush=True),
+            shutdown_timeout_s=stop_s / 2,
             handler_cancellation=True,
-            shutdown_timeout=stop_s / 2,
         )
     except Exception as exc:
         return fail_start(start_error(exc, settings), stop_s)

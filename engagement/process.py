@@ -4,14 +4,19 @@ however stuck a store is, after writing what it can."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import os
 import sqlite3
 import sys
 import threading
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
+from .api.errors import JSONErrorsHandler
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -19,6 +24,7 @@ log = logging.getLogger(__name__)
 EXIT_START_FAILED = 1
 EXIT_STOP_TIMED_OUT = 3  # distinct: the supervisor's logs tell a forced stop from a crash
 STOP_GRACE_S = 1.0  # the web server's own shutdown_timeout leaves this much for the stores
+KEEPALIVE_TIMEOUT_S = 75.0  # web.run_app's default (a bare RequestHandler would keep 3630 s)
 
 
 class StartError(Exception):
@@ -69,3 +75,54 @@ def fail_start(error: StartError, timeout_s: float) -> int:
     print(f"engagement: cannot start: {error}", file=sys.stderr, flush=True)
     _exit_after(timeout_s, EXIT_START_FAILED, "a failed start did not exit")
     return EXIT_START_FAILED
+
+
+class _JSONErrorsServer(web.Server):
+    """aiohttp's server, with connections whose own errors are JSON (api.errors)."""
+
+    def __call__(self) -> web.RequestHandler:
+        return JSONErrorsHandler(self, loop=self._loop, **self._kwargs)
+
+
+class _JSONErrorsRunner(web.AppRunner):
+    async def _make_server(self) -> web.Server:
+        made = await super()._make_server()  # starts the app
+        return _JSONErrorsServer(
+            made.request_handler,
+            request_factory=made.request_factory,
+            handler_cancellation=made.handler_cancellation,
+            loop=asyncio.get_running_loop(),
+            **made._kwargs,
+        )
+
+
+def run_server(
+    app: web.Application,
+    host: str,
+    port: int,
+    on_listening: Callable[[], None],
+    shutdown_timeout_s: float,
+    **handler_args: Any,
+) -> None:
+    """``web.run_app`` for one TCP address, whose connections answer even the requests aiohttp
+    cannot parse in JSON (run_app cannot be handed a runner). Returns on SIGTERM or SIGINT,
+    once the app is cleaned up; raises what a failed start raised."""
+
+    async def serve() -> None:
+        runner = _JSONErrorsRunner(
+            app,
+            handle_signals=True,
+            shutdown_timeout=shutdown_timeout_s,
+            keepalive_timeout=KEEPALIVE_TIMEOUT_S,
+            **handler_args,
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+            on_listening()
+            await asyncio.Event().wait()  # until a signal (GracefulExit) cancels this
+        finally:
+            await runner.cleanup()
+
+    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
+        asyncio.run(serve())

@@ -6,7 +6,9 @@ import logging
 from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import BadHttpMethod, BadStatusLine, InvalidHeader, LineTooLong
 from aiohttp.typedefs import Handler
+from aiohttp.web_protocol import RequestPayloadError
 from pydantic import ValidationError
 
 from ..visits.registry import AtCapacity
@@ -99,7 +101,10 @@ _STATUS_CODES = {
     405: "method_not_allowed",
     413: "payload_too_large",
     415: "unsupported_media_type",
+    500: "internal_error",
+    504: "timeout",
 }
+MAX_PROTOCOL_MESSAGE_CHARS = 300  # what aiohttp quotes of a bad line: enough to see which
 
 
 @web.middleware
@@ -112,6 +117,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except AtCapacity as exc:  # from any ingest: the tracker's, or server-side events
         message = f"{exc}: try again in {exc.retry_after_s} s"
         return Unavailable(message, exc.retry_after_s).response()
+    except RequestPayloadError as exc:  # a body the client broke (bad gzip, bad chunks)
+        reason = _reason(exc.__cause__ or exc)
+        message = f"the body could not be read: {reason}"
+        return InvalidInput(message, details=[{"field": "body", "message": reason}]).response()
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
@@ -132,3 +141,64 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
         log.exception("unhandled error on %s %s", request.method, request.path)
         body = {"error": "internal_error", "message": "internal server error", "details": []}
         return web.json_response(body, status=500)
+
+
+class JSONErrorsHandler(web.RequestHandler):
+    """aiohttp's connection handler, answering the errors aiohttp answers by itself (a request
+    it cannot parse, before any handler or middleware runs) in the shape above, not as text.
+
+    The status stays aiohttp's choice, and the connection is closed after it, as aiohttp does. A
+    client's malformed request is one info line, not an error with a traceback (anyone on the
+    internet can send them); a 5xx is still logged by aiohttp with its cause.
+    """
+
+    def handle_error(
+        self,
+        request: web.BaseRequest,
+        status: int = 500,
+        exc: BaseException | None = None,
+        message: str | None = None,
+    ) -> web.StreamResponse:
+        if status >= 500:
+            super().handle_error(request, status, exc, message)  # logs the traceback
+        elif request.writer.output_size > 0:  # what aiohttp does: too late for an answer
+            raise ConnectionError("the response had begun: no room for the error")
+        else:
+            log.info("malformed request from %s: %s", request.remote, _protocol_message(exc))
+        body = {
+            "error": _protocol_code(exc) if status == 400 else _STATUS_CODES.get(status, "error"),
+            "message": _server_message(status) if status >= 500 else _protocol_message(exc),
+            "details": [],
+        }
+        response = web.json_response(body, status=status)
+        response.force_close()
+        return response
+
+
+def _protocol_code(exc: BaseException | None) -> str:
+    if isinstance(exc, LineTooLong):
+        return "line_too_long"
+    if isinstance(exc, BadHttpMethod):
+        return "bad_method"
+    if isinstance(exc, BadStatusLine):
+        return "bad_request_line"
+    if isinstance(exc, InvalidHeader):
+        return "bad_header"
+    return "bad_request"
+
+
+def _server_message(status: int) -> str:  # the cause is in the log, not for the client
+    return "the request took too long" if status == 504 else "internal server error"
+
+
+def _protocol_message(exc: BaseException | None) -> str:
+    return f"malformed HTTP request: {_reason(exc)}"
+
+
+def _reason(exc: BaseException | None) -> str:
+    """aiohttp's words for a parse error, on one line and bounded."""
+    reason = getattr(exc, "message", None) or str(exc or "") or "bad request"
+    reason = " ".join(str(reason).split())  # aiohttp's parser messages span lines
+    if len(reason) > MAX_PROTOCOL_MESSAGE_CHARS:
+        reason = reason[:MAX_PROTOCOL_MESSAGE_CHARS] + "…"
+    return reason
