@@ -196,15 +196,7 @@ def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, ob
     return {
         "visitTimeoutS": settings.visit_timeout_s,
         "cookieDomain": settings.cookie_domain,
-        "cookiePrefix": "_eng_",
-        "flushDelayMs": 50,
-        "maxBufferEvents": 500,
-        "maxDataBytes": C.MAX_EVENT_DATA_BYTES,
-        # The engine's bounds, so the tracker cuts what the engine would refuse.
-        "batchEvents": C.TRACKER_BATCH_EVENTS,
-        "maxUrlChars": C.MAX_URL_CHARS,
-        "maxTitleChars": C.MAX_TITLE_CHARS,
-        "maxLanguageChars": C.MAX_LANGUAGE_CODE_CHARS,
+        # The engine's constants join these in monitoring.tracker.constants().
         "declaredEvents": [e.tracker_config() for e in strategies.declared_events],
         "push": True,
         # Where gpe.appendContent may load from: the engine (always) and these origins.

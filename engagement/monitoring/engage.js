@@ -1,26 +1,25 @@
 /* engagement invitations: loaded by tracker.js with the first invitation of a visit (or when
  * one is waiting in localStorage). Shows it in the tab the visitor uses, reports what the visitor
- * did, and hands an accepted one to the chat or the callback form. Uses tracker.js's internals
- * (window._gt._internal.k), which are not a public API. */
+ * did, and hands an accepted one to the chat or the callback form. It reaches the tracker only
+ * through its named interface, window._gt.engage (tracker/engage-api.js). */
 (function (w, d) {
   'use strict';
-  var K = w._gt && w._gt._internal && w._gt._internal.k;
-  if (!K || K.loaded) return;
-  K.loaded = 1;
-  var BASE = K.BASE, CFG = K.CFG, PFX = K.PFX, IK = K.IK, FK = K.FK, pub = K.pub, on = K.on;
-  var guard = K.guard, warn = K.warn, lsGet = K.lsGet, lsSet = K.lsSet, lsJSON = K.lsJSON;
-  var allowed = K.allowed, engineURL = K.engineURL, getHTML = K.getHTML, frag = K.frag;
-  function V() { return K.ids().visitID; }
-  function P() { return K.ids().pageID; }
+  var T = w._gt && w._gt.engage;
+  if (!T) return;
+  var CFG = T.config, IK = T.keys.invite, FK = T.keys.focus, AK = T.keys.answered, CK = T.keys.chat;
+  var pub = T.publish, on = T.listen, guard = T.guard, warn = T.warn;
+  var lsGet = T.store.get, lsSet = T.store.set, lsJSON = T.store.json;
+  var allowed = T.allowed, engineURL = T.engineURL, getHTML = T.fetchHTML, frag = T.parseHTML;
+  function V() { return T.ids().visitID; }
+  function P() { return T.ids().pageID; }
 
-  var AK = PFX + 'answered';
   var tried = {}, host = null, hostInv, autoEl, prevFocus, pending, invTimer;
-  function dispo(a, code, then) { // GET, retried twice on network errors; then(answer)
-    var u = BASE + '/dispositions/' + encodeURIComponent(a) + '?visitID=' + V() + '&pageID=' + P() + '&code=' + code, n = 0;
+  function dispo(a, code, then) { // GET, retried on network errors; then(answer)
+    var u = T.endpoint('disposition', a) + '?visitID=' + V() + '&pageID=' + P() + '&code=' + code, n = 0;
     (function go() {
       w.fetch(u, {credentials: 'omit', keepalive: true}) // CORS: the engine needs the Origin
         .then(function (r) { return then && r.json().then(guard(function (j) { then(j, r.status); })); })
-        .catch(function () { if (n++ < 2) setTimeout(go, 1000 * n); });
+        .catch(function () { if (n++ < CFG.dispositionRetries) setTimeout(go, CFG.retryBaseMs * n); });
     })();
   }
   function tell(s, what, form) {
@@ -28,7 +27,7 @@
     if (form) o.form = form;
     pub('Invitation.' + what, o);
   }
-  function limit(s) { return (s.interacting ? 120 : +s.timeoutS || 30) * 1000; }
+  function limit(s) { return (s.interacting ? CFG.formHoldS : +s.timeoutS || CFG.offerTimeoutS) * 1000; }
   function settle(a) { // true if attempt a was still open: it is answered now, everywhere
     var s = lsJSON(IK), done = lsJSON(AK);
     if (s && s.attemptID === a) lsSet(IK, null);
@@ -55,7 +54,7 @@
   // by themselves is not counted against it. CK (localStorage) names the attempt followed, so a
   // new page subscribes before Widgets restores; the stream's first frame (gpe.engaged) says it
   // too, for pages without that key (another subdomain).
-  var CK = PFX + 'chat', plugin = null, following = 0;
+  var plugin = null, following = 0;
   var REPORTS = {restored: 'restored', started: 'launched', agentConnected: 'agent_connected',
     ended: 'completed', error: 'error', restoreFailed: 'restore_failed', restoreTimeout: 'restore_timeout'};
   var ENDS = {ended: 1, error: 1, restoreFailed: 1, restoreTimeout: 1};
@@ -116,8 +115,8 @@
   }
 
   // ---- hand-off: the chat opens with the visit's data attached ----------------------------------
-  function post(path, body) {
-    return w.fetch(BASE + path, {method: 'POST', credentials: 'omit', body: JSON.stringify(body),
+  function post(name, body) {
+    return w.fetch(T.endpoint(name), {method: 'POST', credentials: 'omit', body: JSON.stringify(body),
       headers: {'Content-Type': 'application/json'}}).then(function (r) {
       return r.json().then(function (j) { if (!r.ok) throw Error(j.message || r.status); return j; });
     });
@@ -146,7 +145,7 @@
       dispo(a, 'launched');
     };
     function page(chatURL) { // the chat page, told what GWE's GMS chat widget was told, and more
-      var u = new URL(CFG.chatUrl, BASE + '/');
+      var u = new URL(engineURL(CFG.chatUrl));
       [['visitID', V()], ['pageID', P()], ['gmsScenario', s.params.gmsScenario || 'CHAT-NOW'],
         ['attemptID', a], ['chatURL', chatURL]].forEach(function (kv) { if (kv[1]) u.searchParams.set(kv[0], kv[1]); });
       return u.href;
@@ -155,7 +154,7 @@
       warn('no chat: add Widgets or chat_url');
       return dispo(a, 'failed');
     }
-    if (CFG.gmsChat) return post('/chats', {attemptID: a, visitID: V(), pageID: P()}).then(function (j) {
+    if (CFG.gmsChat) return post('chats', {attemptID: a, visitID: V(), pageID: P()}).then(function (j) {
       open(page(j.chatURL)); // chatURL: where the page starts the chat (GMS Chat API)
     }, function (e) { pub('Invitation.failed', {attemptID: a, message: e.message}); w.alert(e.message); });
     open(page());
@@ -165,7 +164,7 @@
     var a = o.attemptID, s = lsJSON(IK), done = lsJSON(AK) || [];
     if (!a || done.indexOf(a) >= 0) return;
     if (!s || s.attemptID !== a) {
-      s = {attemptID: a, url: engineURL(o.url), media: o.media, timeoutS: +o.timeoutS || 30, params: o.params || {},
+      s = {attemptID: a, url: engineURL(o.url), media: o.media, timeoutS: +o.timeoutS || CFG.offerTimeoutS, params: o.params || {},
         userData: o.userData, form: o.form, shownAt: null};
       s.expiresAt = Date.now() + limit(s); // not shown by then: dropped
       lsSet(IK, s);
@@ -225,9 +224,9 @@
     }).catch(function (e) {
       // A navigation cancels the fetch (sometimes before pagehide): try again once, later; if
       // the page is gone by then, the next page shows the invitation.
-      if (K.leaving() || !tried[s.attemptID]) {
+      if (T.leaving() || !tried[s.attemptID]) {
         tried[s.attemptID] = 1;
-        return setTimeout(guard(function () { pending = 0; sync(); }), 1000);
+        return setTimeout(guard(function () { pending = 0; sync(); }), CFG.retryBaseMs);
       }
       pending = 0;
       warn(e);
@@ -263,7 +262,7 @@
       var note = host; // while it is sent, and then as a confirmation, out of sync()'s hands
       host = null;
       pending = c.attemptID; // nor rendered again meanwhile
-      post('/callbacks', Object.assign({attemptID: c.attemptID, visitID: V(), pageID: P()}, o)).then(function (j) {
+      post('callbacks', Object.assign({attemptID: c.attemptID, visitID: V(), pageID: P()}, o)).then(function (j) {
         pending = 0;
         f.replaceWith(Object.assign(d.createElement('p'), {textContent: j.message}));
         note.querySelector('[role=dialog]').setAttribute('role', 'status');
@@ -309,5 +308,5 @@
     if (o.reason !== 'accepted' && o.reason !== 'launched') unfollow(o.attemptID);
   }
 
-  K.ready({invite: invite, close: close, follow: follow, sync: sync, keys: keys});
+  T.ready({invite: invite, close: close, follow: follow, sync: sync, keys: keys});
 })(window, document);

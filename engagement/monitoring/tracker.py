@@ -1,7 +1,15 @@
-"""The tracker script as served: configured, minified, gzipped once, cached by ETag."""
+"""The tracker script as served: its parts joined, configured, minified, gzipped once, cached
+by ETag.
+
+The tracker's source is small files by concern in ``tracker/`` (see ``tracker/README.md``). They
+share one scope: joined in ``PARTS`` order inside one function that receives the window, the
+document and the engine's config, so nothing leaks into the page but ``_gt``. No build step: the
+join happens here, when the engine starts or its configuration changes.
+"""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import json
@@ -11,7 +19,36 @@ from typing import Any
 
 import rjsmin
 
-CONFIG_TOKEN = "__ENGAGEMENT_CONFIG__"
+from .. import constants as C
+
+PARTS = (
+    "core.js",  # helpers, base URL, endpoints, IDs
+    "storage.js",  # localStorage that survives being disabled
+    "cookies.js",  # visit and visitor cookies, parent-domain probe
+    "visit.js",  # visit and page state, VisitStarted, PageEntered
+    "events.js",  # the GWE envelope
+    "transport.js",  # buffer, batches, retry with backoff, localStorage mirror, beacon
+    "focus.js",  # focused time, FocusChanged, declared events
+    "spa.js",  # single-page app navigation
+    "bus.js",  # the page's bus
+    "sanitize.js",  # appended HTML never runs
+    "content.js",  # gpe.appendContent / removeContent
+    "push.js",  # the SSE stream and its channels
+    "invitations.js",  # loading engage.js, the focus tab
+    "commands.js",  # the _gt command queue
+    "engage-api.js",  # the named interface engage.js uses
+    "start.js",  # takes over _gt, listens to the page
+)
+# Routes the scripts call, by the names they use: (their name, the route table's name).
+ENDPOINTS = (
+    ("tracker", "tracker"),
+    ("events", "events"),
+    ("stream", "stream"),
+    ("engage", "engage-script"),
+    ("disposition", "disposition"),
+    ("callbacks", "callbacks"),
+    ("chats", "chats"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -21,8 +58,48 @@ class TrackerScript:
     etag: str
 
 
-def source(name: str = "tracker.js") -> str:
+def source(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text(encoding="utf-8")
+
+
+@functools.cache
+def joined() -> str:
+    """The tracker's parts in one function of (window, document, config); read once."""
+    parts = "\n".join(source(f"tracker/{name}") for name in PARTS)
+    return (
+        "(function (w, d, CFG) {\n'use strict';\n"
+        + parts
+        + "\ntry { start(); } catch (e) { warn('tracker failed to start', e); }\n})"
+    )
+
+
+def constants() -> dict[str, Any]:
+    """The engine's numbers and paths the scripts use, so that none is repeated in them."""
+    from ..api.routes import ROUTES  # the route table imports this module's users: load late
+
+    paths = {route.name: route.path for route in ROUTES}
+    return {
+        "paths": {name: paths[route] for name, route in ENDPOINTS},
+        "cookiePrefix": C.TRACKER_COOKIE_PREFIX,
+        "gvidCookieMaxAgeS": C.VISITOR_COOKIE_MAX_AGE_S,
+        "visitCookieRefreshS": C.VISIT_COOKIE_REFRESH_S,
+        "visitTimeoutS": C.VISIT_IDLE_TIMEOUT_S,
+        "flushDelayMs": C.TRACKER_FLUSH_DELAY_MS,
+        "maxBufferEvents": C.TRACKER_BUFFER_EVENTS,
+        "retryBaseMs": C.TRACKER_RETRY_BASE_MS,
+        "retryMaxMs": C.TRACKER_RETRY_MAX_MS,
+        "retryJitterMs": C.TRACKER_RETRY_JITTER_MS,
+        "keepaliveMaxBytes": C.TRACKER_KEEPALIVE_MAX_BYTES,
+        "dispositionRetries": C.TRACKER_DISPOSITION_RETRIES,
+        # The engine's bounds, so the tracker cuts what the engine would refuse.
+        "maxDataBytes": C.MAX_EVENT_DATA_BYTES,
+        "batchEvents": C.TRACKER_BATCH_EVENTS,
+        "maxUrlChars": C.MAX_URL_CHARS,
+        "maxTitleChars": C.MAX_TITLE_CHARS,
+        "maxLanguageChars": C.MAX_LANGUAGE_CODE_CHARS,
+        "offerTimeoutS": C.OFFER_TIMEOUT_S,
+        "formHoldS": C.REGISTRATION_FORM_EXPIRATION_S,
+    }
 
 
 def _packed(text: str) -> TrackerScript:
@@ -37,12 +114,12 @@ def build_engage() -> TrackerScript:
 
 
 def build_tracker(config: dict[str, Any]) -> TrackerScript:
-    """The script with ``config`` inlined, ready to serve."""
-    text = source()
-    if text.count(CONFIG_TOKEN) != 1:
-        raise RuntimeError(f"tracker.js must contain {CONFIG_TOKEN} exactly once")
-    compact = {k: v for k, v in config.items() if v is not None}  # absent reads as unset
-    return _packed(text.replace(CONFIG_TOKEN, json.dumps(compact, separators=(",", ":"))))
+    """The script with the engine's constants and ``config`` (settings) passed in, ready to
+    serve; an absent (None) setting reads as unset."""
+    merged = {k: v for k, v in {**constants(), **config}.items() if v is not None}
+    return _packed(
+        joined() + "(window, document, " + json.dumps(merged, separators=(",", ":")) + ");\n"
+    )
 
 
 class ServedTracker:

@@ -17,6 +17,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from .. import constants as C
+
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME, max_length=100)]
 Seconds = Annotated[float, Field(ge=0, le=86_400 * 366)]
@@ -284,7 +286,9 @@ class Offer(Strict):
     invite: str = Field(description="template in invites/, e.g. chat.html")
     media: Literal["chat", "callback", "custom"]
     params: dict[str, Any] = Field(default_factory=dict, description="queue, service...")
-    timeout_s: Seconds = Field(30, description="the invitation closes by itself after this")
+    timeout_s: Seconds = Field(
+        C.OFFER_TIMEOUT_S, description="the invitation closes by itself after this"
+    )
 
     @field_validator("invite")
     @classmethod
@@ -409,7 +413,7 @@ class DeclaredEvent(Strict):
         return self
 
     def tracker_config(self) -> dict[str, Any]:
-        """How the tracker receives it (see tracker.js, setupDeclaredEvents)."""
+        """How the tracker receives it (see monitoring/tracker/focus.js)."""
         config = {
             "name": self.name,
             "trigger": self.trigger,

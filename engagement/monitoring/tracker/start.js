@@ -1,0 +1,56 @@
+/* start: called once by the joiner after every part is defined. Takes over the _gt queue,
+ * enters the page and listens to what the page does. */
+function start() {
+  if (w._gt && w._gt.engage) return; // loaded twice: keep the first instance
+  var queued = w._gt;
+  var api = {
+    push: function () { for (var i = 0; i < arguments.length; i++) run(arguments[i]); },
+    ids: function () { return ids(); },
+    bus: bus
+  };
+  Object.defineProperty(api, 'engage', {enumerable: false, value: ENGAGE});
+
+  runQueued(queued, true);
+  pageID = uuid();
+  freshPage = true;
+  qkey = PFX + 'q_' + pageID; // fixed for this document's lifetime
+  adopt();
+  lastUrl = hrefNoHash();
+  lastHref = L.href;
+  ensureVisit();
+  enterPage(d.referrer);
+  w._gt = api;
+  runQueued(queued, false);
+
+  on(w, 'focus', function (e) { if (e.target === w) { claim(1); setFocus(true); } });
+  on(w, 'blur', function (e) { if (e.target === w) setFocus(false); });
+  on(w, 'pagehide', function () {
+    leaving = 1;
+    emit('SYSTEM', 'PageExited', {});
+    flushOnExit();
+    unstream();
+    esPage = 0;
+    if (lsGet(FK) === pageID) lsSet(FK, null); // the next tab to get focus claims it
+  });
+  on(w, 'pageshow', function (e) { // back from the back/forward cache: a new page
+    leaving = 0;
+    if (!e.persisted) return;
+    ensureVisit();
+    enterPage(curRef);
+    claim();
+  });
+  on(d, 'visibilitychange', function () {
+    if (d.visibilityState === 'visible') claim();
+    else if (!backoff) flush();
+  });
+  on(w, 'storage', function (e) {
+    if (e.key == null || e.key === IK || e.key === FK) pendingInvite();
+  });
+  on(d, 'keydown', function (e) { if (E) E.keys(e); }, true);
+  claim();
+  pendingInvite();
+  if (lsGet(PFX + 'chat')) engage(function (m) { m.follow(); }); // a chat to follow here too
+  on(w, 'online', function () { backoff = 0; flush(); });
+  wrapHistory();
+  setupDeclaredEvents(CFG.declaredEvents);
+}
