@@ -44,7 +44,10 @@ from .api.throttling import GUARD, Guard
 from .attempts import Attempt
 from .audit import AuditLog
 from .availability import AvailabilityBoard
+from .cluster.claims import RedisClaims
+from .cluster.dues import SharedDues
 from .cluster.redis import RedisLink, check_settings
+from .cluster.visits import SharedVisits
 from .console import setup_console
 from .experiments.goals import GoalWindows
 from .invite import Invites
@@ -77,6 +80,8 @@ from .visits.store import SQLiteHistory
 from .webhooks import Background
 
 log = logging.getLogger(__name__)
+SHARED = web.AppKey("shared_visits", SharedVisits)  # only when redis_url is set
+DUES = web.AppKey("shared_dues", SharedDues)
 DEMO_CHAT_PAGE = "/demo/chat.html"  # a GMS Chat API v1 client for the demo GMS
 
 
@@ -174,6 +179,12 @@ def create_app(settings: Settings | None = None) -> web.Application:
         lifecycle.announcer = DecisionWebhook(
             settings.decision_webhook_url, settings.webhook_secret, session, now_ms
         )
+    if REDIS in app:  # one of several nodes: visits, claims and dues shared through Redis
+        link = app[REDIS]
+        shared = app[SHARED] = SharedVisits(link, registry, ingestor, settings.visit_timeout_s)
+        ingestor.shared = shared
+        lifecycle.claims = RedisClaims(link, now_ms)
+        app[DUES] = SharedDues(link, shared, lifecycle)
     library = app[LIBRARY] = StrategyLibrary(settings.strategies_dir, settings.invites_dir)
 
     def use_strategies(current: StrategySet) -> None:
@@ -266,7 +277,9 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         opened.callback(scheduler.shutdown, wait=False)
         tasks = [
             asyncio.create_task(library.watch(), name="strategy-reload"),
-            asyncio.create_task(run_timers(lifecycle), name="engagement-timers"),
+            asyncio.create_task(
+                run_timers(lifecycle, shared=app.get(DUES)), name="engagement-timers"
+            ),
         ]
         opened.push_async_callback(_cancel, tasks)
         log.info("engine ready: history in %s", settings.db_path)
@@ -285,11 +298,13 @@ async def _take_back(app: web.Application, recent: list[Attempt]) -> None:
     messages pages may still ask for, and page strategies asked again (dwell goes on)."""
     settings, history, lifecycle = app[SETTINGS], app[HISTORY], app[LIFECYCLE]
     now = now_ms()
+    hub = app[HUB]
+    hub.restore(await recent_messages(history.db, now - hub.ttl_ms), now)
+    if REDIS in app:  # several nodes: live visits are in Redis, rebuilt when next seen
+        return
     since = now - int(settings.visit_timeout_s * 1000)
     restored = await restore_visits(history, app[REGISTRY], since)
     lifecycle.resume(attach_attempts(restored, recent), now)
-    hub = app[HUB]
-    hub.restore(await recent_messages(history.db, now - hub.ttl_ms), now)
     lifecycle.decide(current_page_entries(restored))
 
 

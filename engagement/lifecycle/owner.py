@@ -68,6 +68,21 @@ class Announcer(Protocol):
     async def announce(self, attempt: Attempt, visit: Visit) -> None: ...
 
 
+class LiveClaims(Protocol):
+    """Several nodes: strict mode's one live attempt per visit, across them. A claim lasts
+    until the attempt's current deadline (its server-side end), so it never holds a visit for
+    ever, even when the node that made it is gone."""
+
+    async def claim(self, visit_id: str, attempt_id: str, until_ms: int) -> bool:
+        """Take the visit for this attempt, unless another attempt holds it."""
+
+    async def hold(self, visit_id: str, attempt_id: str, until_ms: int) -> None:
+        """The attempt lives on: its claim lasts until its new deadline."""
+
+    async def release(self, visit_id: str, attempt_id: str) -> None:
+        """The attempt ended: the visit is free (if this attempt still held it)."""
+
+
 class Conflict(Exception):
     """What was asked contradicts what already happened (declined after accepted, say)."""
 
@@ -113,6 +128,7 @@ class Lifecycle:
         self.pacer: Pacer | None = None  # strategies naming an agent group are paced by it
         self.paced_wait_s: float = C.PACED_WAIT_S
         self.user_data = UserData()  # what of the visit a chat's page attaches (settings)
+        self.claims: LiveClaims | None = None  # several nodes: strict mode across them
         self.by_id: dict[str, Attempt] = {}  # attempts still live, and recently ended ones
         self._deadlines: list[tuple[int, int, Attempt, State]] = []
         self._deadline_of: dict[str, int] = {}  # attempt -> seq of its current deadline
@@ -145,11 +161,62 @@ class Lifecycle:
             started.append(self.start(visit, chosen, now))
         return started
 
+    async def decide_shared(self, events: list[Event]) -> list[Attempt]:
+        """``decide`` for one of several nodes: the attempt a strategy starts must first claim
+        its visit across them (strict mode)."""
+        self.goals.on_events(events)
+        if not len(self.engine.strategies):
+            return []
+        now = self.clock()
+        by_visit: dict[str, list[Event]] = {}
+        for event in events:
+            by_visit.setdefault(event.visit_id, []).append(event)
+        started = []
+        for visit_id, visit_events in by_visit.items():
+            visit = self.registry.get(visit_id)
+            chosen = None if visit is None else self.engine.on_events(visit, visit_events, now)
+            if visit is not None and chosen is not None:
+                attempt = await self.start_claimed(visit, chosen, now)
+                if attempt is not None:
+                    started.append(attempt)
+        return started
+
+    async def start_due(
+        self, visit: Visit, strategies: list[CompiledStrategy], now: int
+    ) -> Attempt | None:
+        """Several nodes: this node claimed the due time of these strategies for the visit."""
+        chosen = self.engine.decide_due(visit, strategies, now)
+        return None if chosen is None else await self.start_claimed(visit, chosen, now)
+
+    async def start_claimed(
+        self, visit: Visit, strategy: CompiledStrategy, now: int
+    ) -> Attempt | None:
+        """``start``, once the visit is claimed for the new attempt across the nodes."""
+        claims = self.claims
+        if claims is None or not self.engine.strict:
+            return self.start(visit, strategy, now)
+        attempt_id = new_attempt_id()
+        until = now + _ms(self.timeouts.detected_s)
+        if not await claims.claim(visit.visit_id, attempt_id, until):
+            visit.hold_back(now, strategy.name, "strict mode: an engagement is live")
+            return None
+        if self.engine.busy(visit):  # this node started one while the claim was on its way
+            self.spawn(claims.release(visit.visit_id, attempt_id), f"release-{attempt_id}")
+            return None
+        attempt = self.start(visit, strategy, now, attempt_id)
+        if not attempt.live:  # held out: it takes no claim
+            self.spawn(claims.release(visit.visit_id, attempt_id), f"release-{attempt_id}")
+        return attempt
+
     def tick(self, now: int | None = None) -> None:
         """The timer: strategies whose conditions ripened, then attempts past a deadline."""
         now = self.clock() if now is None else now
         for visit, chosen in self.engine.on_due(now, self.registry):
             self.start(visit, chosen, now)
+        self.expire_due(now)
+
+    def expire_due(self, now: int) -> None:
+        """Attempts past a deadline end."""
         heap = self._deadlines
         while heap and heap[0][0] <= now:
             _, seq, attempt, expected = heapq.heappop(heap)
@@ -159,7 +226,9 @@ class Lifecycle:
             if attempt.state is expected:
                 self.expire(attempt, now)
 
-    def start(self, visit: Visit, strategy: CompiledStrategy, now: int) -> Attempt:
+    def start(
+        self, visit: Visit, strategy: CompiledStrategy, now: int, attempt_id: str | None = None
+    ) -> Attempt:
         """A strategy decided: a new attempt, offered now unless an outside system decides."""
         # Experiments decide first: the control group is recorded and shown nothing, and a
         # variant's offer replaces the strategy's (engagement.strategy.experiment).
@@ -167,7 +236,7 @@ class Lifecycle:
         offer = assignment.offer
         attempt = self.new_attempt(
             visit, strategy.name, Origin.STRATEGY, offer.invite, offer.media, dict(offer.params),
-            offer.timeout_s, now,
+            offer.timeout_s, now, attempt_id,
         )  # fmt: skip
         attempt.variant = assignment.variant
         if strategy.experiment is not None and strategy.experiment.goal is not None:
@@ -195,11 +264,12 @@ class Lifecycle:
         params: dict[str, Any],
         timeout_s: float,
         now: int | None = None,
+        attempt_id: str | None = None,
     ) -> Attempt:
         """A new attempt on the page the visitor is on now (not yet recorded: see ``add``)."""
         page = visit.current_page
         return Attempt(
-            attempt_id=new_attempt_id(), visit_id=visit.visit_id,
+            attempt_id=attempt_id or new_attempt_id(), visit_id=visit.visit_id,
             global_visit_id=visit.global_visit_id, page_id=page.page_id if page else "",
             strategy=strategy, origin=origin, invite=invite, media=media, params=params,
             timeout_s=timeout_s, created_at=self.clock() if now is None else now,
@@ -428,6 +498,9 @@ class Lifecycle:
             self._deadline_of.pop(attempt.attempt_id, None)
             if close:
                 self._close_invite(attempt, now)
+            if self.claims is not None:
+                release = self.claims.release(attempt.visit_id, attempt.attempt_id)
+                self.spawn(release, f"release-{attempt.attempt_id}")
         log.info(
             "attempt %s %s%s", attempt.attempt_id, state.value, f" ({reason})" if reason else "",
             extra={"visitID": attempt.visit_id, "attemptID": attempt.attempt_id},
@@ -444,6 +517,9 @@ class Lifecycle:
         seq = next(self._seq)
         self._deadline_of[attempt.attempt_id] = seq
         heapq.heappush(self._deadlines, (deadline_ms, seq, attempt, attempt.state))
+        if self.claims is not None and attempt.live:  # the claim lasts as long as the attempt
+            hold = self.claims.hold(attempt.visit_id, attempt.attempt_id, deadline_ms)
+            self.spawn(hold, f"hold-{attempt.attempt_id}")
 
     def _timeout_of(self, state: State) -> float:
         if state is State.ACCEPTED:

@@ -19,6 +19,12 @@ class IdentitySink(Protocol):
     def on_events(self, events: list[Event]) -> None: ...
 
 
+class SharedLog(Protocol):
+    """Several nodes: the visits' events go through a log they share (engagement.cluster)."""
+
+    async def ingest(self, batch: Sequence[EventIn]) -> tuple[list[Event], int]: ...
+
+
 def now_ms() -> int:
     return time.time_ns() // 1_000_000
 
@@ -30,10 +36,24 @@ class Ingestor:
         self.categorize: Callable[[str, str], list[str]] | None = None
         self.accepted_total = 0
         self.duplicates_total = 0
+        self.shared: SharedLog | None = None  # set when redis_url is
 
     def ingest(self, batch: Sequence[EventIn]) -> tuple[list[Event], int]:
         """Stamp server time, drop duplicates, update visits; returns the new events (for the
         lifecycle owner to decide on) and the count of duplicates."""
+        fresh, duplicates = self.registry.ingest(self.build(batch))
+        self.took(fresh, duplicates)
+        return fresh, duplicates
+
+    def took(self, fresh: list[Event], duplicates: int) -> None:
+        """New events were applied: identities learn from them, and the counts."""
+        if fresh and self.identities is not None:
+            self.identities.on_events(fresh)
+        self.accepted_total += len(fresh)
+        self.duplicates_total += duplicates
+
+    def build(self, batch: Sequence[EventIn]) -> list[Event]:
+        """The batch's events, stamped with the server time and their pages' categories."""
         server_time = now_ms()
         events = [
             Event(
@@ -54,12 +74,7 @@ class Ingestor:
         ]
         if self.categorize is not None:
             self._stamp_categories(events, self.categorize)
-        fresh, duplicates = self.registry.ingest(events)
-        if fresh and self.identities is not None:
-            self.identities.on_events(fresh)
-        self.accepted_total += len(fresh)
-        self.duplicates_total += duplicates
-        return fresh, duplicates
+        return events
 
     def _stamp_categories(
         self, events: list[Event], categorize: Callable[[str, str], list[str]]

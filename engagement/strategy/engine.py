@@ -263,13 +263,27 @@ class Engine:
         decided: list[tuple[Visit, CompiledStrategy]] = []
         for visit_id, strategies in due_by_visit.items():
             visit = visits.get(visit_id)
-            if visit is None or self.busy(visit):
-                continue
-            strategies.sort(key=lambda s: (-s.priority, s.name))
-            chosen = self._first_match(visit, strategies, now_ms)
-            if chosen is not None:
+            chosen = None if visit is None else self.decide_due(visit, strategies, now_ms)
+            if chosen is not None and visit is not None:
                 decided.append((visit, chosen))
         return decided
+
+    def decide_due(
+        self, visit: Visit, strategies: list[CompiledStrategy], now_ms: int
+    ) -> CompiledStrategy | None:
+        """Ask the strategies whose time came for this visit, highest priority first."""
+        if self.busy(visit):
+            return None
+        strategies.sort(key=lambda s: (-s.priority, s.name))
+        return self._first_match(visit, strategies, now_ms)
+
+    def take_dues(self) -> list[tuple[str, str, int]]:
+        """Several nodes: hand every scheduled (visitID, strategy, due ms) over to the shared
+        schedule, forgetting them here."""
+        taken = [(visit_id, name, due) for (visit_id, name), due in self._scheduled.items()]
+        self._scheduled.clear()
+        self._heap.clear()
+        return taken
 
     @property
     def next_due(self) -> int | None:

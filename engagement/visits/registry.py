@@ -109,6 +109,40 @@ class VisitRegistry:
             self._sink.record(visit, visit_events)
         return fresh, duplicates
 
+    def apply_log(self, visit_id: str, events: list[Event], own: list[Event]) -> Visit | None:
+        """Several nodes: apply a visit's entries of the shared log that this node has not
+        applied yet, in the log's order (every node applies the same entries in the same
+        order, so they hold one state). ``own`` are the entries this node appended: only they
+        go to its history (the node that appended an event writes it)."""
+        visits = self._visits
+        visit = visits.get(visit_id)
+        if visit is None:
+            if not events:
+                return None
+            first = events[0]
+            if len(visits) >= self.max_visits:
+                self._make_room(len(visits) + 1 - self.max_visits, first.server_time)
+            visit = Visit(visit_id, first.global_visit_id, first.server_time, first.server_time)
+            visits[visit_id] = visit
+        elif not events and not own:
+            return visit
+        caps = self.caps
+        for event in events:
+            visit.apply(event, caps)
+        del visits[visit_id]  # to the most recently active end
+        visits[visit_id] = visit
+        self._changed(visit)
+        if own:
+            self._sink.record(visit, own)
+        return visit
+
+    def forget(self, visit_id: str) -> None:
+        """Several nodes: drop a visit from this node's memory without closing it (it lives
+        on in the shared log; this node rebuilds it if it sees the visit again)."""
+        if self._visits.pop(visit_id, None) is not None:
+            self.version = next(self._version)
+            self._gone.append((self.version, visit_id))
+
     def add(self, visit: Visit) -> None:
         """Take a visit restored from history (callers add the least recently active first)."""
         self._visits[visit.visit_id] = visit

@@ -1,0 +1,49 @@
+"""Strict mode across nodes: one key per visit names its live attempt, until its deadline."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .redis import RedisLink, visit_key
+
+MIN_CLAIM_MS = 1000  # a deadline already past still holds the visit this long (clock skew)
+
+# Compare-and-set: only the attempt that holds the visit extends or frees it.
+_HOLD = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+class RedisClaims:
+    """``LiveClaims`` on Redis: ``eng:{visitID}:live`` = attemptID, expiring at its deadline."""
+
+    def __init__(self, link: RedisLink, clock: Callable[[], int]) -> None:
+        self.link = link
+        self.clock = clock
+        self._hold = link.script(_HOLD)
+        self._release = link.script(_RELEASE)
+        self.refused = 0  # claims another attempt held: strict mode across nodes at work
+
+    def _ttl_ms(self, until_ms: int) -> int:
+        return max(MIN_CLAIM_MS, until_ms - self.clock())
+
+    async def claim(self, visit_id: str, attempt_id: str, until_ms: int) -> bool:
+        key = visit_key(visit_id, "live")
+        taken = await self.link.run(
+            self.link.client.set(key, attempt_id, nx=True, px=self._ttl_ms(until_ms))
+        )
+        if not taken:
+            self.refused += 1
+        return bool(taken)
+
+    async def hold(self, visit_id: str, attempt_id: str, until_ms: int) -> None:
+        keys = [visit_key(visit_id, "live")]
+        await self.link.run(self._hold(keys=keys, args=[attempt_id, self._ttl_ms(until_ms)]))
+
+    async def release(self, visit_id: str, attempt_id: str) -> None:
+        await self.link.run(self._release(keys=[visit_key(visit_id, "live")], args=[attempt_id]))

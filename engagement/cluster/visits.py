@@ -1,0 +1,146 @@
+"""One visit state across nodes: a per-visit ordered log of events in Redis.
+
+A node that takes events of a visit appends them to the visit's log with one script, which
+drops eventIDs already logged and answers the entries this node has not applied yet, its own
+last. The node applies them in the log's order to its copy of the visit (``Visit.apply`` is
+deterministic given the order), so every node that looks at a visit holds the same state, and
+strategies decide on a state that includes every event logged before this node's own. A node
+that never saw the visit rebuilds it from the log. See docs/cluster.md.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from ..monitoring.ingest import Ingestor
+from ..monitoring.models import EventIn
+from ..visits.model import Event, EventType, Visit
+from ..visits.registry import VisitRegistry
+from .redis import RedisLink, visit_key
+
+log = logging.getLogger(__name__)
+
+LOG_ENTRIES_MAX = 2000  # per visit; older entries leave the log (a rebuild starts after them)
+
+# KEYS: the log (list), the eventIDs logged (set), the count of entries trimmed off the head.
+# ARGV: seq this node has applied, TTL ms, the cap, then eventID and entry pairs.
+# Answers {first, added, entries}: entries[i] has seq first + 1 + i; the last `added` are ours.
+_APPEND = """
+local base = tonumber(redis.call('GET', KEYS[3]) or '0')
+local added = 0
+for i = 4, #ARGV, 2 do
+  if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
+    redis.call('RPUSH', KEYS[1], ARGV[i + 1])
+    added = added + 1
+  end
+end
+local len = redis.call('LLEN', KEYS[1])
+if len == 0 then return {0, 0, {}} end
+local cap = tonumber(ARGV[3])
+if len > cap then
+  redis.call('LTRIM', KEYS[1], len - cap, -1)
+  base = base + len - cap
+  len = cap
+  redis.call('SET', KEYS[3], base)
+end
+if added > 0 then
+  local ttl = tonumber(ARGV[2])
+  redis.call('PEXPIRE', KEYS[1], ttl)
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  if base > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
+end
+local from = tonumber(ARGV[1]) - base
+if from < 0 then from = 0 end
+return {base + from, added, redis.call('LRANGE', KEYS[1], from, -1)}
+"""
+_TYPES = {t.value: t for t in EventType}
+
+
+def encode(event: Event) -> str:
+    return json.dumps(
+        [
+            event.event_type.value, event.event_name, event.page_id, event.global_visit_id,
+            event.timestamp, event.server_time, event.url, event.category, event.language_code,
+            event.data,
+        ],
+        separators=(",", ":"),
+    )  # fmt: skip
+
+
+def decode(visit_id: str, event_id: str, entry: bytes) -> Event:
+    kind, name, page, gvid, ts, server, url, category, language, data = json.loads(entry)
+    return Event(
+        event_id, _TYPES[kind], name, visit_id, page, gvid, ts, server, url, category, language,
+        data,
+    )  # fmt: skip
+
+
+class SharedVisits:
+    """This node's view of the shared visit logs: how far it applied each visit's."""
+
+    def __init__(
+        self, link: RedisLink, registry: VisitRegistry, ingestor: Ingestor, visit_timeout_s: float
+    ) -> None:
+        self.link = link
+        self.registry = registry
+        self.ingestor = ingestor
+        self.ttl_ms = int(visit_timeout_s * 1000)
+        self.applied: dict[str, int] = {}  # visitID -> seq of the last entry applied here
+        self._append = link.script(_APPEND)
+        self.appends = 0  # scripts run, for commands per event
+
+    async def ingest(self, batch: Sequence[EventIn]) -> tuple[list[Event], int]:
+        """Log the batch's events, catch their visits up; the new events and the duplicates."""
+        by_visit: dict[str, list[Event]] = {}
+        for event in self.ingestor.build(batch):
+            by_visit.setdefault(event.visit_id, []).append(event)
+        fresh: list[Event] = []
+        for visit_id, events in by_visit.items():
+            fresh += await self.catch_up(visit_id, events)
+        duplicates = len(batch) - len(fresh)
+        self.ingestor.took(fresh, duplicates)
+        return fresh, duplicates
+
+    async def visit(self, visit_id: str) -> Visit | None:
+        """The visit with every entry logged so far applied (None if none is logged)."""
+        await self.catch_up(visit_id, [])
+        return self.registry.get(visit_id)
+
+    async def catch_up(self, visit_id: str, events: list[Event]) -> list[Event]:
+        """Append ``events`` (maybe none) and apply what this node has not applied yet; the
+        events this node logged (not duplicates), as applied."""
+        args: list[Any] = [self.applied.get(visit_id, 0), self.ttl_ms, LOG_ENTRIES_MAX]
+        ids = []
+        for event in events:
+            ids.append(event.event_id)
+            args += [event.event_id, _entry(event)]
+        keys = [visit_key(visit_id, "log"), visit_key(visit_id, "ids"), visit_key(visit_id, "base")]
+        self.appends += 1
+        first, added, entries = await self.link.run(self._append(keys=keys, args=args))
+        # Another request of this node may have applied some entries while this one waited.
+        known = self.applied.get(visit_id, 0)
+        last = first + len(entries)
+        if last <= known and not added:
+            return []
+        decoded = [_decode(visit_id, entry) for entry in entries]
+        own = decoded[len(decoded) - added :] if added else []
+        todo = decoded[max(0, known - first) :]
+        self.registry.apply_log(visit_id, todo, own)
+        self.applied[visit_id] = max(known, last)
+        return own
+
+    def forget(self, visit_id: str) -> None:
+        self.applied.pop(visit_id, None)
+        self.registry.forget(visit_id)
+
+
+def _entry(event: Event) -> str:
+    return f"{event.event_id}\n{encode(event)}"
+
+
+def _decode(visit_id: str, entry: bytes) -> Event:
+    event_id, _, body = entry.partition(b"\n")
+    return decode(visit_id, event_id.decode(), body)

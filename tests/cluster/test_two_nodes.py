@@ -1,0 +1,191 @@
+"""Two nodes behind a round-robin balancer: one visit state, one live attempt, one dwell."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient
+
+from engagement.api.state import LIFECYCLE, REGISTRY
+from engagement.app import SHARED
+from engagement.attempts import Attempt
+from engagement.cluster.dues import SCHEDULE_KEY
+
+from ..conftest import SITE, Factory, post_events
+
+Client = TestClient[Any, Any]
+MakeNode = Callable[..., Awaitable[Client]]
+INVITES = Path(__file__).resolve().parent.parent.parent / "invites"
+STRATEGIES = """
+strategies:
+  - name: two-carts
+    when: {event: {name: AddToCart, count: 2}}
+    offer: {invite: chat.html, media: chat}
+  - name: help
+    when: {event: {name: Help}}
+    offer: {invite: chat.html, media: chat}
+  - name: pricing-dwell
+    when:
+      all:
+        - url: /pricing
+        - time_on_page_s: 1
+    offer: {invite: chat.html, media: chat}
+"""
+
+
+@pytest.fixture
+def nodes(make_node: MakeNode, redis_url: str, tmp_path: Path) -> Callable[[], Awaitable[Any]]:
+    (tmp_path / "strategies").mkdir()
+    (tmp_path / "strategies" / "cluster.yaml").write_text(STRATEGIES)
+
+    async def start() -> tuple[Client, Client]:
+        a = await make_node("a", redis_url, invites_dir=INVITES)
+        b = await make_node("b", redis_url, invites_dir=INVITES)
+        return a, b
+
+    return start
+
+
+def state_of(node: Client, visit_id: str) -> dict[str, Any]:
+    visit = node.app[REGISTRY].get(visit_id)
+    assert visit is not None, "the visit is not live on this node"
+    return {
+        "visit": (visit.global_visit_id, visit.started_at, visit.identity.value, visit.user_info),
+        "pages": [(p.url, p.title, p.entered_at, p.exited_at) for p in visit.pages.values()],
+        "current": visit.current_page_id,
+        "viewed": visit.pages_viewed,
+        "events": [(e.event_name, e.event_id, e.server_time) for e in visit.events],
+    }
+
+
+def attempts(*nodes: Client) -> list[Attempt]:
+    return [a for node in nodes for a in node.app[LIFECYCLE].by_id.values()]
+
+
+async def test_events_of_one_visit_on_two_nodes_make_one_visit_state(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory
+):
+    a, b = await nodes()
+    await post_events(a, factory.start(f"{SITE}/", "Home"))
+    await post_events(b, [factory.event("SignIn", {"firstName": "Ada"})])
+    # Two tabs at once, each request to another node:
+    sent = [[factory.event("Look", {"n": i})] for i in range(20)]
+    answers = await asyncio.gather(*(post_events((a, b)[i % 2], e) for i, e in enumerate(sent)))
+    await post_events(a, factory.navigate(f"{SITE}/pricing", "Pricing"))
+    assert sum(r["accepted"] for r in answers) == 20
+
+    for node in (a, b):  # each node catches up with what the other logged
+        await node.app[SHARED].visit(factory.visit_id)
+
+    assert state_of(a, factory.visit_id) == state_of(b, factory.visit_id)
+    state = state_of(a, factory.visit_id)
+    assert state["viewed"] == 2
+    assert state["visit"][2:] == ("authenticated", {"firstName": "Ada"})
+    assert sorted(e[1] for e in state["events"] if e[0] == "Look") == sorted(
+        e[0]["eventID"] for e in sent
+    )
+
+
+async def test_a_repeated_event_is_a_duplicate_on_the_other_node_too(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory
+):
+    a, b = await nodes()
+    events = factory.start()
+
+    first = await post_events(a, events)
+    again = await post_events(b, events)  # the tracker retried through the other node
+
+    assert (first, again) == ({"accepted": 2, "duplicates": 0}, {"accepted": 0, "duplicates": 2})
+
+
+async def test_a_strategy_counts_events_that_reached_the_other_node(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory
+):
+    a, b = await nodes()
+    await post_events(a, factory.start())
+    await post_events(a, [factory.event("AddToCart")])
+
+    await post_events(b, [factory.event("AddToCart")])  # b never saw the visit before
+
+    [attempt] = attempts(a, b)
+    assert (attempt.strategy, attempt.state.value) == ("two-carts", "offered")
+    assert attempt in b.app[REGISTRY].get(factory.visit_id).attempts
+
+
+async def test_one_live_attempt_per_visit_across_nodes(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory
+):
+    a, b = await nodes()
+    await post_events(a, factory.start())
+    await post_events(b, [factory.event("Look")])
+
+    # Both nodes decide at once that the visitor needs help:
+    await asyncio.gather(
+        post_events(a, [factory.event("Help")]), post_events(b, [factory.event("Help")])
+    )
+
+    [attempt] = attempts(a, b)
+    assert attempt.strategy == "help"
+    held = [
+        node.app[REGISTRY].get(factory.visit_id).held_back
+        for node in (a, b)
+        if attempt not in node.app[LIFECYCLE].by_id.values()
+    ]
+    assert held[0] is not None
+    assert held[0][-1][1:] == ("help", "strict mode: an engagement is live")
+
+
+async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not await check():
+        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_dwell_fires_once_on_the_node_left_when_the_other_stops(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory, redis_url: str
+):
+    a, b = await nodes()
+    schedule = aioredis.Redis.from_url(redis_url)
+    try:
+        await post_events(a, factory.start())
+        await post_events(a, factory.navigate(f"{SITE}/pricing", "Pricing"))
+
+        async def scheduled() -> bool:
+            return await schedule.zcard(SCHEDULE_KEY) == 1
+
+        await until(scheduled, "node a put the dwell's due time in the shared schedule")
+        await a.close()  # node a, which saw every event, goes away before the second passes
+
+        async def invited() -> bool:
+            return bool(attempts(b))
+
+        await until(invited, "node b invited the visitor")
+        [attempt] = attempts(b)
+        assert (attempt.strategy, attempt.state.value) == ("pricing-dwell", "offered")
+        assert attempts(a) == []
+        assert await schedule.zcard(SCHEDULE_KEY) == 0  # claimed: nobody else will fire it
+    finally:
+        await schedule.aclose()
+
+
+async def test_a_dwell_fires_once_with_both_nodes_alive(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory
+):
+    a, b = await nodes()
+    await post_events(a, factory.start())
+    await post_events(b, factory.navigate(f"{SITE}/pricing", "Pricing"))
+
+    async def invited() -> bool:
+        return bool(attempts(a, b))
+
+    await until(invited, "a node invited the visitor")
+    # Both nodes claim ripe dues every tick; a few more ticks start nothing else.
+    await asyncio.sleep(1)
+    [attempt] = attempts(a, b)
+    assert attempt.strategy == "pricing-dwell"
