@@ -44,7 +44,6 @@ async def fill(history: SQLiteHistory, visit_id: str, events: int, seq0: int) ->
     await history.db.executemany(
         "INSERT INTO events VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows
     )
-    await history.db.commit()
 
 
 async def timed(call: object, runs: int = RUNS) -> float:
@@ -76,8 +75,7 @@ async def main() -> None:
 
                 async def bare_page(v: str = visit_id) -> None:
                     sql = "SELECT * FROM events WHERE visit_id = ? LIMIT ?"
-                    async with history.db.execute(sql, (v, PAGE_SIZE)) as cur:
-                        await cur.fetchall()
+                    await history.db.fetchall(sql, (v, PAGE_SIZE))
 
                 results[size] = (await timed(engine_page), await timed(bare_page))
             small, large = SIZES

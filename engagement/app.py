@@ -76,7 +76,7 @@ from .visits.identity import IdentityBook
 from .visits.model import VisitCaps
 from .visits.registry import VisitRegistry
 from .visits.restore import attach_attempts, current_page_entries, restore_visits
-from .visits.store import SQLiteHistory
+from .visits.store import History
 from .webhooks import Background
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         app[GUARD] = Guard(settings)
     tracker = app[TRACKER] = ServedTracker(_tracker_config(settings, StrategySet()))
     app[OPENAPI] = build_openapi(ROUTES)
-    history = SQLiteHistory(settings.db_path, settings.history_flush_interval_s)
+    history = History(settings.records_at, settings.history_flush_interval_s)
     registry = VisitRegistry(
         history,
         settings.visit_timeout_s,
@@ -282,7 +282,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
             ),
         ]
         opened.push_async_callback(_cancel, tasks)
-        log.info("engine ready: history in %s", settings.db_path)
+        log.info("engine ready: records in %s", history.db.where)
         yield
 
 

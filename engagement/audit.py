@@ -11,25 +11,11 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
-import aiosqlite
-
+from .db.base import Queries
 from .roles import Principal
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS audit (
-    id INTEGER PRIMARY KEY,
-    at_ms INTEGER NOT NULL,
-    who TEXT NOT NULL,
-    role TEXT NOT NULL,
-    action TEXT NOT NULL,
-    target TEXT NOT NULL,
-    status INTEGER NOT NULL,
-    client TEXT NOT NULL
-);
-CREATE INDEX IF NOT EXISTS audit_at ON audit (at_ms);
-"""
 INSERT = (
     "INSERT INTO audit (at_ms, who, role, action, target, status, client) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -54,7 +40,6 @@ class AuditEntry:
 class AuditLog:
     """Queues audit entries; the history writes them in its batches."""
 
-    schema: str = SCHEMA
     purge: tuple[str, ...] = (EXPIRE,)
 
     def __init__(self) -> None:
@@ -86,9 +71,7 @@ class AuditLog:
                 self._rows = rows + self._rows
 
 
-async def read_audit(
-    db: aiosqlite.Connection, limit: int, before_id: int | None
-) -> list[dict[str, Any]]:
+async def read_audit(db: Queries, limit: int, before_id: int | None) -> list[dict[str, Any]]:
     """The newest entries first, ``limit`` of them, older than ``before_id`` if given."""
     query = "SELECT id, at_ms, who, role, action, target, status, client FROM audit"
     params: tuple[int, ...] = (limit,)
@@ -96,8 +79,7 @@ async def read_audit(
         query += " WHERE id < ?"
         params = (before_id, limit)
     query += " ORDER BY id DESC LIMIT ?"
-    async with db.execute(query, params) as cur:
-        rows = await cur.fetchall()
+    rows = await db.fetchall(query, params)
     entries = []
     for r in rows:
         try:

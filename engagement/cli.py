@@ -16,12 +16,13 @@ from pydantic import ValidationError
 
 from . import __version__
 from .app import create_app
+from .db.connect import describe
 from .experiments.simulate import PeriodError, dry_run, parse_moment, render_text
 from .logs import setup_logging
 from .process import arm_watchdog, fail_start, run_server, start_error
 from .settings import CONFIG_ENV, Settings, describe_errors, load_settings, settings_file
 from .strategy.loader import check_folder, strategy_files
-from .visits.store import SQLiteHistory
+from .visits.store import History
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -67,7 +68,7 @@ def banner(settings: Settings, generated: str | None) -> str:
         f"  console:     {base}/console/  (log in with the API key)\n"
         f"  OpenAPI:     {base}/api/openapi.json\n"
         f"  API key:     {key}\n"
-        f"  history:     {settings.db_path}"
+        f"  records:     {describe(settings.records_at)}"
     )
 
 
@@ -137,7 +138,7 @@ def simulate(args: argparse.Namespace) -> int:
     if errors:
         print(f"{len(errors)} error(s) in {args.folder}: fix them before a dry run.")
         return 1
-    if not settings.db_path.exists():
+    if settings.database_url is None and not settings.db_path.exists():
         print(f"{settings.db_path}: no history to replay", file=sys.stderr)
         return 2
     now = int(time.time() * 1000)
@@ -148,7 +149,7 @@ def simulate(args: argparse.Namespace) -> int:
         return 2
 
     async def run() -> str:
-        history = SQLiteHistory(settings.db_path)
+        history = History(settings.records_at)
         await history.open()
         try:
             result = await dry_run(history, draft, since, until, settings.visit_timeout_s,

@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 
-from .visits.store import SQLiteHistory
+from .visits.store import History
 
 # The funnel's steps, in order; accepted / declined / timed_out are the visitor's answers.
 # `paced`: held back because the strategy's agent group had no room (demand lost to capacity
@@ -140,7 +140,7 @@ def csv_cell(text: str) -> str:
 # -- reading the history store --
 
 
-async def read_records(history: SQLiteHistory, where: ReportFilter) -> list[AttemptRecord]:
+async def read_records(history: History, where: ReportFilter) -> list[AttemptRecord]:
     """The attempts recorded so far that the filter selects."""
     await history.catch_up()
     clauses: list[str] = []
@@ -158,18 +158,17 @@ async def read_records(history: SQLiteHistory, where: ReportFilter) -> list[Atte
     sql = "SELECT strategy, created_at, transitions FROM attempts"
     if clauses:
         sql += " WHERE " + " AND ".join(clauses)
-    async with history.db.execute(sql + " ORDER BY created_at", args) as cur:
-        rows = await cur.fetchall()
+    rows = await history.db.fetchall(sql + " ORDER BY created_at", args)
     return [record_of(r[0], r[1], json.loads(r[2])) for r in rows]
 
 
-async def read_report(history: SQLiteHistory, where: ReportFilter) -> list[FunnelRow]:
+async def read_report(history: History, where: ReportFilter) -> list[FunnelRow]:
     """The funnel rows (strategy, day) for the filter."""
     return funnel(await read_records(history, where))
 
 
-async def strategy_names(history: SQLiteHistory) -> list[str]:
+async def strategy_names(history: History) -> list[str]:
     """Every strategy with a recorded attempt (agents' ``agent:<name>`` included)."""
     await history.catch_up()
-    async with history.db.execute("SELECT DISTINCT strategy FROM attempts ORDER BY 1") as cur:
-        return [str(r[0]) for r in await cur.fetchall()]
+    rows = await history.db.fetchall("SELECT DISTINCT strategy FROM attempts ORDER BY 1")
+    return [str(r[0]) for r in rows]

@@ -14,7 +14,7 @@ from .lifecycle.owner import Lifecycle
 from .monitoring.ingest import now_ms
 from .notifications.hub import LocalHub
 from .visits.registry import VisitRegistry
-from .visits.store import SQLiteHistory
+from .visits.store import History
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ async def close_idle_visits(registry: VisitRegistry) -> int:
     return len(registry.close_idle(now_ms()))
 
 
-async def purge_history(history: SQLiteHistory, retention_days: float) -> int:
+async def purge_history(history: History, retention_days: float) -> int:
     """Delete history older than the retention period."""
     cutoff = now_ms() - int(retention_days * 86_400_000)
     deleted = await history.purge(cutoff)
@@ -58,7 +58,7 @@ async def pace_lines(lifecycle: Lifecycle) -> int:
 
 def jobs(
     registry: VisitRegistry,
-    history: SQLiteHistory,
+    history: History,
     retention_days: float,
     hub: LocalHub,
     lifecycle: Lifecycle,

@@ -164,6 +164,12 @@ class Settings(BaseSettings):
     visit_timeout_s: float = Field(C.VISIT_IDLE_TIMEOUT_S, gt=0)
     retention_days: float = Field(C.HISTORY_RETENTION_DAYS, gt=0)
     history_flush_interval_s: float = Field(C.HISTORY_FLUSH_INTERVAL_S, gt=0)
+    database_url: str | None = Field(
+        None,
+        description="postgresql://user:password@host:5432/db: durable records (history, callback "
+        "outbox, audit) in PostgreSQL, shared by several nodes; unset = the SQLite file in "
+        "data_dir",
+    )
     max_body_bytes: int = Field(C.MAX_BODY_BYTES, ge=1024)
     max_live_visits: int = Field(
         C.MAX_LIVE_VISITS, ge=1, description="visits held in memory; see README, Limits"
@@ -321,6 +327,20 @@ class Settings(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.data_dir / "engagement.sqlite3"
+
+    @property
+    def records_at(self) -> Path | str:
+        """Where durable records live: the PostgreSQL URL, or else the SQLite file."""
+        return self.database_url or self.db_path
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                f"{value.split(':', 1)[0]!r} is not postgresql:// (leave it unset for SQLite)"
+            )
+        return value or None
 
     def content_sources(self) -> list[str]:
         """Origins content may be loaded from besides the engine: content_origins and the exact

@@ -6,9 +6,9 @@ import random
 import sqlite3
 from pathlib import Path
 
+from engagement.db.migrations import HISTORY, MIGRATIONS, RECORDS
 from engagement.experiments.report import ExperimentRecord, experiment_rows, to_csv
 from engagement.experiments.stats import lift, wilson
-from engagement.visits import store
 from engagement.visits.store import SQLiteHistory
 
 
@@ -99,9 +99,8 @@ def test_csv_neutralizes_formulas():
 
 async def test_a_version_2_history_gains_the_experiment_columns(tmp_path: Path):
     path = tmp_path / "engagement.sqlite3"
-    old = store.SCHEMA.replace(",\n    variant TEXT NOT NULL DEFAULT ''", "")
-    with sqlite3.connect(path) as db:
-        db.executescript(old)
+    with sqlite3.connect(path) as db:  # a history written before migrations, at version 2
+        db.executescript(HISTORY + RECORDS)
         db.execute("INSERT INTO attempts VALUES ('A', 'V', 'G', 'P', 's', 'strategy', 'chat.html',"
                    " 'chat', '{}', 30, 1000, 'offered', 1000, '[[\"offered\", 1000, \"\"]]',"
                    " '{}')")  # fmt: skip
@@ -114,4 +113,7 @@ async def test_a_version_2_history_gains_the_experiment_columns(tmp_path: Path):
     finally:
         await history.close()
     with sqlite3.connect(path) as db:
-        assert db.execute("PRAGMA user_version").fetchone() == (3,)
+        applied = db.execute("SELECT version FROM schema_migrations ORDER BY 1").fetchall()
+        latest = db.execute("PRAGMA user_version").fetchone()
+    assert [v for (v,) in applied] == [m.version for m in MIGRATIONS]
+    assert latest == (MIGRATIONS[-1].version,)

@@ -175,11 +175,11 @@ async def test_goal_counts_across_visits_for_both_groups(client: Client):
         "holdout": {"qualified": 1, "shown": 0, "converted": 1, "value": 120.5},
         invited_arm(invited): {"qualified": 1, "shown": 0, "converted": 1, "value": 200.5},
     }  # fmt: skip
-    async with client.app[HISTORY].db.execute(
+    found = await client.app[HISTORY].db.fetchall(
         "SELECT visit_id, goal, value FROM conversions WHERE global_visit_id = ?",
         (invited.global_visit_id,),
-    ) as cur:
-        rows = sorted(tuple(r) for r in await cur.fetchall())
+    )
+    rows = sorted(tuple(r) for r in found)
     assert rows == [(invited.visit_id, "OrderPlaced", 80), (invited.visit_id, "OrderPlaced", 120.5)]
     r = await client.get(client.app.router["metrics"].url_for())
     metrics = (await r.text()).splitlines()

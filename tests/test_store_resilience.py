@@ -87,7 +87,6 @@ async def test_an_unreadable_row_is_left_out_of_reads(client: Client, factory: F
     await history.db.execute(
         "UPDATE events SET data = '{not json' WHERE event_name = 'PageEntered'"
     )
-    await history.db.commit()
 
     visit = await read_visit(client, factory.visit_id)
 

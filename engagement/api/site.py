@@ -37,8 +37,7 @@ async def get_ready(request: web.Request) -> web.StreamResponse:
     checks: dict[str, str] = {}
     for name, store in (("history", history), ("outbox", outbox)):
         try:
-            async with store.db.execute("SELECT 1") as cursor:
-                await cursor.fetchone()
+            await store.db.fetchone("SELECT 1")
             checks[name] = "ok"
         except Exception as exc:  # any failure means not ready; say which
             checks[name] = f"failed: {exc or type(exc).__name__}"

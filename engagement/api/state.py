@@ -21,13 +21,13 @@ from ..settings import Settings
 from ..strategy.library import StrategyLibrary
 from ..visits.gwe_reads import GweHistory
 from ..visits.registry import VisitRegistry
-from ..visits.store import SQLiteHistory
+from ..visits.store import History
 from ..webhooks import Background
 from .origins import OriginPolicy
 
 SETTINGS = web.AppKey("settings", Settings)
 ORIGINS = web.AppKey("origins", OriginPolicy)
-HISTORY = web.AppKey("history", SQLiteHistory)
+HISTORY = web.AppKey("history", History)
 REGISTRY = web.AppKey("registry", VisitRegistry)
 INGESTOR = web.AppKey("ingestor", Ingestor)
 TRACKER = web.AppKey("tracker", ServedTracker)

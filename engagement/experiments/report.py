@@ -18,7 +18,7 @@ from typing import Any
 
 from ..reports import ReportFilter, csv_cell
 from ..strategy.experiment import HOLDOUT, INVITED
-from ..visits.store import SQLiteHistory
+from ..visits.store import History
 from .stats import Lift, lift, wilson
 
 ALL_INVITED = "all invited"  # the arms other than the holdout, together (with 2+ variants)
@@ -157,7 +157,7 @@ WHERE a.origin = 'strategy'
 """
 
 
-async def read_experiments(history: SQLiteHistory, where: ReportFilter) -> list[ArmRow]:
+async def read_experiments(history: History, where: ReportFilter) -> list[ArmRow]:
     """The rows for the strategies' attempts created in the filter's days."""
     await history.flush()
     sql, args = SELECT, list[object]()
@@ -171,8 +171,7 @@ async def read_experiments(history: SQLiteHistory, where: ReportFilter) -> list[
     if where.strategy is not None:
         sql += " AND a.strategy = ?"
         args.append(where.strategy)
-    async with history.db.execute(sql + " GROUP BY a.attempt_id", args) as cur:
-        found = await cur.fetchall()
+    found = await history.db.fetchall(sql + " GROUP BY a.attempt_id", args)
     return experiment_rows(_record(r) for r in found)
 
 

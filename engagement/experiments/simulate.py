@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from ..attempts import Attempt, Origin, State
 from ..strategy.engine import StrategySet
 from ..visits.model import Event
-from ..visits.store import SQLiteHistory
+from ..visits.store import History
 from .replay import Decision, Replay, day_of
 
 DAY_MS = 86_400_000
@@ -108,7 +108,7 @@ def summarize(
 
 
 async def dry_run(
-    history: SQLiteHistory,
+    history: History,
     draft: StrategySet,
     since_ms: int,
     until_ms: int,

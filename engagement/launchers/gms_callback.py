@@ -40,7 +40,7 @@ class GMSCallback:
             settings.resolved_gms_url() or "", settings.gms_user, settings.gms_password
         )
         self.outbox = CallbackOutbox(
-            settings.db_path, gms, session, self.delivered, settings.gms_timeout_s
+            settings.records_at, gms, session, self.delivered, settings.gms_timeout_s
         )
 
     @staticmethod

@@ -1,6 +1,11 @@
 """Callback requests: stored before the visitor gets an answer, then delivered to GMS at least
 once (retried with backoff while it is down), effectively once (each carries an idempotency key),
-across restarts of the engine."""
+across restarts of the engine.
+
+Several nodes may share the outbox (PostgreSQL): a node claims one request at a time for a lease
+(``FOR UPDATE SKIP LOCKED``: the others pass over it), so each request is sent by one node; a
+node killed while sending lets its claim lapse and another node sends it again, with the same
+idempotency key."""
 
 from __future__ import annotations
 
@@ -8,7 +13,6 @@ import asyncio
 import contextlib
 import json
 import logging
-import sqlite3
 import time
 import uuid
 from collections.abc import Callable
@@ -17,29 +21,25 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import aiosqlite
 
 from .. import constants as C
+from ..db.base import Database, Record
+from ..db.connect import open_database
+from ..db.migrations import migrate
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS callbacks (
-    request_id TEXT PRIMARY KEY,
-    attempt_id TEXT NOT NULL,
-    visit_id TEXT NOT NULL,
-    service TEXT NOT NULL,
-    form TEXT NOT NULL,
-    state TEXT NOT NULL,          -- queued, delivered, failed
-    tries INTEGER NOT NULL,
-    next_try_at INTEGER NOT NULL,
-    gms_id TEXT,
-    error TEXT,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE INDEX IF NOT EXISTS callbacks_due ON callbacks (state, next_try_at);
+# Rows due now that no live claim holds; the claim is taken in the same statement.
+CLAIM = """
+UPDATE callbacks SET claimed_by = ?, claimed_until = ?
+WHERE request_id IN (
+    SELECT request_id FROM callbacks
+    WHERE state = 'queued' AND next_try_at <= ? AND claimed_until <= ?
+    ORDER BY next_try_at LIMIT 1{skip_locked}
+)
+RETURNING *
 """
+CLAIM_MARGIN_S = 30.0  # a claim outlives one GMS request (gms_timeout_s) by this much
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0  # GMS down for long: try once a minute
 GIVE_UP_AFTER_S = 86_400  # a callback a day late helps nobody: recorded as failed
@@ -78,18 +78,19 @@ class GMSSettings:
 class CallbackOutbox:
     def __init__(
         self,
-        path: Path,
+        location: Path | str,
         gms: GMSSettings,
         session: Callable[[], aiohttp.ClientSession],
         delivered: Callable[[Delivery], None],
         timeout_s: float = C.GMS_TIMEOUT_S,
     ) -> None:
-        self.path = path
+        self.location = location  # a SQLite file or a postgresql:// URL
+        self.node = uuid.uuid4().hex  # this process, in the claims it takes
         self.gms = gms
         self._session = session
         self.delivered = delivered  # GMS answered for good (took it, or refused it)
         self.timeout_s = timeout_s
-        self._db: aiosqlite.Connection | None = None
+        self._db: Database | None = None
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
         self._in_flight: set[str] = set()  # request IDs being sent to GMS right now
@@ -97,24 +98,19 @@ class CallbackOutbox:
         self.queued = 0  # requests not yet delivered nor failed (for metrics)
 
     @property
-    def db(self) -> aiosqlite.Connection:
+    def db(self) -> Database:
         if self._db is None:
             raise RuntimeError("the callback outbox is not open")
         return self._db
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Fail here if the file cannot be opened: aiosqlite's thread would outlive the loop.
-        sqlite3.connect(self.path).close()
-        self._db = await aiosqlite.connect(self.path)
+        db = await open_database(self.location)
         try:
-            self._db.row_factory = aiosqlite.Row
-            await self._db.execute("PRAGMA journal_mode=WAL")
-            await self._db.executescript(SCHEMA)
-            await self._db.commit()
+            await migrate(db)
+            self._db = db
             self.queued = await self.pending()
         except BaseException:
-            await self._db.close()  # its thread would keep the process alive
+            await db.close()  # a SQLite thread would keep the process alive
             self._db = None
             raise
         self._worker = asyncio.create_task(self._work(), name="callback-outbox")
@@ -125,8 +121,17 @@ class CallbackOutbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
         if self._db is not None:
-            await self._db.close()
-            self._db = None
+            try:  # what this node was sending goes back to the queue at once
+                await self._db.execute(
+                    "UPDATE callbacks SET claimed_until = 0 WHERE claimed_by = ? "
+                    "AND state = 'queued'",
+                    (self.node,),
+                )
+            except Exception as exc:
+                log.warning("callback claims not released (they lapse by themselves): %r", exc)
+            finally:
+                await self._db.close()
+                self._db = None
 
     async def enqueue(
         self, attempt_id: str, visit_id: str, service: str, form: dict[str, str]
@@ -135,24 +140,19 @@ class CallbackOutbox:
         request_id = uuid.uuid4().hex.upper()
         now = now_ms()
         await self.db.execute(
-            "INSERT INTO callbacks VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, NULL, NULL, ?, ?)",
+            "INSERT INTO callbacks VALUES (?, ?, ?, ?, ?, 'queued', 0, ?, NULL, NULL, ?, ?, '', 0)",
             (request_id, attempt_id, visit_id, service, json.dumps(form), now, now, now),
         )
-        await self.db.commit()
         self.queued += 1
         self._wake.set()
         return request_id
 
     async def pending(self) -> int:
-        async with self.db.execute("SELECT COUNT(*) FROM callbacks WHERE state = 'queued'") as cur:
-            row = await cur.fetchone()
+        row = await self.db.fetchone("SELECT COUNT(*) FROM callbacks WHERE state = 'queued'")
         return int(row[0]) if row else 0
 
     async def get(self, request_id: str) -> dict[str, Any] | None:
-        async with self.db.execute(
-            "SELECT * FROM callbacks WHERE request_id = ?", (request_id,)
-        ) as cur:
-            row = await cur.fetchone()
+        row = await self.db.fetchone("SELECT * FROM callbacks WHERE request_id = ?", (request_id,))
         return dict(row) if row else None
 
     async def _work(self) -> None:
@@ -167,15 +167,10 @@ class CallbackOutbox:
                 await asyncio.wait_for(self._wake.wait(), wait_s)
 
     async def deliver_due(self, now: int | None = None) -> float:
-        """Send every request due at ``now`` (default: now); seconds until the next one is."""
+        """Send every request due at ``now`` (default: now) that no node is sending; seconds
+        until the next one is due."""
         now = now_ms() if now is None else now
-        async with self.db.execute(
-            "SELECT * FROM callbacks WHERE state = 'queued' AND next_try_at <= ? "
-            "ORDER BY next_try_at LIMIT 50",
-            (now,),
-        ) as cur:
-            rows = await cur.fetchall()
-        for row in rows:
+        while row := await self._claim(now):
             if row["request_id"] in self._in_flight:
                 continue  # never twice in flight: the retry waits for the first to end
             self._in_flight.add(row["request_id"])
@@ -183,15 +178,23 @@ class CallbackOutbox:
                 await self._deliver(row)
             finally:
                 self._in_flight.discard(row["request_id"])
-        async with self.db.execute(
-            "SELECT MIN(next_try_at) FROM callbacks WHERE state = 'queued'"
-        ) as cur:
-            nxt = await cur.fetchone()
+        nxt = await self.db.fetchone(
+            "SELECT MIN(MAX(next_try_at, claimed_until)) FROM callbacks WHERE state = 'queued'"
+        )
         if nxt is None or nxt[0] is None:
             return RETRY_MAX_S
-        return max(0.05, (int(nxt[0]) - now_ms()) / 1000)
+        return min(RETRY_MAX_S, max(0.05, (int(nxt[0]) - now_ms()) / 1000))
 
-    async def _deliver(self, row: aiosqlite.Row) -> None:
+    async def _claim(self, due_at: int) -> Record | None:
+        """One request due at ``due_at`` that no live claim holds, now claimed by this node
+        (claims are in real time, whatever ``due_at`` says)."""
+        now = now_ms()
+        until = now + int((self.timeout_s + CLAIM_MARGIN_S) * 1000)
+        sql = CLAIM.format(skip_locked=self.db.skip_locked)
+        async with self.db.transaction() as tx:
+            return await tx.fetchone(sql, (self.node, until, due_at, now))
+
+    async def _deliver(self, row: Record) -> None:
         request_id = row["request_id"]
         form = {**json.loads(row["form"]), IDEMPOTENCY_FIELD: request_id}
         url = self.gms.callback_url(row["service"])
@@ -237,21 +240,20 @@ class CallbackOutbox:
             extra={"attemptID": row["attempt_id"], "visitID": row["visit_id"]},
         )
         await self.db.execute(
-            "UPDATE callbacks SET tries = ?, next_try_at = ?, error = ?, updated_at = ? "
-            "WHERE request_id = ?",
-            (tries, now_ms() + int(delay_s * 1000), error, now_ms(), request_id),
+            "UPDATE callbacks SET tries = ?, next_try_at = ?, error = ?, updated_at = ?, "
+            "claimed_until = 0 WHERE request_id = ? AND claimed_by = ?",
+            (tries, now_ms() + int(delay_s * 1000), error, now_ms(), request_id, self.node),
         )
-        await self.db.commit()
 
-    async def _finish(
-        self, row: aiosqlite.Row, state: str, gms_id: str | None, error: str | None
-    ) -> None:
-        await self.db.execute(
+    async def _finish(self, row: Record, state: str, gms_id: str | None, error: str | None) -> None:
+        changed = await self.db.execute(
             "UPDATE callbacks SET state = ?, gms_id = ?, error = ?, tries = tries + 1, "
-            "updated_at = ? WHERE request_id = ?",
+            "updated_at = ?, claimed_until = 0 WHERE request_id = ? AND state = 'queued'",
             (state, gms_id, error, now_ms(), row["request_id"]),
         )
-        await self.db.commit()
+        if not changed:  # another node finished it after this one's claim lapsed
+            log.warning("callback %s was already %s elsewhere", row["request_id"], state)
+            return
         self.queued = max(0, self.queued - 1)
         delivery = Delivery(
             row["request_id"], row["attempt_id"], state == "delivered", gms_id, error

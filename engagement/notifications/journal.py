@@ -7,25 +7,16 @@ import json
 import logging
 from typing import Any
 
-import aiosqlite
-
 from .. import constants as C
+from ..db.base import Queries
 from .hub import Message
 
 log = logging.getLogger(__name__)
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS push_messages (
-    visit_id TEXT NOT NULL,
-    id INTEGER NOT NULL,
-    page_id TEXT,
-    created_ms INTEGER NOT NULL,
-    frame BLOB NOT NULL,
-    PRIMARY KEY (visit_id, id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS push_messages_created ON push_messages (created_ms);
+INSERT = """
+INSERT INTO push_messages VALUES (?, ?, ?, ?, ?) ON CONFLICT (visit_id, id) DO UPDATE SET
+    page_id = excluded.page_id, created_ms = excluded.created_ms, frame = excluded.frame
 """
-INSERT = "INSERT OR REPLACE INTO push_messages VALUES (?, ?, ?, ?, ?)"
 EXPIRE = "DELETE FROM push_messages WHERE created_ms < ?"
 EXPIRE_EVERY_MS = 10_000  # past the TTL no page asks for a message again: delete in bulk
 
@@ -37,7 +28,6 @@ class MessageJournal:
     """Queues every published message (no I/O); the history writes them in its batches and
     deletes those past the push TTL."""
 
-    schema: str = SCHEMA
     purge: tuple[str, ...] = (EXPIRE,)  # the retention purge: long expired anyway
 
     def __init__(self, ttl_s: float = C.PUSH_MESSAGE_TTL_S) -> None:
@@ -71,7 +61,7 @@ class MessageJournal:
                 self._rows = rows + self._rows
 
 
-async def recent_messages(db: aiosqlite.Connection, since_ms: int) -> list[tuple[str, Message]]:
+async def recent_messages(db: Queries, since_ms: int) -> list[tuple[str, Message]]:
     """Messages created since ``since_ms``, per visit in id order (a frame that cannot be
     read is left out with a log line)."""
     query = (
@@ -79,16 +69,16 @@ async def recent_messages(db: aiosqlite.Connection, since_ms: int) -> list[tuple
         "WHERE created_ms >= ? ORDER BY visit_id, id"
     )
     found = []
-    async with db.execute(query, (since_ms,)) as cur:
-        for visit_id, message_id, page_id, created_ms, frame in await cur.fetchall():
-            try:
-                payload = json.loads(bytes(frame).split(b"data: ", 1)[1])
-                message = Message(
-                    message_id, page_id, payload["channel"], payload["data"], created_ms,
-                    bytes(frame),
-                )  # fmt: skip
-            except (ValueError, IndexError, KeyError, TypeError) as exc:
-                log.error("push message %s/%s cannot be read: %r", visit_id, message_id, exc)
-                continue
-            found.append((visit_id, message))
+    rows = await db.fetchall(query, (since_ms,))
+    for visit_id, message_id, page_id, created_ms, frame in rows:
+        try:
+            payload = json.loads(bytes(frame).split(b"data: ", 1)[1])
+            message = Message(
+                message_id, page_id, payload["channel"], payload["data"], created_ms,
+                bytes(frame),
+            )  # fmt: skip
+        except (ValueError, IndexError, KeyError, TypeError) as exc:
+            log.error("push message %s/%s cannot be read: %r", visit_id, message_id, exc)
+            continue
+        found.append((visit_id, message))
     return found

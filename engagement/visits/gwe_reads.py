@@ -11,9 +11,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-import aiosqlite
-
-from .store import SQLiteHistory
+from ..db.base import Record
+from .store import History
 
 JSON = dict[str, Any]
 ALL_CATEGORIES = "all categories"  # GWE: any event that carries at least one category
@@ -46,7 +45,7 @@ def user_agent_id(user_agent: str) -> str | None:
     return hashlib.sha256(user_agent.encode()).hexdigest()[:32].upper()
 
 
-def _visit(r: aiosqlite.Row) -> JSON:
+def _visit(r: Record) -> JSON:
     return {
         "visitId": r["visit_id"],
         "startDate": r["started_at"],
@@ -63,7 +62,7 @@ def _visit(r: aiosqlite.Row) -> JSON:
     }
 
 
-def _page(r: aiosqlite.Row) -> JSON:
+def _page(r: Record) -> JSON:
     return {
         "pageId": r["page_id"],
         "browserPageID": r["page_id"],
@@ -78,7 +77,7 @@ def _page(r: aiosqlite.Row) -> JSON:
     }
 
 
-def _event(r: aiosqlite.Row) -> JSON:
+def _event(r: Record) -> JSON:
     return {
         "eventID": r["event_id"],
         "category": r["category"],
@@ -96,7 +95,7 @@ def _event(r: aiosqlite.Row) -> JSON:
     }
 
 
-def _identity(r: aiosqlite.Row) -> JSON:
+def _identity(r: Record) -> JSON:
     return {
         "identityId": r["identity_id"],
         "name": r["name"],
@@ -146,12 +145,11 @@ SCOPES = {
 class GweHistory:
     """Reads over the history store, in GWE's field names."""
 
-    def __init__(self, history: SQLiteHistory) -> None:
+    def __init__(self, history: History) -> None:
         self.history = history
 
-    async def _all(self, sql: str, args: list[Any] | tuple[Any, ...]) -> list[aiosqlite.Row]:
-        async with self.history.db.execute(sql, args) as cur:
-            return list(await cur.fetchall())
+    async def _all(self, sql: str, args: list[Any] | tuple[Any, ...]) -> list[Record]:
+        return await self.history.db.fetchall(sql, args)
 
     async def visit(self, visit_id: str, pages: int = 0, events: int = 0) -> JSON | None:
         """One visit; with its first ``pages`` pages and ``events`` events when asked."""

@@ -81,28 +81,6 @@ class VisitLookup(Protocol):
     def get(self, visit_id: str) -> Visit | None: ...
 
 
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS identities (
-    identity_id TEXT PRIMARY KEY,
-    name TEXT,
-    location TEXT,
-    entity_in_cs TEXT,
-    visit_scope TEXT NOT NULL,
-    attributes TEXT NOT NULL,
-    created_at INTEGER NOT NULL,
-    updated_at INTEGER NOT NULL
-);
-CREATE TABLE IF NOT EXISTS identity_visits (
-    identity_id TEXT NOT NULL,
-    visit_id TEXT NOT NULL,
-    global_visit_id TEXT NOT NULL,
-    started_at INTEGER NOT NULL,
-    visit_scope TEXT NOT NULL,
-    PRIMARY KEY (identity_id, visit_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS identity_visits_started ON identity_visits (identity_id, started_at);
-CREATE INDEX IF NOT EXISTS identity_visits_visit ON identity_visits (visit_id);
-"""
 UPSERT_IDENTITY = """
 INSERT INTO identities VALUES (?, ?, ?, ?, ?, ?, ?, ?)
 ON CONFLICT (identity_id) DO UPDATE SET
@@ -128,7 +106,6 @@ PURGE: tuple[str, ...] = (
 class IdentityBook:
     """Ingest listener that keeps identities and their visits (a history ``RowSource``)."""
 
-    schema: str = SCHEMA
     purge: tuple[str, ...] = PURGE
 
     def __init__(self, visits: VisitLookup) -> None:

@@ -10,16 +10,14 @@ from collections.abc import Iterable
 from ..attempts import Attempt, State
 from .model import NO_DIRTY, Event, Visit, VisitCaps
 from .registry import VisitRegistry
-from .store import SQLiteHistory
+from .store import History
 
 log = logging.getLogger(__name__)
 
 UNANSWERED = frozenset({State.DETECTED, State.OFFERED, State.SHOWN})
 
 
-async def restore_visits(
-    history: SQLiteHistory, registry: VisitRegistry, since_ms: int
-) -> list[Visit]:
+async def restore_visits(history: History, registry: VisitRegistry, since_ms: int) -> list[Visit]:
     """Make the visits not closed and seen since ``since_ms`` live again (at most the
     registry's cap: the most recently seen), least recently seen first."""
     found = await history.live_visits(since_ms)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from .store import SQLiteHistory, visit_json
+from .store import History, visit_json
 
 Cursor = tuple[int, str]  # (started_at, visit_id) of the last visit of a page
 
@@ -28,7 +28,7 @@ def _like(text: str) -> str:
 
 
 async def search_visits(
-    history: SQLiteHistory, query: VisitQuery, after: Cursor | None, limit: int
+    history: History, query: VisitQuery, after: Cursor | None, limit: int
 ) -> tuple[list[dict[str, Any]], Cursor | None]:
     """Visits matching ``query``, newest first, after ``after``; the cursor of the next page."""
     await history.catch_up()
@@ -60,8 +60,7 @@ async def search_visits(
         FROM visits v {"WHERE " + " AND ".join(where) if where else ""}
         ORDER BY v.started_at DESC, v.visit_id DESC LIMIT ?
     """
-    async with history.db.execute(sql, [*args, limit + 1]) as cur:
-        rows = list(await cur.fetchall())
+    rows = await history.db.fetchall(sql, [*args, limit + 1])
     more = len(rows) > limit
     rows = rows[:limit]
     visits = history.read_rows(

@@ -1,4 +1,4 @@
-"""Durable visit history in SQLite, written in batches behind the hot path."""
+"""Durable visit history (SQLite or PostgreSQL), written in batches behind the hot path."""
 
 from __future__ import annotations
 
@@ -14,106 +14,17 @@ from collections.abc import AsyncIterator, Callable, Iterable
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-import aiosqlite
+import asyncpg
 
 from .. import constants as C
 from ..attempts import Attempt, Origin, State
+from ..db.base import Database, Queries, Record, Transaction
+from ..db.connect import open_database
+from ..db.migrations import migrate
 from ..experiments.model import Conversion
 from .model import NO_DIRTY, Event, EventType, Page, Visit
 
 log = logging.getLogger(__name__)
-
-# Pages and events live clustered by visit: a visit's rows share B-tree pages, so a batch
-# dirties few of them, and reading a visit is one range scan. `seq` keeps arrival order.
-SCHEMA_VERSION = 3
-# Each step brings a store of the version before it up to date, in one transaction.
-MIGRATIONS = {
-    2: """
-ALTER TABLE attempts ADD COLUMN variant TEXT NOT NULL DEFAULT '';
-""",
-}
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS visits (
-    visit_id TEXT PRIMARY KEY,
-    global_visit_id TEXT NOT NULL,
-    started_at INTEGER NOT NULL,
-    last_seen_at INTEGER NOT NULL,
-    closed_at INTEGER,
-    identity TEXT NOT NULL,
-    user_info TEXT NOT NULL,
-    is_returning INTEGER NOT NULL,
-    user_agent TEXT NOT NULL,
-    language_code TEXT NOT NULL,
-    timezone_offset INTEGER
-);
-CREATE INDEX IF NOT EXISTS visits_global ON visits (global_visit_id, started_at);
-CREATE INDEX IF NOT EXISTS visits_started ON visits (started_at, visit_id);
-CREATE TABLE IF NOT EXISTS pages (
-    visit_id TEXT NOT NULL,
-    page_id TEXT NOT NULL,
-    url TEXT NOT NULL,
-    title TEXT NOT NULL,
-    referrer TEXT NOT NULL,
-    utm TEXT NOT NULL,
-    entered_at INTEGER NOT NULL,
-    exited_at INTEGER,
-    focused_ms INTEGER NOT NULL,
-    seq INTEGER NOT NULL,
-    PRIMARY KEY (visit_id, page_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS events (
-    visit_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    page_id TEXT NOT NULL,
-    global_visit_id TEXT NOT NULL,
-    event_type TEXT NOT NULL,
-    event_name TEXT NOT NULL,
-    timestamp INTEGER NOT NULL,
-    server_time INTEGER NOT NULL,
-    url TEXT NOT NULL,
-    category TEXT NOT NULL,
-    language_code TEXT NOT NULL,
-    data TEXT NOT NULL,
-    seq INTEGER NOT NULL,
-    PRIMARY KEY (visit_id, event_id)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS attempts (
-    attempt_id TEXT PRIMARY KEY,
-    visit_id TEXT NOT NULL,
-    global_visit_id TEXT NOT NULL,
-    page_id TEXT NOT NULL,
-    strategy TEXT NOT NULL,
-    origin TEXT NOT NULL,
-    invite TEXT NOT NULL,
-    media TEXT NOT NULL,
-    params TEXT NOT NULL,
-    timeout_s REAL NOT NULL,
-    created_at INTEGER NOT NULL,
-    state TEXT NOT NULL,
-    updated_at INTEGER NOT NULL,
-    transitions TEXT NOT NULL,
-    handoff TEXT NOT NULL DEFAULT '{}',
-    variant TEXT NOT NULL DEFAULT ''
-);
-CREATE INDEX IF NOT EXISTS attempts_visit ON attempts (visit_id, created_at);
-CREATE INDEX IF NOT EXISTS attempts_visitor ON attempts (global_visit_id, created_at);
-CREATE INDEX IF NOT EXISTS attempts_created ON attempts (created_at);
-CREATE INDEX IF NOT EXISTS pages_page ON pages (page_id);
-DROP INDEX IF EXISTS events_page;
-CREATE TABLE IF NOT EXISTS conversions (
-    attempt_id TEXT NOT NULL,
-    event_id TEXT NOT NULL,
-    strategy TEXT NOT NULL,
-    variant TEXT NOT NULL,
-    visit_id TEXT NOT NULL,
-    global_visit_id TEXT NOT NULL,
-    goal TEXT NOT NULL,
-    at INTEGER NOT NULL,
-    value REAL NOT NULL,
-    PRIMARY KEY (attempt_id, event_id)
-) WITHOUT ROWID;
-CREATE INDEX IF NOT EXISTS conversions_at ON conversions (at);
-"""
 
 # A visit seen again after a restart merges into its row instead of replacing it.
 UPSERT_VISIT = """
@@ -151,9 +62,9 @@ Batch = list[tuple[str, list[Row]]]  # (statement, rows) pairs, executed in orde
 
 
 class RowSource(Protocol):
-    """More tables written in the history's transactions (identities...)."""
+    """More tables written in the history's transactions (identities...); their schema is
+    in engagement/db/migrations.py."""
 
-    schema: str
     purge: tuple[str, ...]  # statements run by the retention purge, with `before_ms`
 
     @property
@@ -166,9 +77,10 @@ class RowSource(Protocol):
 
 T = TypeVar("T")
 
-# What one row can do wrong (an integer past SQLite's int64, text that is not UTF-8, data that
-# json cannot write, a broken constraint): that row alone is set aside. Anything else (disk
-# full, database locked, read-only) is the store's and keeps every row for the next try.
+# What one row can do wrong (an integer past int64, text that is not UTF-8 or that PostgreSQL
+# cannot hold, data that json cannot write, a broken constraint): that row alone is set aside.
+# Anything else (disk full, database locked or unreachable, read-only) is the store's and keeps
+# every row for the next try.
 ROW_ERRORS = (
     OverflowError,
     ValueError,
@@ -177,6 +89,8 @@ ROW_ERRORS = (
     sqlite3.IntegrityError,
     sqlite3.InterfaceError,
     sqlite3.DataError,
+    asyncpg.DataError,  # PostgreSQL's class 22: out of range, a NUL in text...
+    asyncpg.IntegrityConstraintViolationError,
 )
 TABLES = ("visits", "pages", "events", "attempts", "conversions")
 
@@ -272,17 +186,20 @@ def _event_row(e: Event, seq: int) -> Row:
     )
 
 
-class SQLiteHistory:
-    """Visit history in one SQLite file.
+class History:
+    """Visit history in a SQLite file or a PostgreSQL database (``location``: a path or a
+    ``postgresql://`` URL).
 
     ``record`` only queues rows (no I/O); a background task writes them every
     ``flush_interval_s`` in one transaction. ``close`` writes what is left.
     """
 
-    def __init__(self, path: Path, flush_interval_s: float = C.HISTORY_FLUSH_INTERVAL_S) -> None:
-        self.path = path
+    def __init__(
+        self, location: Path | str, flush_interval_s: float = C.HISTORY_FLUSH_INTERVAL_S
+    ) -> None:
+        self.location = location
         self.flush_interval_s = flush_interval_s
-        self._db: aiosqlite.Connection | None = None
+        self._db: Database | None = None
         # Only references on the hot path; rows are built when written, once per visit.
         self._visits: dict[str, Visit] = {}
         self._events: list[Event] = []
@@ -299,7 +216,7 @@ class SQLiteHistory:
         self.unreadable = dict.fromkeys(TABLES, 0)  # rows left out of reads, per table
 
     @property
-    def db(self) -> aiosqlite.Connection:
+    def db(self) -> Database:
         if self._db is None:
             raise RuntimeError("the history store is not open")
         return self._db
@@ -310,47 +227,14 @@ class SQLiteHistory:
         return queued + len(self._conversions) + sum(s.pending for s in self.sources)
 
     async def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        # Fail here if the file cannot be opened: aiosqlite's thread would outlive the loop.
-        sqlite3.connect(self.path).close()
-        self._db = await aiosqlite.connect(self.path)
+        db = await open_database(self.location)
         try:
-            await self._prepare()
+            await migrate(db)
         except BaseException:
-            await self._db.close()  # its thread would keep the process alive
-            self._db = None
+            await db.close()  # a SQLite thread would keep the process alive
             raise
+        self._db = db
         self._writer = asyncio.create_task(self._write_loop(), name="history-writer")
-
-    async def _prepare(self) -> None:
-        assert self._db is not None
-        self._db.row_factory = aiosqlite.Row
-        await self._db.execute("PRAGMA journal_mode=WAL")
-        await self._db.execute("PRAGMA synchronous=NORMAL")
-        await self._db.execute("PRAGMA cache_size=-32768")  # 32 MiB: hot B-tree pages stay
-        async with self._db.execute("PRAGMA user_version") as cur:
-            row = await cur.fetchone()
-        version = row[0] if row else 0
-        async with self._db.execute(
-            "SELECT COUNT(*) FROM sqlite_master WHERE name='events'"
-        ) as cur:
-            row = await cur.fetchone()
-        if row and row[0] and version in MIGRATIONS:
-            await self._db.executescript(
-                f"BEGIN; {MIGRATIONS[version]} PRAGMA user_version={version + 1}; COMMIT;"
-            )
-            log.info("history in %s brought from version %d to %d", self.path, version, version + 1)
-            version += 1
-        if row and row[0] and version != SCHEMA_VERSION:
-            raise RuntimeError(
-                f"{self.path} holds history in an older format (version {version}); "
-                "move it away to start with an empty history"
-            )
-        await self._db.executescript(SCHEMA)
-        for source in self.sources:
-            await self._db.executescript(source.schema)
-        await self._db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
-        await self._db.commit()
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -407,7 +291,6 @@ class SQLiteHistory:
         self._attempts.pop(attempt.attempt_id, None)
         async with self._lock:
             await self.db.execute(UPSERT_ATTEMPT, row)
-            await self.db.commit()
 
     async def _write_loop(self) -> None:
         while True:
@@ -459,16 +342,14 @@ class SQLiteHistory:
             started = time.perf_counter()
             try:
                 try:
-                    for _, sql, rows in batches:
-                        await self.db.executemany(sql, rows)
+                    async with self.db.transaction() as tx:
+                        for _, sql, rows in batches:
+                            await tx.executemany(sql, rows)
                 except ROW_ERRORS as exc:
                     log.warning("history: a batch failed (%r); writing its rows one by one", exc)
-                    await self.db.rollback()
-                    await self._write_one_by_one(batches)
-                await self.db.commit()
+                    async with self.db.transaction() as tx:
+                        await self._write_one_by_one(tx, batches)
             except BaseException:
-                if self._db is not None:
-                    await self._db.rollback()
                 # Put everything back; newer state queued meanwhile is the same objects.
                 for v, pages in unwritten_pages:
                     v.dirty_pages = {**{p.page_id: p for p in pages}, **v.dirty_pages}
@@ -489,7 +370,7 @@ class SQLiteHistory:
             )
 
     def read_rows(
-        self, table: str, convert: Callable[[aiosqlite.Row], T], rows: Iterable[aiosqlite.Row]
+        self, table: str, convert: Callable[[Record], T], rows: Iterable[Record]
     ) -> list[T]:
         """Rows as records; one that cannot be read (written by another version, or by hand)
         is left out with a log line, never failing the whole read."""
@@ -502,32 +383,31 @@ class SQLiteHistory:
                 log.error("history: a %s row (%s) cannot be read: %r", table, row[0], exc)
         return out
 
-    async def _write_one_by_one(self, batches: list[tuple[str, str, list[Row]]]) -> None:
+    async def _write_one_by_one(
+        self, tx: Transaction, batches: list[tuple[str, str, list[Row]]]
+    ) -> None:
         """Every row that can be written is; the others are set aside (a failed statement
         undoes itself alone, the transaction goes on)."""
         for table, sql, rows in batches:
             for row in rows:
                 try:
-                    await self.db.execute(sql, row)
+                    async with tx.savepoint():
+                        await tx.execute(sql, row)
                 except ROW_ERRORS as exc:
                     self._set_aside(table, f"{row[0]}/{row[1]}", exc)
 
     async def purge(self, before_ms: int) -> int:
         """Delete visits last seen before ``before_ms`` with their pages and events."""
         await self.flush()
-        async with self._lock:
-            old = "SELECT visit_id FROM visits WHERE last_seen_at < ?"
+        old = "SELECT visit_id FROM visits WHERE last_seen_at < ?"
+        async with self._lock, self.db.transaction() as tx:
             for statement in (s for source in self.sources for s in source.purge):
-                await self.db.execute(statement, (before_ms,))
-            await self.db.execute(f"DELETE FROM events WHERE visit_id IN ({old})", (before_ms,))
-            await self.db.execute(f"DELETE FROM pages WHERE visit_id IN ({old})", (before_ms,))
-            await self.db.execute(f"DELETE FROM attempts WHERE visit_id IN ({old})", (before_ms,))
-            await self.db.execute("DELETE FROM conversions WHERE at < ?", (before_ms,))
-            cursor = await self.db.execute(
-                "DELETE FROM visits WHERE last_seen_at < ?", (before_ms,)
-            )
-            await self.db.commit()
-            return cursor.rowcount
+                await tx.execute(statement, (before_ms,))
+            await tx.execute(f"DELETE FROM events WHERE visit_id IN ({old})", (before_ms,))
+            await tx.execute(f"DELETE FROM pages WHERE visit_id IN ({old})", (before_ms,))
+            await tx.execute(f"DELETE FROM attempts WHERE visit_id IN ({old})", (before_ms,))
+            await tx.execute("DELETE FROM conversions WHERE at < ?", (before_ms,))
+            return await tx.execute("DELETE FROM visits WHERE last_seen_at < ?", (before_ms,))
 
     # -- reads (agents' tools; they see everything recorded so far) --
 
@@ -540,67 +420,64 @@ class SQLiteHistory:
             log.exception("history write failed before a read; answering from what is stored")
 
     @contextlib.asynccontextmanager
-    async def snapshot(self) -> AsyncIterator[aiosqlite.Connection]:
+    async def snapshot(self) -> AsyncIterator[Queries]:
         """Write what is queued, then hold the writer off while the caller reads several
         tables, so that they show one state (a flush between two SELECTs would show a visit
-        row older than the events read after it)."""
+        row older than the events read after it); on PostgreSQL, one repeatable-read
+        transaction also keeps other nodes' writes out of the middle."""
         await self.catch_up()
-        async with self._lock:
-            yield self.db
+        async with self._lock, self.db.snapshot() as db:
+            yield db
 
     async def get_visit(self, visit_id: str) -> dict[str, Any] | None:
         async with self.snapshot() as db:
             return await self._read_visit(db, visit_id)
 
-    async def _read_visit(self, db: aiosqlite.Connection, visit_id: str) -> dict[str, Any] | None:
-        async with db.execute("SELECT * FROM visits WHERE visit_id = ?", (visit_id,)) as cur:
-            row = await cur.fetchone()
+    async def _read_visit(self, db: Queries, visit_id: str) -> dict[str, Any] | None:
+        row = await db.fetchone("SELECT * FROM visits WHERE visit_id = ?", (visit_id,))
         if row is None:
             return None
         found = self.read_rows("visits", visit_json, [row])
         if not found:
             return None
         visit = found[0]
-        async with db.execute(
+        rows = await db.fetchall(
             "SELECT * FROM pages WHERE visit_id = ? ORDER BY entered_at, seq", (visit_id,)
-        ) as cur:
-            visit["pages"] = self.read_rows("pages", _page_json, await cur.fetchall())
-        async with db.execute(
+        )
+        visit["pages"] = self.read_rows("pages", _page_json, rows)
+        rows = await db.fetchall(
             "SELECT * FROM events WHERE visit_id = ? ORDER BY seq", (visit_id,)
-        ) as cur:
-            visit["events"] = self.read_rows("events", _event_json, await cur.fetchall())
-        async with db.execute(
+        )
+        visit["events"] = self.read_rows("events", _event_json, rows)
+        rows = await db.fetchall(
             "SELECT * FROM attempts WHERE visit_id = ? ORDER BY created_at, rowid", (visit_id,)
-        ) as cur:
-            attempts = self.read_rows("attempts", _attempt, await cur.fetchall())
-            visit["attempts"] = [a.as_json() for a in attempts]
+        )
+        visit["attempts"] = [a.as_json() for a in self.read_rows("attempts", _attempt, rows)]
         return visit
 
     async def attempts_since(self, since_ms: int) -> list[Attempt]:
         """Attempts created since ``since_ms``, oldest first (frequency limits need them)."""
         await self.catch_up()
-        async with self.db.execute(
+        rows = await self.db.fetchall(
             "SELECT * FROM attempts WHERE created_at >= ? ORDER BY created_at", (since_ms,)
-        ) as cur:
-            return self.read_rows("attempts", _attempt, await cur.fetchall())
+        )
+        return self.read_rows("attempts", _attempt, rows)
 
-    async def live_visits(self, since_ms: int) -> list[tuple[aiosqlite.Row, list[Event]]]:
+    async def live_visits(self, since_ms: int) -> list[tuple[Record, list[Event]]]:
         """Visits not closed and seen since ``since_ms`` (least recently seen first), each with
         its events in arrival order: what a restarted engine takes back as live."""
-        async with self.db.execute(
+        rows = await self.db.fetchall(
             "SELECT * FROM visits WHERE closed_at IS NULL AND last_seen_at >= ? "
             "ORDER BY last_seen_at",
             (since_ms,),
-        ) as cur:
-            rows = list(await cur.fetchall())
+        )
         query = """
             SELECT e.* FROM events e JOIN visits v ON v.visit_id = e.visit_id
             WHERE v.closed_at IS NULL AND v.last_seen_at >= ? ORDER BY e.visit_id, e.seq
         """
         by_visit: dict[str, list[Event]] = {}
-        async with self.db.execute(query, (since_ms,)) as cur:
-            for event in self.read_rows("events", _event, await cur.fetchall()):
-                by_visit.setdefault(event.visit_id, []).append(event)
+        for event in self.read_rows("events", _event, await self.db.fetchall(query, (since_ms,))):
+            by_visit.setdefault(event.visit_id, []).append(event)
         return [(row, by_visit.get(row["visit_id"], [])) for row in rows]
 
     async def replay_source(
@@ -614,14 +491,13 @@ class SQLiteHistory:
         """
         earliest = since_ms - C.LEDGER_DAYS * 86_400_000
         async with self.snapshot() as db:
-            async with db.execute(query, (since_ms, until_ms)) as cur:
-                events = [_event(r) for r in await cur.fetchall()]
-            async with db.execute(
+            events = [_event(r) for r in await db.fetchall(query, (since_ms, until_ms))]
+            rows = await db.fetchall(
                 "SELECT * FROM attempts WHERE created_at >= ? AND created_at < ? "
                 "ORDER BY created_at",
                 (earliest, until_ms),
-            ) as cur:
-                attempts = [_attempt(r) for r in await cur.fetchall()]
+            )
+            attempts = [_attempt(r) for r in rows]
         return events, attempts
 
     async def visits_of_visitor(self, global_visit_id: str, limit: int) -> list[dict[str, Any]]:
@@ -630,11 +506,13 @@ class SQLiteHistory:
             SELECT v.*, (SELECT COUNT(*) FROM pages p WHERE p.visit_id = v.visit_id) AS n_pages
             FROM visits v WHERE v.global_visit_id = ? ORDER BY v.started_at DESC LIMIT ?
         """
-        async with self.db.execute(query, (global_visit_id, limit)) as cur:
-            rows = await cur.fetchall()
+        rows = await self.db.fetchall(query, (global_visit_id, limit))
         return self.read_rows(
             "visits", lambda r: {**visit_json(r), "pagesViewed": r["n_pages"]}, rows
         )
+
+
+SQLiteHistory = History  # its name before PostgreSQL: kept for code that still says it
 
 
 def _table_of(statement: str) -> str:
@@ -647,7 +525,7 @@ def _key_of(item: Visit | Event | Conversion) -> str:
     return item.visit_id if isinstance(item, Visit) else f"{item.visit_id}/{item.event_id}"
 
 
-def visit_json(r: aiosqlite.Row) -> dict[str, Any]:
+def visit_json(r: Record) -> dict[str, Any]:
     return {
         "visitID": r["visit_id"],
         "globalVisitID": r["global_visit_id"],
@@ -663,7 +541,7 @@ def visit_json(r: aiosqlite.Row) -> dict[str, Any]:
     }
 
 
-def _attempt(r: aiosqlite.Row) -> Attempt:
+def _attempt(r: Record) -> Attempt:
     return Attempt(
         attempt_id=r["attempt_id"],
         visit_id=r["visit_id"],
@@ -683,13 +561,13 @@ def _attempt(r: aiosqlite.Row) -> Attempt:
     )
 
 
-def _event(r: aiosqlite.Row) -> Event:
+def _event(r: Record) -> Event:
     return Event(r["event_id"], EventType(r["event_type"]), r["event_name"], r["visit_id"],
                  r["page_id"], r["global_visit_id"], r["timestamp"], r["server_time"], r["url"],
                  r["category"], r["language_code"], json.loads(r["data"]))  # fmt: skip
 
 
-def _page_json(r: aiosqlite.Row) -> dict[str, Any]:
+def _page_json(r: Record) -> dict[str, Any]:
     return {
         "pageID": r["page_id"],
         "url": r["url"],
@@ -702,7 +580,7 @@ def _page_json(r: aiosqlite.Row) -> dict[str, Any]:
     }
 
 
-def _event_json(r: aiosqlite.Row) -> dict[str, Any]:
+def _event_json(r: Record) -> dict[str, Any]:
     return {
         "eventType": r["event_type"],
         "eventName": r["event_name"],

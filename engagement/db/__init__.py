@@ -1,0 +1,2 @@
+"""Durable records behind one small interface: SQLite (embedded) or PostgreSQL (several
+nodes), one schema, one list of migrations, one set of queries."""

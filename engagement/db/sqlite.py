@@ -1,0 +1,102 @@
+"""The embedded database: one SQLite file, one connection, statements run as written."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sqlite3
+from collections.abc import AsyncIterator, Iterable
+from pathlib import Path
+from typing import cast
+
+import aiosqlite
+
+from .base import Args, Queries, Record, Row, Transaction
+
+
+class _Connection:
+    def __init__(self, db: aiosqlite.Connection) -> None:
+        self.db = db
+
+    async def execute(self, sql: str, args: Args = ()) -> int:
+        cursor = await self.db.execute(sql, args)
+        return cursor.rowcount
+
+    async def executemany(self, sql: str, rows: Iterable[Row]) -> None:
+        await self.db.executemany(sql, rows)
+
+    async def fetchall(self, sql: str, args: Args = ()) -> list[Record]:
+        async with self.db.execute(sql, args) as cur:
+            return cast(list[Record], list(await cur.fetchall()))
+
+    async def fetchone(self, sql: str, args: Args = ()) -> Record | None:
+        async with self.db.execute(sql, args) as cur:
+            return cast(Record | None, await cur.fetchone())
+
+    @contextlib.asynccontextmanager
+    async def savepoint(self) -> AsyncIterator[None]:
+        yield  # a failed statement undoes itself alone
+
+
+class SQLiteDatabase(_Connection):
+    dialect = "sqlite"
+    skip_locked = ""
+
+    def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
+        super().__init__(db)
+        self.where = str(path)
+        self._writing = asyncio.Lock()  # one transaction at a time on the one connection
+
+    @classmethod
+    async def open(cls, path: Path) -> SQLiteDatabase:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Fail here if the file cannot be opened: aiosqlite's thread would outlive the loop.
+        sqlite3.connect(path).close()
+        db = await aiosqlite.connect(path)
+        try:
+            db.row_factory = aiosqlite.Row
+            await db.execute("PRAGMA journal_mode=WAL")
+            await db.execute("PRAGMA synchronous=NORMAL")
+            await db.execute("PRAGMA busy_timeout=5000")  # the history and the outbox share it
+            await db.execute("PRAGMA cache_size=-32768")  # 32 MiB: hot B-tree pages stay
+        except BaseException:
+            await db.close()  # its thread would keep the process alive
+            raise
+        return cls(db, path)
+
+    async def execute(self, sql: str, args: Args = ()) -> int:
+        async with self._writing:
+            count = await super().execute(sql, args)
+            await self.db.commit()
+            return count
+
+    async def executemany(self, sql: str, rows: Iterable[Row]) -> None:
+        async with self._writing:
+            await super().executemany(sql, rows)
+            await self.db.commit()
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Transaction]:
+        async with self._writing:
+            try:
+                yield _Connection(self.db)
+                await self.db.commit()
+            except BaseException:
+                await self.db.rollback()
+                raise
+
+    @contextlib.asynccontextmanager
+    async def snapshot(self) -> AsyncIterator[Queries]:
+        yield self  # one connection: its reads see one state unless a writer holds it
+
+    async def execute_script(self, script: str) -> None:
+        async with self._writing:
+            try:
+                await self.db.executescript(f"BEGIN IMMEDIATE;\n{script}\nCOMMIT;")
+            except BaseException:
+                if self.db.in_transaction:
+                    await self.db.rollback()
+                raise
+
+    async def close(self) -> None:
+        await self.db.close()
