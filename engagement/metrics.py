@@ -144,6 +144,11 @@ def _caps(registry: VisitRegistry, hub: LocalHub) -> Iterator[Metric]:
         caps.categories_dropped,
     )
     yield _counter(
+        "engagement_user_info_dropped",
+        "UserInfo/SignIn fields not merged past a visit's cap (keys or bytes)",
+        caps.user_info_dropped,
+    )
+    yield _counter(
         "engagement_streams_dropped",
         "Oldest push streams closed at a visit's cap",
         hub.streams_dropped_total,

@@ -124,3 +124,45 @@ async def test_an_evicted_visit_is_written_closed(
     assert client.app[HISTORY].pending == 0
     metrics = await (await client.get(client.app.router["metrics"].url_for())).text()
     assert sample(metrics, "engagement_visits_evicted_total") == 1
+
+
+async def test_user_info_merged_across_events_stays_within_its_key_cap(
+    client: Client, factory: Factory
+):
+    await post_events(client, factory.start())
+    first = {f"a{i}": i for i in range(60)}
+    second = {"a0": "updated", **{f"b{i}": i for i in range(60)}}
+
+    await post_events(client, [factory.event("UserInfo", first)])
+    await post_events(client, [factory.event("SignIn", second)])
+
+    r = await client.get(client.app.router["visit"].url_for(visitID=factory.visit_id), headers=AUTH)
+    assert r.status == 200, await r.text()
+    kept = {**first, "a0": "updated", **{f"b{i}": i for i in range(40)}}  # 100 keys
+    assert (await r.json())["userInfo"] == kept
+    metrics = await (await client.get(client.app.router["metrics"].url_for())).text()
+    assert sample(metrics, "engagement_user_info_dropped_total") == 20
+
+
+async def test_user_info_merged_across_events_stays_within_its_byte_cap(
+    client: Client, factory: Factory
+):
+    await post_events(client, factory.start())
+    events = [
+        factory.event("UserInfo", {"note": "x" * 10_000}),
+        factory.event("UserInfo", {"more": "y" * 10_000}),  # 20 KB together: not merged
+        factory.event("UserInfo", {"note": "z" * 20, "firstName": "Ada"}),
+        factory.event("UserInfo", {"more": "w" * 10_000}),  # fits now that note is small
+    ]
+
+    await post_events(client, events)
+
+    r = await client.get(client.app.router["visit"].url_for(visitID=factory.visit_id), headers=AUTH)
+    assert r.status == 200, await r.text()
+    assert (await r.json())["userInfo"] == {
+        "note": "z" * 20,
+        "firstName": "Ada",
+        "more": "w" * 10_000,
+    }
+    metrics = await (await client.get(client.app.router["metrics"].url_for())).text()
+    assert sample(metrics, "engagement_user_info_dropped_total") == 1

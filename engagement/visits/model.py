@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +23,7 @@ class VisitCaps:
     pages_dropped: int = 0
     events_dropped: int = 0
     categories_dropped: int = 0
+    user_info_dropped: int = 0  # UserInfo/SignIn fields not merged: past the keys or bytes cap
 
 
 DEFAULT_CAPS = VisitCaps()
@@ -380,14 +382,37 @@ def _focus_changed(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> N
     page.set_focus(bool(event.data.get("focused")), event.server_time)
 
 
+def merge_user_info(current: JSONDict, new: JSONDict, caps: VisitCaps) -> JSONDict:
+    """``current`` updated with ``new`` within ``MAX_USER_INFO_KEYS`` keys and
+    ``MAX_USER_INFO_BYTES`` bytes of JSON (each event is bounded, but not their sum): a field
+    past either cap is not merged, the fields already known are kept, and it is counted."""
+    merged = dict(current)
+    size = sum(_field_bytes(k, v) for k, v in merged.items())
+    for key, value in new.items():
+        added = _field_bytes(key, value)
+        known = key in merged
+        grown = size + added - (_field_bytes(key, merged[key]) if known else 0)
+        if grown > C.MAX_USER_INFO_BYTES or (not known and len(merged) >= C.MAX_USER_INFO_KEYS):
+            caps.user_info_dropped += 1
+            continue
+        merged[key], size = value, grown
+    return merged
+
+
+def _field_bytes(key: str, value: Any) -> int:
+    """One field's share of the merged JSON object (``"key":value,``)."""
+    text = json.dumps({key: value}, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode()) - 1
+
+
 def _user_info(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
-    visit.user_info = {**visit.user_info, **event.data}
+    visit.user_info = merge_user_info(visit.user_info, event.data, caps)
     if visit.identity is Identity.ANONYMOUS:
         visit.identity = Identity.RECOGNIZED
 
 
 def _sign_in(visit: Visit, page: Page, event: Event, caps: VisitCaps) -> None:
-    visit.user_info = {**visit.user_info, **event.data}
+    visit.user_info = merge_user_info(visit.user_info, event.data, caps)
     visit.identity = Identity.AUTHENTICATED
 
 
