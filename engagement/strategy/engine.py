@@ -200,15 +200,15 @@ def blocked_by_limits(
     for a in history:
         declined = a.at(State.DECLINED)
         mine = limits.decline_silences == "visitor" or a.strategy == s.name
-        if declined is not None and declined >= decline_since and mine:
+        if declined is not None and declined > decline_since and mine:
             return "cooldown_after_decline"
         if a.media == "chat":
             ended = a.at(State.COMPLETED) or a.at(State.LAUNCHED)
-            if ended is not None and ended >= chat_since:
+            if ended is not None and ended > chat_since:
                 return "cooldown_after_chat"
         elif a.media == "callback":
             taken = a.at(State.COMPLETED)  # GMS took the callback
-            if taken is not None and taken >= callback_since:
+            if taken is not None and taken > callback_since:
                 return "cooldown_after_callback"
     return None
 
