@@ -13,7 +13,9 @@ from aiohttp import web
 
 from . import constants as C
 from .api.auth import API_KEYS, BASIC_USERS, KEY_HOLDERS
+from .api.chat_session import CHAT_SESSIONS
 from .api.errors import error_middleware
+from .api.linking import LINKS
 from .api.openapi import build_openapi
 from .api.origins import OriginPolicy
 from .api.routes import ROUTES, setup_routes
@@ -41,6 +43,7 @@ from .api.state import (
     TRACKER,
 )
 from .api.throttling import GUARD, Guard
+from .api.visitors import RIGHTS
 from .attempts import Attempt
 from .audit import AuditLog
 from .availability import AvailabilityBoard
@@ -64,6 +67,10 @@ from .notifications.journal import MessageJournal, recent_messages
 from .notifications.service import Notifier
 from .pacing.counters import LocalCounters
 from .pacing.pacer import PACED, Pacer
+from .privacy.chat_sessions import ChatSessions
+from .privacy.fields import FieldFilter
+from .privacy.links import LinkTokens, link_key
+from .privacy.rights import VisitorRights
 from .roles import Principal
 from .scheduler import jobs, start_scheduler
 from .settings import Settings
@@ -137,6 +144,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     identities = IdentityBook(registry)  # SignIn/UserInfo/SignOut -> durable identities
     history.sources.append(identities)
     ingestor = app[INGESTOR] = Ingestor(registry, identities)
+    if settings.user_info_fields is not None:
+        ingestor.fields = FieldFilter(settings.user_info_fields)
     app[GWE_HISTORY] = GweHistory(history)
     availability = app[AVAILABILITY] = AvailabilityBoard(
         settings.availability_stale_after_s, settings.availability_when_stale
@@ -185,6 +194,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         ingestor.shared = shared
         lifecycle.claims = RedisClaims(link, now_ms)
         app[DUES] = SharedDues(link, shared, lifecycle)
+    _visitor_privacy(app, settings)
     library = app[LIBRARY] = StrategyLibrary(settings.strategies_dir, settings.invites_dir)
 
     def use_strategies(current: StrategySet) -> None:
@@ -201,6 +211,19 @@ def create_app(settings: Settings | None = None) -> web.Application:
     app.cleanup_ctx.append(_engine)
     app.on_shutdown.append(_close_streams)
     return app
+
+
+def _visitor_privacy(app: web.Application, settings: Settings) -> None:
+    """A visitor's rights (export, erasure), link tokens and chat sessions (docs/privacy.md)."""
+    history = app[HISTORY]
+    keys: list[bytes] = app[API_KEYS]
+    links = app[LINKS] = LinkTokens(link_key(keys), settings.link_token_ttl_s)
+    history.sources.append(chat_sessions := ChatSessions(history))
+    app[CHAT_SESSIONS] = chat_sessions
+    app[RIGHTS] = VisitorRights(
+        history, app[REGISTRY], app[LIFECYCLE], app[HUB], app[INGESTOR], app[GUARD].limiter,
+        links, settings.visit_timeout_s,
+    )  # fmt: skip
 
 
 def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, object]:

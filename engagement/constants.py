@@ -65,3 +65,5 @@ PACED_WAIT_S = 120  # a paced visitor waits in line this long; most have left th
 ACCEPTED_EXPIRATION_S = 120  # accepted, never launched (tab closed, Widgets absent): failed
 CHAT_MAX_DURATION_S = 3600  # a launched chat with no news of its end for this long: completed
 GMS_TIMEOUT_S = 10  # a GMS request not answered by then is retried (never while in flight)
+LINK_TOKEN_TTL_S = 120  # a link is followed within seconds; a token in a saved URL soon dies
+CHAT_SESSION_MAX_BYTES = 16 * 1024  # Widgets' session data is a few IDs and flags

@@ -59,6 +59,15 @@ class EngineCollector(Collector):
         yield _counter(
             "engagement_event_duplicates", "Events dropped as duplicates", ingestor.duplicates_total
         )
+        fields = ingestor.fields
+        yield _counter(
+            "engagement_user_info_fields_dropped", "UserInfo/SignIn fields not in user_info_fields",
+            fields.dropped_total if fields is not None else 0,
+        )  # fmt: skip
+        yield _counter(
+            "engagement_erased_events_dropped", "Events of erased visits, dropped",
+            ingestor.erased_dropped_total,
+        )  # fmt: skip
         attempts = CounterMetricFamily(
             "engagement_attempts", "Engagement attempts that reached a state", labels=["state"]
         )

@@ -10,7 +10,15 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -281,6 +289,31 @@ class Settings(BaseSettings):
         description="with redis_url and no database_url: this is the only node, so its "
         "SQLite history is whole (otherwise refused at start)",
     )
+    user_info_fields: list[str] | None = Field(
+        None,
+        description="the only UserInfo/SignIn fields kept (the others are dropped at ingest, "
+        "counted); none: every field",
+    )
+    first_party_cookie: bool = Field(
+        False,
+        description="the engine, served under the site's own domain, keeps the globalVisitID "
+        "in an HttpOnly cookie it sets itself (POST /visitor-id; docs/privacy.md)",
+    )
+    first_party_cookie_domain: str | None = Field(
+        None, description="that cookie's Domain (e.g. shop.com); none: the engine's host only"
+    )
+    linked_domains: list[str] = Field(
+        default_factory=list,
+        description="the company's own registrable domains (e.g. shop.com, shop-pay.com) a "
+        "visit follows links and forms to, by a signed single-use token",
+    )
+    link_token_ttl_s: float = Field(
+        C.LINK_TOKEN_TTL_S, gt=0, le=3600, description="a link token lasts this long"
+    )
+    chat_session_max_bytes: int = Field(
+        C.CHAT_SESSION_MAX_BYTES, ge=256, le=C.MAX_BODY_BYTES,
+        description="Widgets' async chat session data kept per visitor, at most",
+    )  # fmt: skip
     demo: bool = Field(True, description="Serve the demo site at /demo/")
     log_format: str = Field("text", pattern="^(text|json)$")
     log_level: str = "INFO"
@@ -293,6 +326,27 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"https?://[A-Za-z0-9*.-]+(:(\d{1,5}|\*))?", origin):
                 raise ValueError(f"{origin!r} is not an origin like 'https://crm.example.com'")
         return value
+
+    @field_validator("linked_domains")
+    @classmethod
+    def _plain_domains(cls, value: list[str]) -> list[str]:
+        for domain in value:
+            if not re.fullmatch(r"[a-z0-9-]+(\.[a-z0-9-]+)*", domain):
+                raise ValueError(f"{domain!r} is not a lower-case domain like 'shop.com'")
+        return value
+
+    @model_validator(mode="after")
+    def _attached_fields_are_kept(self) -> Settings:
+        kept = self.user_info_fields
+        if kept is None:
+            return self
+        for field in self.user_data.attach:
+            event, _, name = field.partition(".")
+            if event in ("UserInfo", "SignIn") and name not in kept:
+                raise ValueError(
+                    f"user_data.attach names {field} but user_info_fields does not keep {name!r}"
+                )
+        return self
 
     @field_validator("allowed_origins")
     @classmethod

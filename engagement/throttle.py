@@ -13,9 +13,9 @@ table fills, then the oldest go (an attacker flooding keys meets the overall lim
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from .cluster.redis import RedisLink, shared_key
 
@@ -59,6 +59,15 @@ class RateLimiter(Protocol):
     async def acquire(self, limits: Sequence[tuple[str, Rate]], now_s: float) -> Refusal | None:
         """Count one request against every ``(key, rate)``, or none of them if one refuses."""
         ...
+
+
+@runtime_checkable
+class ForgetsKeys(Protocol):
+    """A limiter that can show and drop one visitor's counts (a visitor's rights)."""
+
+    async def forget(self, keys: Iterable[str]) -> int: ...
+
+    async def counted(self, keys: Iterable[str]) -> list[str]: ...
 
 
 class FailureLock(Protocol):
@@ -108,6 +117,14 @@ class MemoryRateLimiter:
             self._tat.pop(key, None)  # re-inserted last: dict order is least recently used
             self._tat[key] = new_tat
         return None
+
+    async def forget(self, keys: Iterable[str]) -> int:
+        """A visitor's erasure: their counts (keys such as ``callback_visitor:<id>``) go."""
+        return sum(self._tat.pop(key, None) is not None for key in keys)
+
+    async def counted(self, keys: Iterable[str]) -> list[str]:
+        """Which of ``keys`` are counted now (a visitor's export)."""
+        return [key for key in keys if key in self._tat]
 
 
 @dataclass(slots=True)

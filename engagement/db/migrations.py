@@ -179,11 +179,23 @@ ALTER TABLE callbacks ADD COLUMN claimed_by TEXT NOT NULL DEFAULT '';
 ALTER TABLE callbacks ADD COLUMN claimed_until INTEGER NOT NULL DEFAULT 0;
 """
 
+# Widgets' async chat session per visitor (engagement/privacy/chat_sessions.py).
+CHAT_SESSIONS = """
+CREATE TABLE IF NOT EXISTS chat_sessions (
+    global_visit_id TEXT PRIMARY KEY,
+    visit_id TEXT NOT NULL,
+    key_hash TEXT NOT NULL,
+    data TEXT NOT NULL,
+    updated_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chat_sessions_updated ON chat_sessions (updated_at);
+"""
 MIGRATIONS = (
     Migration(1, "visit history", HISTORY),
     Migration(2, "experiment variants of attempts", VARIANTS),
     Migration(3, "conversions, identities, push messages, audit, callbacks", RECORDS),
     Migration(4, "callback claims", CALLBACK_CLAIMS),
+    Migration(5, "chat sessions", CHAT_SESSIONS),
 )
 # SQLite files from before migrations carry PRAGMA user_version: what it says was applied.
 LEGACY_VERSIONS = {2: 1, 3: 2}

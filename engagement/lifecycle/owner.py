@@ -14,7 +14,7 @@ import heapq
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Collection, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -480,6 +480,25 @@ class Lifecycle:
         for attempt_id, attempt in list(self.by_id.items()):
             if not attempt.live and attempt.transitions[-1][1] < stale_before:
                 del self.by_id[attempt_id]
+
+    def forget_visitor(self, visit_ids: Collection[str], global_visit_ids: Collection[str]) -> int:
+        """A visitor's erasure: their live attempts end (``cancelled``, reason ``erased``: an
+        open invitation closes), then none of their attempts stays in memory (limits,
+        cool-downs, goal windows, timers). How many attempts were forgotten."""
+        now = self.clock()
+        mine = [
+            a for a in self.by_id.values()
+            if a.visit_id in visit_ids or a.global_visit_id in global_visit_ids
+        ]  # fmt: skip
+        for attempt in mine:
+            if attempt.live and attempt.can_move(State.CANCELLED):
+                self._move(attempt, State.CANCELLED, now, "erased")
+            del self.by_id[attempt.attempt_id]
+            self._deadline_of.pop(attempt.attempt_id, None)
+        for gvid in {*global_visit_ids, *(a.global_visit_id for a in mine)}:
+            self.engine.ledger.by_visitor.pop(gvid, None)
+            self.goals.by_visitor.pop(gvid, None)
+        return len(mine)
 
     # -- the one place a state changes --
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
+from ..privacy.fields import FieldFilter
 from ..visits.model import Event, EventType
 from ..visits.registry import VisitRegistry
 from .models import EventIn
@@ -34,9 +35,19 @@ class Ingestor:
         self.registry = registry
         self.identities = identities
         self.categorize: Callable[[str, str], list[str]] | None = None
+        self.fields: FieldFilter | None = None  # the allow-list of UserInfo/SignIn fields
+        self.erased: dict[str, int] = {}  # visitID -> until (ms): erased, its events dropped
         self.accepted_total = 0
         self.duplicates_total = 0
         self.shared: SharedLog | None = None  # set when redis_url is
+        self.erased_dropped_total = 0
+
+    def refuse_visits(self, visit_ids: Iterable[str], until_ms: int) -> None:
+        """A visitor's erasure: events of these visits are dropped until ``until_ms``, so that
+        a tab still open does not bring the erased visit back."""
+        now = now_ms()
+        self.erased = {v: t for v, t in self.erased.items() if t > now}
+        self.erased.update(dict.fromkeys(visit_ids, until_ms))
 
     def ingest(self, batch: Sequence[EventIn]) -> tuple[list[Event], int]:
         """Stamp server time, drop duplicates, update visits; returns the new events (for the
@@ -55,6 +66,11 @@ class Ingestor:
     def build(self, batch: Sequence[EventIn]) -> list[Event]:
         """The batch's events, stamped with the server time and their pages' categories."""
         server_time = now_ms()
+        if self.erased:
+            erased = self.erased
+            kept = [e for e in batch if erased.get(e.visitID, 0) <= server_time]
+            self.erased_dropped_total += len(batch) - len(kept)
+            batch = kept
         events = [
             Event(
                 event_id=e.eventID,
@@ -74,6 +90,11 @@ class Ingestor:
         ]
         if self.categorize is not None:
             self._stamp_categories(events, self.categorize)
+        if self.fields is not None:
+            keep = self.fields.keep
+            for event in events:
+                if event.event_type is EventType.SYSTEM:
+                    event.data = keep(event.event_name, event.data)
         return events
 
     def _stamp_categories(

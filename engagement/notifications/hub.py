@@ -177,6 +177,20 @@ class LocalHub:
         box = self._boxes.get(visit_id)
         return box is not None and any(s.page_id == page_id for s in box.streams)
 
+    def buffered(self, visit_id: str) -> list[Message]:
+        """The messages held for the visit's pages (a visitor's export)."""
+        box = self._boxes.get(visit_id)
+        return list(box.buffer) if box is not None else []
+
+    def forget(self, visit_id: str) -> int:
+        """A visitor's erasure: the visit's streams end and its buffer goes; streams closed."""
+        box = self._boxes.pop(visit_id, None)
+        if box is None:
+            return 0
+        for stream in box.streams:
+            stream.close()
+        return len(box.streams)
+
     def close_all(self) -> None:
         for box in self._boxes.values():
             for stream in box.streams:

@@ -10,7 +10,7 @@ import logging
 import re
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -409,6 +409,39 @@ class History:
             await tx.execute("DELETE FROM conversions WHERE at < ?", (before_ms,))
             return await tx.execute("DELETE FROM visits WHERE last_seen_at < ?", (before_ms,))
 
+    # -- a visitor's rights: export and erasure (plain SQL, PostgreSQL's too) --
+
+    async def rows_where(
+        self, keys: Mapping[str, tuple[str, Sequence[str]]]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Per table, the rows whose ``column`` holds one of ``values`` (what is queued is
+        written first), as plain dicts, read in one state."""
+        found: dict[str, list[dict[str, Any]]] = {}
+        async with self.snapshot() as db:
+            for table, (column, values) in keys.items():
+                rows = found[table] = []
+                for chunk in _chunks(values):
+                    marks = ", ".join("?" * len(chunk))
+                    sql = f"SELECT * FROM {table} WHERE {column} IN ({marks})"
+                    rows += [
+                        dict(zip(r.keys(), r, strict=True)) for r in await db.fetchall(sql, chunk)
+                    ]
+        return found
+
+    async def delete_where(self, keys: Mapping[str, tuple[str, Sequence[str]]]) -> dict[str, int]:
+        """Delete, in one transaction, per table the rows whose ``column`` holds one of
+        ``values``; what is queued is written first, so none of it comes back after."""
+        await self.flush()
+        deleted: dict[str, int] = {}
+        async with self._lock, self.db.transaction() as tx:
+            for table, (column, values) in keys.items():
+                deleted[table] = 0
+                for chunk in _chunks(values):
+                    marks = ", ".join("?" * len(chunk))
+                    sql = f"DELETE FROM {table} WHERE {column} IN ({marks})"
+                    deleted[table] += await tx.execute(sql, chunk)
+        return deleted
+
     # -- reads (agents' tools; they see everything recorded so far) --
 
     async def catch_up(self) -> None:
@@ -513,6 +546,13 @@ class History:
 
 
 SQLiteHistory = History  # its name before PostgreSQL: kept for code that still says it
+
+
+def _chunks(values: Sequence[str], size: int = 500) -> Iterator[list[str]]:
+    """``IN`` lists of at most ``size`` parameters (every database has a limit)."""
+    unique = list(dict.fromkeys(values))
+    for start in range(0, len(unique), size):
+        yield unique[start : start + size]
 
 
 def _table_of(statement: str) -> str:

@@ -1,0 +1,224 @@
+"""A visitor's rights: everything the engine holds about them, exported or erased.
+
+A visitor is named by a globalVisitID (one browser) or an identityId (a person who signed in
+or said who they are, on any browser). By identity, the visitor is every browser that
+identity used: its visits, then every visit of those browsers (the anonymous ones before the
+sign-in too). An identity row goes with the visits when nothing else links to it.
+
+Stored rows are read and deleted through two store methods (``rows_where`` and
+``delete_where``, plain SQL that PostgreSQL runs too); live state goes through one small
+method per in-memory part (the registry, the attempts' owner, the push hub, the limiter, the
+link tokens). Erasure is complete on this node when the call returns.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..lifecycle.owner import Lifecycle
+from ..monitoring.ingest import Ingestor, now_ms
+from ..notifications.hub import LocalHub
+from ..throttle import ForgetsKeys, RateLimiter
+from ..visits.registry import VisitRegistry
+from .links import LinkTokens
+
+log = logging.getLogger(__name__)
+
+# Every table holding a visitor's data, and the column naming them.
+BY_VISIT = ("visits", "pages", "events", "attempts", "conversions", "identity_visits",
+            "push_messages", "callbacks")  # fmt: skip
+BY_VISITOR = ("chat_sessions",)  # by globalVisitID
+BY_IDENTITY = ("identities",)
+TABLES = BY_VISIT + BY_VISITOR + BY_IDENTITY
+# Limits that count a visitor (api.throttling): keyed by globalVisitID (or visitID).
+VISITOR_LIMITS = ("callback_visitor", "chat_visitor")
+Keys = Mapping[str, tuple[str, Sequence[str]]]
+
+
+class VisitorRecords(Protocol):
+    """What a store offers for a visitor's rights (SQLite here, PostgreSQL alike)."""
+
+    async def rows_where(self, keys: Keys) -> dict[str, list[dict[str, Any]]]: ...
+
+    async def delete_where(self, keys: Keys) -> dict[str, int]: ...
+
+
+@dataclass(slots=True)
+class Subject:
+    """Who a request is about, resolved to every key the stores use."""
+
+    global_visit_ids: list[str] = field(default_factory=list)
+    visit_ids: list[str] = field(default_factory=list)
+    identity_ids: list[str] = field(default_factory=list)
+
+    def keys(self) -> dict[str, tuple[str, Sequence[str]]]:
+        keys: dict[str, tuple[str, Sequence[str]]] = {
+            t: ("visit_id", self.visit_ids) for t in BY_VISIT
+        }
+        keys |= {t: ("global_visit_id", self.global_visit_ids) for t in BY_VISITOR}
+        keys |= {t: ("identity_id", self.identity_ids) for t in BY_IDENTITY}
+        return keys
+
+    def as_json(self) -> dict[str, list[str]]:
+        return {"globalVisitIDs": self.global_visit_ids, "visitIDs": self.visit_ids,
+                "identityIds": self.identity_ids}  # fmt: skip
+
+    @property
+    def empty(self) -> bool:
+        return not (self.global_visit_ids or self.visit_ids or self.identity_ids)
+
+
+def _column(rows: Iterable[dict[str, Any]], name: str) -> list[str]:
+    return list(dict.fromkeys(str(r[name]) for r in rows))
+
+
+def _readable(row: dict[str, Any]) -> dict[str, Any]:
+    """A stored row as JSON: JSON text decoded, bytes as text."""
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if isinstance(value, bytes | bytearray | memoryview):
+            value = bytes(value).decode("utf-8", "replace")
+        if isinstance(value, str) and value[:1] in ("{", "["):
+            with contextlib.suppress(ValueError):
+                value = json.loads(value)
+        out[key] = value
+    return out
+
+
+class VisitorRights:
+    def __init__(
+        self,
+        records: VisitorRecords,
+        registry: VisitRegistry,
+        lifecycle: Lifecycle,
+        hub: LocalHub,
+        ingestor: Ingestor,
+        limiter: RateLimiter,
+        links: LinkTokens,
+        refuse_for_s: float,
+    ) -> None:
+        self.records = records
+        self.registry = registry
+        self.lifecycle = lifecycle
+        self.hub = hub
+        self.ingestor = ingestor
+        self.limiter = limiter
+        self.links = links
+        self.refuse_for_ms = int(refuse_for_s * 1000)  # a tab still open keeps sending a while
+
+    async def find(
+        self, global_visit_ids: Sequence[str] = (), identity_ids: Sequence[str] = ()
+    ) -> Subject:
+        """Every visit, browser and identity the request reaches (see the module's doc)."""
+        identities = list(dict.fromkeys(identity_ids))
+        gvids = list(dict.fromkeys(global_visit_ids))
+        if identities:
+            found = await self.records.rows_where({"identity_visits": ("identity_id", identities)})
+            gvids += [g for g in _column(found["identity_visits"], "global_visit_id")
+                      if g not in gvids]  # fmt: skip
+        visits = await self.records.rows_where({"visits": ("global_visit_id", gvids)})
+        visit_ids = _column(visits["visits"], "visit_id")
+        visit_ids += [v.visit_id for v in self.registry if v.global_visit_id in gvids]
+        if identities:
+            linked = await self.records.rows_where({"identity_visits": ("identity_id", identities)})
+            visit_ids += _column(linked["identity_visits"], "visit_id")
+        visit_ids = list(dict.fromkeys(visit_ids))
+        identities += [i for i in await self._orphaned(visit_ids) if i not in identities]
+        return Subject(gvids, visit_ids, identities)
+
+    async def _orphaned(self, visit_ids: list[str]) -> list[str]:
+        """Identities linked to these visits and to no other visit."""
+        linked = await self.records.rows_where({"identity_visits": ("visit_id", visit_ids)})
+        ids = _column(linked["identity_visits"], "identity_id")
+        every = await self.records.rows_where({"identity_visits": ("identity_id", ids)})
+        mine = set(visit_ids)
+        others = {r["identity_id"] for r in every["identity_visits"] if r["visit_id"] not in mine}
+        return [i for i in ids if i not in others]
+
+    def _limit_keys(self, subject: Subject, numbers: Iterable[str]) -> list[str]:
+        people = subject.global_visit_ids + subject.visit_ids
+        keys = [f"{limit}:{p}" for limit in VISITOR_LIMITS for p in people]
+        return keys + [f"callback_number:{n}" for n in numbers]
+
+    async def export(self, subject: Subject) -> dict[str, Any]:
+        """Everything held about the subject: stored rows per table, and live state."""
+        stored = await self.records.rows_where(subject.keys())
+        numbers = _numbers(stored.get("callbacks", []))
+        live = [v for v in (self.registry.get(i) for i in subject.visit_ids) if v is not None]
+        now = now_ms()
+        counted: list[str] = []
+        if isinstance(self.limiter, ForgetsKeys):
+            counted = await self.limiter.counted(self._limit_keys(subject, numbers))
+        mine = set(subject.visit_ids)
+        return {
+            "subject": subject.as_json(),
+            "exportedAt": now,
+            "stored": {t: [_readable(r) for r in rows] for t, rows in stored.items()},
+            "live": {
+                "visits": [
+                    {**v.summary(now), "userInfo": v.user_info,
+                     "heldBack": [list(h) for h in v.held_back or []]}
+                    for v in live
+                ],
+                "attempts": [
+                    a.as_json() for a in self.lifecycle.by_id.values() if a.visit_id in mine
+                ],
+                "pushBuffers": {
+                    visit_id: [{"id": m.id, "pageID": m.page_id, "channel": m.channel,
+                                "data": m.data, "createdAt": m.created_ms}
+                               for m in self.hub.buffered(visit_id)]
+                    for visit_id in subject.visit_ids if self.hub.buffered(visit_id)
+                },
+                "counters": counted,
+                "linkTokens": self.links.of_visits(subject.visit_ids),
+            },
+        }  # fmt: skip
+
+    async def erase(self, subject: Subject) -> dict[str, Any]:
+        """Delete everything held about the subject, live state first (so nothing is queued
+        again), then every stored row; what was removed, counted."""
+        started = now_ms()
+        self.ingestor.refuse_visits(subject.visit_ids, started + self.refuse_for_ms)
+        live = [v for v in subject.visit_ids if self.registry.get(v) is not None]
+        for visit_id in live:
+            self.registry.forget(visit_id)
+        visits = len(live)
+        attempts = self.lifecycle.forget_visitor(subject.visit_ids, subject.global_visit_ids)
+        streams = sum(self.hub.forget(v) for v in subject.visit_ids)
+        tokens = self.links.forget_visits(subject.visit_ids)
+        callbacks = await self.records.rows_where({"callbacks": ("visit_id", subject.visit_ids)})
+        counters = 0
+        if isinstance(self.limiter, ForgetsKeys):
+            keys = self._limit_keys(subject, _numbers(callbacks["callbacks"]))
+            counters = await self.limiter.forget(keys)
+        deleted = await self.records.delete_where(subject.keys())
+        done = now_ms()
+        log.info(
+            "erased visitor: %d visits, %d rows, %d live visits in %d ms",
+            len(subject.visit_ids), sum(deleted.values()), visits, done - started,
+        )  # fmt: skip
+        return {
+            "subject": subject.as_json(),
+            "deleted": deleted,
+            "live": {"visits": visits, "attempts": attempts, "streams": streams,
+                     "counters": counters, "linkTokens": tokens},
+            "completedAt": done,
+        }  # fmt: skip
+
+
+def _numbers(callbacks: Iterable[dict[str, Any]]) -> list[str]:
+    """The phone numbers of the visitor's callback requests (a limit counts per number)."""
+    numbers = []
+    for row in callbacks:
+        try:
+            number = json.loads(row["form"]).get("_customer_number")
+        except (ValueError, AttributeError, KeyError, TypeError):
+            continue
+        if isinstance(number, str):
+            numbers.append(number)
+    return numbers
