@@ -7,6 +7,7 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import pytest
 from aiohttp.test_utils import TestClient
 
@@ -241,3 +242,46 @@ def test_an_attached_field_the_allow_list_drops_is_a_settings_error(tmp_path):
     with pytest.raises(ValueError, match=r"user_data.attach names UserInfo.phone"):
         Settings(data_dir=tmp_path, user_info_fields=["email"],
                  user_data={"attach": ["UserInfo.phone"]})  # fmt: skip
+
+
+async def every_postgres_row(database_url: str) -> dict[str, list[tuple[Any, ...]]]:
+    conn = await asyncpg.connect(database_url)
+    try:
+        tables = await conn.fetch(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = current_schema()"
+        )
+        return {
+            t["table_name"]: [
+                tuple(r) for r in await conn.fetch(f'SELECT * FROM "{t["table_name"]}"')
+            ]
+            for t in tables
+        }
+    finally:
+        await conn.close()
+
+
+async def test_erasure_leaves_no_row_on_postgresql(
+    aiohttp_client: ClientFactory, settings: Settings, database_url: str
+):
+    client = await aiohttp_client(create_app(settings.model_copy(
+        update={"database_url": database_url})))  # fmt: skip
+    factory = Factory()
+    await full_visitor(client, factory)
+    needles = (factory.global_visit_id, factory.visit_id, "ada@example.com", "+33123456789")
+    before = await every_postgres_row(database_url)
+    holding = {t for t, rows in before.items() if any(n in repr(r) for r in rows for n in needles)}
+    assert holding >= {
+        "visits", "pages", "events", "attempts", "conversions", "identities", "identity_visits",
+        "push_messages", "callbacks",
+    }  # fmt: skip
+
+    r = await client.delete(
+        url(client, "visitor-erase", globalVisitID=factory.global_visit_id), headers=AUTH
+    )
+
+    assert r.status == 200, await r.text()
+    await client.app[HISTORY].flush()
+    after = await every_postgres_row(database_url)
+    left = [f"{t}: {r!r}" for t, rows in after.items() if t != "audit" for r in rows
+            if any(n in repr(r) for n in needles)]  # fmt: skip
+    assert left == []
