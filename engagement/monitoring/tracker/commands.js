@@ -1,46 +1,78 @@
 /* commands: the queue. _gt.push([name, ...args]) runs COMMANDS[name](...args); commands pushed
  * before the script loaded run in their order once it starts ('config' ones first, so the
  * first page's events carry them). An unknown command warns once and breaks nothing. */
-function options(o) { // GWE 8.1 options: {data: {...}} or the key/value pairs themselves
+/* global bus, curRef, ensureVisit, enterPage, ids, send, setLanguage, warn */
+/* exported run, runQueued */
+function options(o) {
+  // GWE 8.1 options: {data: {...}} or the key/value pairs themselves
   if (!o || typeof o !== 'object') return {};
   if (o.data && typeof o.data === 'object') return o.data;
   var r = {};
-  Object.keys(o).forEach(function (k) { if (k !== 'eventName') r[k] = o[k]; });
+  Object.keys(o).forEach(function (k) {
+    if (k !== 'eventName') r[k] = o[k];
+  });
   return r;
 }
-function legacy(name) { return function (o) { send(name, options(o), 'SYSTEM'); }; }
+function legacy(name) {
+  return function (o) {
+    send(name, options(o), 'SYSTEM');
+  };
+}
 var COMMANDS = {
   event: function (name, o) {
     // 8.5: ['event', 'Name', {data: {...}}]; 8.1: ['event', {eventName: 'Name', data | pairs...}]
-    if (name && typeof name === 'object') return COMMANDS.event(name.eventName, {data: options(name)});
+    if (name && typeof name === 'object')
+      return COMMANDS.event(name.eventName, {data: options(name)});
     if (typeof name !== 'string' || !name) return warn('event needs a name');
     send(name, (o || {}).data);
   },
   getIDs: function (cb) {
     if (ensureVisit()) enterPage(curRef);
     if (typeof cb === 'function') {
-      try { cb(ids()); } catch (e) { try { console.error(e); } catch (x) { /* nothing */ } }
+      try {
+        cb(ids());
+      } catch (e) {
+        try {
+          console.error(e);
+        } catch (x) {
+          /* nothing */
+        }
+      }
     }
   },
-  config: function (o) { if (o && typeof o.languageCode === 'string') lang = o.languageCode.slice(0, CFG.maxLanguageChars); },
+  config: function (o) {
+    if (o && typeof o.languageCode === 'string') setLanguage(o.languageCode);
+  },
   sendUserInfo: legacy('UserInfo'), // GWE 8.1 system-event commands
   sendSignIn: legacy('SignIn'),
   sendSignOut: legacy('SignOut'),
-  subscribe: function (name, fn) { bus.subscribe(name, fn); },
-  publish: function (name, data) { bus.publish(name, data); }
+  subscribe: function (name, fn) {
+    bus.subscribe(name, fn);
+  },
+  publish: function (name, data) {
+    bus.publish(name, data);
+  }
 };
 var warned = {};
 function run(cmd) {
   try {
-    var c = cmd && cmd[0], fn = typeof c === 'string' && COMMANDS.hasOwnProperty(c) && COMMANDS[c];
+    var c = cmd && cmd[0],
+      fn = typeof c === 'string' && {}.hasOwnProperty.call(COMMANDS, c) && COMMANDS[c];
     if (fn) fn.apply(null, [].slice.call(cmd, 1));
     else if (!warned[c]) {
       warned[c] = 1;
       warn('unknown command', c);
     }
-  } catch (e) { warn(e); }
+  } catch (e) {
+    warn(e);
+  }
 }
-function isConfig(c) { return !!c && c[0] === 'config'; }
-function runQueued(queued, configs) { // configs: true for the 'config' commands, false for the rest
-  [].slice.call(queued || []).forEach(function (c) { if (isConfig(c) === configs) run(c); });
+function isConfig(c) {
+  return !!c && c[0] === 'config';
+}
+function runQueued(queued, configs) {
+  // configs: true for the 'config' commands, false for the rest
+  [].slice.call(queued || []).forEach(function (c) {
+    if (isConfig(c) === configs) run(c);
+  });
 }

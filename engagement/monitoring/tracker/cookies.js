@@ -1,8 +1,12 @@
 /* cookies: only random IDs and a time. <prefix>visit (session cookie: visitID.lastSeen),
  * <prefix>gvid (globalVisitID, CFG.gvidCookieMaxAgeS), scoped to the parent domain so that
  * www.site.com and store.site.com share the visit; host-only on localhost and IP addresses. */
+/* global L, PFX, uuid */
+/* exported getCookie, setCookie */
 function getCookie(name) {
-  var a = d.cookie ? d.cookie.split(/;\s*/) : [], i, j;
+  var a = d.cookie ? d.cookie.split(/;\s*/) : [],
+    i,
+    j;
   for (i = 0; i < a.length; i++) {
     j = a[i].indexOf('=');
     if (a[i].slice(0, j) === name) return a[i].slice(j + 1);
@@ -10,7 +14,11 @@ function getCookie(name) {
   return null;
 }
 function rawSet(name, value, domain, maxAge) {
-  d.cookie = name + '=' + value + '; path=/; SameSite=Lax' +
+  d.cookie =
+    name +
+    '=' +
+    value +
+    '; path=/; SameSite=Lax' +
     (domain ? '; domain=' + domain : '') +
     (maxAge != null ? '; max-age=' + maxAge : '') +
     (L.protocol === 'https:' ? '; Secure' : '');
@@ -21,10 +29,21 @@ function domain() {
   cookieDomain = '';
   if (CFG.cookieDomain) return (cookieDomain = CFG.cookieDomain);
   var h = L.hostname;
-  if (!/^https?:$/.test(L.protocol) || !h || h === 'localhost' ||
-      /^[\d.]+$/.test(h) || h.indexOf(':') >= 0 || h.charAt(0) === '[') return cookieDomain;
+  if (
+    !/^https?:$/.test(L.protocol) ||
+    !h ||
+    h === 'localhost' ||
+    /^[\d.]+$/.test(h) ||
+    h.indexOf(':') >= 0 ||
+    h.charAt(0) === '['
+  )
+    return cookieDomain;
   // Shortest suffix the browser accepts: "test", then "shop.test", then "www.shop.test"...
-  var parts = h.split('.'), probe = PFX + 'probe', tok = uuid(), i, dom;
+  var parts = h.split('.'),
+    probe = PFX + 'probe',
+    tok = uuid(),
+    i,
+    dom;
   for (i = parts.length - 1; i >= 0; i--) {
     dom = parts.slice(i).join('.');
     rawSet(probe, tok, dom);
@@ -35,4 +54,6 @@ function domain() {
   }
   return cookieDomain;
 }
-function setCookie(name, value, maxAge) { rawSet(name, value, domain(), maxAge); }
+function setCookie(name, value, maxAge) {
+  rawSet(name, value, domain(), maxAge);
+}

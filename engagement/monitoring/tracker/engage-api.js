@@ -10,6 +10,8 @@
  *   allowed(url), engineURL(url), fetchHTML(url), parseHTML(html): content from allowed origins
  *   leaving()           true once the page is being left (pagehide)
  *   ready(module)       engage.js is loaded: module = {invite(o), close(o), follow(o), sync(), keys(e)} */
+/* global FK, IK, PFX, allowed, endpoint, engageReady, engineURL, frag, getHTML, guard, ids, leaving, lsGet, lsJSON, lsSet, on, pub, warn */
+/* exported ENGAGE */
 var ENGAGE = {
   config: CFG,
   endpoint: endpoint,
@@ -24,10 +26,8 @@ var ENGAGE = {
   engineURL: engineURL,
   fetchHTML: getHTML,
   parseHTML: frag,
-  leaving: function () { return !!leaving; },
-  ready: function (m) {
-    if (E) return; // loaded twice: the first one stays
-    E = m;
-    eq.splice(0).forEach(function (fn) { guard(fn)(m); });
-  }
+  leaving: function () {
+    return !!leaving;
+  },
+  ready: engageReady
 };

@@ -4,29 +4,60 @@
  * handled); within a document a high-water mark skips duplicates, so a message to the visit is
  * handled once by every open tab, and once across a reload. Channels: see HANDLERS; any other
  * is published on the bus under its own name. Off with CFG.push = false. */
-var es = null, esTimer = 0, esBack = 0, esPage, seen = 0, seenVisit;
-function seqKey() { return PFX + 'seq_' + visitID; }
+/* global PFX, appendContent, endpoint, engage, guard, lsGet, lsSet, pageID, pub, removeContent, visitID */
+/* exported pageLeft, stream */
+var es = null,
+  esTimer = 0,
+  esBack = 0,
+  esPage,
+  seen = 0,
+  seenVisit;
+function seqKey() {
+  return PFX + 'seq_' + visitID;
+}
 function unstream() {
   clearTimeout(esTimer);
   if (es) es.close();
   es = null;
 }
+function pageLeft() {
+  // the next page (or this one, back from the cache) opens its own
+  unstream();
+  esPage = 0;
+}
 function stream(force) {
   if (CFG.push === false || !w.EventSource || (!force && esPage === pageID)) return;
   unstream();
-  if (seenVisit !== visitID) { seenVisit = visitID; seen = +lsGet(seqKey()) || 0; }
+  if (seenVisit !== visitID) {
+    seenVisit = visitID;
+    seen = +lsGet(seqKey()) || 0;
+  }
   esPage = pageID;
-  var v = visitID, s = es = new EventSource(endpoint('stream') + '?visitID=' + visitID + '&pageID=' + pageID + '&since=' + seen);
-  s.onopen = function () { esBack = 0; };
-  s.onmessage = guard(function (e) { if (s === es && v === visitID) message(JSON.parse(e.data), +e.lastEventId); });
-  s.onerror = guard(function () { // CONNECTING: the browser retries by itself; CLOSED: we do
+  var v = visitID,
+    s = (es = new EventSource(
+      endpoint('stream') + '?visitID=' + visitID + '&pageID=' + pageID + '&since=' + seen
+    ));
+  s.onopen = function () {
+    esBack = 0;
+  };
+  s.onmessage = guard(function (e) {
+    if (s === es && v === visitID) message(JSON.parse(e.data), +e.lastEventId);
+  });
+  s.onerror = guard(function () {
+    // CONNECTING: the browser retries by itself; CLOSED: we do
     if (s !== es || s.readyState !== 2) return;
     esBack = Math.min(esBack * 2 || CFG.retryBaseMs, CFG.retryMaxMs);
-    esTimer = setTimeout(guard(function () { stream(1); }), esBack);
+    esTimer = setTimeout(
+      guard(function () {
+        stream(1);
+      }),
+      esBack
+    );
   });
 }
 function message(m, lastID) {
-  var n = m.id != null ? +m.id : lastID || 0, k = seqKey(); // id 0: handled by every page
+  var n = m.id != null ? +m.id : lastID || 0,
+    k = seqKey(); // id 0: handled by every page
   if (n) {
     if (n <= seen) return; // seen starts at the stored replay point: reloads skip what was handled
     seen = n;
@@ -37,18 +68,31 @@ function message(m, lastID) {
     if (n) lsSet(k, String(Math.max(n, +lsGet(k) || 0)));
   }
 }
-var HANDLERS = { // channel -> handler(data, message id)
+var HANDLERS = {
+  // channel -> handler(data, message id)
   'gpe.appendContent': appendContent,
   'gpe.removeContent': removeContent,
   'gpe.publish': function (o) {
     pub(o.event, o.data);
     w.dispatchEvent(new CustomEvent('engagement', {detail: {event: o.event, data: o.data}}));
   },
-  'gpe.invite': function (o) { engage(function (m) { m.invite(o); }); },
-  'gpe.closeInvite': function (o) { engage(function (m) { m.close(o); }); },
-  'gpe.engaged': function (o) { engage(function (m) { m.follow(o); }); } // the visit's live chat
+  'gpe.invite': function (o) {
+    engage(function (m) {
+      m.invite(o);
+    });
+  },
+  'gpe.closeInvite': function (o) {
+    engage(function (m) {
+      m.close(o);
+    });
+  },
+  'gpe.engaged': function (o) {
+    engage(function (m) {
+      m.follow(o);
+    });
+  } // the visit's live chat
 };
 function handle(c, x, n) {
-  if (HANDLERS.hasOwnProperty(c)) HANDLERS[c](x || {}, n);
+  if ({}.hasOwnProperty.call(HANDLERS, c)) HANDLERS[c](x || {}, n);
   else pub(c, x);
 }

@@ -1,9 +1,20 @@
 /* spa: a single-page app's navigation (history.pushState, the back button) is a new page. */
-function hrefNoHash() { return L.href.split('#')[0]; }
+/* global L, emit, ensureVisit, enterPage, on, warn */
+/* exported markPage, wrapHistory */
+function hrefNoHash() {
+  return L.href.split('#')[0];
+}
 var lastUrl, lastHref;
+function markPage() {
+  lastUrl = hrefNoHash();
+  lastHref = L.href;
+}
 function checkNav() {
   var u = hrefNoHash();
-  if (u === lastUrl) { lastHref = L.href; return; }
+  if (u === lastUrl) {
+    lastHref = L.href;
+    return;
+  }
   emit('SYSTEM', 'PageExited', {}, lastHref);
   var prev = lastHref;
   lastUrl = u;
@@ -20,8 +31,10 @@ function wrapHistory() {
       var r = orig.apply(this, arguments);
       try {
         if (m === 'pushState') checkNav();
-        else { lastUrl = hrefNoHash(); lastHref = L.href; } // replaceState: same page
-      } catch (e) { warn(e); }
+        else markPage(); // replaceState: same page
+      } catch (e) {
+        warn(e);
+      }
       return r;
     };
   });

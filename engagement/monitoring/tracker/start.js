@@ -1,39 +1,49 @@
 /* start: called once by the joiner after every part is defined. Takes over the _gt queue,
  * enters the page and listens to what the page does. */
+/* global E, ENGAGE, FK, IK, PFX, backoff, bus, claim, curRef, emit, engage, ensureVisit, enterPage, flush, flushOnExit, ids, lsGet, lsSet, markPage, newPage, on, openQueue, pageID, pageLeft, pendingInvite, retryNow, run, runQueued, setFocus, setLeaving, setupDeclaredEvents, wrapHistory */
+/* exported start */
 function start() {
   if (w._gt && w._gt.engage) return; // loaded twice: keep the first instance
   var queued = w._gt;
   var api = {
-    push: function () { for (var i = 0; i < arguments.length; i++) run(arguments[i]); },
-    ids: function () { return ids(); },
+    push: function () {
+      for (var i = 0; i < arguments.length; i++) run(arguments[i]);
+    },
+    ids: function () {
+      return ids();
+    },
     bus: bus
   };
   Object.defineProperty(api, 'engage', {enumerable: false, value: ENGAGE});
 
   runQueued(queued, true);
-  pageID = uuid();
-  freshPage = true;
-  qkey = PFX + 'q_' + pageID; // fixed for this document's lifetime
-  adopt();
-  lastUrl = hrefNoHash();
-  lastHref = L.href;
+  newPage();
+  openQueue(pageID); // fixed for this document's lifetime
+  markPage();
   ensureVisit();
   enterPage(d.referrer);
   w._gt = api;
   runQueued(queued, false);
 
-  on(w, 'focus', function (e) { if (e.target === w) { claim(1); setFocus(true); } });
-  on(w, 'blur', function (e) { if (e.target === w) setFocus(false); });
+  on(w, 'focus', function (e) {
+    if (e.target === w) {
+      claim(1);
+      setFocus(true);
+    }
+  });
+  on(w, 'blur', function (e) {
+    if (e.target === w) setFocus(false);
+  });
   on(w, 'pagehide', function () {
-    leaving = 1;
+    setLeaving(1);
     emit('SYSTEM', 'PageExited', {});
     flushOnExit();
-    unstream();
-    esPage = 0;
+    pageLeft();
     if (lsGet(FK) === pageID) lsSet(FK, null); // the next tab to get focus claims it
   });
-  on(w, 'pageshow', function (e) { // back from the back/forward cache: a new page
-    leaving = 0;
+  on(w, 'pageshow', function (e) {
+    // back from the back/forward cache: a new page
+    setLeaving(0);
     if (!e.persisted) return;
     ensureVisit();
     enterPage(curRef);
@@ -46,11 +56,21 @@ function start() {
   on(w, 'storage', function (e) {
     if (e.key == null || e.key === IK || e.key === FK) pendingInvite();
   });
-  on(d, 'keydown', function (e) { if (E) E.keys(e); }, true);
+  on(
+    d,
+    'keydown',
+    function (e) {
+      if (E) E.keys(e);
+    },
+    true
+  );
   claim();
   pendingInvite();
-  if (lsGet(PFX + 'chat')) engage(function (m) { m.follow(); }); // a chat to follow here too
-  on(w, 'online', function () { backoff = 0; flush(); });
+  if (lsGet(PFX + 'chat'))
+    engage(function (m) {
+      m.follow();
+    }); // a chat to follow here too
+  on(w, 'online', retryNow);
   wrapHistory();
   setupDeclaredEvents(CFG.declaredEvents);
 }

@@ -1,19 +1,34 @@
 /* visit: the visit and page this document belongs to, kept alive by the visit cookie; a visit
  * idle for CFG.visitTimeoutS is over and the next event starts a new one. */
-var visitID, pageID, gvid, returning, curRef = d.referrer;
-var memVisit = null, cookiesWork = true; // in-memory fallback when cookies are disabled
+/* global FK, HEX32, L, N, PFX, claim, emit, fk, getCookie, lsGet, nowS, resetFocusTime, setCookie, uuid */
+/* exported curRef, ensureVisit, enterPage, gvid, ids, newPage, pageID, visitID */
+var visitID,
+  pageID,
+  gvid,
+  returning,
+  curRef = d.referrer;
+var memVisit = null,
+  cookiesWork = true; // in-memory fallback when cookies are disabled
 var freshPage = false; // pageID made, its PageEntered not sent yet
 function readVisit() {
   var m = /^([0-9A-F]{32})\.(\d+)$/.exec(getCookie(PFX + 'visit') || '');
-  return m ? {id: m[1], t: +m[2]} : (cookiesWork ? null : memVisit);
+  return m ? {id: m[1], t: +m[2]} : cookiesWork ? null : memVisit;
 }
 function writeVisit() {
   memVisit = {id: visitID, t: nowS()};
   setCookie(PFX + 'visit', visitID + '.' + memVisit.t); // session cookie
 }
-function ids() { return {visitID: visitID, pageID: pageID, globalVisitID: gvid}; }
+function newPage() {
+  // pageID made, its PageEntered not sent yet
+  pageID = uuid();
+  freshPage = true;
+}
+function ids() {
+  return {visitID: visitID, pageID: pageID, globalVisitID: gvid};
+}
 
-function loadGvid() { // true if this browser already had one
+function loadGvid() {
+  // true if this browser already had one
   var g = getCookie(PFX + 'gvid');
   if (HEX32.test(g || '')) return !!(gvid = g);
   gvid = uuid();
@@ -23,7 +38,8 @@ function loadGvid() { // true if this browser already had one
 // Make sure a live visit exists. Returns true if the visit changed (new one begun here, or
 // begun by another tab), in which case the caller must enter a new page.
 function ensureVisit() {
-  var v = readVisit(), t = nowS();
+  var v = readVisit(),
+    t = nowS();
   if (v && t - v.t < CFG.visitTimeoutS) {
     if (!gvid) loadGvid();
     var changed = v.id !== visitID;
@@ -33,8 +49,7 @@ function ensureVisit() {
   }
   returning = loadGvid();
   visitID = uuid();
-  pageID = uuid(); // a new visit starts on a new page: VisitStarted and PageEntered share it
-  freshPage = true;
+  newPage(); // a new visit starts on a new page: VisitStarted and PageEntered share it
   writeVisit();
   if (cookiesWork && !readVisit()) cookiesWork = false;
   emit('SYSTEM', 'VisitStarted', {
@@ -46,7 +61,8 @@ function ensureVisit() {
 }
 
 function utm() {
-  var o = {}, q = new URLSearchParams(L.search);
+  var o = {},
+    q = new URLSearchParams(L.search);
   ['source', 'medium', 'campaign', 'term', 'content'].forEach(function (k) {
     var v = q.get('utm_' + k);
     if (v != null) o[k] = v;
@@ -59,8 +75,11 @@ function enterPage(ref) {
   curRef = ref;
   resetFocusTime();
   emit('SYSTEM', 'PageEntered', {
-    title: d.title.slice(0, CFG.maxTitleChars), referrer: (ref || '').slice(0, CFG.maxUrlChars),
-    timezoneOffset: new Date().getTimezoneOffset(), utm: utm(), focused: d.hasFocus()
+    title: d.title.slice(0, CFG.maxTitleChars),
+    referrer: (ref || '').slice(0, CFG.maxUrlChars),
+    timezoneOffset: new Date().getTimezoneOffset(),
+    utm: utm(),
+    focused: d.hasFocus()
   });
   if (fk && lsGet(FK) === fk) claim(1); // this tab held the focus key: the new page does
 }
