@@ -7,14 +7,21 @@ they are skipped with the reason, or fail when ``CI`` is set, since CI must run 
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 
+from engagement import constants as C
+from engagement.api.routes import ROUTES
+from engagement.monitoring.tracker import ENDPOINTS, build_tracker
+
 ROOT = Path(__file__).resolve().parent.parent
+SOURCES = ROOT / "engagement" / "monitoring" / "tracker"
 TIMEOUT_S = 300  # generous: the machine may be shared by several test runs
 
 
@@ -48,3 +55,26 @@ def test_eslint_passes() -> None:
 
 def test_prettier_formatted() -> None:
     _run("npx", "--no-install", "prettier", "--check", ".")
+
+
+def test_the_scripts_take_the_engines_constants_from_their_config() -> None:
+    """The numbers and paths the engine also knows reach the scripts through the config that
+    tracker.py passes in; none is written again in the scripts' source."""
+    served = build_tracker({}).body.decode()
+    config = json.loads(re.search(r"\(window,document,(\{.*\})\);?$", served)[1])
+    paths = {route.name: route.path for route in ROUTES}
+    assert config["paths"] == {name: paths[route] for name, route in ENDPOINTS}
+    assert config["gvidCookieMaxAgeS"] == C.VISITOR_COOKIE_MAX_AGE_S == 2 * 365 * 86_400
+    assert config["cookiePrefix"] == C.TRACKER_COOKIE_PREFIX
+    assert config["retryBaseMs"] == C.TRACKER_RETRY_BASE_MS
+    sources = {p.name: p.read_text() for p in SOURCES.glob("*.js")}
+    sources.update({p.name: p.read_text() for p in SOURCES.parent.glob("*.js")})  # engage.js
+    assert set(sources) >= {"core.js", "cookies.js", "transport.js", "engage.js"}
+    repeated = {
+        (name, value)
+        for name, text in sources.items()
+        for value in [*config["paths"].values(), C.TRACKER_COOKIE_PREFIX]
+        + [str(v) for v in config.values() if isinstance(v, int) and v > 1000]
+        if value.replace("{attemptID}", "") in text
+    }
+    assert repeated == set()
