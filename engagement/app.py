@@ -47,6 +47,7 @@ from .api.visitors import RIGHTS
 from .attempts import Attempt
 from .audit import AuditLog
 from .availability import AvailabilityBoard
+from .cluster.attempts import SharedAttemptStore
 from .cluster.claims import RedisClaims
 from .cluster.dues import SharedDues
 from .cluster.redis import RedisLink, check_settings
@@ -191,8 +192,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
     if REDIS in app:  # one of several nodes: visits, claims and dues shared through Redis
         link = app[REDIS]
         shared = app[SHARED] = SharedVisits(link, registry, ingestor, settings.visit_timeout_s)
-        ingestor.shared = shared
+        ingestor.shared = lifecycle.shared = shared
+        shared.adopt = lifecycle.adopt
         lifecycle.claims = RedisClaims(link, now_ms)
+        lifecycle.store = SharedAttemptStore(history, link, background.spawn)
         app[DUES] = SharedDues(link, shared, lifecycle)
     _visitor_privacy(app, settings)
     library = app[LIBRARY] = StrategyLibrary(settings.strategies_dir, settings.invites_dir)

@@ -206,6 +206,7 @@ async def engage(request: web.Request) -> web.StreamResponse:
     """GWE gateway: start an invitation now (an attempt waiting for this decision, or new)."""
     profile = (await parse_json(request, EngageBody)).ixnProfile
     lifecycle = request.app[LIFECYCLE]
+    await lifecycle.catch_up(profile.visitID)  # several nodes: as others left it
     visit = request.app[REGISTRY].get(profile.visitID)
     if visit is None:
         raise NotFound(
@@ -305,6 +306,7 @@ async def stream(request: web.Request) -> web.StreamResponse:
 async def disposition(request: web.Request) -> web.StreamResponse:
     """What the visitor did with an invitation (idempotent: repeating it changes nothing)."""
     query = parse_query(request, DispositionQuery)
+    await request.app[LIFECYCLE].catch_up(query.visitID)  # several nodes: as others left it
     attempt = _attempt(request, request.match_info["attemptID"], query.visitID)
     try:  # an acceptance is written to history before this answers
         await request.app[LIFECYCLE].page_reported(attempt, query.code)
@@ -318,6 +320,7 @@ async def disposition(request: web.Request) -> web.StreamResponse:
 async def invite_html(request: web.Request) -> web.StreamResponse:
     """The invitation of an attempt, rendered from its template in invites/."""
     query = parse_query(request, InviteQuery)
+    await request.app[LIFECYCLE].catch_up(query.visitID)  # several nodes: as others left it
     attempt = _attempt(request, request.match_info["attemptID"], query.visitID)
     visit = request.app[REGISTRY].get(attempt.visit_id)
     language = visit.language_code if visit else ""

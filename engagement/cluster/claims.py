@@ -1,11 +1,14 @@
-"""Strict mode across nodes: one key per visit names its live attempt, until its deadline."""
+"""Strict mode across nodes: one key per visit names its live attempt, until its deadline;
+and the deadlines of live attempts in one schedule any node may claim (see ``dues``)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 
-from .redis import RedisLink, visit_key
+from ..attempts import Attempt
+from .redis import RedisLink, shared_key, visit_key
 
+DEADLINES_KEY = shared_key("deadlines", "schedule")  # "visitID attemptID state", by deadline ms
 MIN_CLAIM_MS = 1000  # a deadline already past still holds the visit this long (clock skew)
 
 # Compare-and-set: only the attempt that holds the visit extends or frees it.
@@ -41,9 +44,15 @@ class RedisClaims:
             self.refused += 1
         return bool(taken)
 
-    async def hold(self, visit_id: str, attempt_id: str, until_ms: int) -> None:
-        keys = [visit_key(visit_id, "live")]
-        await self.link.run(self._hold(keys=keys, args=[attempt_id, self._ttl_ms(until_ms)]))
+    async def hold(self, attempt: Attempt, until_ms: int) -> None:
+        keys = [visit_key(attempt.visit_id, "live")]
+        member = f"{attempt.visit_id} {attempt.attempt_id} {attempt.state.value}"
+        async with self.link.client.pipeline(transaction=False) as pipe:
+            await self._hold(
+                keys=keys, args=[attempt.attempt_id, self._ttl_ms(until_ms)], client=pipe
+            )
+            pipe.zadd(DEADLINES_KEY, {member: until_ms})
+            await self.link.run(pipe.execute())
 
     async def release(self, visit_id: str, attempt_id: str) -> None:
         await self.link.run(self._release(keys=[visit_key(visit_id, "live")], args=[attempt_id]))

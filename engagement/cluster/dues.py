@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 
 from ..lifecycle.owner import Lifecycle
+from .claims import DEADLINES_KEY
 from .redis import RedisLink, shared_key
 from .visits import SharedVisits
 
@@ -54,4 +55,16 @@ class SharedDues:
                 await self.lifecycle.start_due(visit, found, now)
         self.claimed_total += len(ripe)
         await self.publish()
+        return len(ripe) + await self.expire(now)
+
+    async def expire(self, now: int) -> int:
+        """Claim the attempt deadlines that passed; end the attempts still in that state."""
+        ripe = await self.link.run(self._claim(keys=[DEADLINES_KEY], args=[now, DUES_PER_CLAIM]))
+        lifecycle = self.lifecycle
+        for member in ripe:
+            visit_id, attempt_id, state = member.decode().split(" ")
+            await self.visits.visit(visit_id)  # the attempt as the other nodes left it
+            attempt = lifecycle.by_id.get(attempt_id)
+            if attempt is not None and attempt.state.value == state:
+                lifecycle.expire(attempt, now)
         return len(ripe)

@@ -12,33 +12,40 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
+from ..attempts import Attempt
 from ..monitoring.ingest import Ingestor
 from ..monitoring.models import EventIn
 from ..visits.model import Event, EventType, Visit
 from ..visits.registry import VisitRegistry
+from .attempts import decode as decode_attempt
 from .redis import RedisLink, visit_key
 
 log = logging.getLogger(__name__)
 
 LOG_ENTRIES_MAX = 2000  # per visit; older entries leave the log (a rebuild starts after them)
 
-# KEYS: the log (list), the eventIDs logged (set), the count of entries trimmed off the head.
-# ARGV: seq this node has applied, TTL ms, the cap, then eventID and entry pairs.
-# Answers {first, added, entries}: entries[i] has seq first + 1 + i; the last `added` are ours.
+# KEYS: the log (list), the eventIDs logged (set), the count of entries trimmed off the head,
+# the visit's attempts (hash) and their revision. ARGV: seq this node has applied, TTL ms, the
+# cap, the attempts' revision this node has, then eventID and entry pairs. Answers {first,
+# added, entries, revision, attempts}: entries[i] has seq first + 1 + i; the last `added` are
+# ours; the attempts (a flat hash) only when their revision is not the one this node has.
 _APPEND = """
 local base = tonumber(redis.call('GET', KEYS[3]) or '0')
+local rev = redis.call('GET', KEYS[5]) or '0'
+local attempts = {}
+if rev ~= ARGV[4] then attempts = redis.call('HGETALL', KEYS[4]) end
 local added = 0
-for i = 4, #ARGV, 2 do
+for i = 5, #ARGV, 2 do
   if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
     redis.call('RPUSH', KEYS[1], ARGV[i + 1])
     added = added + 1
   end
 end
 local len = redis.call('LLEN', KEYS[1])
-if len == 0 then return {0, 0, {}} end
+if len == 0 then return {0, 0, {}, rev, attempts} end
 local cap = tonumber(ARGV[3])
 if len > cap then
   redis.call('LTRIM', KEYS[1], len - cap, -1)
@@ -54,7 +61,7 @@ if added > 0 then
 end
 local from = tonumber(ARGV[1]) - base
 if from < 0 then from = 0 end
-return {base + from, added, redis.call('LRANGE', KEYS[1], from, -1)}
+return {base + from, added, redis.call('LRANGE', KEYS[1], from, -1), rev, attempts}
 """
 _TYPES = {t.value: t for t in EventType}
 
@@ -89,6 +96,8 @@ class SharedVisits:
         self.ingestor = ingestor
         self.ttl_ms = int(visit_timeout_s * 1000)
         self.applied: dict[str, int] = {}  # visitID -> seq of the last entry applied here
+        self.revisions: dict[str, bytes] = {}  # visitID -> revision of its attempts seen here
+        self.adopt: Callable[[Attempt], None] | None = None  # the lifecycle's, once it exists
         self._append = link.script(_APPEND)
         self.appends = 0  # scripts run, for commands per event
 
@@ -112,28 +121,33 @@ class SharedVisits:
     async def catch_up(self, visit_id: str, events: list[Event]) -> list[Event]:
         """Append ``events`` (maybe none) and apply what this node has not applied yet; the
         events this node logged (not duplicates), as applied."""
-        args: list[Any] = [self.applied.get(visit_id, 0), self.ttl_ms, LOG_ENTRIES_MAX]
-        ids = []
+        revision = self.revisions.get(visit_id, b"0")
+        args: list[Any] = [self.applied.get(visit_id, 0), self.ttl_ms, LOG_ENTRIES_MAX, revision]
         for event in events:
-            ids.append(event.event_id)
             args += [event.event_id, _entry(event)]
-        keys = [visit_key(visit_id, "log"), visit_key(visit_id, "ids"), visit_key(visit_id, "base")]
+        keys = [visit_key(visit_id, part) for part in ("log", "ids", "base", "attempts", "arev")]
         self.appends += 1
-        first, added, entries = await self.link.run(self._append(keys=keys, args=args))
+        answer = await self.link.run(self._append(keys=keys, args=args))
+        first, added, entries, revision, attempts = answer
         # Another request of this node may have applied some entries while this one waited.
         known = self.applied.get(visit_id, 0)
         last = first + len(entries)
-        if last <= known and not added:
-            return []
-        decoded = [_decode(visit_id, entry) for entry in entries]
-        own = decoded[len(decoded) - added :] if added else []
-        todo = decoded[max(0, known - first) :]
-        self.registry.apply_log(visit_id, todo, own)
-        self.applied[visit_id] = max(known, last)
+        own: list[Event] = []
+        if last > known or added:
+            decoded = [_decode(visit_id, entry) for entry in entries]
+            own = decoded[len(decoded) - added :] if added else []
+            todo = decoded[max(0, known - first) :]
+            self.registry.apply_log(visit_id, todo, own)
+            self.applied[visit_id] = max(known, last)
+        if attempts and self.adopt is not None:
+            for i in range(0, len(attempts), 2):
+                self.adopt(decode_attempt(attempts[i].decode(), attempts[i + 1]))
+            self.revisions[visit_id] = revision
         return own
 
     def forget(self, visit_id: str) -> None:
         self.applied.pop(visit_id, None)
+        self.revisions.pop(visit_id, None)
         self.registry.forget(visit_id)
 
 

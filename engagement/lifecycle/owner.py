@@ -76,11 +76,17 @@ class LiveClaims(Protocol):
     async def claim(self, visit_id: str, attempt_id: str, until_ms: int) -> bool:
         """Take the visit for this attempt, unless another attempt holds it."""
 
-    async def hold(self, visit_id: str, attempt_id: str, until_ms: int) -> None:
-        """The attempt lives on: its claim lasts until its new deadline."""
+    async def hold(self, attempt: Attempt, until_ms: int) -> None:
+        """The attempt lives on in its state until ``until_ms``: its claim lasts as long, and
+        then whichever node is alive expires it, unless it moved on (the shared deadline)."""
 
     async def release(self, visit_id: str, attempt_id: str) -> None:
         """The attempt ended: the visit is free (if this attempt still held it)."""
+
+
+class SharedVisitLog(Protocol):
+    async def visit(self, visit_id: str) -> Visit | None:
+        """The visit (and its attempts) with everything other nodes logged applied."""
 
 
 class Conflict(Exception):
@@ -129,6 +135,7 @@ class Lifecycle:
         self.paced_wait_s: float = C.PACED_WAIT_S
         self.user_data = UserData()  # what of the visit a chat's page attaches (settings)
         self.claims: LiveClaims | None = None  # several nodes: strict mode across them
+        self.shared: SharedVisitLog | None = None  # several nodes: visits caught up from Redis
         self.by_id: dict[str, Attempt] = {}  # attempts still live, and recently ended ones
         self._deadlines: list[tuple[int, int, Attempt, State]] = []
         self._deadline_of: dict[str, int] = {}  # attempt -> seq of its current deadline
@@ -445,6 +452,33 @@ class Lifecycle:
         attempt.handoff.update(handoff)
         self.store.record_attempt(attempt)
 
+    # -- several nodes --
+
+    async def catch_up(self, visit_id: str) -> None:
+        """Several nodes: bring this node's copy of the visit and its attempts up to date
+        (what other nodes logged and moved) before acting on them; nothing on one node."""
+        if self.shared is not None:
+            await self.shared.visit(visit_id)
+
+    def adopt(self, copy: Attempt) -> None:
+        """Several nodes: another node recorded or moved this attempt; this node's copy
+        follows (never backwards: a copy with fewer transitions is older)."""
+        mine = self.by_id.get(copy.attempt_id)
+        visit = self.registry.get(copy.visit_id)
+        if mine is None:
+            self.by_id[copy.attempt_id] = copy
+            self.engine.ledger.add(copy)
+            if visit is not None:
+                visit.attempts.append(copy)
+                visit.attempts.sort(key=lambda a: a.created_at)
+        elif len(copy.transitions) >= len(mine.transitions):
+            mine.state, mine.transitions = copy.state, copy.transitions
+            mine.handoff, mine.variant = copy.handoff, copy.variant
+        else:
+            return
+        if visit is not None:
+            self.registry.mark_changed(visit)
+
     # -- lookups and memory --
 
     def find(self, attempt_id: str, visit_id: str) -> Attempt | None:
@@ -533,12 +567,13 @@ class Lifecycle:
     def _expect(self, attempt: Attempt, deadline_ms: int) -> None:
         """Expire the attempt if it is still in its current state at ``deadline_ms`` (this
         replaces any earlier deadline of the attempt)."""
+        if self.claims is not None:  # several nodes: the deadline is shared, not kept here
+            if attempt.live:
+                self.spawn(self.claims.hold(attempt, deadline_ms), f"hold-{attempt.attempt_id}")
+            return
         seq = next(self._seq)
         self._deadline_of[attempt.attempt_id] = seq
         heapq.heappush(self._deadlines, (deadline_ms, seq, attempt, attempt.state))
-        if self.claims is not None and attempt.live:  # the claim lasts as long as the attempt
-            hold = self.claims.hold(attempt.visit_id, attempt.attempt_id, deadline_ms)
-            self.spawn(hold, f"hold-{attempt.attempt_id}")
 
     def _timeout_of(self, state: State) -> float:
         if state is State.ACCEPTED:

@@ -16,7 +16,7 @@ from engagement.app import SHARED
 from engagement.attempts import Attempt
 from engagement.cluster.dues import SCHEDULE_KEY
 
-from ..conftest import SITE, Factory, post_events
+from ..conftest import SITE, Factory, post_events, url
 
 Client = TestClient[Any, Any]
 MakeNode = Callable[..., Awaitable[Client]]
@@ -64,7 +64,9 @@ def state_of(node: Client, visit_id: str) -> dict[str, Any]:
 
 
 def attempts(*nodes: Client) -> list[Attempt]:
-    return [a for node in nodes for a in node.app[LIFECYCLE].by_id.values()]
+    """The attempts these nodes know, once each (a node may hold a copy of another's)."""
+    found = {a.attempt_id: a for node in nodes for a in node.app[LIFECYCLE].by_id.values()}
+    return list(found.values())
 
 
 async def test_events_of_one_visit_on_two_nodes_make_one_visit_state(
@@ -131,13 +133,12 @@ async def test_one_live_attempt_per_visit_across_nodes(
 
     [attempt] = attempts(a, b)
     assert attempt.strategy == "help"
-    held = [
-        node.app[REGISTRY].get(factory.visit_id).held_back
+    [held] = [
+        visit.held_back
         for node in (a, b)
-        if attempt not in node.app[LIFECYCLE].by_id.values()
+        if (visit := node.app[REGISTRY].get(factory.visit_id)).held_back is not None
     ]
-    assert held[0] is not None
-    assert held[0][-1][1:] == ("help", "strict mode: an engagement is live")
+    assert held[-1][1:] == ("help", "strict mode: an engagement is live")
 
 
 async def until(check: Callable[[], Awaitable[bool]], what: str) -> None:
@@ -189,3 +190,55 @@ async def test_a_dwell_fires_once_with_both_nodes_alive(
     await asyncio.sleep(1)
     [attempt] = attempts(a, b)
     assert attempt.strategy == "pricing-dwell"
+
+
+async def report(node: Client, attempt: Attempt, code: str) -> dict[str, Any]:
+    path = url(node, "disposition", {"visitID": attempt.visit_id, "code": code},
+               attemptID=attempt.attempt_id)  # fmt: skip
+    r = await node.get(path, headers={"Origin": SITE})
+    assert r.status == 200, await r.text()
+    return dict(await r.json())
+
+
+async def test_the_page_answers_an_invitation_through_either_node(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory
+):
+    a, b = await nodes()
+    await post_events(a, factory.start())
+    await post_events(a, [factory.event("Help")])
+    [attempt] = attempts(a)
+
+    shown = await report(b, attempt, "shown")  # b never saw the visit: it catches up
+    declined = await report(a, attempt, "declined")  # a's copy follows what b did
+
+    assert (shown["state"], declined["state"]) == ("shown", "declined")
+    for node in (a, b):
+        await node.app[LIFECYCLE].catch_up(factory.visit_id)
+        copy = node.app[LIFECYCLE].by_id[attempt.attempt_id]
+        assert [s.value for s, _, _ in copy.transitions] == [
+            "detected",
+            "offered",
+            "shown",
+            "declined",
+        ]
+
+
+async def test_an_invitation_of_a_stopped_node_times_out_on_the_other(
+    make_node: MakeNode, redis_url: str, tmp_path: Path, factory: Factory
+):
+    (tmp_path / "strategies").mkdir()
+    (tmp_path / "strategies" / "cluster.yaml").write_text(STRATEGIES)
+    a = await make_node("a", redis_url, invites_dir=INVITES, engagement_expiration_s=1)
+    b = await make_node("b", redis_url, invites_dir=INVITES, engagement_expiration_s=1)
+    await post_events(a, factory.start())
+    await post_events(a, [factory.event("Help")])
+    [attempt] = attempts(a)
+    await a.close()  # the node that offered it goes away
+
+    async def timed_out() -> bool:
+        copy = b.app[LIFECYCLE].by_id.get(attempt.attempt_id)
+        return copy is not None and copy.state.value == "timed_out"
+
+    await until(timed_out, "node b ended the unanswered invitation")
+    copy = b.app[LIFECYCLE].by_id[attempt.attempt_id]
+    assert copy.transitions[-1][2] == "no answer while offered"
