@@ -50,7 +50,8 @@ from .availability import AvailabilityBoard
 from .cluster.attempts import SharedAttemptStore
 from .cluster.claims import RedisClaims
 from .cluster.dues import SharedDues
-from .cluster.redis import RedisLink, check_settings
+from .cluster.metrics import ClusterCollector
+from .cluster.redis import RedisLink, WriteBehind, check_settings
 from .cluster.visits import SharedVisits
 from .console import setup_console
 from .experiments.goals import GoalWindows
@@ -73,7 +74,7 @@ from .privacy.fields import FieldFilter
 from .privacy.links import LinkTokens, link_key
 from .privacy.rights import VisitorRights
 from .roles import Principal
-from .scheduler import jobs, start_scheduler
+from .scheduler import CLOSE_IDLE, jobs, shared_sweep, start_scheduler
 from .settings import Settings
 from .strategy.conditions import AvailabilityView
 from .strategy.engine import Engine, StrategySet
@@ -90,6 +91,7 @@ from .webhooks import Background
 log = logging.getLogger(__name__)
 SHARED = web.AppKey("shared_visits", SharedVisits)  # only when redis_url is set
 DUES = web.AppKey("shared_dues", SharedDues)
+WRITES = web.AppKey("redis_writes", WriteBehind)
 DEMO_CHAT_PAGE = "/demo/chat.html"  # a GMS Chat API v1 client for the demo GMS
 
 
@@ -194,9 +196,11 @@ def create_app(settings: Settings | None = None) -> web.Application:
         shared = app[SHARED] = SharedVisits(link, registry, ingestor, settings.visit_timeout_s)
         ingestor.shared = lifecycle.shared = shared
         shared.adopt = lifecycle.adopt
-        lifecycle.claims = RedisClaims(link, now_ms)
-        lifecycle.store = SharedAttemptStore(history, link, background.spawn)
-        app[DUES] = SharedDues(link, shared, lifecycle)
+        writes = app[WRITES] = WriteBehind()
+        claims = lifecycle.claims = RedisClaims(link, now_ms, writes)
+        store = lifecycle.store = SharedAttemptStore(history, link, writes.spawn)
+        dues = app[DUES] = SharedDues(link, shared, lifecycle)
+        cluster_metrics = ClusterCollector(link, ingestor, shared, claims, dues, store)
     _visitor_privacy(app, settings)
     library = app[LIBRARY] = StrategyLibrary(settings.strategies_dir, settings.invites_dir)
 
@@ -209,6 +213,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     setup_metrics(app)
     if REDIS in app:
         app[REDIS].register(app[METRICS])
+        app[METRICS].register(cluster_metrics)
     setup_routes(app, demo=settings.demo)
     setup_console(app)
     app.cleanup_ctx.append(_engine)
@@ -261,6 +266,10 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     try:
         yield
     finally:
+        if WRITES in app:  # what the engine shared last reaches Redis before the link closes
+            with contextlib.suppress(Exception):
+                await app[DUES].publish()  # dues scheduled since the last timer tick
+            await app[WRITES].drain()
         await link.close()
 
 
@@ -294,12 +303,13 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         await app[OUTBOX].open()
         opened.push_async_callback(app[OUTBOX].close)
         opened.push_async_callback(app[BACKGROUND].close)
-        scheduler = start_scheduler(
-            jobs(
-                app[REGISTRY], history, settings.retention_days, app[HUB], lifecycle,
-                app[PACER].config.tick_s(),
-            )
+        job_list = jobs(
+            app[REGISTRY], history, settings.retention_days, app[HUB], lifecycle,
+            app[PACER].config.tick_s(),
         )  # fmt: skip
+        if SHARED in app:  # a visit idle here may be live on another node
+            job_list = [shared_sweep(app[SHARED]) if j.name == CLOSE_IDLE else j for j in job_list]
+        scheduler = start_scheduler(job_list)
         opened.callback(scheduler.shutdown, wait=False)
         tasks = [
             asyncio.create_task(library.watch(), name="strategy-reload"),

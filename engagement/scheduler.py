@@ -6,6 +6,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
+from typing import Protocol
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
@@ -24,6 +25,22 @@ PACING_TICK_S = 1.0  # each group's own refreshPeriod is applied within this tic
 async def close_idle_visits(registry: VisitRegistry) -> int:
     """Close visits idle past the visit timeout."""
     return len(registry.close_idle(now_ms()))
+
+
+CLOSE_IDLE = "close-idle-visits"
+
+
+class IdleSweep(Protocol):
+    async def sweep(self, now: int) -> int: ...
+
+
+async def sweep_shared_visits(visits: IdleSweep) -> int:
+    """Several nodes: close visits idle on every node; forget those live elsewhere."""
+    return await visits.sweep(now_ms())
+
+
+def shared_sweep(visits: IdleSweep) -> Job:
+    return Job(partial(sweep_shared_visits, visits), C.VISIT_SWEEP_INTERVAL_S, CLOSE_IDLE)
 
 
 async def purge_history(history: History, retention_days: float) -> int:
@@ -67,7 +84,7 @@ def jobs(
     # partial, not lambda: the scheduler awaits coroutine functions (and partials of them) on
     # the loop; a lambda returning a coroutine would be run in a thread and never awaited.
     return [
-        Job(partial(close_idle_visits, registry), C.VISIT_SWEEP_INTERVAL_S, "close-idle-visits"),
+        Job(partial(close_idle_visits, registry), C.VISIT_SWEEP_INTERVAL_S, CLOSE_IDLE),
         Job(partial(purge_history, history, retention_days), C.PURGE_INTERVAL_S, "purge-history"),
         Job(partial(sweep_memory, hub, lifecycle), C.VISIT_SWEEP_INTERVAL_S, "sweep-memory"),
         Job(partial(pace_lines, lifecycle), pacing_period_s, "pace-lines"),

@@ -10,6 +10,7 @@ from aiohttp.http_exceptions import BadHttpMethod, BadStatusLine, InvalidHeader,
 from aiohttp.typedefs import Handler
 from aiohttp.web_protocol import RequestPayloadError
 from pydantic import ValidationError
+from redis.exceptions import RedisError
 
 from ..visits.registry import AtCapacity
 
@@ -93,6 +94,15 @@ class Unavailable(HTTPError):
         super().__init__(message, headers={"Retry-After": str(retry_after_s)})
 
 
+class StateUnavailable(Unavailable):
+    """Several nodes: Redis, which holds the live state, does not answer (restarting?)."""
+
+    code = "state_unavailable"
+
+
+REDIS_RETRY_AFTER_S = 1  # Redis restarts in about this long; the tracker retries its batch
+
+
 _STATUS_CODES = {
     400: "bad_request",
     401: "unauthorized",
@@ -117,6 +127,10 @@ async def error_middleware(request: web.Request, handler: Handler) -> web.Stream
     except AtCapacity as exc:  # from any ingest: the tracker's, or server-side events
         message = f"{exc}: try again in {exc.retry_after_s} s"
         return Unavailable(message, exc.retry_after_s).response()
+    except RedisError as exc:  # several nodes: the live state cannot be read nor written
+        log.warning("Redis unavailable for %s: %s", request.path, exc)
+        message = f"the live state (Redis) does not answer: try again in {REDIS_RETRY_AFTER_S} s"
+        return StateUnavailable(message, REDIS_RETRY_AFTER_S).response()
     except RequestPayloadError as exc:  # a body the client broke (bad gzip, bad chunks)
         reason = _reason(exc.__cause__ or exc)
         message = f"the body could not be read: {reason}"

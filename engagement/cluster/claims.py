@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from ..attempts import Attempt
-from .redis import RedisLink, shared_key, visit_key
+from .redis import RedisLink, WriteBehind, shared_key, visit_key
 
 DEADLINES_KEY = shared_key("deadlines", "schedule")  # "visitID attemptID state", by deadline ms
 MIN_CLAIM_MS = 1000  # a deadline already past still holds the visit this long (clock skew)
@@ -25,9 +25,10 @@ return 0
 class RedisClaims:
     """``LiveClaims`` on Redis: ``eng:{visitID}:live`` = attemptID, expiring at its deadline."""
 
-    def __init__(self, link: RedisLink, clock: Callable[[], int]) -> None:
+    def __init__(self, link: RedisLink, clock: Callable[[], int], writes: WriteBehind) -> None:
         self.link = link
         self.clock = clock
+        self.writes = writes
         self._hold = link.script(_HOLD)
         self._release = link.script(_RELEASE)
         self.refused = 0  # claims another attempt held: strict mode across nodes at work
@@ -44,7 +45,13 @@ class RedisClaims:
             self.refused += 1
         return bool(taken)
 
-    async def hold(self, attempt: Attempt, until_ms: int) -> None:
+    def hold(self, attempt: Attempt, until_ms: int) -> None:
+        self.writes.spawn(self._held(attempt, until_ms), f"hold-{attempt.attempt_id}")
+
+    def release(self, visit_id: str, attempt_id: str) -> None:
+        self.writes.spawn(self._released(visit_id, attempt_id), f"release-{attempt_id}")
+
+    async def _held(self, attempt: Attempt, until_ms: int) -> None:
         keys = [visit_key(attempt.visit_id, "live")]
         member = f"{attempt.visit_id} {attempt.attempt_id} {attempt.state.value}"
         async with self.link.client.pipeline(transaction=False) as pipe:
@@ -54,5 +61,5 @@ class RedisClaims:
             pipe.zadd(DEADLINES_KEY, {member: until_ms})
             await self.link.run(pipe.execute())
 
-    async def release(self, visit_id: str, attempt_id: str) -> None:
+    async def _released(self, visit_id: str, attempt_id: str) -> None:
         await self.link.run(self._release(keys=[visit_key(visit_id, "live")], args=[attempt_id]))

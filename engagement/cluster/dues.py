@@ -40,11 +40,15 @@ class SharedDues:
             await self.link.run(self.link.client.zadd(SCHEDULE_KEY, mapping))
 
     async def tick(self, now: int) -> int:
-        """Claim the ripe dues and ask their strategies again; how many were claimed."""
+        """Claim the ripe dues and deadlines (one round trip), ask the dues' strategies again
+        and end the attempts still where their deadline found them; how many were claimed."""
         await self.publish()
-        ripe = await self.link.run(self._claim(keys=[SCHEDULE_KEY], args=[now, DUES_PER_CLAIM]))
+        async with self.link.client.pipeline(transaction=False) as pipe:
+            for key in (SCHEDULE_KEY, DEADLINES_KEY):
+                await self._claim(keys=[key], args=[now, DUES_PER_CLAIM], client=pipe)
+            dues, deadlines = await self.link.run(pipe.execute())
         by_visit: dict[str, list[str]] = {}
-        for member in ripe:
+        for member in dues:
             visit_id, _, name = member.decode().partition(" ")
             by_visit.setdefault(visit_id, []).append(name)
         strategies = self.lifecycle.engine.strategies.by_name
@@ -53,18 +57,16 @@ class SharedDues:
             found = [strategies[n] for n in names if n in strategies]
             if visit is not None and found:
                 await self.lifecycle.start_due(visit, found, now)
-        self.claimed_total += len(ripe)
+        self.claimed_total += len(dues)
         await self.publish()
-        return len(ripe) + await self.expire(now)
+        await self._expire(deadlines, now)
+        return len(dues) + len(deadlines)
 
-    async def expire(self, now: int) -> int:
-        """Claim the attempt deadlines that passed; end the attempts still in that state."""
-        ripe = await self.link.run(self._claim(keys=[DEADLINES_KEY], args=[now, DUES_PER_CLAIM]))
+    async def _expire(self, deadlines: list[bytes], now: int) -> None:
         lifecycle = self.lifecycle
-        for member in ripe:
+        for member in deadlines:
             visit_id, attempt_id, state = member.decode().split(" ")
             await self.visits.visit(visit_id)  # the attempt as the other nodes left it
             attempt = lifecycle.by_id.get(attempt_id)
             if attempt is not None and attempt.state.value == state:
                 lifecycle.expire(attempt, now)
-        return len(ripe)

@@ -8,8 +8,10 @@ The connection is shared by everything that uses Redis on this node (state, push
 
 from __future__ import annotations
 
+import asyncio
+import logging
 import time
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -23,9 +25,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 if TYPE_CHECKING:
     from ..settings import Settings
 
+log = logging.getLogger(__name__)
+
 KEY_PREFIX = "eng"  # every key the engine writes starts with it
 SOCKET_TIMEOUT_S = 2.0  # a command not answered by then fails (and /ready says so)
 CONNECT_RETRIES = 3  # a dropped connection is retried this often, backing off, per command
+DRAIN_TIMEOUT_S = 5.0  # at stop, writes still on their way get this long to reach Redis
 ROUND_TRIP_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.1, 1.0)
 
 T = TypeVar("T")
@@ -123,3 +128,27 @@ class RedisLink:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+class WriteBehind:
+    """Writes to Redis that no request waits for (attempt copies, claims' deadlines): awaited,
+    never cancelled, when the node stops, so a graceful stop leaves nothing half-shared."""
+
+    def __init__(self) -> None:
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self.failed = 0
+
+    def spawn(self, coro: Coroutine[Any, Any, Any], name: str) -> None:
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.failed += 1
+            log.error("write to Redis %s failed", task.get_name(), exc_info=task.exception())
+
+    async def drain(self, timeout_s: float = DRAIN_TIMEOUT_S) -> None:
+        if self._tasks:
+            await asyncio.wait(set(self._tasks), timeout=timeout_s)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import logging
+import uuid
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -25,27 +26,35 @@ from .redis import RedisLink, visit_key
 
 log = logging.getLogger(__name__)
 
+KEY_PARTS = ("log", "ids", "base", "attempts", "arev", "epoch")  # a visit's keys, one slot
 LOG_ENTRIES_MAX = 2000  # per visit; older entries leave the log (a rebuild starts after them)
 
 # KEYS: the log (list), the eventIDs logged (set), the count of entries trimmed off the head,
-# the visit's attempts (hash) and their revision. ARGV: seq this node has applied, TTL ms, the
-# cap, the attempts' revision this node has, then eventID and entry pairs. Answers {first,
-# added, entries, revision, attempts}: entries[i] has seq first + 1 + i; the last `added` are
-# ours; the attempts (a flat hash) only when their revision is not the one this node has.
+# the visit's attempts (hash) and their revision, the log's epoch. ARGV: seq this node has
+# applied, TTL ms, the cap, the attempts' revision this node has, the epoch this node knows
+# and a new one (used if the log has none), then eventID and entry pairs. Answers {first,
+# added, entries, revision, attempts, epoch}: entries[i] has seq first + 1 + i; the last
+# `added` are ours; the attempts (a flat hash) only when their revision is not the one this
+# node has. A log that lost its epoch (Redis restarted empty) starts a new one from seq 1.
 _APPEND = """
+local epoch = redis.call('GET', KEYS[6])
+if not epoch then
+  epoch = ARGV[6]
+  redis.call('SET', KEYS[6], epoch, 'PX', ARGV[2])
+end
 local base = tonumber(redis.call('GET', KEYS[3]) or '0')
 local rev = redis.call('GET', KEYS[5]) or '0'
 local attempts = {}
 if rev ~= ARGV[4] then attempts = redis.call('HGETALL', KEYS[4]) end
 local added = 0
-for i = 5, #ARGV, 2 do
+for i = 7, #ARGV, 2 do
   if redis.call('SADD', KEYS[2], ARGV[i]) == 1 then
     redis.call('RPUSH', KEYS[1], ARGV[i + 1])
     added = added + 1
   end
 end
 local len = redis.call('LLEN', KEYS[1])
-if len == 0 then return {0, 0, {}, rev, attempts} end
+if len == 0 then return {0, 0, {}, rev, attempts, epoch} end
 local cap = tonumber(ARGV[3])
 if len > cap then
   redis.call('LTRIM', KEYS[1], len - cap, -1)
@@ -57,11 +66,13 @@ if added > 0 then
   local ttl = tonumber(ARGV[2])
   redis.call('PEXPIRE', KEYS[1], ttl)
   redis.call('PEXPIRE', KEYS[2], ttl)
+  redis.call('PEXPIRE', KEYS[6], ttl)
   if base > 0 then redis.call('PEXPIRE', KEYS[3], ttl) end
 end
 local from = tonumber(ARGV[1]) - base
+if epoch ~= ARGV[5] then from = 0 end
 if from < 0 then from = 0 end
-return {base + from, added, redis.call('LRANGE', KEYS[1], from, -1), rev, attempts}
+return {base + from, added, redis.call('LRANGE', KEYS[1], from, -1), rev, attempts, epoch}
 """
 _TYPES = {t.value: t for t in EventType}
 
@@ -97,6 +108,8 @@ class SharedVisits:
         self.ttl_ms = int(visit_timeout_s * 1000)
         self.applied: dict[str, int] = {}  # visitID -> seq of the last entry applied here
         self.revisions: dict[str, bytes] = {}  # visitID -> revision of its attempts seen here
+        self.epochs: dict[str, bytes] = {}  # visitID -> the epoch of its log applied here
+        self.node = uuid.uuid4().hex[:12]  # makes the epochs this node starts unique
         self.adopt: Callable[[Attempt], None] | None = None  # the lifecycle's, once it exists
         self._append = link.script(_APPEND)
         self.appends = 0  # scripts run, for commands per event
@@ -122,13 +135,22 @@ class SharedVisits:
         """Append ``events`` (maybe none) and apply what this node has not applied yet; the
         events this node logged (not duplicates), as applied."""
         revision = self.revisions.get(visit_id, b"0")
-        args: list[Any] = [self.applied.get(visit_id, 0), self.ttl_ms, LOG_ENTRIES_MAX, revision]
+        epoch = self.epochs.get(visit_id, b"")
+        self.appends += 1
+        args: list[Any] = [
+            self.applied.get(visit_id, 0), self.ttl_ms, LOG_ENTRIES_MAX, revision, epoch,
+            f"{self.node}:{self.appends}",
+        ]  # fmt: skip
         for event in events:
             args += [event.event_id, _entry(event)]
-        keys = [visit_key(visit_id, part) for part in ("log", "ids", "base", "attempts", "arev")]
-        self.appends += 1
+        keys = [visit_key(visit_id, part) for part in KEY_PARTS]
         answer = await self.link.run(self._append(keys=keys, args=args))
-        first, added, entries, revision, attempts = answer
+        first, added, entries, revision, attempts, epoch = answer
+        if epoch != self.epochs.get(visit_id):  # a new log (Redis lost the old one): from 1
+            if visit_id in self.epochs:
+                log.warning("visit %s: its log in Redis was lost; going on from here", visit_id)
+            self.epochs[visit_id] = epoch
+            self.applied[visit_id] = 0
         # Another request of this node may have applied some entries while this one waited.
         known = self.applied.get(visit_id, 0)
         last = first + len(entries)
@@ -145,9 +167,32 @@ class SharedVisits:
             self.revisions[visit_id] = revision
         return own
 
-    def forget(self, visit_id: str) -> None:
+    async def sweep(self, now: int) -> int:
+        """Close visits idle past the timeout, unless another node saw them since (their log
+        lives on): those only leave this node's memory, rebuilt from the log if seen again.
+        How many were closed."""
+        limit = now - self.ttl_ms
+        idle = [v.visit_id for v in self.registry if v.last_seen_at < limit]
+        if idle:
+            async with self.link.client.pipeline(transaction=False) as pipe:
+                for visit_id in idle:
+                    pipe.exists(visit_key(visit_id, "log"))
+                alive = await self.link.run(pipe.execute())
+            for visit_id, elsewhere in zip(idle, alive, strict=True):
+                if elsewhere:
+                    self.forget(visit_id)
+        closed = self.registry.close_idle(now)
+        for visit in closed:
+            self._drop(visit.visit_id)
+        return len(closed)
+
+    def _drop(self, visit_id: str) -> None:
         self.applied.pop(visit_id, None)
         self.revisions.pop(visit_id, None)
+        self.epochs.pop(visit_id, None)
+
+    def forget(self, visit_id: str) -> None:
+        self._drop(visit_id)
         self.registry.forget(visit_id)
 
 

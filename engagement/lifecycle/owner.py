@@ -76,12 +76,14 @@ class LiveClaims(Protocol):
     async def claim(self, visit_id: str, attempt_id: str, until_ms: int) -> bool:
         """Take the visit for this attempt, unless another attempt holds it."""
 
-    async def hold(self, attempt: Attempt, until_ms: int) -> None:
+    def hold(self, attempt: Attempt, until_ms: int) -> None:
         """The attempt lives on in its state until ``until_ms``: its claim lasts as long, and
-        then whichever node is alive expires it, unless it moved on (the shared deadline)."""
+        then whichever node is alive expires it, unless it moved on (the shared deadline).
+        Written behind: nothing waits for it."""
 
-    async def release(self, visit_id: str, attempt_id: str) -> None:
-        """The attempt ended: the visit is free (if this attempt still held it)."""
+    def release(self, visit_id: str, attempt_id: str) -> None:
+        """The attempt ended: the visit is free (if this attempt still held it). Written
+        behind."""
 
 
 class SharedVisitLog(Protocol):
@@ -208,11 +210,11 @@ class Lifecycle:
             visit.hold_back(now, strategy.name, "strict mode: an engagement is live")
             return None
         if self.engine.busy(visit):  # this node started one while the claim was on its way
-            self.spawn(claims.release(visit.visit_id, attempt_id), f"release-{attempt_id}")
+            claims.release(visit.visit_id, attempt_id)
             return None
         attempt = self.start(visit, strategy, now, attempt_id)
         if not attempt.live:  # held out: it takes no claim
-            self.spawn(claims.release(visit.visit_id, attempt_id), f"release-{attempt_id}")
+            claims.release(visit.visit_id, attempt_id)
         return attempt
 
     def tick(self, now: int | None = None) -> None:
@@ -464,19 +466,17 @@ class Lifecycle:
         """Several nodes: another node recorded or moved this attempt; this node's copy
         follows (never backwards: a copy with fewer transitions is older)."""
         mine = self.by_id.get(copy.attempt_id)
-        visit = self.registry.get(copy.visit_id)
         if mine is None:
-            self.by_id[copy.attempt_id] = copy
+            mine = self.by_id[copy.attempt_id] = copy
             self.engine.ledger.add(copy)
-            if visit is not None:
-                visit.attempts.append(copy)
-                visit.attempts.sort(key=lambda a: a.created_at)
         elif len(copy.transitions) >= len(mine.transitions):
             mine.state, mine.transitions = copy.state, copy.transitions
             mine.handoff, mine.variant = copy.handoff, copy.variant
-        else:
-            return
+        visit = self.registry.get(copy.visit_id)
         if visit is not None:
+            if mine not in visit.attempts:  # new here, or the visit was rebuilt from its log
+                visit.attempts.append(mine)
+                visit.attempts.sort(key=lambda a: a.created_at)
             self.registry.mark_changed(visit)
 
     # -- lookups and memory --
@@ -552,8 +552,7 @@ class Lifecycle:
             if close:
                 self._close_invite(attempt, now)
             if self.claims is not None:
-                release = self.claims.release(attempt.visit_id, attempt.attempt_id)
-                self.spawn(release, f"release-{attempt.attempt_id}")
+                self.claims.release(attempt.visit_id, attempt.attempt_id)
         log.info(
             "attempt %s %s%s", attempt.attempt_id, state.value, f" ({reason})" if reason else "",
             extra={"visitID": attempt.visit_id, "attemptID": attempt.attempt_id},
@@ -569,7 +568,7 @@ class Lifecycle:
         replaces any earlier deadline of the attempt)."""
         if self.claims is not None:  # several nodes: the deadline is shared, not kept here
             if attempt.live:
-                self.spawn(self.claims.hold(attempt, deadline_ms), f"hold-{attempt.attempt_id}")
+                self.claims.hold(attempt, deadline_ms)
             return
         seq = next(self._seq)
         self._deadline_of[attempt.attempt_id] = seq

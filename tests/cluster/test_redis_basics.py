@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import os
+import shutil
+from asyncio.subprocess import PIPE
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -100,3 +104,44 @@ async def test_rate_limits_count_requests_of_every_node(redis_url: str):
     finally:
         await a.close()
         await b.close()
+
+
+async def test_metrics_say_what_redis_costs(make_node: MakeNode, redis_url: str, factory: Factory):
+    node = await make_node("a", redis_url)
+    await post_events(node, factory.start())
+    await post_events(node, [factory.event("Look")])
+
+    text = await (await node.get(url(node, "metrics"))).text()
+
+    samples = dict(
+        line.rsplit(" ", 1) for line in text.splitlines() if line and not line.startswith("#")
+    )
+    assert float(samples["engagement_redis_round_trips_total"]) >= 3  # ping, two appends
+    assert float(samples["engagement_cluster_log_appends_total"]) == 2
+    assert float(samples["engagement_redis_round_trip_seconds_count"]) >= 3
+    per_event = float(samples["engagement_redis_round_trips_per_event"])
+    assert per_event == float(samples["engagement_redis_round_trips_total"]) / 3
+
+
+PROMTOOL = shutil.which("promtool")
+
+
+@pytest.mark.skipif(
+    PROMTOOL is None and not os.environ.get("CI"),
+    reason="promtool not installed (Debian package prometheus; .ci/run installs it)",
+)
+async def test_metrics_with_redis_pass_promtool(
+    make_node: MakeNode, redis_url: str, factory: Factory
+):
+    node = await make_node("a", redis_url)
+    await post_events(node, factory.start())
+    body = await (await node.get(url(node, "metrics"))).read()
+    assert PROMTOOL is not None, "CI must have promtool (.ci/run installs Debian's prometheus)"
+
+    proc = await asyncio.create_subprocess_exec(
+        PROMTOOL, "check", "metrics", stdin=PIPE, stdout=PIPE, stderr=PIPE
+    )
+    out, err = await proc.communicate(body)
+
+    assert proc.returncode == 0, out.decode() + err.decode()
+    assert b"engagement_redis_round_trip_seconds_bucket" in body

@@ -1,0 +1,94 @@
+"""Redis goes away and comes back (empty, as the machine's Redis keeps nothing on disk): the
+nodes answer 503 meanwhile, then reconnect and keep serving the visits they hold."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient
+
+from engagement.api.state import REGISTRY
+from engagement.app import SHARED
+from engagement.cluster.redis import visit_key
+from engagement.cluster.visits import KEY_PARTS
+from engagement.monitoring.ingest import now_ms
+
+from ..conftest import SITE, Factory, post_events, url
+from .conftest import Cuttable
+
+Client = TestClient[Any, Any]
+MakeNode = Callable[..., Awaitable[Client]]
+
+
+async def test_nodes_answer_503_while_redis_is_gone_and_serve_again_when_it_is_back(
+    make_node: MakeNode, redis_proxy: tuple[Cuttable, str], redis_url: str, factory: Factory
+):
+    proxy, through = redis_proxy
+    a, b = await make_node("a", through), await make_node("b", through)
+    await post_events(a, factory.start(f"{SITE}/", "Home"))
+    await post_events(b, [factory.event("Look")])
+    await a.app[SHARED].visit(factory.visit_id)  # a has seen what b logged (docs/cluster.md)
+
+    await proxy.cut()
+    r = await a.post(
+        url(a, "events"), json={"events": [factory.event("Lost")]}, headers={"Origin": SITE}
+    )
+    assert r.status == 503, await r.text()
+    assert r.headers["Retry-After"] == "1"
+    assert (await r.json())["error"] == "state_unavailable"
+
+    admin = aioredis.Redis.from_url(redis_url)
+    await admin.flushdb()  # Redis restarted with nothing (no snapshot on this machine)
+    await admin.aclose()
+    await proxy.restore()
+
+    await post_events(b, factory.navigate(f"{SITE}/pricing", "Pricing"))
+    await post_events(a, [factory.event("AfterRestart")])
+    for node in (a, b):
+        await node.app[SHARED].visit(factory.visit_id)
+    # Both nodes kept what they held and applied what came after, in the new log's order.
+    views = []
+    for node in (a, b):
+        visit = node.app[REGISTRY].get(factory.visit_id)
+        assert visit is not None
+        views.append(
+            (
+                [p.url for p in visit.pages.values()],
+                [e.event_name for e in visit.events if e.event_name != "PageEntered"],
+            )
+        )
+    assert (
+        views[0]
+        == views[1]
+        == (
+            [f"{SITE}/", f"{SITE}/pricing"],
+            ["Look", "AfterRestart"],
+        )
+    )
+
+
+async def test_a_visit_idle_here_but_live_elsewhere_is_forgotten_not_closed(
+    make_node: MakeNode, redis_url: str, factory: Factory, tmp_path: Path
+):
+    a, b = await make_node("a", redis_url), await make_node("b", redis_url)
+    await post_events(a, factory.start())
+    await post_events(b, [factory.event("Look")])
+    timeout_ms = int(b.app[SHARED].ttl_ms)
+    later = now_ms() + timeout_ms + 1000  # idle on this node, as far as it knows
+
+    assert await b.app[SHARED].sweep(later) == 0  # its log lives on: a node may hold it
+    assert b.app[REGISTRY].get(factory.visit_id) is None
+
+    await post_events(b, [factory.event("Again")])  # seen again: rebuilt from the log
+    visit = b.app[REGISTRY].get(factory.visit_id)
+    assert visit is not None
+    assert [e.event_name for e in visit.events] == ["PageEntered", "Look", "Again"]
+
+    admin = aioredis.Redis.from_url(redis_url)  # idle everywhere: the log expired
+    await admin.delete(*(visit_key(factory.visit_id, part) for part in KEY_PARTS))
+    await admin.aclose()
+    assert await b.app[SHARED].sweep(later) == 1
+    assert b.app[REGISTRY].get(factory.visit_id) is None
