@@ -50,7 +50,7 @@ def check_settings(settings: Settings) -> None:
     keeps live state across restarts of the one node)."""
     if settings.redis_url is None or settings.single_node:
         return
-    if getattr(settings, "database_url", None):  # the shared PostgreSQL history (issue 11)
+    if settings.database_url:  # one PostgreSQL history the nodes share
         return
     raise ClusterConfigError(
         "redis_url is set without database_url: several nodes would each write their own "

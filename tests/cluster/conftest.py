@@ -78,8 +78,11 @@ async def redis_proxy(redis_url: str) -> AsyncIterator[tuple[Cuttable, str]]:
             await proxy.cut()
 
 
-def node_settings(tmp_path: Path, name: str, redis_url: str, **overrides: Any) -> Settings:
-    """A node's settings: its own data folder, the shared Redis, the test strategies."""
+def node_settings(
+    tmp_path: Path, name: str, redis_url: str, database_url: str | None, **overrides: Any
+) -> Settings:
+    """A node's settings: its own data folder, the shared Redis and PostgreSQL history, the
+    test strategies."""
     values: dict[str, Any] = {
         "data_dir": tmp_path / name,
         "strategies_dir": tmp_path / "strategies",
@@ -87,18 +90,21 @@ def node_settings(tmp_path: Path, name: str, redis_url: str, **overrides: Any) -
         "allowed_origins": [SITE, "http://localhost:*", "http://127.0.0.1:*"],
         "history_flush_interval_s": 0.05,
         "redis_url": redis_url,
-        "single_node": True,  # one SQLite per node until the PostgreSQL history is shared
+        "database_url": database_url,
     }
     values.update(overrides)
     return Settings(**values)
 
 
 @pytest.fixture
-def make_node(aiohttp_client: ClientFactory, tmp_path: Path) -> Callable[..., Awaitable[Client]]:
-    """Start one more node (``name``) on ``redis_url``."""
+def make_node(
+    aiohttp_client: ClientFactory, tmp_path: Path, database_url: str
+) -> Callable[..., Awaitable[Client]]:
+    """Start one more node (``name``) on ``redis_url``, all on one PostgreSQL schema."""
 
     async def start(name: str, redis_url: str, **overrides: Any) -> Client:
-        app: web.Application = create_app(node_settings(tmp_path, name, redis_url, **overrides))
+        settings = node_settings(tmp_path, name, redis_url, database_url, **overrides)
+        app: web.Application = create_app(settings)
         return await aiohttp_client(app)
 
     return start

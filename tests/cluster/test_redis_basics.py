@@ -25,7 +25,7 @@ MakeNode = Callable[..., Awaitable[Client]]
 
 
 def test_redis_state_over_separate_sqlite_files_is_refused(tmp_path: Path, redis_url: str):
-    settings = node_settings(tmp_path, "a", redis_url, single_node=False)
+    settings = node_settings(tmp_path, "a", redis_url, None)
 
     with pytest.raises(ClusterConfigError) as refused:
         create_app(settings)
@@ -36,6 +36,10 @@ def test_redis_state_over_separate_sqlite_files_is_refused(tmp_path: Path, redis
         "database_url (ENGAGEMENT_DATABASE_URL=postgresql://...) to share one history, or "
         "single_node = true (ENGAGEMENT_SINGLE_NODE=true) if this is the only node."
     )
+
+
+def test_one_node_may_keep_redis_state_over_its_own_sqlite(tmp_path: Path, redis_url: str):
+    create_app(node_settings(tmp_path, "a", redis_url, None, single_node=True))
 
 
 def test_passwords_stay_out_of_logs():
