@@ -1,5 +1,6 @@
 """The tracker's own JavaScript checks, part of the one test command: its node unit tests
-(command queue, cookies, retries), eslint and prettier, with the versions package-lock.json pins.
+(command queue, cookies, retries), eslint and prettier, with the versions package-lock.json pins;
+and that the engine's constants reach the scripts through their config, not repeated literals.
 
 eslint and prettier need ``npm ci`` first (``.ci/run`` does it): without node_modules (or node)
 they are skipped with the reason, or fail when ``CI`` is set, since CI must run them.
