@@ -195,7 +195,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         link = app[REDIS]
         shared = app[SHARED] = SharedVisits(link, registry, ingestor, settings.visit_timeout_s)
         ingestor.shared = lifecycle.shared = shared
-        shared.adopt = lifecycle.adopt
+        shared.adopt, shared.rearm = lifecycle.adopt, lifecycle.rearm
         writes = app[WRITES] = WriteBehind()
         claims = lifecycle.claims = RedisClaims(link, now_ms, writes)
         store = lifecycle.store = SharedAttemptStore(history, link, writes.spawn)

@@ -12,9 +12,12 @@ DEADLINES_KEY = shared_key("deadlines", "schedule")  # "visitID attemptID state"
 MIN_CLAIM_MS = 1000  # a deadline already past still holds the visit this long (clock skew)
 
 # Compare-and-set: only the attempt that holds the visit extends or frees it.
+# A claim lost with Redis's data is taken again by its attempt (nobody else holds it then).
 _HOLD = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
-return 0
+local holder = redis.call('GET', KEYS[1])
+if holder and holder ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+return 1
 """
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end

@@ -111,6 +111,7 @@ class SharedVisits:
         self.epochs: dict[str, bytes] = {}  # visitID -> the epoch of its log applied here
         self.node = uuid.uuid4().hex[:12]  # makes the epochs this node starts unique
         self.adopt: Callable[[Attempt], None] | None = None  # the lifecycle's, once it exists
+        self.rearm: Callable[[Visit], None] | None = None  # ditto: after Redis lost the visit
         self._append = link.script(_APPEND)
         self.appends = 0  # scripts run, for commands per event
 
@@ -146,9 +147,11 @@ class SharedVisits:
         keys = [visit_key(visit_id, part) for part in KEY_PARTS]
         answer = await self.link.run(self._append(keys=keys, args=args))
         first, added, entries, revision, attempts, epoch = answer
+        lost = False
         if epoch != self.epochs.get(visit_id):  # a new log (Redis lost the old one): from 1
             if visit_id in self.epochs:
                 log.warning("visit %s: its log in Redis was lost; going on from here", visit_id)
+                lost = True
             self.epochs[visit_id] = epoch
             self.applied[visit_id] = 0
         # Another request of this node may have applied some entries while this one waited.
@@ -165,6 +168,8 @@ class SharedVisits:
             for i in range(0, len(attempts), 2):
                 self.adopt(decode_attempt(attempts[i].decode(), attempts[i + 1]))
             self.revisions[visit_id] = revision
+        if lost and self.rearm is not None and (visit := self.registry.get(visit_id)):
+            self.rearm(visit)
         return own
 
     async def sweep(self, now: int) -> int:

@@ -462,6 +462,14 @@ class Lifecycle:
         if self.shared is not None:
             await self.shared.visit(visit_id)
 
+    def rearm(self, visit: Visit) -> None:
+        """Several nodes: the shared state of this visit was lost (Redis restarted empty):
+        its live attempts get their claim and deadline again, counted from now."""
+        now = self.clock()
+        for attempt in visit.attempts:
+            if attempt.live:
+                self._expect(attempt, now + _ms(self._timeout_of(attempt.state)))
+
     def adopt(self, copy: Attempt) -> None:
         """Several nodes: another node recorded or moved this attempt; this node's copy
         follows (never backwards: a copy with fewer transitions is older)."""

@@ -10,14 +10,16 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
-from engagement.api.state import REGISTRY
-from engagement.app import SHARED
+from engagement.api.state import LIFECYCLE, REGISTRY
+from engagement.app import SHARED, WRITES
+from engagement.cluster.claims import DEADLINES_KEY
 from engagement.cluster.redis import visit_key
 from engagement.cluster.visits import KEY_PARTS
 from engagement.monitoring.ingest import now_ms
 
 from ..conftest import SITE, Factory, post_events, url
 from .conftest import Cuttable
+from .test_two_nodes import INVITES, STRATEGIES
 
 Client = TestClient[Any, Any]
 MakeNode = Callable[..., Awaitable[Client]]
@@ -92,3 +94,27 @@ async def test_a_visit_idle_here_but_live_elsewhere_is_forgotten_not_closed(
     await admin.aclose()
     assert await b.app[SHARED].sweep(later) == 1
     assert b.app[REGISTRY].get(factory.visit_id) is None
+
+
+async def test_after_redis_lost_everything_a_live_attempt_holds_its_visit_again(
+    make_node: MakeNode, redis_url: str, factory: Factory, tmp_path: Path
+):
+    (tmp_path / "strategies").mkdir()
+    (tmp_path / "strategies" / "cluster.yaml").write_text(STRATEGIES)
+    a = await make_node("a", redis_url, invites_dir=INVITES)
+    await post_events(a, factory.start())
+    await post_events(a, [factory.event("Help")])
+    [attempt] = a.app[LIFECYCLE].by_id.values()
+    await a.app[WRITES].drain()  # the claim and deadline reached Redis ...
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        await admin.flushdb()  # ... and Redis restarted with nothing
+
+        await post_events(a, [factory.event("Look")])
+        await a.app[WRITES].drain()
+
+        assert await admin.get(visit_key(factory.visit_id, "live")) == attempt.attempt_id.encode()
+        member = f"{factory.visit_id} {attempt.attempt_id} offered"
+        assert await admin.zscore(DEADLINES_KEY, member) is not None
+    finally:
+        await admin.aclose()
