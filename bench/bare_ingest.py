@@ -18,22 +18,28 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+from collections.abc import Callable
+from typing import Any
 
 from aiohttp import web
 
 MAX_BODY_BYTES = 256 * 1024  # engagement.constants.MAX_BODY_BYTES
 
 
+LOADS: Callable[[bytes], Any] = json.loads
+DUMPS: Callable[[Any], str] = json.dumps
+
+
 async def post_events(request: web.Request) -> web.StreamResponse:
     body = await request.read()
     try:
-        data = json.loads(body)
+        data = LOADS(body)
     except ValueError:
-        return web.json_response({"error": "invalid_input"}, status=400)
+        return web.json_response({"error": "invalid_input"}, status=400, dumps=DUMPS)
     events = data.get("events") if isinstance(data, dict) else None
     if not isinstance(events, list) or not events:
-        return web.json_response({"error": "invalid_input"}, status=400)
-    return web.json_response({"accepted": len(events), "duplicates": 0})
+        return web.json_response({"error": "invalid_input"}, status=400, dumps=DUMPS)
+    return web.json_response({"accepted": len(events), "duplicates": 0}, dumps=DUMPS)
 
 
 async def get_health(request: web.Request) -> web.StreamResponse:
@@ -51,11 +57,27 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
+    parser.add_argument(
+        "--stack",
+        choices=["plain", "fast"],
+        default="plain",
+        help="plain: asyncio's loop and json; fast: uvloop and orjson, as the engine ships",
+    )
     args = parser.parse_args()
+    loop_factory = None
+    if args.stack == "fast":
+        global LOADS, DUMPS
+        import orjson
+        import uvloop
+
+        LOADS = orjson.loads
+        DUMPS = lambda obj: orjson.dumps(obj).decode()  # noqa: E731
+        loop_factory = uvloop.new_event_loop
     # As engagement.logs.setup_logging(level="WARNING") leaves it for the engine.
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    web.run_app(create_app(), host=args.host, port=args.port, print=None)
+    loop = loop_factory() if loop_factory is not None else None
+    web.run_app(create_app(), host=args.host, port=args.port, print=None, loop=loop)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,244 @@
+"""Instructions per event: the engine's POST /monitoring/events against the bare aiohttp app,
+counted by valgrind's callgrind (repeatable on a shared, noisy machine, unlike times).
+
+Each server runs under ``valgrind --tool=callgrind --instr-atstart=no`` (startup is not
+counted); after a warm-up, counting is switched on (``callgrind_control -i on``), a fixed
+number of requests is sent, the engine's history writer is waited for (its thread is counted
+too: every instruction of the process, all threads), and the counts are dumped. Instructions
+per event = the process's instructions over the events sent.
+
+    .venv/bin/python bench/instructions.py [--requests 1000] [--strategies 100]
+
+The bare server is counted on two stacks: ``plain`` (asyncio's loop, the json module) and
+``fast`` (uvloop and orjson); the engine runs as it ships.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import BENCH_DIR, HOST, BenchError, Server, free_port
+
+PATH = "/monitoring/events"
+ORIGIN = "http://localhost:8000"
+
+
+def bodies(count: int, per_request: int, visitors: int, nonce: str) -> list[bytes]:
+    """The same events as bench/ingest.lua: AddToCart with {sku, price}, unique eventIDs,
+    visitors drawn from a pool (visits accumulate)."""
+    out = []
+    n = 0
+    clock = int(time.time() * 1000)
+    for r in range(count):
+        events = []
+        for _ in range(per_request):
+            n += 1
+            clock += 1
+            v = (n * 7919 + r) % visitors + 1
+            sku = n % 500
+            events.append(
+                f'{{"eventType":"BUSINESS","eventName":"AddToCart","eventID":"{nonce}0000{n:016X}",'
+                f'"pageID":"{nonce}0002{v:016X}","visitID":"{nonce}0001{v:016X}",'
+                f'"globalVisitID":"{nonce}0003{v:016X}","timestamp":{clock},'
+                f'"url":"http://localhost:8000/products/{v}","category":"","languageCode":"en-GB",'
+                f'"data":{{"sku":"SKU-{sku}","price":{1000 + sku}}}}}'
+            )
+        out.append(('{"events":[' + ",".join(events) + "]}").encode())
+    return out
+
+
+async def send(url: str, payloads: list[bytes], connections: int) -> int:
+    """POST every payload (``connections`` at a time, keep-alive); returns events accepted."""
+    accepted = 0
+    queue = list(reversed(payloads))
+    headers = {"Content-Type": "application/json", "Origin": ORIGIN}
+
+    async def worker(session: aiohttp.ClientSession) -> None:
+        nonlocal accepted
+        while queue:
+            body = queue.pop()
+            async with session.post(url, data=body, headers=headers) as r:
+                answer = await r.json()
+                if r.status != 200:
+                    raise BenchError(f"{url}: {r.status} {answer}")
+                accepted += answer["accepted"]
+
+    timeout = aiohttp.ClientTimeout(total=None, sock_read=600)
+    async with aiohttp.ClientSession(timeout=timeout) as session:
+        await asyncio.gather(*(worker(session) for _ in range(connections)))
+    return accepted
+
+
+def callgrind(pid: int, *args: str) -> str:
+    out = subprocess.run(
+        ["callgrind_control", *args, str(pid)], capture_output=True, text=True, timeout=600
+    )
+    if out.returncode != 0:
+        raise BenchError(f"callgrind_control {args}: {out.stdout}{out.stderr}")
+    return out.stdout
+
+
+def total_instructions(out_dir: Path, pid: int) -> int:
+    """Sum of the ``totals:`` (or ``summary:``) lines of the dumps made since counting began."""
+    total = 0
+    for path in out_dir.glob(f"callgrind.out.{pid}*"):
+        if path.name == f"callgrind.out.{pid}":
+            continue  # the final dump at exit (not made: the server is killed)
+        text = path.read_text(errors="replace")
+        m = re.search(r"^(?:totals|summary): (\d+)", text, re.MULTILINE)
+        if m:
+            total += int(m.group(1))
+    return total
+
+
+def measure(
+    server: Server,
+    out_dir: Path,
+    payloads: list[bytes],
+    warmup: list[bytes],
+    per_request: int,
+    connections: int,
+    settle: bool,
+) -> float:
+    """Instructions per event of ``server`` for ``payloads``."""
+    server.start()
+    server.wait_ready(timeout_s=300)
+    url = server.base_url + PATH
+    asyncio.run(send(url, warmup, connections))
+    if settle:
+        wait_settled(server)
+    callgrind(server.pid, "-i", "on")
+    accepted = asyncio.run(send(url, payloads, connections))
+    if settle:
+        wait_settled(server)
+    callgrind(server.pid, "-d")
+    callgrind(server.pid, "-i", "off")
+    instructions = total_instructions(out_dir, server.pid)
+    server.stop()
+    if accepted != len(payloads) * per_request:
+        raise BenchError(f"{server.name}: accepted {accepted} of {len(payloads) * per_request}")
+    if not instructions:
+        raise BenchError(f"{server.name}: no callgrind dump in {out_dir}")
+    return instructions / accepted
+
+
+def wait_settled(engine: Server, timeout_s: float = 600) -> None:
+    """The engine's history writer has written everything (its work is counted)."""
+    deadline = time.monotonic() + timeout_s
+    while engine.get_json("/health", timeout_s=60)["historyPending"] > 0:
+        if time.monotonic() > deadline:
+            raise BenchError("history still pending")
+        time.sleep(0.5)
+    time.sleep(2)  # pending is 0 once a batch is taken: let its write finish
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--requests", type=int, default=1000, help="counted events per scenario")
+    p.add_argument("--warmup", type=int, default=250, help="20-event requests before counting")
+    p.add_argument("--batch", type=int, default=20, help="events per request, batch case (20)")
+    p.add_argument("--connections", type=int, default=8)
+    p.add_argument("--visitors", type=int, default=1000)
+    p.add_argument("--strategies", type=int, default=100)
+    p.add_argument(
+        "--stacks", default="plain,fast", help="bare stacks: plain, fast (uvloop+orjson)"
+    )
+    p.add_argument("--scenarios", default="1,20", help="events per request, comma-separated")
+    p.add_argument("--json", type=Path, help="also write the results to this file")
+    p.add_argument("--keep", action="store_true", help="keep the dumps (callgrind_annotate)")
+    return p.parse_args()
+
+
+def main() -> int:
+    args = parse_args()
+    if shutil.which("valgrind") is None or shutil.which("callgrind_control") is None:
+        raise BenchError("valgrind is missing (Debian package valgrind)")
+    venv_bin = Path(sys.executable).parent
+    tmp = Path(tempfile.mkdtemp(prefix="bench-instr-"))
+    if args.strategies:
+        from strategies import write_folder
+
+        write_folder(tmp / "strategies", args.strategies)
+    valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no",
+                f"--callgrind-out-file={tmp}/callgrind.out.%p"]  # fmt: skip
+    results = []
+    names = [f"bare-{stack}" for stack in args.stacks.split(",") if stack] + ["engine"]
+    for per_request in [int(s) for s in args.scenarios.split(",")]:
+        count = max(30, args.requests // per_request)
+        for name in names:
+            payloads = bodies(count, per_request, args.visitors, secrets.token_hex(6).upper())
+            # Warm-up: every visitor of the pool seen several times (strategies settle).
+            warm = bodies(args.warmup, 20, args.visitors, secrets.token_hex(6).upper())
+            port = free_port()
+            if name == "engine":
+                env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGEMENT_")}
+                env.update(
+                    ENGAGEMENT_HOST=HOST,
+                    ENGAGEMENT_PORT=str(port),
+                    ENGAGEMENT_DATA_DIR=str(tmp / f"data-{per_request}"),
+                    ENGAGEMENT_API_KEYS='["bench"]',
+                    ENGAGEMENT_LOG_LEVEL="WARNING",
+                    ENGAGEMENT_DEMO="false",
+                )
+                argv = [*valgrind, str(venv_bin / "engagement"), "serve"]
+            else:
+                env = dict(os.environ)
+                argv = [*valgrind, sys.executable, str(BENCH_DIR / "bare_ingest.py"),
+                        "--host", HOST, "--port", str(port),
+                        "--stack", name.removeprefix("bare-")]  # fmt: skip
+            server = Server(name, argv, port, tmp / f"{name}-{per_request}.log", env=env, cwd=tmp)
+            try:
+                per_event = measure(
+                    server, tmp, payloads, warm, per_request, args.connections, name == "engine"
+                )
+            finally:
+                if server.proc is not None:
+                    server.stop()
+            results.append({"server": name, "events_per_request": per_request,
+                            "requests": count, "instructions_per_event": per_event})  # fmt: skip
+            print(
+                f"{per_request:>3} event(s)/request  {name:<10} {per_event:>10,.0f} instructions "
+                f"per event ({count} requests counted)",
+                flush=True,
+            )
+    print()
+    for per_request in sorted({r["events_per_request"] for r in results}):
+        pair = {r["server"]: r["instructions_per_event"] for r in results
+                if r["events_per_request"] == per_request}  # fmt: skip
+        engine = pair["engine"]
+        for name in names[:-1]:
+            print(
+                f"{per_request:>3} event(s)/request: engine / {name} instructions per event = "
+                f"{engine:,.0f} / {pair[name]:,.0f} = {engine / pair[name]:.2f}  "
+                f"(the engine can reach at most {pair[name] / engine:.2f} x its event rate)"
+            )
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2))
+    if args.keep:
+        print(f"dumps and logs kept in {tmp}")
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
