@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+import uvloop
 from aiohttp import web
 
 from .api.errors import JSONErrorsHandler
@@ -124,5 +125,9 @@ def run_server(
         finally:
             await runner.cleanup()
 
-    with contextlib.suppress(web.GracefulExit, KeyboardInterrupt):
-        asyncio.run(serve())
+    # uvloop: the same asyncio interface, its loop and transports in C (bench/instructions.py).
+    with (
+        contextlib.suppress(web.GracefulExit, KeyboardInterrupt),
+        asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner,
+    ):
+        runner.run(serve())
