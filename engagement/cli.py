@@ -10,6 +10,7 @@ import sys
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 from aiohttp import web
 from pydantic import ValidationError
@@ -68,7 +69,7 @@ def banner(settings: Settings, generated: str | None) -> str:
         f"  console:     {base}/console/  (log in with the API key)\n"
         f"  OpenAPI:     {base}/api/openapi.json\n"
         f"  API key:     {key}\n"
-        f"  records:     {describe(settings.records_at)}"
+        f"  history:     {describe(settings.records_at)}"
     )
 
 
@@ -181,6 +182,30 @@ def api_key(args: argparse.Namespace) -> int:
     return 2
 
 
+def copy_history(args: argparse.Namespace) -> int:
+    """Copy a SQLite history into PostgreSQL; again later, it adds only what is new."""
+    from .db.copy import copy_history as copy
+
+    settings = _settings(args)
+    source: Path = args.source or settings.db_path
+    target: str | None = args.target or settings.database_url
+    if target is None or not target.startswith(("postgresql://", "postgres://")):
+        print("engagement copy-history: --to postgresql://... (or database_url) is needed",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if not source.is_file():
+        print(f"engagement copy-history: {source}: no such SQLite file", file=sys.stderr)
+        return 2
+    print(f"copying {source} into {describe(target)}")
+
+    def show(c: Any) -> None:
+        print(f"  {c.table:<16} {c.read:>9} rows read, {c.added:>9} added")
+
+    done = asyncio.run(copy(source, target, show))
+    print(f"done: {sum(c.read for c in done)} rows read, {sum(c.added for c in done)} added")
+    return 0
+
+
 def simulate_pacing(args: argparse.Namespace) -> int:
     """Discrete-event simulation of pacing (docs/pacing.md)."""
     from .pacing import simreport
@@ -212,6 +237,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("api-key", help="print the REST API key (generated on first use)")
     p.add_argument("--data-dir", type=Path)
     p.set_defaults(func=api_key, host=None, port=None)
+    p = sub.add_parser("copy-history", help="copy a SQLite history into PostgreSQL")
+    p.add_argument("--from", dest="source", type=Path, help="default: data_dir's SQLite file")
+    p.add_argument("--to", dest="target", help="postgresql://...; default: database_url")
+    p.add_argument("--data-dir", type=Path)
+    p.set_defaults(func=copy_history, host=None, port=None)
     p = sub.add_parser("simulate-pacing", help="simulate pacing against the availability gate")
     p.add_argument("--duration-s", type=float, default=4 * 3600.0, help="virtual time per run")
     p.add_argument("--seed", type=int, default=1)

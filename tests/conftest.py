@@ -95,8 +95,10 @@ def factory() -> Factory:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, request: pytest.FixtureRequest) -> Settings:
+    records = "records_url" in request.fixturenames  # a storage module: both engines
     return Settings(
+        database_url=request.getfixturevalue("records_url") if records else None,
         data_dir=tmp_path / "data",
         strategies_dir=tmp_path / "strategies",  # none unless a test writes some
         api_keys=[API_KEY],
@@ -105,8 +107,19 @@ def settings(tmp_path: Path) -> Settings:
     )
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def records_url(request: pytest.FixtureRequest) -> str | None:
+    """Where a storage test's records live: None (the SQLite file in data_dir) or a fresh
+    PostgreSQL schema. A module about storage runs its tests on both engines with
+    ``pytestmark = pytest.mark.usefixtures("records_url")``: ``settings`` then uses it (set
+    up first, the schema outlives the test's engines)."""
+    if request.param == "sqlite":
+        return None
+    return str(request.getfixturevalue("database_url"))
+
+
 @pytest.fixture
-async def client(aiohttp_client: ClientFactory, settings: Settings) -> TestClient[Any, Any]:
+async def client(settings: Settings, aiohttp_client: ClientFactory) -> TestClient[Any, Any]:
     return await aiohttp_client(create_app(settings))
 
 

@@ -22,6 +22,8 @@ from engagement.strategy.loader import check_folder
 
 from .conftest import AUTH, SITE, ClientFactory, Factory, new_id, post_events, url
 
+pytestmark = pytest.mark.usefixtures("records_url")  # storage: SQLite and PostgreSQL
+
 Client = TestClient[Any, Any]
 
 EXPERIMENT = """

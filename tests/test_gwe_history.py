@@ -10,6 +10,7 @@ import base64
 import hashlib
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from engagement.api.gwe_history import GweEvents, GweVisit
@@ -19,6 +20,8 @@ from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
 
 from .conftest import AUTH, SITE, ClientFactory, Factory, new_id, post_events
+
+pytestmark = pytest.mark.usefixtures("records_url")  # storage: SQLite and PostgreSQL
 
 Client = TestClient[Any, Any]
 # GWE's documented Visit resource fields (Query visit example), in the engine's answer.

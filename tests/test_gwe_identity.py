@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from engagement.api.gwe_history import GweEvents, GweIdentity, GweVisits
@@ -15,6 +16,8 @@ from engagement.settings import Settings
 
 from .conftest import AUTH, SITE, ClientFactory, Factory, post_events
 from .test_gwe_history import get_json, url
+
+pytestmark = pytest.mark.usefixtures("records_url")  # storage: SQLite and PostgreSQL
 
 Client = TestClient[Any, Any]
 ADA = "ada@example.com"

@@ -21,6 +21,8 @@ from engagement.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign
 
 from .conftest import AUTH, SITE, ClientFactory, Factory, post_events, url
 
+pytestmark = pytest.mark.usefixtures("records_url")  # storage: SQLite and PostgreSQL
+
 Client = TestClient[Any, Any]
 INVITES = Path(__file__).resolve().parent.parent / "invites"
 STRATEGIES = """

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
@@ -10,6 +11,8 @@ from engagement.app import create_app
 from engagement.settings import Settings
 
 from .conftest import AUTH, SITE, ClientFactory, Factory, new_id, post_events, url
+
+pytestmark = pytest.mark.usefixtures("records_url")  # storage: SQLite and PostgreSQL
 
 Client = TestClient[Any, Any]
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestClient
 
 from engagement.api.history import LiveVisitsOut
@@ -15,6 +16,8 @@ from engagement.visits.live import LiveFilter, live_page
 
 from .conftest import AUTH, SITE, Factory, post_events
 from .test_console import sign_in
+
+pytestmark = pytest.mark.usefixtures("records_url")  # storage: SQLite and PostgreSQL
 
 Client = TestClient[Any, Any]
 

@@ -17,6 +17,8 @@ from engagement.settings import Settings
 from .conftest import API_KEY, AUTH, ClientFactory, new_id, url
 from .test_console import console_app
 
+pytestmark = pytest.mark.usefixtures("records_url")  # storage: SQLite and PostgreSQL
+
 Client = TestClient[Any, Any]
 REPORT = "report-strategies"  # the route's name
 

@@ -18,6 +18,8 @@ from engagement.settings import Settings
 from .conftest import AUTH, SITE, ClientFactory, Factory, post_events
 from .test_notifications import Stream
 
+pytestmark = pytest.mark.usefixtures("records_url")  # storage: SQLite and PostgreSQL
+
 Client = TestClient[Any, Any]
 DWELL = """
 strategies:

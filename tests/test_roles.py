@@ -17,6 +17,8 @@ from engagement.settings import ApiKey, Settings
 
 from .conftest import API_KEY, ClientFactory, Factory, post_events
 
+pytestmark = pytest.mark.usefixtures("records_url")  # storage: SQLite and PostgreSQL
+
 Client = TestClient[Any, Any]
 INVITES = Path(__file__).resolve().parent.parent / "invites"
 CSRF = re.compile(r'name="csrf" value="([0-9a-f]{64})"')

@@ -12,6 +12,8 @@ from engagement.settings import Settings
 
 from .conftest import AUTH, Factory, post_events
 
+pytestmark = pytest.mark.usefixtures("records_url")  # storage: SQLite and PostgreSQL
+
 Client = TestClient[Any, Any]
 
 

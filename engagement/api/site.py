@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from aiohttp import web
@@ -9,6 +10,7 @@ from aiohttp import web
 from .state import HISTORY, OUTBOX, REDIS, REGISTRY, SETTINGS
 
 DEMO_DIR = Path(__file__).resolve().parent.parent / "demo"
+READY_TIMEOUT_S = 2.0  # a store slower than this to answer SELECT 1 is not ready
 OPENAPI: web.AppKey[dict[str, object]] = web.AppKey("openapi", dict)
 
 
@@ -37,8 +39,11 @@ async def get_ready(request: web.Request) -> web.StreamResponse:
     checks: dict[str, str] = {}
     for name, store in (("history", history), ("outbox", outbox)):
         try:
-            await store.db.fetchone("SELECT 1")
+            # A database that hangs (a network cut) is as unready as one that refuses.
+            await asyncio.wait_for(store.db.fetchone("SELECT 1"), READY_TIMEOUT_S)
             checks[name] = "ok"
+        except TimeoutError:
+            checks[name] = f"failed: no answer within {READY_TIMEOUT_S:g} s"
         except Exception as exc:  # any failure means not ready; say which
             checks[name] = f"failed: {exc or type(exc).__name__}"
     if REDIS in app:

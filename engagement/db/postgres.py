@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
@@ -23,6 +24,7 @@ from .base import (
 POOL_MIN = 1
 POOL_MAX = 8  # per store and node: the writer, the outbox, and a few reads at once
 CONNECT_TIMEOUT_S = 5.0  # a server that does not answer in that long is down
+CLOSE_TIMEOUT_S = 5.0  # then connections are dropped without goodbye
 COMMAND_TIMEOUT_S = 30.0  # no statement of ours takes that long; a hung connection would
 
 
@@ -97,4 +99,7 @@ class PostgresDatabase(_Connection):
             await conn.execute(postgres_schema(script))
 
     async def close(self) -> None:
-        await self.pool.close()
+        try:  # a server that went away would hold a graceful close for ever
+            await asyncio.wait_for(self.pool.close(), CLOSE_TIMEOUT_S)
+        except TimeoutError:
+            self.pool.terminate()
