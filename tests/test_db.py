@@ -46,7 +46,7 @@ async def test_a_new_database_gets_every_migration_once(db: Database):
     assert await migrate(db) == []  # the next start finds nothing to do
     rows = await db.fetchall("SELECT version, name FROM schema_migrations ORDER BY version")
     assert [(r[0], r[1]) for r in rows] == [(m.version, m.name) for m in MIGRATIONS]
-    assert await tables_of(db) == TABLES
+    assert await tables_of(db) >= TABLES  # and those of later migrations
 
 
 async def test_nodes_starting_together_apply_each_migration_once(database_url: str):
@@ -80,7 +80,8 @@ async def test_a_version_3_file_with_an_old_outbox_upgrades_in_place(tmp_path: P
         old.execute("PRAGMA user_version=3")
     db = await open_database(path)
     try:
-        assert await migrate(db) == [3, 4]  # 3 finds its tables there; 4 adds the claims
+        # 3 finds its tables there, 4 adds the claims, and the later ones run as on any file
+        assert await migrate(db) == [m.version for m in MIGRATIONS if m.version >= 3]
         row = await db.fetchone(
             "SELECT request_id, state, claimed_by, claimed_until FROM callbacks"
         )

@@ -19,9 +19,9 @@ from .sqlite import SQLiteDatabase
 
 log = logging.getLogger(__name__)
 
-# Every table of durable records, parents before children (nothing enforces it today, but a
-# reader of a half-done copy sees visits before their events).
-TABLES = (
+# Parents before children (nothing enforces it today, but a reader of a half-done copy sees
+# visits before their events); tables of later migrations follow in name order.
+FIRST = (
     "visits", "pages", "events", "attempts", "conversions", "identities", "identity_visits",
     "push_messages", "audit", "callbacks",
 )  # fmt: skip
@@ -47,7 +47,7 @@ async def copy_history(
         try:
             await migrate(postgres)
             done = []
-            for table in TABLES:
+            for table in await _tables(sqlite):
                 copied = await _copy_table(sqlite, postgres, table)
                 progress(copied)
                 done.append(copied)
@@ -57,6 +57,15 @@ async def copy_history(
             await postgres.close()
     finally:
         await sqlite.close()
+
+
+async def _tables(sqlite: SQLiteDatabase) -> list[str]:
+    rows = await sqlite.fetchall(
+        "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' "
+        "AND name != 'schema_migrations' ORDER BY name"
+    )
+    found = {str(r[0]) for r in rows}
+    return [t for t in FIRST if t in found] + sorted(found - set(FIRST))
 
 
 async def _copy_table(sqlite: SQLiteDatabase, postgres: PostgresDatabase, table: str) -> Copied:
