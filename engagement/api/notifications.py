@@ -242,7 +242,11 @@ async def engage(request: web.Request) -> web.StreamResponse:
             profile.params,
             profile.timeoutS,
         )
-        lifecycle.add(visit, attempt)
+        if not await lifecycle.add_claimed(visit, attempt):  # several nodes: claimed elsewhere
+            raise Conflict(
+                f"visit {visit.visit_id} already has a live engagement (strict mode)",
+                details=[{"field": "ixnProfile.visitID", "message": "busy"}],
+            )
     return web.json_response({"attemptID": attempt.attempt_id, "state": attempt.state.value})
 
 

@@ -142,6 +142,8 @@ async def invite_now(request: web.Request) -> web.StreamResponse:
     if not check_csrf(request, str(form.get(CSRF_FIELD, ""))):
         return csrf_refused(request)
     back = str(request.app.router["console-visit"].url_for(visitID=visit_id))
+    if _ID.match(visit_id):
+        await request.app[LIFECYCLE].catch_up(visit_id)  # several nodes: as others left it
     visit = request.app[REGISTRY].get(visit_id) if _ID.match(visit_id) else None
     if visit is None:
         return redirect(back, ("error", f"Visit {visit_id} is not on the site any more."))
@@ -170,6 +172,7 @@ async def invite_now(request: web.Request) -> web.StreamResponse:
         {},
         AGENT_INVITE_TIMEOUT_S,
     )
-    lifecycle.add(visit, attempt)
+    if not await lifecycle.add_claimed(visit, attempt):  # several nodes: claimed on another
+        return redirect(back, ("error", "Not sent: this visit already has a live engagement."))
     message = f"Invitation {choice.invite} ({choice.media}) sent: attempt {attempt.attempt_id}."
     return redirect(back, ("ok", message))

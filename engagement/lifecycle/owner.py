@@ -217,6 +217,20 @@ class Lifecycle:
             claims.release(visit.visit_id, attempt_id)
         return attempt
 
+    async def add_claimed(self, visit: Visit, attempt: Attempt) -> bool:
+        """``add`` an attempt an agent or an outside system asked for, once the visit is
+        claimed for it across the nodes (strict mode); False if another attempt holds it."""
+        claims = self.claims
+        if claims is not None and self.engine.strict:
+            until = attempt.created_at + _ms(self.timeouts.detected_s)
+            if not await claims.claim(visit.visit_id, attempt.attempt_id, until):
+                return False
+            if self.engine.busy(visit):  # this node started one while the claim was on its way
+                claims.release(visit.visit_id, attempt.attempt_id)
+                return False
+        self.add(visit, attempt)
+        return True
+
     def tick(self, now: int | None = None) -> None:
         """The timer: strategies whose conditions ripened, then attempts past a deadline."""
         now = self.clock() if now is None else now

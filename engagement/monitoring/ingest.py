@@ -53,7 +53,10 @@ class Ingestor:
         """Stamp server time, drop duplicates, update visits; returns the new events (for the
         lifecycle owner to decide on) and the count of duplicates."""
         fresh, duplicates = self.registry.ingest(self.build(batch))
-        self.took(fresh, duplicates)
+        if fresh and self.identities is not None:  # as ``took`` does, without the call
+            self.identities.on_events(fresh)
+        self.accepted_total += len(fresh)
+        self.duplicates_total += duplicates
         return fresh, duplicates
 
     def took(self, fresh: list[Event], duplicates: int) -> None:

@@ -16,7 +16,7 @@ from engagement.app import SHARED
 from engagement.attempts import Attempt
 from engagement.cluster.dues import SCHEDULE_KEY
 
-from ..conftest import SITE, Factory, post_events, url
+from ..conftest import AUTH, SITE, Factory, post_events, url
 
 Client = TestClient[Any, Any]
 MakeNode = Callable[..., Awaitable[Client]]
@@ -242,3 +242,19 @@ async def test_an_invitation_of_a_stopped_node_times_out_on_the_other(
     await until(timed_out, "node b ended the unanswered invitation")
     copy = b.app[LIFECYCLE].by_id[attempt.attempt_id]
     assert copy.transitions[-1][2] == "no answer while offered"
+
+
+async def test_an_outside_engage_through_two_nodes_at_once_starts_one_attempt(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory
+):
+    a, b = await nodes()
+    await post_events(a, factory.start())
+    await post_events(b, [factory.event("Look")])
+    body = {"ixnProfile": {"visitID": factory.visit_id, "invite": "chat.html", "media": "chat"}}
+
+    answers = await asyncio.gather(
+        *(node.post(url(node, "engage"), json=body, headers=AUTH) for node in (a, b))
+    )
+
+    assert sorted(r.status for r in answers) == [200, 409]
+    assert len(attempts(a, b)) == 1
