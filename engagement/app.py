@@ -51,6 +51,7 @@ from .cluster.attempts import SharedAttemptStore
 from .cluster.claims import RedisClaims
 from .cluster.dues import SharedDues
 from .cluster.metrics import ClusterCollector
+from .cluster.push import RedisHub
 from .cluster.redis import RedisLink, WriteBehind, check_settings
 from .cluster.visits import SharedVisits
 from .console import setup_console
@@ -64,7 +65,7 @@ from .lifecycle.timers import run_timers
 from .metrics import METRICS, latency_middleware, setup_metrics
 from .monitoring.ingest import Ingestor, now_ms
 from .monitoring.tracker import ServedTracker
-from .notifications.hub import LocalHub
+from .notifications.hub import LocalHub, PushHub
 from .notifications.journal import MessageJournal, recent_messages
 from .notifications.service import Notifier
 from .pacing.counters import LocalCounters
@@ -158,12 +159,24 @@ def create_app(settings: Settings | None = None) -> web.Application:
     gate: AvailabilityView = PACED if pacing.enabled else availability
     engine = Engine(StrategySet(), gate, strict=settings.strict_mode)
     goals = GoalWindows(history)  # experiments: conversions after an attempt
-    hub = app[HUB] = LocalHub(max_streams_per_visit=settings.max_streams_per_visit)
-    journal = MessageJournal()  # push buffers outlive a restart
-    history.sources.append(journal)
+    hub: PushHub
+    if REDIS in app:  # push across nodes: the replay buffers live in Redis
+        hub = RedisHub(
+            app[REDIS], settings.push_buffer_messages, settings.push_buffer_ttl_s,
+            settings.max_streams_per_visit,
+        )  # fmt: skip
+        app.cleanup_ctx.append(_redis_push)  # after _redis: stops before the link closes
+    else:
+        hub = LocalHub(
+            settings.push_buffer_ttl_s, settings.max_streams_per_visit,
+            settings.push_buffer_messages,
+        )  # fmt: skip
+        journal = MessageJournal(settings.push_buffer_ttl_s)  # push buffers outlive a restart
+        history.sources.append(journal)
+        hub.recorders.append(journal.record)
+    app[HUB] = hub
     history.sources.append(audit := AuditLog())  # who changed what, written with the history
     app[AUDIT] = audit
-    hub.recorders.append(journal.record)
     app[NOTIFIER] = Notifier(hub, now_ms)
     app[INVITES] = Invites(settings.invites_dir)
     background = app[BACKGROUND] = Background()
@@ -214,6 +227,8 @@ def create_app(settings: Settings | None = None) -> web.Application:
     if REDIS in app:
         app[REDIS].register(app[METRICS])
         app[METRICS].register(cluster_metrics)
+        if isinstance(hub, RedisHub):
+            app[METRICS].register(hub)  # cross-node publications
     setup_routes(app, demo=settings.demo)
     setup_console(app)
     app.cleanup_ctx.append(_engine)
@@ -335,13 +350,25 @@ async def _take_back(app: web.Application, recent: list[Attempt]) -> None:
     settings, history, lifecycle = app[SETTINGS], app[HISTORY], app[LIFECYCLE]
     now = now_ms()
     hub = app[HUB]
-    hub.restore(await recent_messages(history.db, now - hub.ttl_ms), now)
+    if isinstance(hub, LocalHub):  # (a RedisHub's buffers are in Redis)
+        hub.restore(await recent_messages(history.db, now - hub.ttl_ms), now)
     if REDIS in app:  # several nodes: live visits are in Redis, rebuilt when next seen
         return
     since = now - int(settings.visit_timeout_s * 1000)
     restored = await restore_visits(history, app[REGISTRY], since)
     lifecycle.resume(attach_attempts(restored, recent), now)
     lifecycle.decide(current_page_entries(restored))
+
+
+async def _redis_push(app: web.Application) -> AsyncIterator[None]:
+    """The pub/sub connection and publication writer of push across nodes."""
+    hub = app[HUB]
+    assert isinstance(hub, RedisHub)
+    await hub.start()
+    try:
+        yield
+    finally:
+        await hub.stop()
 
 
 async def _close_streams(app: web.Application) -> None:

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 from .api.state import HISTORY, HUB, INGESTOR, LIBRARY, LIFECYCLE, OUTBOX, REGISTRY
 from .api.throttling import GUARD
-from .notifications.hub import LocalHub
+from .notifications.hub import PushHub
 from .visits.registry import VisitRegistry
 
 METRICS = web.AppKey("metrics", CollectorRegistry)
@@ -125,7 +125,7 @@ class EngineCollector(Collector):
         )
 
 
-def _caps(registry: VisitRegistry, hub: LocalHub) -> Iterator[Metric]:
+def _caps(registry: VisitRegistry, hub: PushHub) -> Iterator[Metric]:
     """The memory caps (README, "Limits") and what they dropped."""
     caps = registry.caps
     yield _gauge("engagement_live_visits_max", "Cap on live visits", registry.max_visits)

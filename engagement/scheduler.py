@@ -13,7 +13,7 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from . import constants as C
 from .lifecycle.owner import Lifecycle
 from .monitoring.ingest import now_ms
-from .notifications.hub import LocalHub
+from .notifications.hub import PushHub
 from .visits.registry import VisitRegistry
 from .visits.store import History
 
@@ -59,7 +59,7 @@ class Job:
     name: str
 
 
-async def sweep_memory(hub: LocalHub, lifecycle: Lifecycle) -> None:
+async def sweep_memory(hub: PushHub, lifecycle: Lifecycle) -> None:
     """Forget mailboxes of pages long gone, attempts no limit needs any more, and goal windows
     that ended."""
     now = now_ms()
@@ -77,7 +77,7 @@ def jobs(
     registry: VisitRegistry,
     history: History,
     retention_days: float,
-    hub: LocalHub,
+    hub: PushHub,
     lifecycle: Lifecycle,
     pacing_period_s: float = PACING_TICK_S,
 ) -> list[Job]:

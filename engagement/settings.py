@@ -214,6 +214,20 @@ class Settings(BaseSettings):
         "(with the page's CSP nonce), for legacy GWE invite.html widgets; off: sanitized",
     )
     push_heartbeat_s: float = Field(C.PUSH_HEARTBEAT_S, gt=0)
+    push_buffer_messages: int = Field(
+        C.PUSH_BUFFER_MESSAGES,
+        ge=1,
+        le=10_000,
+        description="messages kept per visit for pages that reconnect (with redis_url: the "
+        "Redis Stream's MAXLEN, and a page that missed more is told gpe.resync)",
+    )
+    push_buffer_ttl_s: float = Field(
+        C.PUSH_MESSAGE_TTL_S,
+        ge=1,
+        le=86_400,
+        description="a page that reconnects within this gets what it missed; a visit's Redis "
+        "buffer with no message for this long expires",
+    )
     decision_webhook_url: str | None = Field(
         None, description="strategies with `decide: external` announce attempts here"
     )

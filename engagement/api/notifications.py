@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, model
 
 from .. import constants as C
 from ..attempts import Attempt, Origin, State
+from ..cluster.push import PushUnavailable
 from ..invite import InviteError
 from ..lifecycle.owner import Conflict as LifecycleConflict
 from ..lifecycle.transitions import PageCode
@@ -20,7 +21,7 @@ from ..monitoring.models import ID
 from ..notifications.hub import CLOSED
 from ..notifications.service import engaged_frame, live_chat
 from ..visits.model import Visit
-from .errors import Conflict, InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, NotFound, Unavailable
 from .origins import ORIGIN, content_url_allowed, cors_headers
 from .parsing import parse, parse_headers, parse_json, parse_query, read_body
 from .state import HUB, INVITES, LIFECYCLE, NOTIFIER, REGISTRY, SETTINGS
@@ -199,6 +200,10 @@ async def notify(request: web.Request) -> web.StreamResponse:
     notifier = request.app[NOTIFIER]
     for message in body.root:
         notifier.notify(visit_id, message.page, message.channel, message.data)
+    try:  # with Redis: answer once a page reconnecting to any node would get them
+        await notifier.sent()
+    except PushUnavailable as exc:
+        raise Unavailable(str(exc), retry_after_s=C.PUSH_RETRY_MS // 1000) from exc
     return web.Response(status=200)  # GWE answers with a bare status
 
 

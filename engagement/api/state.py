@@ -14,7 +14,7 @@ from ..launchers.registry import Launchers
 from ..lifecycle.owner import Lifecycle
 from ..monitoring.ingest import Ingestor
 from ..monitoring.tracker import ServedTracker
-from ..notifications.hub import LocalHub
+from ..notifications.hub import PushHub
 from ..notifications.service import Notifier
 from ..pacing.pacer import Pacer
 from ..settings import Settings
@@ -35,7 +35,7 @@ LIBRARY = web.AppKey("library", StrategyLibrary)
 AVAILABILITY = web.AppKey("availability", AvailabilityBoard)
 LIFECYCLE = web.AppKey("lifecycle", Lifecycle)
 LAUNCHERS = web.AppKey("launchers", Launchers)
-HUB = web.AppKey("hub", LocalHub)
+HUB = web.AppKey("hub", PushHub)
 NOTIFIER = web.AppKey("notifier", Notifier)
 INVITES = web.AppKey("invites", Invites)
 BACKGROUND = web.AppKey("background", Background)

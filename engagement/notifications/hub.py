@@ -70,24 +70,37 @@ class Stream:
 
 @dataclass(slots=True)
 class Mailbox:
+    buffer: deque[Message]  # bounded: LocalHub's buffer_messages
     seq: int = 0
-    buffer: deque[Message] = field(default_factory=lambda: deque(maxlen=C.PUSH_BUFFER_MESSAGES))
     streams: list[Stream] = field(default_factory=list)
     touched_ms: int = 0
 
 
 class PushHub(Protocol):
-    """Routes messages to the streams of a visit's pages (in process, or across nodes)."""
+    """Routes messages to the streams of a visit's pages: in process (``LocalHub``), or across
+    nodes through Redis (``cluster.push.RedisHub``)."""
+
+    streams_dropped_total: int  # oldest streams closed at max_streams_per_visit
+
+    @property
+    def open_streams(self) -> int: ...
 
     def publish(
         self, visit_id: str, page_id: str | None, channel: str, data: dict[str, Any], now_ms: int
-    ) -> Message: ...
+    ) -> object: ...
+
+    async def sent(self) -> None:
+        """Wait until every message published so far can be replayed to any page."""
 
     def connect(self, visit_id: str, page_id: str, since: int, now_ms: int) -> Stream: ...
 
     def disconnect(self, stream: Stream, now_ms: int) -> None: ...
 
     def has_stream(self, visit_id: str, page_id: str) -> bool: ...
+
+    def close_all(self) -> None: ...
+
+    def sweep(self, now_ms: int) -> int: ...
 
 
 class LocalHub:
@@ -97,8 +110,10 @@ class LocalHub:
         self,
         ttl_s: float = C.PUSH_MESSAGE_TTL_S,
         max_streams_per_visit: int = C.MAX_STREAMS_PER_VISIT,
+        buffer_messages: int = C.PUSH_BUFFER_MESSAGES,
     ) -> None:
         self.ttl_ms = int(ttl_s * 1000)
+        self.buffer_messages = buffer_messages
         self.max_streams_per_visit = max_streams_per_visit
         self._boxes: dict[str, Mailbox] = {}
         self.published_total = 0
@@ -114,7 +129,7 @@ class LocalHub:
     ) -> Message:
         box = self._boxes.get(visit_id)
         if box is None:
-            box = self._boxes[visit_id] = Mailbox()
+            box = self._boxes[visit_id] = Mailbox(deque(maxlen=self.buffer_messages))
         # Ids grow with the clock, so that they keep growing across a restart of the engine
         # (pages remember the last id they handled).
         box.seq = max(box.seq + 1, now_ms)
@@ -133,6 +148,9 @@ class LocalHub:
             record(visit_id, message)
         return message
 
+    async def sent(self) -> None:
+        """Nothing to wait for: published means buffered here."""
+
     def restore(self, messages: Iterable[tuple[str, Message]], now_ms: int) -> int:
         """Take back the messages a stopped engine had buffered (per visit, in id order), so
         that pages reconnecting to this one still get what they missed."""
@@ -140,7 +158,7 @@ class LocalHub:
         for visit_id, message in messages:
             box = self._boxes.get(visit_id)
             if box is None:
-                box = self._boxes[visit_id] = Mailbox()
+                box = self._boxes[visit_id] = Mailbox(deque(maxlen=self.buffer_messages))
             box.buffer.append(message)
             box.seq = max(box.seq, message.id)
             box.touched_ms = now_ms
@@ -151,7 +169,7 @@ class LocalHub:
         """Open a page's stream; messages after ``since`` still buffered come first."""
         box = self._boxes.get(visit_id)
         if box is None:
-            box = self._boxes[visit_id] = Mailbox()
+            box = self._boxes[visit_id] = Mailbox(deque(maxlen=self.buffer_messages))
         box.touched_ms = now_ms
         stream = Stream(visit_id, page_id)
         oldest = now_ms - self.ttl_ms

@@ -15,6 +15,7 @@ from ..visits.model import Visit
 from .hub import PushHub
 
 ENGAGED_CHANNEL = "gpe.engaged"  # a page's first frame: the visit's live chat, to follow
+RESYNC_CHANNEL = "gpe.resync"  # messages the page missed are lost: it may ask for its state
 
 
 class Notifier:
@@ -22,9 +23,15 @@ class Notifier:
         self.hub = hub
         self.clock = clock
 
-    def notify(self, visit_id: str, page_id: str | None, channel: str, data: dict[str, Any]) -> int:
-        """Send one message to a visit's pages (or one page); its id."""
-        return self.hub.publish(visit_id, page_id, channel, data, self.clock()).id
+    def notify(
+        self, visit_id: str, page_id: str | None, channel: str, data: dict[str, Any]
+    ) -> None:
+        """Send one message to a visit's pages (or one page)."""
+        self.hub.publish(visit_id, page_id, channel, data, self.clock())
+
+    async def sent(self) -> None:
+        """Wait until the messages sent so far can be replayed to a page on any node."""
+        await self.hub.sent()
 
 
 def live_chat(visit: Visit | None) -> Attempt | None:
@@ -43,4 +50,13 @@ def engaged_frame(attempt: Attempt) -> bytes:
     data = {"attemptID": attempt.attempt_id, "media": attempt.media, "state": attempt.state.value}
     frame = {"id": 0, "channel": ENGAGED_CHANNEL, "data": data}
     payload = json.dumps(frame, separators=(",", ":"))
+    return f"event: message\ndata: {payload}\n\n".encode()
+
+
+def resync_frame(since: int, reason: str) -> bytes:
+    """The SSE frame telling a page that messages after ``since`` may be lost ("lost": the
+    buffer went with Redis; "bound": trimmed before the page came back; "unavailable": Redis
+    could not be read). Like ``gpe.engaged`` it has id 0: it moves no replay point."""
+    data = {"since": since, "reason": reason}
+    payload = json.dumps({"id": 0, "channel": RESYNC_CHANNEL, "data": data}, separators=(",", ":"))
     return f"event: message\ndata: {payload}\n\n".encode()

@@ -1,0 +1,254 @@
+"""Push across nodes: two engines on one real Redis database, each page stream on one of them.
+
+The tests read the SSE streams the way a browser's EventSource does and look at the Redis keys
+themselves for the bound and the TTL."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient
+
+from engagement.api.state import HUB
+from engagement.app import create_app
+from engagement.cluster.push import RedisHub, gap, keys_of
+from engagement.settings import Settings
+
+from ..conftest import AUTH, SITE, ClientFactory, Factory, post_events, url
+
+Client = TestClient[Any, Any]
+TTL_S = 60
+
+
+class Page:
+    """An EventSource: the frames of one stream, in order, with their SSE ids."""
+
+    def __init__(self, response: Any) -> None:
+        self.response = response
+
+    async def next(self, timeout_s: float = 5) -> dict[str, Any]:
+        """The next message (``sse_id`` added: None for frames without one); pings skipped."""
+        async with asyncio.timeout(timeout_s):
+            while True:
+                raw = await self.response.content.readuntil(b"\n\n")
+                fields = dict(
+                    line.split(": ", 1) for line in raw.decode().strip().split("\n") if ": " in line
+                )
+                if "data" in fields:
+                    data: dict[str, Any] = json.loads(fields["data"])
+                    return {**data, "sse_id": fields.get("id")}
+
+    async def quiet(self) -> None:
+        """Nothing more is queued: the next thing on the stream is a heartbeat."""
+        while True:
+            raw = await asyncio.wait_for(self.response.content.readuntil(b"\n\n"), 5)
+            if raw.startswith(b"retry:"):
+                continue
+            assert raw == b": ping\n\n", raw
+            return
+
+
+def node_settings(tmp_path: Path, name: str, redis_url: str, **more: Any) -> Settings:
+    return Settings(
+        data_dir=tmp_path / name,
+        strategies_dir=tmp_path / "strategies",
+        api_keys=["test-api-key"],
+        allowed_origins=[SITE],
+        history_flush_interval_s=0.05,
+        push_heartbeat_s=0.3,
+        redis_url=redis_url,
+        push_buffer_ttl_s=TTL_S,
+        **more,
+    )
+
+
+@pytest.fixture
+async def nodes(
+    aiohttp_client: ClientFactory, tmp_path: Path, redis_url: str
+) -> tuple[Client, Client]:
+    a = await aiohttp_client(create_app(node_settings(tmp_path, "a", redis_url)))
+    b = await aiohttp_client(create_app(node_settings(tmp_path, "b", redis_url)))
+    return a, b
+
+
+async def open_page(node: Client, factory: Factory, since: int = 0, **headers: str) -> Page:
+    query = {"visitID": factory.visit_id, "pageID": factory.page_id, "since": str(since)}
+    r = await node.get(url(node, "stream", query), headers={"Origin": SITE, **headers})
+    assert r.status == 200, await r.text()
+    return Page(r)
+
+
+async def notify(node: Client, factory: Factory, n: int) -> None:
+    message = {"channel": "offer", "data": {"n": n}}
+    r = await node.post(url(node, "notify", visitID=factory.visit_id), json=[message], headers=AUTH)
+    assert r.status == 200, await r.text()
+
+
+def message(frame: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    return frame["channel"], frame["data"]
+
+
+async def test_a_notify_on_one_node_reaches_the_page_on_the_other(
+    nodes: tuple[Client, Client], factory: Factory
+):
+    a, b = nodes
+    await post_events(a, factory.start())
+    page = await open_page(b, factory)
+    await notify(a, factory, 1)
+    frame = await page.next()
+    assert message(frame) == ("offer", {"n": 1})
+    assert frame["sse_id"] == str(frame["id"])
+    await page.quiet()
+    metrics = await (await b.get(url(b, "metrics"))).text()
+    assert "engagement_push_cross_node_total 1.0" in metrics
+    assert "engagement_push_published_total 0.0" in metrics  # B published nothing itself
+    assert "engagement_push_publish_seconds_count" in metrics
+
+
+async def test_a_page_back_on_another_node_gets_what_it_missed_once(
+    nodes: tuple[Client, Client], factory: Factory
+):
+    a, b = nodes
+    await post_events(a, factory.start())
+    first = await open_page(a, factory)
+    await notify(a, factory, 1)
+    seen = await first.next()
+    first.response.close()  # the node (or the connection) goes away
+    for n in (2, 3):
+        await notify(a, factory, n)
+    again = await open_page(b, factory, **{"Last-Event-ID": str(seen["id"])})
+    replayed = [await again.next(), await again.next()]
+    await notify(a, factory, 4)
+    live = await again.next()
+    await again.quiet()
+    assert [message(f) for f in [*replayed, live]] == [("offer", {"n": n}) for n in (2, 3, 4)]
+    ids = [seen["id"]] + [f["id"] for f in [*replayed, live]]
+    assert ids == sorted(set(ids))  # increasing, none twice
+
+
+async def test_publications_racing_the_replay_come_once_each(
+    nodes: tuple[Client, Client], factory: Factory
+):
+    a, b = nodes
+    await post_events(a, factory.start())
+    count = 30
+    sending = asyncio.gather(*(notify(a, factory, n) for n in range(count)))
+    page = await open_page(b, factory)  # while they are being published
+    await sending
+    frames = [await page.next() for _ in range(count)]
+    await page.quiet()
+    assert sorted(f["data"]["n"] for f in frames) == list(range(count))
+    ids = [f["id"] for f in frames]
+    assert ids == sorted(set(ids))
+
+
+async def test_the_redis_buffer_is_bounded_and_expires(
+    aiohttp_client: ClientFactory, tmp_path: Path, redis_url: str, factory: Factory
+):
+    settings = node_settings(tmp_path, "a", redis_url, push_buffer_messages=3)
+    a = await aiohttp_client(create_app(settings))
+    await post_events(a, factory.start())
+    page = await open_page(a, factory)
+    for n in range(5):
+        await notify(a, factory, n)
+    ids = [(await page.next())["id"] for _ in range(5)]
+    stream_key, meta_key = keys_of(factory.visit_id)
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        entries = await redis.xrange(stream_key)
+        assert [int(e[0].split(b"-")[0]) for e in entries] == ids[2:]
+        assert 0 < await redis.ttl(stream_key) <= TTL_S
+        assert 0 < await redis.ttl(meta_key) <= TTL_S
+    finally:
+        await redis.aclose()
+    # Back after message 0: 1 was trimmed away, so the page hears that it missed something.
+    late = await open_page(a, factory, **{"Last-Event-ID": str(ids[0])})
+    told = await late.next()
+    assert told == {
+        "id": 0, "channel": "gpe.resync", "data": {"since": ids[0], "reason": "bound"},
+        "sse_id": None,
+    }  # fmt: skip
+    assert [(await late.next())["data"]["n"] for _ in range(3)] == [2, 3, 4]
+    # Back after message 1: everything after it is still there, so no word of a loss.
+    fine = await open_page(a, factory, **{"Last-Event-ID": str(ids[1])})
+    assert [(await fine.next())["data"]["n"] for _ in range(3)] == [2, 3, 4]
+    await fine.quiet()
+
+
+async def test_a_page_hears_when_redis_lost_its_buffer(
+    nodes: tuple[Client, Client], factory: Factory, redis_url: str
+):
+    a, b = nodes
+    await post_events(a, factory.start())
+    page = await open_page(a, factory)
+    await notify(a, factory, 1)
+    seen = await page.next()
+    page.response.close()
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        await redis.flushdb()  # as a Redis restarted without its data
+    finally:
+        await redis.aclose()
+    back = await open_page(b, factory, **{"Last-Event-ID": str(seen["id"])})
+    told = await back.next()
+    assert message(told) == ("gpe.resync", {"since": seen["id"], "reason": "lost"})
+    await notify(a, factory, 2)
+    after = await back.next()
+    assert message(after) == ("offer", {"n": 2})
+    assert after["id"] > seen["id"]  # ids go on growing: the page does not skip it as seen
+
+
+async def test_a_live_page_hears_when_its_buffer_vanished(
+    nodes: tuple[Client, Client], factory: Factory, redis_url: str
+):
+    a, b = nodes
+    await post_events(a, factory.start())
+    page = await open_page(b, factory)
+    await notify(a, factory, 1)
+    seen = await page.next()
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        await redis.flushdb()  # keys gone (flushed, evicted) while the connections stay up
+    finally:
+        await redis.aclose()
+    await notify(a, factory, 2)
+    told, after = await page.next(), await page.next()
+    assert message(told) == ("gpe.resync", {"since": seen["id"], "reason": "lost"})
+    assert message(after) == ("offer", {"n": 2})
+    await page.quiet()
+
+
+async def test_without_redis_url_the_hub_is_in_process(
+    aiohttp_client: ClientFactory, tmp_path: Path
+):
+    settings = node_settings(tmp_path, "a", "redis://unused").model_copy(
+        update={"redis_url": None}
+    )
+    a = await aiohttp_client(create_app(settings))
+    assert not isinstance(a.app[HUB], RedisHub)
+
+
+MINUTE_MS = 60_000
+
+
+@pytest.mark.parametrize(
+    ("since", "now", "top", "born", "trimmed", "expected"),
+    [
+        (0, 10 * MINUTE_MS, 0, 0, 0, None),  # a new page: nothing was promised
+        (MINUTE_MS, MINUTE_MS + 5, 0, 0, 0, "lost"),  # no buffer though its TTL is not up
+        (MINUTE_MS, 3 * MINUTE_MS, 0, 0, 0, None),  # no buffer: expired, nothing to replay
+        (MINUTE_MS, MINUTE_MS + 9, MINUTE_MS - 3, MINUTE_MS - 9, 0, "lost"),  # went back in time
+        (MINUTE_MS, MINUTE_MS + 9, MINUTE_MS + 8, MINUTE_MS + 7, 0, "lost"),  # reborn too soon
+        (MINUTE_MS, 4 * MINUTE_MS, 4 * MINUTE_MS, 3 * MINUTE_MS, 0, None),  # reborn after TTL
+        (MINUTE_MS, MINUTE_MS + 9, MINUTE_MS + 8, 5, MINUTE_MS + 2, "bound"),  # trimmed unseen
+        (MINUTE_MS, MINUTE_MS + 9, MINUTE_MS + 8, 5, MINUTE_MS, None),  # trimmed: all seen
+        (MINUTE_MS, MINUTE_MS + 9, MINUTE_MS + 8, 5, 0, None),  # all there
+    ],
+)
+def test_gap(since: int, now: int, top: int, born: int, trimmed: int, expected: str | None):
+    assert gap(since, now, top, born, trimmed, MINUTE_MS) == expected
