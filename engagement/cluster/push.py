@@ -27,7 +27,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from redis.exceptions import RedisError
 
-from ..notifications.hub import Stream
+from ..notifications.hub import Message, Stream
 from ..notifications.service import resync_frame
 from . import push_lua
 from .redis import RedisLink, visit_key
@@ -37,6 +37,7 @@ log = logging.getLogger(__name__)
 NODE_CHANNEL = "eng:push-node:"  # + node id: keeps the pub/sub connection listening
 LISTEN_POLL_S = 1.0  # below the link's socket timeout: an idle read returns, not fails
 ALL_PAGES = "-"
+FORGET = "!"  # in place of a page: the visit was erased, end its streams
 PUBLISH_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 STOP_FLUSH_S = 5.0  # publications still queued at shutdown get this long to reach Redis
 
@@ -194,6 +195,34 @@ class RedisHub:
             self._spawn(self._unsubscribe(idle))
         return len(idle)
 
+    async def buffered(self, visit_id: str) -> list[Message]:
+        """The messages in the visit's Redis buffer (a visitor's export)."""
+        entries: Any = await self.link.run(self.link.client.xrange(keys_of(visit_id)[0]))
+        messages = []
+        for entry_id, fields in entries:
+            message_id = int(entry_id.split(b"-", 1)[0])
+            page, frame = fields[b"p"].decode(), fields[b"f"]
+            payload = json.loads(frame.split(b"data: ", 1)[1])
+            page_id = None if page == ALL_PAGES else page
+            messages.append(
+                Message(message_id, page_id, payload["channel"], payload["data"], message_id, frame)
+            )
+        return messages
+
+    async def forget(self, visit_id: str) -> int:
+        """A visitor's erasure: the Redis buffer goes, and every node ends the visit's streams
+        (told on its channel); the streams closed here."""
+        client = self.link.client
+        await self.link.run(client.delete(*keys_of(visit_id)))
+        await self.link.run(client.publish(channel_of(visit_id), f"0 0 {self.node} {FORGET}\n"))
+        return self._end(visit_id)
+
+    def _end(self, visit_id: str) -> int:
+        streams = self._streams.pop(visit_id, [])
+        for stream in streams:
+            stream.close()
+        return len(streams)
+
     # -- running --
 
     async def start(self) -> None:
@@ -279,6 +308,9 @@ class RedisHub:
             return
         head, frame = payload.split(b"\n", 1)
         sid, sborn, node, spage = head.decode().split(" ")
+        if spage == FORGET:
+            self._end(_visit_of(channel))
+            return
         message_id, born = int(sid), int(sborn)
         self.received_total += 1
         if node != self.node:

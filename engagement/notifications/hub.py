@@ -102,6 +102,12 @@ class PushHub(Protocol):
 
     def sweep(self, now_ms: int) -> int: ...
 
+    async def buffered(self, visit_id: str) -> list[Message]:
+        """The messages held for the visit's pages (a visitor's export)."""
+
+    async def forget(self, visit_id: str) -> int:
+        """A visitor's erasure: the visit's streams end and its buffer goes; streams closed."""
+
 
 class LocalHub:
     """The in-process hub: one node holds every stream."""
@@ -195,12 +201,12 @@ class LocalHub:
         box = self._boxes.get(visit_id)
         return box is not None and any(s.page_id == page_id for s in box.streams)
 
-    def buffered(self, visit_id: str) -> list[Message]:
+    async def buffered(self, visit_id: str) -> list[Message]:
         """The messages held for the visit's pages (a visitor's export)."""
         box = self._boxes.get(visit_id)
         return list(box.buffer) if box is not None else []
 
-    def forget(self, visit_id: str) -> int:
+    async def forget(self, visit_id: str) -> int:
         """A visitor's erasure: the visit's streams end and its buffer goes; streams closed."""
         box = self._boxes.pop(visit_id, None)
         if box is None:

@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 from ..lifecycle.owner import Lifecycle
 from ..monitoring.ingest import Ingestor, now_ms
-from ..notifications.hub import LocalHub
+from ..notifications.hub import PushHub
 from ..throttle import ForgetsKeys, RateLimiter
 from ..visits.registry import VisitRegistry
 from .links import LinkTokens
@@ -96,7 +96,7 @@ class VisitorRights:
         records: VisitorRecords,
         registry: VisitRegistry,
         lifecycle: Lifecycle,
-        hub: LocalHub,
+        hub: PushHub,
         ingestor: Ingestor,
         limiter: RateLimiter,
         links: LinkTokens,
@@ -155,6 +155,7 @@ class VisitorRights:
         if isinstance(self.limiter, ForgetsKeys):
             counted = await self.limiter.counted(self._limit_keys(subject, numbers))
         mine = set(subject.visit_ids)
+        buffers = {v: await self.hub.buffered(v) for v in subject.visit_ids}
         return {
             "subject": subject.as_json(),
             "exportedAt": now,
@@ -171,8 +172,8 @@ class VisitorRights:
                 "pushBuffers": {
                     visit_id: [{"id": m.id, "pageID": m.page_id, "channel": m.channel,
                                 "data": m.data, "createdAt": m.created_ms}
-                               for m in self.hub.buffered(visit_id)]
-                    for visit_id in subject.visit_ids if self.hub.buffered(visit_id)
+                               for m in messages]
+                    for visit_id, messages in buffers.items() if messages
                 },
                 "counters": counted,
                 "linkTokens": self.links.of_visits(subject.visit_ids),
@@ -189,7 +190,7 @@ class VisitorRights:
             self.registry.forget(visit_id)
         visits = len(live)
         attempts = self.lifecycle.forget_visitor(subject.visit_ids, subject.global_visit_ids)
-        streams = sum(self.hub.forget(v) for v in subject.visit_ids)
+        streams = sum([await self.hub.forget(v) for v in subject.visit_ids])
         tokens = self.links.forget_visits(subject.visit_ids)
         callbacks = await self.records.rows_where({"callbacks": ("visit_id", subject.visit_ids)})
         counters = 0

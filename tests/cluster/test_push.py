@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient
 
 from engagement.api.state import HUB
 from engagement.app import create_app
-from engagement.cluster.push import RedisHub, gap, keys_of
+from engagement.cluster.push import gap, keys_of
+from engagement.notifications.hub import LocalHub
 from engagement.settings import Settings
 
 from ..conftest import AUTH, SITE, ClientFactory, Factory, post_events, url
@@ -53,27 +54,14 @@ class Page:
             return
 
 
-def node_settings(tmp_path: Path, name: str, redis_url: str, **more: Any) -> Settings:
-    return Settings(
-        data_dir=tmp_path / name,
-        strategies_dir=tmp_path / "strategies",
-        api_keys=["test-api-key"],
-        allowed_origins=[SITE],
-        history_flush_interval_s=0.05,
-        push_heartbeat_s=0.3,
-        redis_url=redis_url,
-        push_buffer_ttl_s=TTL_S,
-        **more,
-    )
+NODE = {"push_heartbeat_s": 0.3, "push_buffer_ttl_s": TTL_S}
 
 
 @pytest.fixture
 async def nodes(
-    aiohttp_client: ClientFactory, tmp_path: Path, redis_url: str
+    make_node: Callable[..., Awaitable[Client]], redis_url: str
 ) -> tuple[Client, Client]:
-    a = await aiohttp_client(create_app(node_settings(tmp_path, "a", redis_url)))
-    b = await aiohttp_client(create_app(node_settings(tmp_path, "b", redis_url)))
-    return a, b
+    return await make_node("a", redis_url, **NODE), await make_node("b", redis_url, **NODE)
 
 
 async def open_page(node: Client, factory: Factory, since: int = 0, **headers: str) -> Page:
@@ -148,10 +136,9 @@ async def test_publications_racing_the_replay_come_once_each(
 
 
 async def test_the_redis_buffer_is_bounded_and_expires(
-    aiohttp_client: ClientFactory, tmp_path: Path, redis_url: str, factory: Factory
+    make_node: Callable[..., Awaitable[Client]], redis_url: str, factory: Factory
 ):
-    settings = node_settings(tmp_path, "a", redis_url, push_buffer_messages=3)
-    a = await aiohttp_client(create_app(settings))
+    a = await make_node("a", redis_url, push_buffer_messages=3, **NODE)
     await post_events(a, factory.start())
     page = await open_page(a, factory)
     for n in range(5):
@@ -223,14 +210,40 @@ async def test_a_live_page_hears_when_its_buffer_vanished(
     await page.quiet()
 
 
-async def test_without_redis_url_the_hub_is_in_process(
-    aiohttp_client: ClientFactory, tmp_path: Path
+async def test_a_visitor_s_export_and_erasure_reach_the_redis_buffer(
+    nodes: tuple[Client, Client], factory: Factory, redis_url: str
 ):
-    settings = node_settings(tmp_path, "a", "redis://unused").model_copy(
-        update={"redis_url": None}
-    )
+    a, b = nodes
+    await post_events(a, factory.start())
+    page = await open_page(b, factory)
+    await notify(a, factory, 1)
+    sent = await page.next()
+    r = await a.get(url(a, "visitor-export", globalVisitID=factory.global_visit_id), headers=AUTH)
+    assert r.status == 200, await r.text()
+    buffers = (await r.json())["live"]["pushBuffers"]
+    assert buffers == {
+        factory.visit_id: [
+            {"id": sent["id"], "pageID": None, "channel": "offer", "data": {"n": 1},
+             "createdAt": sent["id"]},
+        ]
+    }  # fmt: skip
+    path = url(a, "visitor-erase", globalVisitID=factory.global_visit_id)
+    r = await a.delete(path, headers=AUTH)
+    assert r.status == 200, await r.text()
+    rest = await asyncio.wait_for(page.response.content.read(), 5)
+    assert b"data:" not in rest  # node B ended the page's stream, nothing more came
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        assert await redis.exists(*keys_of(factory.visit_id)) == 0
+    finally:
+        await redis.aclose()
+
+
+async def test_without_redis_url_the_hub_is_in_process(
+    aiohttp_client: ClientFactory, settings: Settings
+):
     a = await aiohttp_client(create_app(settings))
-    assert not isinstance(a.app[HUB], RedisHub)
+    assert isinstance(a.app[HUB], LocalHub)
 
 
 MINUTE_MS = 60_000
