@@ -1,0 +1,96 @@
+"""The documented nginx in front of two real `engagement serve` nodes (one Redis database, one
+PostgreSQL schema), checked as an operator would: the configuration passes `nginx -t`, requests
+reach both nodes round-robin, /ready and /metrics tell the cluster's health."""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import unused_port
+
+from ..conftest import SITE, Factory
+from .nodes import (
+    API_KEY,
+    Balancer,
+    Node,
+    cluster,
+    need_nginx,
+    nginx_conf,
+    nginx_test,
+    promtool,
+    stop_all,
+)
+
+
+@pytest.fixture
+async def two_nodes(
+    tmp_path: Path, redis_url: str, database_url: str
+) -> AsyncIterator[tuple[Balancer, list[Node]]]:
+    balancer, nodes = await cluster(tmp_path, redis_url, database_url)
+    try:
+        yield balancer, nodes
+    finally:
+        await stop_all(balancer, nodes)
+
+
+def test_the_documented_configuration_passes_nginx_t(tmp_path: Path):
+    need_nginx()
+    conf = nginx_conf(tmp_path, [unused_port(), unused_port()], unused_port())
+
+    checked = nginx_test(tmp_path, conf)
+
+    assert checked.returncode == 0, checked.stderr
+    assert "test is successful" in checked.stderr
+    text = conf.read_text()
+    assert "proxy_buffering off;" in text and "upstream engagement" in text
+
+
+async def test_requests_reach_both_nodes_and_ready_and_metrics_tell_the_cluster(
+    two_nodes: tuple[Balancer, list[Node]], factory: Factory
+):
+    balancer, nodes = two_nodes
+    headers = {"Origin": SITE, "X-API-Key": API_KEY}
+    async with aiohttp.ClientSession() as http:
+        # A visit's events through nginx: round-robin sends them to both nodes.
+        batches = [factory.start(f"{SITE}/", "Home")]
+        batches += [[factory.event("Look", {"n": i})] for i in range(6)]
+        for events in batches:
+            async with http.post(
+                balancer.url("/monitoring/events"), json={"events": events}, headers=headers
+            ) as r:
+                assert r.status == 200, await r.text()
+        served = {up for status, up in balancer.answered("POST", "/monitoring/events")}
+        assert served == {n.address for n in nodes}
+
+        # /ready through nginx answers for whichever node it reaches: both are ready.
+        for _ in nodes:
+            async with http.get(balancer.url("/ready")) as r:
+                body = await r.json()
+                assert (r.status, body["checks"]["redis"], body["checks"]["history"]) == (
+                    200, "ok", "ok",
+                ), body  # fmt: skip
+        assert len({up for _s, up in balancer.answered("GET", "/ready")}) == 2
+
+        # Each node's own /metrics (what Prometheus scrapes): valid, and the cluster's figures.
+        for node in nodes:
+            async with http.get(node.url("/metrics")) as r:
+                assert r.status == 200
+                text = await r.text()
+            assert "engagement_redis_round_trip_seconds_bucket" in text
+            assert "engagement_redis_round_trips_per_event" in text
+            appends = [
+                float(line.split()[-1])
+                for line in text.splitlines()
+                if line.startswith("engagement_cluster_log_appends_total")
+            ]
+            assert appends and appends[0] > 0, f"node {node.name} logged no event"
+            tool = promtool()
+            if tool is not None:
+                checked = subprocess.run(
+                    [tool, "check", "metrics"], input=text, capture_output=True, text=True
+                )
+                assert checked.returncode == 0, checked.stdout + checked.stderr
