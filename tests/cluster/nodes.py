@@ -153,7 +153,8 @@ class Node:
 
     async def kill(self) -> None:
         """kill -9: no graceful stop, nothing drained."""
-        assert self.proc is not None and self.proc.returncode is None
+        assert self.proc is not None
+        assert self.proc.returncode is None
         self.proc.send_signal(signal.SIGKILL)
         await self.proc.wait()
 
@@ -253,6 +254,20 @@ async def cluster(
 async def stop_all(balancer: Balancer, nodes: list[Node]) -> None:
     await balancer.stop()
     await asyncio.gather(*(n.stop() for n in nodes))
+
+
+async def promtool_check(text: str) -> tuple[int, str]:
+    """``promtool check metrics`` on ``text``: its exit code and what it printed."""
+    tool = promtool()
+    if tool is None:
+        pytest.skip("promtool is absent (apt-get install prometheus); set CI to fail instead")
+    proc = await asyncio.create_subprocess_exec(
+        tool, "check", "metrics", stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    out, _ = await asyncio.wait_for(proc.communicate(text.encode()), DEADLINE_S)
+    assert proc.returncode is not None
+    return proc.returncode, out.decode()
 
 
 def promtool() -> str | None:
