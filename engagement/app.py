@@ -209,6 +209,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         shared = app[SHARED] = SharedVisits(link, registry, ingestor, settings.visit_timeout_s)
         ingestor.shared = lifecycle.shared = shared
         shared.adopt, shared.rearm = lifecycle.adopt, lifecycle.rearm
+        callbacks.catch_up = shared.visit  # a callback another node took, sent from here
         writes = app[WRITES] = WriteBehind()
         claims = lifecycle.claims = RedisClaims(link, now_ms, writes)
         store = lifecycle.store = SharedAttemptStore(history, link, writes.spawn)

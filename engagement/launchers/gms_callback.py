@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiohttp
 
@@ -42,6 +42,9 @@ class GMSCallback:
         self.outbox = CallbackOutbox(
             settings.records_at, gms, session, self.delivered, settings.gms_timeout_s
         )
+        # Several nodes: catch up with a visit (its attempts adopted) before settling its callback.
+        self.catch_up: Callable[[str], Awaitable[object]] | None = None
+        self._catching_up: set[asyncio.Task[None]] = set()
 
     @staticmethod
     def enabled(settings: Settings) -> bool:
@@ -71,7 +74,30 @@ class GMSCallback:
         return request_id
 
     def delivered(self, delivery: Delivery) -> None:
-        """The outbox's answer from GMS: completed with GMS's _id, or failed."""
+        """The outbox's answer from GMS: completed with GMS's _id, or failed. On one of several
+        nodes, the node that sent it may never have seen the visit (the node that took the
+        request died): it catches up with the visit first, adopting its attempts."""
+        if (
+            self.catch_up is not None
+            and delivery.visit_id
+            and self._lookup(delivery.attempt_id) is None
+        ):
+            task = asyncio.create_task(self._caught_up(self.catch_up, delivery))
+            self._catching_up.add(task)
+            task.add_done_callback(self._catching_up.discard)
+            return
+        self._settle(delivery)
+
+    async def _caught_up(
+        self, catch_up: Callable[[str], Awaitable[object]], delivery: Delivery
+    ) -> None:
+        try:
+            await catch_up(delivery.visit_id)
+        except Exception as exc:  # Redis unreachable: the attempt's deadline ends it
+            log.warning("callback %s: visit not caught up: %r", delivery.request_id, exc)
+        self._settle(delivery)
+
+    def _settle(self, delivery: Delivery) -> None:
         attempt = self._lookup(delivery.attempt_id)
         if attempt is None:
             log.warning("callback %s for an attempt no longer in memory", delivery.request_id)

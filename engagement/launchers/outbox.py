@@ -42,6 +42,10 @@ RETURNING *
 CLAIM_MARGIN_S = 30.0  # a claim outlives one GMS request (gms_timeout_s) by this much
 RETRY_FIRST_S = 1.0
 RETRY_MAX_S = 60.0  # GMS down for long: try once a minute
+# A database shared by several nodes: look at the queue this often even with nothing of this
+# node's due, since a node killed after storing a request (or during its backoff) never wakes
+# the others; one small query per node and period.
+SHARED_POLL_S = 2.0
 GIVE_UP_AFTER_S = 86_400  # a callback a day late helps nobody: recorded as failed
 IDEMPOTENCY_FIELD = "_engagement_request_id"
 
@@ -57,6 +61,7 @@ class Delivery:
     ok: bool
     gms_id: str | None
     error: str | None
+    visit_id: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,12 +183,13 @@ class CallbackOutbox:
                 await self._deliver(row)
             finally:
                 self._in_flight.discard(row["request_id"])
+        longest = SHARED_POLL_S if self.db.dialect == "postgresql" else RETRY_MAX_S
         nxt = await self.db.fetchone(
             "SELECT MIN(MAX(next_try_at, claimed_until)) FROM callbacks WHERE state = 'queued'"
         )
         if nxt is None or nxt[0] is None:
-            return RETRY_MAX_S
-        return min(RETRY_MAX_S, max(0.05, (int(nxt[0]) - now_ms()) / 1000))
+            return longest
+        return min(longest, max(0.05, (int(nxt[0]) - now_ms()) / 1000))
 
     async def _claim(self, due_at: int) -> Record | None:
         """One request due at ``due_at`` that no live claim holds, now claimed by this node
@@ -256,8 +262,9 @@ class CallbackOutbox:
             return
         self.queued = max(0, self.queued - 1)
         delivery = Delivery(
-            row["request_id"], row["attempt_id"], state == "delivered", gms_id, error
-        )
+            row["request_id"], row["attempt_id"], state == "delivered", gms_id, error,
+            row["visit_id"],
+        )  # fmt: skip
         log.info(
             "callback %s %s%s",
             row["request_id"],

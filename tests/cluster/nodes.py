@@ -8,6 +8,7 @@ example is the tested one.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import os
 import re
@@ -15,14 +16,20 @@ import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import unused_port
+
+from engagement.app import create_app
+from engagement.settings import Settings
 
 NGINX = "/usr/sbin/nginx"
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "cluster.md"
@@ -40,6 +47,20 @@ http {{
 {snippet}
 }}
 """
+
+
+@functools.cache
+def _router() -> web.UrlDispatcher:
+    """The engine's routes (with the demo's), from an app that is built and never started."""
+    folder = Path(tempfile.mkdtemp(prefix="routes-"))
+    app = create_app(Settings(data_dir=folder, strategies_dir=folder, api_keys=[API_KEY]))
+    return app.router
+
+
+def path(name: str, query: Mapping[str, str] | None = None, **parts: str) -> str:
+    """The path of the engine's route ``name`` (engagement/api/routes.py), with its parts."""
+    url = _router()[name].url_for(**parts)
+    return str(url.with_query(query) if query is not None else url)
 
 
 def need_nginx() -> None:
@@ -149,7 +170,7 @@ class Node:
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         log.close()
-        await wait_for(self.url("/health"), self.proc, f"node {self.name}")
+        await wait_for(self.url(path("health")), self.proc, f"node {self.name}")
 
     async def kill(self) -> None:
         """kill -9: no graceful stop, nothing drained."""
@@ -194,7 +215,7 @@ class Balancer:
             *nginx_args(self.prefix, self.conf),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
-        await wait_for(self.url("/health"), self.proc, "nginx")
+        await wait_for(self.url(path("health")), self.proc, "nginx")
 
     async def stop(self) -> None:
         if self.proc is not None and self.proc.returncode is None:

@@ -20,6 +20,7 @@ from .nodes import (
     need_nginx,
     nginx_conf,
     nginx_test,
+    path,
     promtool_check,
     stop_all,
 )
@@ -60,24 +61,24 @@ async def test_requests_reach_both_nodes_and_ready_and_metrics_tell_the_cluster(
         batches += [[factory.event("Look", {"n": i})] for i in range(6)]
         for events in batches:
             async with http.post(
-                balancer.url("/monitoring/events"), json={"events": events}, headers=headers
+                balancer.url(path("events")), json={"events": events}, headers=headers
             ) as r:
                 assert r.status == 200, await r.text()
-        served = {up for status, up in balancer.answered("POST", "/monitoring/events")}
+        served = {up for status, up in balancer.answered("POST", path("events"))}
         assert served == {n.address for n in nodes}
 
         # /ready through nginx answers for whichever node it reaches: both are ready.
         for _ in nodes:
-            async with http.get(balancer.url("/ready")) as r:
+            async with http.get(balancer.url(path("ready"))) as r:
                 body = await r.json()
                 assert (r.status, body["checks"]["redis"], body["checks"]["history"]) == (
                     200, "ok", "ok",
                 ), body  # fmt: skip
-        assert len({up for _s, up in balancer.answered("GET", "/ready")}) == 2
+        assert len({up for _s, up in balancer.answered("GET", path("ready"))}) == 2
 
         # Each node's own /metrics (what Prometheus scrapes): valid, and the cluster's figures.
         for node in nodes:
-            async with http.get(node.url("/metrics")) as r:
+            async with http.get(node.url(path("metrics"))) as r:
                 assert r.status == 200
                 text = await r.text()
             assert "engagement_redis_round_trip_seconds_bucket" in text
