@@ -75,13 +75,9 @@ class GMSCallback:
 
     def delivered(self, delivery: Delivery) -> None:
         """The outbox's answer from GMS: completed with GMS's _id, or failed. On one of several
-        nodes, the node that sent it may never have seen the visit (the node that took the
-        request died): it catches up with the visit first, adopting its attempts."""
-        if (
-            self.catch_up is not None
-            and delivery.visit_id
-            and self._lookup(delivery.attempt_id) is None
-        ):
+        nodes, the node that sent it may have an old copy of the attempt, or none (the node that
+        took the request died): it catches up with the visit first, adopting its attempts."""
+        if self.catch_up is not None and delivery.visit_id:
             task = asyncio.create_task(self._caught_up(self.catch_up, delivery))
             self._catching_up.add(task)
             task.add_done_callback(self._catching_up.discard)

@@ -1,5 +1,6 @@
 """A callback one node took and could not send (GMS down, then the node gone) is sent by
-another node, soon, and settles its attempt there, even when that node never saw the visit."""
+another node, soon, and settles its attempt there, whether that node never saw the visit or
+holds an old copy of the attempt."""
 
 from __future__ import annotations
 
@@ -65,7 +66,9 @@ async def attempt_on(node: Client, visit_id: str) -> dict[str, Any]:
     return attempt
 
 
-async def test_a_callback_left_by_a_gone_node_is_sent_by_another_that_never_saw_the_visit(
+@pytest.mark.parametrize("b_saw_it", [False, True], ids=["b-never-saw-it", "b-saw-it-offered"])
+async def test_a_callback_left_by_a_gone_node_is_sent_and_settled_by_another(
+    b_saw_it: bool,
     make_node: MakeNode,
     redis_url: str,
     tmp_path: Path,
@@ -81,6 +84,8 @@ async def test_a_callback_left_by_a_gone_node_is_sent_by_another_that_never_saw_
     await post_events(a, factory.start())
     await post_events(a, [factory.event("WantCall")])
     attempt = await attempt_on(a, factory.visit_id)
+    if b_saw_it:  # b holds a copy of the attempt as it was before the visitor accepted
+        await post_events(b, [factory.event("Look")])
     body = {
         "attemptID": attempt["attemptID"], "visitID": factory.visit_id,
         "pageID": factory.page_id, "_customer_number": "+33 1 23 45 67 89",
@@ -105,7 +110,7 @@ async def test_a_callback_left_by_a_gone_node_is_sent_by_another_that_never_saw_
     async def completed() -> bool:
         return (await attempt_on(b, factory.visit_id))["state"] == "completed"
 
-    await until(completed, "node b settled the attempt it never saw", 10)
+    await until(completed, "node b settled the attempt", 10)
     assert len({key for _mode, key in double.got}) == 1  # one request, tried again
     assert [mode for mode, _key in double.got].count("up") == 1
     assert (await attempt_on(b, factory.visit_id))["handoff"]["gmsID"] == "gms-1"
