@@ -26,6 +26,16 @@ from .nodes import (
 )
 
 
+def samples(text: str) -> dict[str, float]:
+    """The metrics page's samples without labels, by name."""
+    found = {}
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if line and not line.startswith("#") and "{" not in name:
+            found[name] = float(value)
+    return found
+
+
 @pytest.fixture
 async def two_nodes(
     tmp_path: Path, redis_url: str, database_url: str
@@ -76,19 +86,30 @@ async def test_requests_reach_both_nodes_and_ready_and_metrics_tell_the_cluster(
                 ), body  # fmt: skip
         assert len({up for _s, up in balancer.answered("GET", path("ready"))}) == 2
 
+        # A page's stream on node a; a notify posted to node b reaches it through Redis.
+        stream = path("stream")
+        query = {"visitID": factory.visit_id, "pageID": factory.page_id}
+        async with http.get(nodes[0].url(stream), params=query, headers=headers) as sse:
+            assert sse.status == 200
+            body = [{"page": factory.page_id, "channel": "demo.hello", "data": {"n": 1}}]
+            notify = nodes[1].url(path("notify", visitID=factory.visit_id))
+            async with http.post(notify, json=body, headers=headers) as r:
+                assert r.status == 200, await r.text()
+            async for line in sse.content:
+                if line.startswith(b"data:") and b"demo.hello" in line:
+                    break
+
         # Each node's own /metrics (what Prometheus scrapes): valid, and the cluster's figures.
+        figures = {}
         for node in nodes:
             async with http.get(node.url(path("metrics"))) as r:
                 assert r.status == 200
                 text = await r.text()
             assert "engagement_redis_round_trip_seconds_bucket" in text
             assert "engagement_redis_round_trips_per_event" in text
-            appends = [
-                float(line.split()[-1])
-                for line in text.splitlines()
-                if line.startswith("engagement_cluster_log_appends_total")
-            ]
-            assert appends, text
-            assert appends[0] > 0, f"node {node.name} logged no event"
+            figures[node.name] = samples(text)
             code, said = await promtool_check(text)
             assert code == 0, said
+        for name in ("a", "b"):
+            assert figures[name]["engagement_cluster_log_appends_total"] > 0, figures
+        assert figures["a"]["engagement_push_cross_node_total"] == 1, figures
