@@ -175,6 +175,7 @@ async def notify(request: web.Request) -> web.StreamResponse:
     """GWE notify: deliver notifications to the pages of a live visit."""
     visit_id = request.match_info["visitID"]
     body = parse(NOTIFY_BODY, await read_body(request))
+    await request.app[LIFECYCLE].catch_up(visit_id)  # several nodes: as others left it
     visit = request.app[REGISTRY].get(visit_id)
     if visit is None:
         raise NotFound(

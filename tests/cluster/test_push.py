@@ -98,6 +98,20 @@ async def test_a_notify_on_one_node_reaches_the_page_on_the_other(
     assert "engagement_push_publish_seconds_count" in metrics
 
 
+async def test_a_node_that_never_saw_the_visit_notifies_its_page(
+    nodes: tuple[Client, Client], factory: Factory
+):
+    a, b = nodes
+    await post_events(a, factory.start())  # the visit's events and its stream: all on A
+    page = await open_page(a, factory)
+    message_for_page = {"page": factory.page_id, "channel": "offer", "data": {"n": 1}}
+    r = await b.post(
+        url(b, "notify", visitID=factory.visit_id), json=[message_for_page], headers=AUTH
+    )
+    assert r.status == 200, await r.text()
+    assert message(await page.next()) == ("offer", {"n": 1})
+
+
 async def test_a_page_back_on_another_node_gets_what_it_missed_once(
     nodes: tuple[Client, Client], factory: Factory
 ):
