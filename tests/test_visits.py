@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 from engagement.scheduler import close_idle_visits, purge_history
@@ -221,3 +222,25 @@ async def test_a_visit_read_shows_one_state_while_the_writer_runs(tmp_path: Path
         await history.close()
     assert reads > 10
     assert mixed == []
+
+
+async def test_close_ends_when_the_writer_was_woken_as_it_was_stopped(tmp_path: Path):
+    """Python 3.11's wait_for can swallow a cancellation that meets the wake-up; the writer must
+    end anyway, or a stop waits for the stop timer and skips the final write."""
+    history = SQLiteHistory(tmp_path / "h.sqlite3", flush_interval_s=3600)
+    await history.open()
+    try:
+        for _ in range(8):  # batches big enough to wake the writer, written by hand too
+            for _ in range(500):
+                visit = Visit(new_id(), GVID, started_at=1, last_seen_at=1)
+                history.record(visit, [ev("AddToCart", PAGE1, t, visit=visit.visit_id)
+                                       for t in range(4)])  # fmt: skip
+            await history.flush()
+    finally:
+        closing = asyncio.create_task(history.close())
+        done, _ = await asyncio.wait({closing}, timeout=10)  # close() itself swallows a cancel
+        if not done:
+            closing.cancel()
+            await closing
+    assert closing in done, "close() waited for a writer that did not end"
+    assert history.pending == 0

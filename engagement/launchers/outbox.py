@@ -98,6 +98,7 @@ class CallbackOutbox:
         self._db: Database | None = None
         self._wake = asyncio.Event()
         self._worker: asyncio.Task[None] | None = None
+        self._closing = False
         self._in_flight: set[str] = set()  # request IDs being sent to GMS right now
         self.retries_total = 0
         self.queued = 0  # requests not yet delivered nor failed (for metrics)
@@ -122,6 +123,8 @@ class CallbackOutbox:
 
     async def close(self) -> None:
         if self._worker is not None:
+            self._closing = True  # the loop ends on it even if wait_for swallows the cancel
+            self._wake.set()
             self._worker.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._worker
@@ -161,7 +164,7 @@ class CallbackOutbox:
         return dict(row) if row else None
 
     async def _work(self) -> None:
-        while True:
+        while not self._closing:
             try:
                 wait_s = await self.deliver_due()
             except Exception:

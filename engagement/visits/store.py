@@ -210,6 +210,7 @@ class History:
         self._seq = itertools.count(time.time_ns() // 1000)  # grows across restarts too
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
+        self._closing = False
         self._lock = asyncio.Lock()
         self.write_error: str | None = None  # why the last background write failed, if it did
         self.sources: list[RowSource] = []  # written in the same transaction as visits
@@ -239,8 +240,11 @@ class History:
 
     async def close(self) -> None:
         if self._writer is not None:
-            self._writer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # Told, not cancelled: a batch being written is committed, not rolled back (and
+            # Python 3.11's wait_for can swallow a cancel that meets the wake-up).
+            self._closing = True
+            self._wake.set()
+            with contextlib.suppress(asyncio.CancelledError):  # at exit, others cancel tasks
                 await self._writer
             self._writer = None
         if self._db is not None:
@@ -294,9 +298,11 @@ class History:
             await self.db.execute(UPSERT_ATTEMPT, row)
 
     async def _write_loop(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), self.flush_interval_s)
+            if self._closing:
+                return
             self._wake.clear()
             try:
                 await self.flush()
