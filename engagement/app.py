@@ -68,14 +68,22 @@ from .monitoring.tracker import ServedTracker
 from .notifications.hub import LocalHub, PushHub
 from .notifications.journal import MessageJournal, recent_messages
 from .notifications.service import Notifier
-from .pacing.counters import LocalCounters
+from .pacing.counters import LocalCounters, PacingCounters
 from .pacing.pacer import PACED, Pacer
+from .pacing.redis_counters import RedisCounters
 from .privacy.chat_sessions import ChatSessions
 from .privacy.fields import FieldFilter
 from .privacy.links import LinkTokens, link_key
 from .privacy.rights import VisitorRights
 from .roles import Principal
-from .scheduler import CLOSE_IDLE, jobs, shared_sweep, start_scheduler
+from .scheduler import (
+    CLOSE_IDLE,
+    PACE_LINES,
+    jobs,
+    shared_pacing,
+    shared_sweep,
+    start_scheduler,
+)
 from .settings import Settings
 from .strategy.conditions import AvailabilityView
 from .strategy.engine import Engine, StrategySet
@@ -119,6 +127,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
     check_settings(settings)  # Redis state over a history each node keeps alone: refused
     if settings.redis_url:
         link = app[REDIS] = RedisLink(settings.redis_url)
+        app[WRITES] = WriteBehind()
         app[GUARD] = Guard(
             settings,
             RedisRateLimiter(link),
@@ -155,7 +164,10 @@ def create_app(settings: Settings | None = None) -> web.Application:
         settings.availability_stale_after_s, settings.availability_when_stale
     )
     pacing = settings.pacing
-    pacer = app[PACER] = Pacer(pacing.config(), availability, LocalCounters())
+    counters: PacingCounters = LocalCounters()
+    if REDIS in app:  # several nodes pace each group together
+        counters = RedisCounters(app[REDIS], app[WRITES], now_ms)
+    pacer = app[PACER] = Pacer(pacing.config(), availability, counters)
     gate: AvailabilityView = PACED if pacing.enabled else availability
     engine = Engine(StrategySet(), gate, strict=settings.strict_mode)
     goals = GoalWindows(history)  # experiments: conversions after an attempt
@@ -210,7 +222,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         ingestor.shared = lifecycle.shared = shared
         shared.adopt, shared.rearm = lifecycle.adopt, lifecycle.rearm
         callbacks.catch_up = shared.visit  # a callback another node took, sent from here
-        writes = app[WRITES] = WriteBehind()
+        writes = app[WRITES]
         claims = lifecycle.claims = RedisClaims(link, now_ms, writes)
         store = lifecycle.store = SharedAttemptStore(history, link, writes.spawn)
         dues = app[DUES] = SharedDues(link, shared, lifecycle)
@@ -323,8 +335,13 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
             app[REGISTRY], history, settings.retention_days, app[HUB], lifecycle,
             app[PACER].config.tick_s(),
         )  # fmt: skip
-        if SHARED in app:  # a visit idle here may be live on another node
-            job_list = [shared_sweep(app[SHARED]) if j.name == CLOSE_IDLE else j for j in job_list]
+        counters = app[PACER].counters
+        if SHARED in app and isinstance(counters, RedisCounters):
+            shared = {  # a visit idle here may be live elsewhere; pacing pulls shared counters
+                CLOSE_IDLE: shared_sweep(app[SHARED]),
+                PACE_LINES: shared_pacing(lifecycle, counters, app[PACER].config.tick_s()),
+            }
+            job_list = [shared.get(j.name, j) for j in job_list]
         scheduler = start_scheduler(job_list)
         opened.callback(scheduler.shutdown, wait=False)
         tasks = [

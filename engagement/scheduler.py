@@ -73,6 +73,23 @@ async def pace_lines(lifecycle: Lifecycle) -> int:
     return lifecycle.pace_lines(now_ms())
 
 
+PACE_LINES = "pace-lines"
+
+
+class PulledCounters(Protocol):
+    async def pull(self) -> None: ...
+
+
+async def pace_shared_lines(lifecycle: Lifecycle, counters: PulledCounters) -> int:
+    """Several nodes: the same, once the pacing counters are as the nodes left them."""
+    await counters.pull()
+    return lifecycle.pace_lines(now_ms())
+
+
+def shared_pacing(lifecycle: Lifecycle, counters: PulledCounters, period_s: float) -> Job:
+    return Job(partial(pace_shared_lines, lifecycle, counters), period_s, PACE_LINES)
+
+
 def jobs(
     registry: VisitRegistry,
     history: History,
@@ -87,7 +104,7 @@ def jobs(
         Job(partial(close_idle_visits, registry), C.VISIT_SWEEP_INTERVAL_S, CLOSE_IDLE),
         Job(partial(purge_history, history, retention_days), C.PURGE_INTERVAL_S, "purge-history"),
         Job(partial(sweep_memory, hub, lifecycle), C.VISIT_SWEEP_INTERVAL_S, "sweep-memory"),
-        Job(partial(pace_lines, lifecycle), pacing_period_s, "pace-lines"),
+        Job(partial(pace_lines, lifecycle), pacing_period_s, PACE_LINES),
     ]
 
 

@@ -121,8 +121,17 @@ class SharedVisits:
         for event in self.ingestor.build(batch):
             by_visit.setdefault(event.visit_id, []).append(event)
         fresh: list[Event] = []
-        for visit_id, events in by_visit.items():
-            fresh += await self.catch_up(visit_id, events)
+        if len(by_visit) == 1:
+            [(visit_id, events)] = by_visit.items()
+            fresh = await self.catch_up(visit_id, events)
+        else:  # a batch of several visits: their scripts in one round trip
+            async with self.link.client.pipeline(transaction=False) as pipe:
+                for visit_id, events in by_visit.items():
+                    keys, args = self._call(visit_id, events)
+                    await self._append(keys=keys, args=args, client=pipe)
+                answers = await self.link.run(pipe.execute())
+            for visit_id, answer in zip(by_visit, answers, strict=True):
+                fresh += self._caught_up(visit_id, answer)
         duplicates = len(batch) - len(fresh)
         self.ingestor.took(fresh, duplicates)
         return fresh, duplicates
@@ -135,6 +144,12 @@ class SharedVisits:
     async def catch_up(self, visit_id: str, events: list[Event]) -> list[Event]:
         """Append ``events`` (maybe none) and apply what this node has not applied yet; the
         events this node logged (not duplicates), as applied."""
+        keys, args = self._call(visit_id, events)
+        answer = await self.link.run(self._append(keys=keys, args=args))
+        return self._caught_up(visit_id, answer)
+
+    def _call(self, visit_id: str, events: list[Event]) -> tuple[list[str], list[Any]]:
+        """The keys and arguments of the log script for this visit and these events."""
         revision = self.revisions.get(visit_id, b"0")
         epoch = self.epochs.get(visit_id, b"")
         self.appends += 1
@@ -144,8 +159,10 @@ class SharedVisits:
         ]  # fmt: skip
         for event in events:
             args += [event.event_id, _entry(event)]
-        keys = [visit_key(visit_id, part) for part in KEY_PARTS]
-        answer = await self.link.run(self._append(keys=keys, args=args))
+        return [visit_key(visit_id, part) for part in KEY_PARTS], args
+
+    def _caught_up(self, visit_id: str, answer: Any) -> list[Event]:
+        """Apply what the log script answered; the events this node logged."""
         first, added, entries, revision, attempts, epoch = answer
         lost = False
         if epoch != self.epochs.get(visit_id):  # a new log (Redis lost the old one): from 1

@@ -127,6 +127,21 @@ class LocalCounters:
     def answer_time(self, group: str) -> Estimate:
         return self._time(group).estimate()
 
+    def load(
+        self,
+        group: str,
+        invited: dict[str, float],
+        accepted: set[str],
+        version: int,
+        estimates: dict[tuple[str, str], tuple[float, float]],
+    ) -> None:
+        """Take a group's state as another store holds it (``RedisCounters``' mirror):
+        ``estimates`` maps ("rate", strategy) or ("time", "") to (decayed total, weight)."""
+        self._groups[group] = _Group(invited, accepted, version)
+        for (kind, strategy), (total, weight) in estimates.items():
+            found = self._rate((group, strategy)) if kind == "rate" else self._time(group)
+            found.total, found.weight = total, weight
+
     def _rate(self, key: tuple[str, str]) -> _Smoothed:
         found = self._acceptance.get(key)
         if found is None:

@@ -258,3 +258,18 @@ async def test_an_outside_engage_through_two_nodes_at_once_starts_one_attempt(
 
     assert sorted(r.status for r in answers) == [200, 409]
     assert len(attempts(a, b)) == 1
+
+
+async def test_a_batch_of_several_visits_logs_each_of_them(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory
+):
+    a, b = await nodes()
+    other = Factory()
+
+    answer = await post_events(a, factory.start() + other.start())
+
+    assert answer == {"accepted": 4, "duplicates": 0}
+    for f in (factory, other):
+        visit = await b.app[SHARED].visit(f.visit_id)
+        assert visit is not None
+        assert [p.url for p in visit.pages.values()] == [f.url]
