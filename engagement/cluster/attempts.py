@@ -13,13 +13,15 @@ import json
 import logging
 from typing import Any
 
+from .. import constants as C
 from ..attempts import Attempt, Origin, State
 from ..lifecycle.owner import AttemptStore, Spawn
-from .redis import RedisLink, visit_key
+from .redis import RedisLink, shared_key, visit_key
 
 log = logging.getLogger(__name__)
 
 ATTEMPTS_TTL_S = 86_400  # a visit's attempts outlive its log: limits and late reports read them
+VISITOR_TTL_S = C.LEDGER_DAYS * 86_400  # as long as limits and cool-downs look back
 
 # KEYS: the visit's attempts (hash), its revision (counter). ARGV: TTL ms, then per attempt
 # its ID, transitions, last state, JSON. Answers how many writes were refused.
@@ -98,13 +100,28 @@ class SharedAttemptStore:
         await self._send(list(dirty.values()))
 
     async def _send(self, attempts: list[Attempt]) -> None:
+        """One round trip: each visit's attempts to the visit's hash (compare-and-set), and
+        to its visitor's hash, which limits and cool-downs across visits read."""
         by_visit: dict[str, list[Any]] = {}
+        by_visitor: dict[str, list[Any]] = {}
         for a in attempts:
-            args = by_visit.setdefault(a.visit_id, [ATTEMPTS_TTL_S * 1000])
-            args += [a.attempt_id, len(a.transitions), a.state.value, encode(a)]
-        for visit_id, args in by_visit.items():
-            keys = [visit_key(visit_id, "attempts"), visit_key(visit_id, "arev")]
-            refused = await self.link.run(self._write(keys=keys, args=args))
+            fields = [a.attempt_id, len(a.transitions), a.state.value, encode(a)]
+            by_visit.setdefault(a.visit_id, [ATTEMPTS_TTL_S * 1000]).extend(fields)
+            by_visitor.setdefault(a.global_visit_id, [VISITOR_TTL_S * 1000]).extend(fields)
+        async with self.link.client.pipeline(transaction=False) as pipe:
+            for visit_id, args in by_visit.items():
+                keys = [visit_key(visit_id, "attempts"), visit_key(visit_id, "arev")]
+                await self._write(keys=keys, args=args, client=pipe)
+            for visitor, args in by_visitor.items():
+                await self._write(keys=visitor_keys(visitor), args=args, client=pipe)
+            answers = await self.link.run(pipe.execute())
+        for visit_id, refused in zip(by_visit, answers, strict=False):
             if refused:
                 self.refused += int(refused)
                 log.warning("visit %s: another node moved an attempt first", visit_id)
+
+
+def visitor_keys(global_visit_id: str) -> list[str]:
+    """A visitor's attempts (across visits) and their revision, in the visitor's slot."""
+    tag = f"visitor:{global_visit_id}"
+    return [shared_key(tag, "attempts"), shared_key(tag, "arev")]

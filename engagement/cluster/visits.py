@@ -22,6 +22,7 @@ from ..monitoring.models import EventIn
 from ..visits.model import Event, EventType, Visit
 from ..visits.registry import VisitRegistry
 from .attempts import decode as decode_attempt
+from .attempts import visitor_keys
 from .redis import RedisLink, visit_key
 
 log = logging.getLogger(__name__)
@@ -109,6 +110,7 @@ class SharedVisits:
         self.applied: dict[str, int] = {}  # visitID -> seq of the last entry applied here
         self.revisions: dict[str, bytes] = {}  # visitID -> revision of its attempts seen here
         self.epochs: dict[str, bytes] = {}  # visitID -> the epoch of its log applied here
+        self.visitors: dict[str, bytes] = {}  # globalVisitID -> revision of its attempts seen
         self.node = uuid.uuid4().hex[:12]  # makes the epochs this node starts unique
         self.adopt: Callable[[Attempt], None] | None = None  # the lifecycle's, once it exists
         self.rearm: Callable[[Visit], None] | None = None  # ditto: after Redis lost the visit
@@ -125,13 +127,18 @@ class SharedVisits:
             [(visit_id, events)] = by_visit.items()
             fresh = await self.catch_up(visit_id, events)
         else:  # a batch of several visits: their scripts in one round trip
+            visitors = {events[0].global_visit_id for events in by_visit.values()}
             async with self.link.client.pipeline(transaction=False) as pipe:
                 for visit_id, events in by_visit.items():
                     keys, args = self._call(visit_id, events)
                     await self._append(keys=keys, args=args, client=pipe)
+                for gvid in visitors:
+                    pipe.get(visitor_keys(gvid)[1])
                 answers = await self.link.run(pipe.execute())
-            for visit_id, answer in zip(by_visit, answers, strict=True):
+            for visit_id, answer in zip(by_visit, answers, strict=False):
                 fresh += self._caught_up(visit_id, answer)
+            for gvid, revision in zip(visitors, answers[len(by_visit) :], strict=True):
+                await self._visitor(gvid, revision)
         duplicates = len(batch) - len(fresh)
         self.ingestor.took(fresh, duplicates)
         return fresh, duplicates
@@ -144,9 +151,36 @@ class SharedVisits:
     async def catch_up(self, visit_id: str, events: list[Event]) -> list[Event]:
         """Append ``events`` (maybe none) and apply what this node has not applied yet; the
         events this node logged (not duplicates), as applied."""
+        known = self.registry.get(visit_id)
+        gvid = events[0].global_visit_id if events else known and known.global_visit_id
         keys, args = self._call(visit_id, events)
-        answer = await self.link.run(self._append(keys=keys, args=args))
-        return self._caught_up(visit_id, answer)
+        revision = None
+        if gvid:  # the visitor's attempts' revision in the same round trip
+            async with self.link.client.pipeline(transaction=False) as pipe:
+                await self._append(keys=keys, args=args, client=pipe)
+                pipe.get(visitor_keys(gvid)[1])
+                answer, revision = await self.link.run(pipe.execute())
+        else:
+            answer = await self.link.run(self._append(keys=keys, args=args))
+        own = self._caught_up(visit_id, answer)
+        if not gvid and (rebuilt := self.registry.get(visit_id)) is not None:
+            gvid = rebuilt.global_visit_id  # a visit this node had never seen
+            revision = await self.link.run(self.link.client.get(visitor_keys(gvid)[1]))
+        if gvid:
+            await self._visitor(gvid, revision)
+        return own
+
+    async def _visitor(self, gvid: str, revision: bytes | None) -> None:
+        """Adopt the visitor's attempts of every visit (limits and cool-downs read them) when
+        they changed since this node last looked."""
+        if revision is None or self.adopt is None or self.visitors.get(gvid) == revision:
+            return
+        stored: dict[bytes, bytes] = await self.link.run(
+            self.link.client.hgetall(visitor_keys(gvid)[0])  # type: ignore[arg-type]
+        )
+        for attempt_id, body in stored.items():
+            self.adopt(decode_attempt(attempt_id.decode(), body))
+        self.visitors[gvid] = revision
 
     def _call(self, visit_id: str, events: list[Event]) -> tuple[list[str], list[Any]]:
         """The keys and arguments of the log script for this visit and these events."""
@@ -206,6 +240,8 @@ class SharedVisits:
         closed = self.registry.close_idle(now)
         for visit in closed:
             self._drop(visit.visit_id)
+        live = {v.global_visit_id for v in self.registry}
+        self.visitors = {g: r for g, r in self.visitors.items() if g in live}
         return len(closed)
 
     def _drop(self, visit_id: str) -> None:

@@ -12,7 +12,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
 from engagement.api.state import LIFECYCLE, REGISTRY
-from engagement.app import SHARED
+from engagement.app import SHARED, WRITES
 from engagement.attempts import Attempt
 from engagement.cluster.dues import SCHEDULE_KEY
 
@@ -273,3 +273,24 @@ async def test_a_batch_of_several_visits_logs_each_of_them(
         visit = await b.app[SHARED].visit(f.visit_id)
         assert visit is not None
         assert [p.url for p in visit.pages.values()] == [f.url]
+
+
+async def test_a_decline_on_one_node_cools_the_visitor_down_on_the_other(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory
+):
+    a, b = await nodes()
+    await post_events(a, factory.start())
+    await post_events(a, [factory.event("Help")])
+    [declined] = attempts(a)
+    await report(a, declined, "declined")
+    await a.app[WRITES].drain()
+    later = Factory()  # the same visitor's next visit, which node a never sees
+    later.global_visit_id = factory.global_visit_id
+
+    await post_events(b, later.start())
+    await post_events(b, [later.event("Help")])
+
+    assert [x.attempt_id for x in attempts(b)] == [declined.attempt_id]  # no new one
+    visit = b.app[REGISTRY].get(later.visit_id)
+    assert visit.held_back is not None
+    assert visit.held_back[-1][1:] == ("help", "limit cooldown_after_decline")
