@@ -79,7 +79,7 @@ async def _accepted_attempt(
 ) -> Attempt:
     """The attempt the visitor accepted (accepted now if the page has not said so yet)."""
     lifecycle = request.app[LIFECYCLE]
-    await lifecycle.catch_up(visit_id)  # several nodes: as others left it
+    await lifecycle.catch_up(visit_id, attempt_id)  # several nodes: as others left it
     attempt = lifecycle.find(attempt_id, visit_id)
     if attempt is None or attempt.media != media:
         raise NotFound(
@@ -99,7 +99,7 @@ async def _accepted_attempt(
 async def post_callback(request: web.Request) -> web.StreamResponse:
     """The callback invitation's form: stored at once, delivered to GMS behind the answer."""
     body = await parse_json(request, CallbackIn)
-    await request.app[LIFECYCLE].catch_up(body.visitID)  # several nodes: as others left it
+    await request.app[LIFECYCLE].catch_up(body.visitID, body.attemptID)  # several nodes
     visit = request.app[REGISTRY].get(body.visitID)
     offset = visit.timezone_offset if visit else None
     try:

@@ -316,8 +316,9 @@ async def stream(request: web.Request) -> web.StreamResponse:
 async def disposition(request: web.Request) -> web.StreamResponse:
     """What the visitor did with an invitation (idempotent: repeating it changes nothing)."""
     query = parse_query(request, DispositionQuery)
-    await request.app[LIFECYCLE].catch_up(query.visitID)  # several nodes: as others left it
-    attempt = _attempt(request, request.match_info["attemptID"], query.visitID)
+    attempt_id = request.match_info["attemptID"]
+    await request.app[LIFECYCLE].catch_up(query.visitID, attempt_id)  # several nodes
+    attempt = _attempt(request, attempt_id, query.visitID)
     try:  # an acceptance is written to history before this answers
         await request.app[LIFECYCLE].page_reported(attempt, query.code)
     except LifecycleConflict as exc:
@@ -330,8 +331,9 @@ async def disposition(request: web.Request) -> web.StreamResponse:
 async def invite_html(request: web.Request) -> web.StreamResponse:
     """The invitation of an attempt, rendered from its template in invites/."""
     query = parse_query(request, InviteQuery)
-    await request.app[LIFECYCLE].catch_up(query.visitID)  # several nodes: as others left it
-    attempt = _attempt(request, request.match_info["attemptID"], query.visitID)
+    attempt_id = request.match_info["attemptID"]
+    await request.app[LIFECYCLE].catch_up(query.visitID, attempt_id)  # several nodes
+    attempt = _attempt(request, attempt_id, query.visitID)
     visit = request.app[REGISTRY].get(attempt.visit_id)
     language = visit.language_code if visit else ""
     try:

@@ -10,6 +10,7 @@ tests drive it; ``tick`` is the timer (dues of strategies, then deadlines of att
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import logging
@@ -35,6 +36,8 @@ log = logging.getLogger(__name__)
 
 Clock = Callable[[], int]  # engine ms
 Spawn = Callable[[Coroutine[Any, Any, None], str], None]  # run in the background, awaited at stop
+CATCH_UP_RETRIES = 5  # an attempt another node offered, looked for this often ...
+CATCH_UP_RETRY_S = 0.02  # ... this far apart (its write to Redis is on its way)
 INVITE_CHANNEL = "gpe.invite"
 CLOSE_INVITE_CHANNEL = "gpe.closeInvite"
 
@@ -470,10 +473,18 @@ class Lifecycle:
 
     # -- several nodes --
 
-    async def catch_up(self, visit_id: str) -> None:
+    async def catch_up(self, visit_id: str, attempt_id: str | None = None) -> None:
         """Several nodes: bring this node's copy of the visit and its attempts up to date
-        (what other nodes logged and moved) before acting on them; nothing on one node."""
-        if self.shared is not None:
+        (what other nodes logged and moved) before acting on them; nothing on one node.
+        With ``attempt_id``, an attempt not found yet is waited for a little: the page may
+        answer an invitation before the node that offered it has written it to Redis."""
+        if self.shared is None:
+            return
+        await self.shared.visit(visit_id)
+        for _ in range(CATCH_UP_RETRIES if attempt_id else 0):
+            if self.find(attempt_id or "", visit_id) is not None:
+                return
+            await asyncio.sleep(CATCH_UP_RETRY_S)
             await self.shared.visit(visit_id)
 
     def rearm(self, visit: Visit) -> None:
