@@ -122,6 +122,10 @@ class SharedVisits:
         by_visit: dict[str, list[Event]] = {}
         for event in self.ingestor.build(batch):
             by_visit.setdefault(event.visit_id, []).append(event)
+        registry = self.registry
+        new_here = sum(1 for visit_id in by_visit if registry.get(visit_id) is None)
+        if new_here and by_visit:  # no room: refused before anything is logged (503, retried)
+            registry.reserve(new_here, next(iter(by_visit.values()))[0].server_time)
         fresh: list[Event] = []
         if len(by_visit) == 1:
             [(visit_id, events)] = by_visit.items()

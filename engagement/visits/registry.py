@@ -136,6 +136,12 @@ class VisitRegistry:
             self._sink.record(visit, own)
         return visit
 
+    def reserve(self, new_visits: int, now_ms: int) -> None:
+        """Make room for this many visits new here, or raise :class:`AtCapacity` (before a
+        batch is logged anywhere, as ``ingest`` does before applying anything)."""
+        if new_visits and len(self._visits) + new_visits > self.max_visits:
+            self._make_room(len(self._visits) + new_visits - self.max_visits, now_ms)
+
     def forget(self, visit_id: str) -> None:
         """Several nodes: drop a visit from this node's memory without closing it (it lives
         on in the shared log; this node rebuilds it if it sees the visit again)."""

@@ -11,13 +11,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
 from engagement.app import create_app
-from engagement.cluster.redis import ClusterConfigError, RedisLink, redacted
+from engagement.cluster.redis import ClusterConfigError, RedisLink, redacted, visit_key
 from engagement.throttle import Rate, RedisRateLimiter, Refusal
 
-from ..conftest import AUTH, Factory, post_events, url
+from ..conftest import AUTH, SITE, Factory, post_events, url
 from .conftest import Cuttable, node_settings
 
 Client = TestClient[Any, Any]
@@ -149,3 +150,24 @@ async def test_metrics_with_redis_pass_promtool(
 
     assert proc.returncode == 0, out.decode() + err.decode()
     assert b"engagement_redis_round_trip_seconds_bucket" in body
+
+
+async def test_a_node_without_room_refuses_a_new_visit_before_logging_it(
+    make_node: MakeNode, redis_url: str, factory: Factory
+):
+    node = await make_node("a", redis_url, max_live_visits=1, evict_idle_after_s=3600)
+    await post_events(node, factory.start())
+    other = Factory()
+
+    r = await node.post(
+        url(node, "events"), json={"events": other.start()}, headers={"Origin": SITE}
+    )
+
+    assert r.status == 503, await r.text()
+    assert (await r.json())["error"] == "at_capacity"
+    admin = aioredis.Redis.from_url(redis_url)
+    try:  # nothing logged: the tracker's retry will not be taken for a duplicate
+        assert await admin.exists(visit_key(other.visit_id, "log")) == 0
+        assert await admin.exists(visit_key(factory.visit_id, "log")) == 1
+    finally:
+        await admin.aclose()
