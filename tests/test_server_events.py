@@ -120,15 +120,16 @@ async def test_mobile_app_starts_its_own_visit(client: Client):
 async def test_refusals_name_the_field(client: Client, factory: Factory):
     await post_events(client, factory.start())
     cases = [
-        ({"data": {}}, "eventName"),
-        ({"eventName": "X", "visitID": new_id()}, "visitID"),
-        ({"eventName": "X", "globalVisitID": new_id()}, "globalVisitID"),
-        ({"eventName": "X", "pageID": "p1"}, "pageID"),
-        ({"eventName": "X", "colour": "red"}, "colour"),
+        ({"data": {}}, "eventName", 400, "invalid_input"),
+        ({"eventName": "X", "pageID": "p1"}, "pageID", 400, "invalid_input"),
+        ({"eventName": "X", "colour": "red"}, "colour", 400, "invalid_input"),
+        # each valid, but not with this path's visit: a conflict, not a malformed body
+        ({"eventName": "X", "visitID": new_id()}, "visitID", 409, "conflict"),
+        ({"eventName": "X", "globalVisitID": new_id()}, "globalVisitID", 409, "conflict"),
     ]
-    for body, field in cases:
-        answer = await post_event(client, factory.visit_id, body, status=400)
-        assert answer["error"] == "invalid_input", body
+    for body, field, status, error in cases:
+        answer = await post_event(client, factory.visit_id, body, status=status)
+        assert answer["error"] == error, body
         assert [d["field"] for d in answer["details"]] == [field], body
 
 

@@ -307,13 +307,16 @@ async def test_an_offer_naming_no_template_is_refused_with_a_hint(
     ]
 
 
-@pytest.mark.parametrize("invite", ["../pyproject.toml", "missing.html", "/etc/passwd"])
-async def test_engage_names_only_a_template_in_invites(client: Client, invite: str):
+@pytest.mark.parametrize(
+    ("invite", "status"),  # not a file name: 400; no such template: 404
+    [("../pyproject.toml", 400), ("missing.html", 404), ("/etc/passwd", 400)],
+)
+async def test_engage_names_only_a_template_in_invites(client: Client, invite: str, status: int):
     factory = Factory()
     await post_events(client, factory.start())
     body = {"ixnProfile": {"visitID": factory.visit_id, "invite": invite, "media": "chat"}}
     r = await client.post(client.app.router["engage"].url_for(), json=body, headers=AUTH)
-    assert r.status == 400, await r.text()
+    assert r.status == status, await r.text()
     assert [d["field"] for d in (await r.json())["details"]] == ["ixnProfile.invite"]
     visit = await (
         await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
+from .. import constants as C
 from ..audit import read_audit
 from .parsing import parse_query
 from .state import HISTORY
@@ -16,7 +17,9 @@ class AuditQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     limit: int = Field(100, ge=1, le=MAX_AUDIT_PAGE, description="entries per page")
-    before: int | None = Field(None, ge=1, description="the previous page's `next`")
+    before: int | None = Field(
+        None, ge=1, le=C.MAX_SAFE_INTEGER, description="the previous page's `next`"
+    )
 
 
 class AuditEntryOut(BaseModel):

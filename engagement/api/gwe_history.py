@@ -10,7 +10,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, StringConstraints
 
 from .. import constants as C
 from ..monitoring.ingest import now_ms
@@ -34,18 +34,12 @@ class _Query(BaseModel):
 
 
 class _Includes(_Query):
+    # GWE: "You can only use this parameter if include_pages is set to true": without its
+    # list, a detail flag has no effect (a query the OpenAPI document allows is answered).
     include_pages: bool = False
-    include_pages_detail: bool = False
+    include_pages_detail: bool = Field(False, description="with include_pages: pages in full")
     include_events: bool = False
-    include_events_detail: bool = False
-
-    @model_validator(mode="after")
-    def _detail_needs_list(self) -> _Includes:
-        # GWE: "You can only use this parameter if include_pages is set to true".
-        for kind in ("pages", "events"):
-            if getattr(self, f"include_{kind}_detail") and not getattr(self, f"include_{kind}"):
-                raise ValueError(f"include_{kind}_detail needs include_{kind}=true")
-        return self
+    include_events_detail: bool = Field(False, description="with include_events: in full")
 
     def embedded(self) -> tuple[int, int]:
         return (EMBEDDED_MAX if self.include_pages else 0,
@@ -67,7 +61,9 @@ class EventsQuery(_Query):
     browserPageID: ID | None = None
     globalVisitID: ID | None = None
     page_size: int = Field(PAGE_SIZE_DEFAULT, ge=1, le=PAGE_SIZE_MAX)
-    page_start: int | None = Field(None, ge=0, description="the previous Paging-Next token")
+    page_start: int | None = Field(
+        None, ge=0, le=C.MAX_SAFE_INTEGER, description="the previous Paging-Next token"
+    )
 
     def filters(self) -> EventFilters:
         return EventFilters(

@@ -28,14 +28,34 @@ class Unavailable(HTTPError):
     code = "no_agent_available"
 
 
+# What launchers.handoff.normalize_phone takes: 6 to 15 digits, "+" or "00" first, separators
+# anywhere (written so that a schema, and so a client, can check it too).
+_S, _D = r"[\s().\-/]*", r"(?:[\s().\-/]*[0-9])"
+PHONE_FORM = {
+    "pattern": rf"^{_S}(\+{_D}{{6,15}}|0{_S}0{_D}{{6,15}}"
+    rf"|[1-9]{_D}{{5,14}}|0{_S}[1-9]{_D}{{4,13}}){_S}$"
+}
+# 'now' (or empty, 'asap'), '+1h', 'tomorrow' or an ISO 8601 time with its zone, within the next
+# 30 days (the one thing a schema cannot say).
+WHEN_FORM = {
+    "pattern": r"^(|now|asap|\+1h|tomorrow|"
+    r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d{1,6})?)?(Z|[+-]\d{2}:\d{2}))$"
+}
+
+
 class CallbackIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     attemptID: ID
     visitID: ID
     pageID: ID
-    customer_number: Annotated[str, Field(alias="_customer_number", max_length=40)]
-    desired_time: Annotated[str, Field(alias="_desired_time", max_length=40)] = "now"
+    # The forms in the schema; checked by the launcher, whose message the visitor reads.
+    customer_number: Annotated[
+        str, Field(alias="_customer_number", max_length=40, json_schema_extra=PHONE_FORM)
+    ]
+    desired_time: Annotated[
+        str, Field(alias="_desired_time", max_length=40, json_schema_extra=WHEN_FORM)
+    ] = "now"
 
 
 class CallbackOut(BaseModel):

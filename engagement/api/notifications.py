@@ -95,7 +95,18 @@ class InviteQuery(BaseModel):
 class IxnProfile(BaseModel):
     """What to engage: an attempt waiting for this decision, or a new one for a visit."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(
+        extra="allow",
+        json_schema_extra={  # what _new_needs_offer checks, for the OpenAPI document
+            "anyOf": [
+                {"required": ["attemptID"], "properties": {"attemptID": {"type": "string"}}},
+                {
+                    "required": ["invite", "media"],
+                    "properties": {"invite": {"type": "string"}, "media": {"type": "string"}},
+                },
+            ]
+        },
+    )
 
     visitID: ID
     attemptID: ID | None = None
@@ -235,7 +246,7 @@ async def engage(request: web.Request) -> web.StreamResponse:
                 details=[{"field": "ixnProfile.visitID", "message": "busy"}],
             )
         if not request.app[INVITES].exists(profile.invite or ""):
-            raise InvalidInput(
+            raise NotFound(
                 f"ixnProfile.invite: no template {profile.invite!r} in invites/",
                 details=[{"field": "ixnProfile.invite", "message": "unknown"}],
             )

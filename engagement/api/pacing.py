@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Annotated, Any
 
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
 from ..monitoring.ingest import now_ms
 from ..pacing.model import Channel, Plan
@@ -21,7 +21,7 @@ class ReactiveStateQuery(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     channel: Channel = Field(description="chat or webcallback")
-    groups: list[str] = Field(
+    groups: list[Annotated[str, StringConstraints(pattern=NAME)]] = Field(
         default_factory=list,
         max_length=MAX_GROUPS_PER_QUERY,
         description="agent groups (repeat: groups=A&groups=B); none: every group of the channel",

@@ -54,8 +54,10 @@ async def read_form(request: web.Request) -> MultiDictProxy[str | bytes | bytear
 
 
 def parse(adapter: TypeAdapter[T], body: bytes) -> T:
+    """A JSON body in the type it must have: strict, so that `false` is no number, nor `"1"`
+    (what the OpenAPI document says is what is accepted)."""
     try:
-        return adapter.validate_json(body)
+        return adapter.validate_json(body, strict=True)
     except ValidationError as exc:
         raise InvalidInput.from_validation(exc) from exc
 
@@ -66,7 +68,7 @@ async def parse_json(
     """Validate the request body against ``model``; 4xx naming the field otherwise."""
     body = await read_body(request, content_types)
     try:
-        return model.model_validate_json(body)
+        return model.model_validate_json(body, strict=True)  # as parse() does
     except ValidationError as exc:
         raise InvalidInput.from_validation(exc) from exc
 

@@ -50,6 +50,7 @@ class Route:
     response: type[BaseModel] | None = None
     content: str = "application/json"
     answers: tuple[tuple[int, str], ...] = ()  # other statuses it can answer (JSON errors)
+    statuses: tuple[int, ...] = (200,)  # its success statuses, each answered with `response`
     role: Role = Role.ADMIN
     audit: bool | None = None  # None: state-changing calls with a key or a session
 

@@ -30,6 +30,8 @@ from .route import AT_CAPACITY, Policy, Route
 from .state import origins_of
 
 P = Policy
+UNKNOWN_ATTEMPT = (404, "no such attempt (or visit) here")
+NOT_NOW = (409, "the attempt (or visit) is not in a state that allows this; `details` says")
 R = Role  # agent < supervisor < admin; a route not saying is admin's
 ROUTES: list[Route] = [
     Route("POST", "/monitoring/events", monitoring.post_events, "events", "monitoring",
@@ -45,23 +47,26 @@ ROUTES: list[Route] = [
           content="text/event-stream"),
     Route("GET", "/dispositions/{attemptID}", notifications.disposition, "disposition",
           "notifications", policy=P.SITE, query=notifications.DispositionQuery,
-          response=notifications.AttemptStateOut),
+          response=notifications.AttemptStateOut, answers=(NOT_NOW,)),
     Route("GET", "/invites/{attemptID}.html", notifications.invite_html, "invite",
           "notifications", policy=P.SITE, query=notifications.InviteQuery, content="text/html"),
     Route("POST", "/callbacks", handoff.post_callback, "callbacks", "handoff", policy=P.SITE,
-          body=handoff.CallbackIn, response=handoff.CallbackOut),
+          body=handoff.CallbackIn, response=handoff.CallbackOut, statuses=(202,),
+          answers=(UNKNOWN_ATTEMPT, NOT_NOW)),
     Route("OPTIONS", "/callbacks", preflight(origins_of), "callbacks-preflight", "handoff",
           policy=P.SITE),
     Route("POST", "/chats", handoff.post_chat, "chats", "handoff", policy=P.SITE,
-          body=handoff.ChatIn, response=handoff.ChatOut),
+          body=handoff.ChatIn, response=handoff.ChatOut,
+          answers=(UNKNOWN_ATTEMPT, NOT_NOW, (503, "no agent is available: `message` says"))),
     Route("OPTIONS", "/chats", preflight(origins_of), "chats-preflight", "handoff", policy=P.SITE),
     Route("POST", "/server/data/notification/notify/{visitID}", notifications.notify, "notify",
           "gwe", policy=P.API_KEY, body=notifications.NotifyBody, role=R.AGENT),
     Route("POST", "/server/data/gateway/engage", notifications.engage, "engage", "gwe",
-          policy=P.API_KEY, body=notifications.EngageBody, response=notifications.AttemptStateOut),
+          policy=P.API_KEY, body=notifications.EngageBody, response=notifications.AttemptStateOut,
+          answers=(UNKNOWN_ATTEMPT, NOT_NOW)),
     Route("POST", "/server/data/gateway/noengage", notifications.noengage, "noengage", "gwe",
           policy=P.API_KEY, body=notifications.NoEngageBody,
-          response=notifications.AttemptStateOut),
+          response=notifications.AttemptStateOut, answers=(UNKNOWN_ATTEMPT, NOT_NOW)),
     Route("GET", "/server/data/visits/{visitId}", gwe_history.get_visit, "gwe-visit",
           "gwe-history", policy=P.API_KEY, query=gwe_history.VisitQuery,
           response=gwe_history.GweVisit, role=R.AGENT),
@@ -71,7 +76,9 @@ ROUTES: list[Route] = [
     Route("POST", "/server/data/visits/{visitId}/events", server_events.post_visit_event,
           "gwe-visit-event-create", "gwe-history", policy=P.API_KEY, audit=False,
           body=server_events.ServerEventIn,
-          response=server_events.ServerEventOut, answers=(AT_CAPACITY,)),
+          response=server_events.ServerEventOut,
+          answers=(AT_CAPACITY, (409, "the body names another visit or visitor than the path's")),
+          statuses=(201, 200)),  # 200: a duplicate eventID
     Route("GET", "/server/data/visits/{visitId}/identities", gwe_history.get_visit_identities,
           "gwe-visit-identities", "gwe-history", policy=P.API_KEY,
           query=gwe_history.IdentitiesQuery,
@@ -93,7 +100,8 @@ ROUTES: list[Route] = [
           "desktop-link", "desktop", policy=P.API_KEY, response=desktop.DesktopLinkOut,
           role=R.AGENT),
     Route("GET", "/desktop/visits/{visitID}", desktop.desktop_visit, "desktop-visit", "desktop",
-          query=desktop.DesktopQuery, content="text/html", policy=P.PUBLIC),
+          query=desktop.DesktopQuery, content="text/html", policy=P.PUBLIC,
+          answers=((403, "the link's signature is wrong, or it has expired"),)),
     Route("GET", "/api/v1/visits/live", history.get_live_visits, "live-visits", "history",
           policy=P.API_KEY, query=history.LiveQuery, response=history.LiveVisitsOut,
           role=R.AGENT),
@@ -151,7 +159,7 @@ ROUTES: list[Route] = [
           query=audit.AuditQuery, response=audit.AuditOut),
     Route("GET", "/api/openapi.json", site.get_openapi, "openapi", "meta", policy=P.PUBLIC),
     Route("GET", "/health", site.get_health, "health", "meta", policy=P.PUBLIC),
-    Route("GET", "/ready", site.get_ready, "ready", "meta", policy=P.PUBLIC),
+    Route("GET", "/ready", site.get_ready, "ready", "meta", policy=P.PUBLIC, statuses=(200, 503)),
     Route("GET", "/metrics", get_metrics, "metrics", "meta", content="text/plain", policy=P.PUBLIC),
 ]  # fmt: skip
 

@@ -8,15 +8,16 @@ current page and URL) or generated (event ID, timestamp).
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from .. import constants as C
+from ..monitoring.bounds import WHOLE, JSONData
 from ..monitoring.ingest import now_ms
 from ..monitoring.models import EventIn
-from .errors import InvalidInput, NotFound
+from .errors import Conflict, InvalidInput, NotFound
 from .gwe_history import path_id
 from .parsing import parse_json
 from .state import INGESTOR, LIFECYCLE, REGISTRY
@@ -37,11 +38,13 @@ class ServerEventIn(BaseModel):
     globalVisitID: ID | None = Field(
         None, description="default: the live visit's; given for an unknown visit, starts it"
     )
-    timestamp: int | None = Field(None, ge=0, description="sender clock, epoch ms; default: now")
+    timestamp: Annotated[int, Field(ge=0, le=C.MAX_TIMESTAMP_MS), WHOLE] | None = Field(
+        None, description="sender clock, epoch ms; default: now"
+    )
     url: Annotated[str, StringConstraints(max_length=4096)] | None = None
     category: Annotated[str, StringConstraints(max_length=1000)] = ""
     languageCode: Annotated[str, StringConstraints(max_length=35)] = ""
-    data: dict[str, Any] = Field(default_factory=dict)
+    data: JSONData = Field(default_factory=dict)
 
 
 class ServerEventOut(BaseModel):
@@ -57,17 +60,17 @@ def new_id() -> str:
     return uuid.uuid4().hex.upper()
 
 
-def _bad(field: str, message: str) -> InvalidInput:
+def _conflict(field: str, message: str) -> Conflict:
     details = [{"field": field, "message": message}]
-    return InvalidInput(f"invalid body: {field}: {message}", details=details)
+    return Conflict(f"{field}: {message}", details=details)
 
 
 async def post_visit_event(request: web.Request) -> web.StreamResponse:
     """GWE create event for visit: one event from a back end or an app, as the tracker's."""
     visit_id = path_id(request, "visitId")
     body = await parse_json(request, ServerEventIn)
-    if body.visitID is not None and body.visitID != visit_id:
-        raise _bad("visitID", f"is not the visit of the path ({visit_id})")
+    if body.visitID is not None and body.visitID != visit_id:  # 409: valid, but not together
+        raise _conflict("visitID", f"is not the visit of the path ({visit_id})")
     visit = request.app[REGISTRY].get(visit_id)
     if visit is None and body.globalVisitID is None:
         raise NotFound(
@@ -75,7 +78,7 @@ async def post_visit_event(request: web.Request) -> web.StreamResponse:
             details=[{"field": "visitId", "message": "not live"}],
         )
     if visit is not None and body.globalVisitID not in (None, visit.global_visit_id):
-        raise _bad("globalVisitID", f"visit {visit_id} belongs to {visit.global_visit_id}")
+        raise _conflict("globalVisitID", f"visit {visit_id} belongs to {visit.global_visit_id}")
     page = visit.current_page if visit is not None else None
     page_id = body.pageID or (page.page_id if page else new_id())
     known = visit.pages.get(page_id) if visit is not None else None

@@ -9,6 +9,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field
 
 from ..availability import GroupState
+from ..monitoring.bounds import WHOLE
 from ..monitoring.ingest import now_ms
 from ..strategy.schema import NAME
 from .errors import InvalidInput
@@ -47,19 +48,19 @@ class AvailabilityIn(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    agentsReady: Annotated[int, Field(ge=0, le=100_000)] = Field(
+    agentsReady: Annotated[int, Field(ge=0, le=100_000), WHOLE] = Field(
         description="agents signed in and able to take one more interaction"
     )
-    agentsBusy: Annotated[int, Field(ge=0, le=100_000)] = Field(
+    agentsBusy: Annotated[int, Field(ge=0, le=100_000), WHOLE] = Field(
         0, description="agents signed in at full load (or in after-call work)"
     )
-    chatsPerAgent: Annotated[int, Field(ge=1, le=50)] | None = Field(
+    chatsPerAgent: Annotated[int, Field(ge=1, le=50), WHOLE] | None = Field(
         None, description="interactions one agent carries at once (default: the group's setting)"
     )
-    interactionsInProgress: Annotated[int, Field(ge=0, le=5_000_000)] | None = Field(
+    interactionsInProgress: Annotated[int, Field(ge=0, le=5_000_000), WHOLE] | None = Field(
         None, description="interactions being handled (default: agentsBusy x chatsPerAgent)"
     )
-    queued: Annotated[int, Field(ge=0, le=5_000_000)] = Field(
+    queued: Annotated[int, Field(ge=0, le=5_000_000), WHOLE] = Field(
         0, description="interactions waiting in the group's queue, reactive ones included"
     )
     avgHandleTimeS: Annotated[float, Field(gt=0, le=86_400)] | None = Field(

@@ -18,13 +18,20 @@ from .templating import render
 _CAMEL = {"timed_out": "timedOut"}  # the API's keys are camelCase
 
 
+ANY_DAY: dict[str, Any] = {"anyOf": [{"type": "string", "format": "date"}, {"const": ""}]}
+
+
 class ReportQuery(BaseModel):
     """Inclusive UTC days, both optional (unbounded), and one strategy (all when absent)."""
 
     model_config = ConfigDict(populate_by_name=True)
 
-    since: dt.date | None = Field(None, alias="from", description="first UTC day, YYYY-MM-DD")
-    until: dt.date | None = Field(None, description="last UTC day (included), YYYY-MM-DD")
+    since: dt.date | None = Field(
+        None, alias="from", description="first UTC day, YYYY-MM-DD", json_schema_extra=ANY_DAY
+    )
+    until: dt.date | None = Field(
+        None, description="last UTC day (included), YYYY-MM-DD", json_schema_extra=ANY_DAY
+    )
     strategy: str | None = Field(None, max_length=200, description="one strategy's name")
 
     @field_validator("since", "until", mode="before")

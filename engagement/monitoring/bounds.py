@@ -13,10 +13,12 @@ from typing import Annotated, Any
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     StringConstraints,
     ValidationError,
+    WithJsonSchema,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
@@ -36,6 +38,18 @@ UrlText = Annotated[str, StringConstraints(max_length=C.MAX_URL_CHARS)]
 UserAgent = Annotated[str, StringConstraints(max_length=C.MAX_USER_AGENT_CHARS)]
 UtmKey = Annotated[str, StringConstraints(max_length=100)]
 UtmValue = Annotated[str, StringConstraints(max_length=C.MAX_TITLE_CHARS)]
+
+
+def _whole(value: Any) -> Any:
+    """JSON, and so JSON Schema, count 3.0 as the integer 3; strict parsing would not."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+# After an integer's constraints: parsed strictly (`false` and `"3"` are not integers), but as
+# JSON counts them (`3.0` is). Last, so that the constraints stay in its JSON schema.
+WHOLE = BeforeValidator(_whole)
 
 
 def _refuse(loc: Loc, kind: str, message: str, value: Any) -> ValidationError:
@@ -63,16 +77,15 @@ def check_data(data: dict[str, Any]) -> dict[str, Any]:
             stack.extend((loc + (k,), v, depth + 1) for k, v in items)
         elif isinstance(value, bool) or value is None or isinstance(value, str):
             continue
-        elif isinstance(value, int):
-            if abs(value) > C.MAX_SAFE_INTEGER:
-                raise _refuse(
-                    loc,
-                    "unsafe_integer",
-                    f"integers are at most {C.MAX_SAFE_INTEGER} in size (what a browser holds)",
-                    value,
-                )
         elif isinstance(value, float) and not math.isfinite(value):
             raise _refuse(loc, "not_finite", "numbers must be finite", str(value))
+        elif isinstance(value, int) and abs(value) > C.MAX_SAFE_INTEGER:
+            raise _refuse(
+                loc,
+                "unsafe_integer",
+                f"integers are at most {C.MAX_SAFE_INTEGER} in size (what a browser holds)",
+                value,
+            )
     size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
     if size > C.MAX_EVENT_DATA_BYTES:
         raise _refuse(
@@ -144,11 +157,13 @@ SYSTEM_DATA: dict[str, type[_SystemData]] = {
 }
 
 
+JSON_VALUE_REF = "#/components/schemas/JSONValue"  # in the OpenAPI document (api/openapi.py)
 JSONData = Annotated[
     dict[str, Any],
     AfterValidator(check_data),
+    WithJsonSchema({"type": "object", "additionalProperties": {"$ref": JSON_VALUE_REF}}),
     Field(
         description=f"JSON of at most {C.MAX_EVENT_DATA_BYTES} bytes and "
-        f"{C.MAX_EVENT_DATA_DEPTH} levels; numbers finite, integers safe in a browser"
+        f"{C.MAX_EVENT_DATA_DEPTH} levels; numbers finite, integers within ±{C.MAX_SAFE_INTEGER}"
     ),
 ]

@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from .. import constants as C
-from .bounds import SYSTEM_DATA, JSONData, UrlText
+from .bounds import SYSTEM_DATA, WHOLE, JSONData, UrlText
 
 ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]
 
@@ -34,7 +34,7 @@ class EventIn(BaseModel):
     visitID: ID
     globalVisitID: ID
     timestamp: Annotated[
-        int, Field(ge=0, le=C.MAX_TIMESTAMP_MS, description="browser clock, epoch ms")
+        int, Field(ge=0, le=C.MAX_TIMESTAMP_MS, description="browser clock, epoch ms"), WHOLE
     ]
     url: UrlText
     category: Annotated[str, StringConstraints(max_length=1000)] = ""
