@@ -41,7 +41,10 @@ ERROR_SCHEMA = {
     },
 }
 THROTTLED_ROUTES = frozenset({"callbacks", "chats"})  # rate-limited: see api/throttling.py
-BEACON_ROUTES = frozenset({"events"})  # navigator.sendBeacon posts text/plain
+# navigator.sendBeacon posts text/plain: the routes that read it (parsing.BEACON_TYPES)
+BEACON_ROUTES = frozenset(
+    {"events", "visitor-id", "link-issue", "link-redeem", "chat-session-save", "chat-session-load"}
+)
 SECURITY_SCHEMES = {
     "apiKey": {"type": "apiKey", "in": "header", "name": "X-API-Key"},
     "bearer": {"type": "http", "scheme": "bearer", "description": "an API key"},

@@ -31,6 +31,7 @@ from .state import origins_of
 
 P = Policy
 UNKNOWN_ATTEMPT = (404, "no such attempt (or visit) here")
+NOTHING_HELD = (404, "the engine holds nothing about this visitor")
 NOT_NOW = (409, "the attempt (or visit) is not in a state that allows this; `details` says")
 R = Role  # agent < supervisor < admin; a route not saying is admin's
 ROUTES: list[Route] = [
@@ -115,16 +116,20 @@ ROUTES: list[Route] = [
     Route("DELETE", "/api/v1/visitors/{globalVisitID}", visitors.delete_visitor, "visitor-erase",
           "privacy", policy=P.API_KEY, response=visitors.ErasureOut),
     Route("GET", "/api/v1/visitors", visitors.get_identity_data, "identity-export", "privacy",
-          policy=P.API_KEY, query=visitors.IdentityQuery, response=visitors.ExportOut, audit=True),
+          policy=P.API_KEY, query=visitors.IdentityQuery, response=visitors.ExportOut, audit=True,
+          answers=(NOTHING_HELD,)),
     Route("DELETE", "/api/v1/visitors", visitors.delete_identity_data, "identity-erase",
           "privacy", policy=P.API_KEY, query=visitors.IdentityQuery,
-          response=visitors.ErasureOut),
+          response=visitors.ErasureOut, answers=(NOTHING_HELD,)),
     Route("POST", "/visitor-id", linking.post_visitor_id, "visitor-id", "privacy", policy=P.SITE,
-          body=linking.VisitorIdIn, response=linking.VisitorIdOut),
+          body=linking.VisitorIdIn, response=linking.VisitorIdOut,
+          answers=((404, "first_party_cookie is off"),)),
     Route("POST", "/links", linking.post_link, "link-issue", "privacy", policy=P.SITE,
-          body=linking.LinkIn, response=linking.LinkOut),
+          body=linking.LinkIn, response=linking.LinkOut,
+          answers=((404, "no linked_domains are set, or the visit is not live"),)),
     Route("POST", "/links/redeem", linking.redeem_link, "link-redeem", "privacy", policy=P.SITE,
-          body=linking.RedeemIn, response=linking.RedeemOut),
+          body=linking.RedeemIn, response=linking.RedeemOut,
+          answers=((404, "no linked_domains are set"), (410, "the token has expired"))),
     Route("POST", "/chat-session", chat_session.save_chat_session, "chat-session-save",
           "privacy", policy=P.SITE, body=chat_session.ChatSessionIn,
           response=chat_session.ChatSessionOut, answers=((413, "data over the limit"),)),
