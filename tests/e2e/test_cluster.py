@@ -1,7 +1,9 @@
 """The demo loop in real Chromium through a real nginx in front of two real `engagement serve`
 nodes (one Redis database, one PostgreSQL schema), while nodes are killed with SIGKILL: the
 dwell invitation still comes (timed by the node left, pushed to the page's stream after it
-reconnected through nginx), the visitor accepts it, and the callback reaches GMS once."""
+reconnected through nginx), the visitor accepts it, and the callback reaches GMS once, sent by
+the other node when the node that took it is killed while GMS is down or while GMS keeps it
+waiting."""
 
 from __future__ import annotations
 
@@ -19,7 +21,7 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Playwright, Route, expect
 
 from engagement.cluster.dues import SCHEDULE_KEY
-from engagement.launchers.outbox import RETRY_MAX_S
+from engagement.launchers.outbox import CLAIM_MARGIN_S, RETRY_MAX_S
 
 from ..cluster.nodes import API_KEY, Balancer, Node, cluster, path, stop_all
 from .conftest import CHROMIUM, CHROMIUM_ARGS, Visit, eventually
@@ -41,14 +43,17 @@ INVITATION = ".eng-invite-host .eng-invite"
 OFFER = "[data-eng-content] #demo-offer"
 CONFIRMED = "Thank you! We will call you back as soon as possible."
 WAIT_S = 30  # a deadline for a state, not a timing assertion
+GMS_TIMEOUT_S = 2
 
 
 class RecordingGMS:
-    """GMS callback, recording every request; 'down' answers 503."""
+    """GMS callback, recording every request; 'down' answers 503, 'hanging' answers nothing
+    (until the test ends)."""
 
     def __init__(self) -> None:
         self.mode = "up"
         self.requests: list[dict[str, Any]] = []
+        self.released = asyncio.Event()
         self.app = web.Application()
         self.app.router.add_post("/genesys/1/service/callback/{service}", self.callback)
 
@@ -56,7 +61,9 @@ class RecordingGMS:
         form = dict(await request.post())
         key = request.headers.get("Idempotency-Key")
         self.requests.append({"path": request.path, "form": form, "key": key, "mode": self.mode})
-        if self.mode == "down":
+        if self.mode == "hanging":
+            await self.released.wait()
+        if self.mode in ("down", "hanging"):
             return web.json_response({"message": "unavailable"}, status=503)
         return web.json_response({"_id": f"gms-{len(self.requests)}"})
 
@@ -65,10 +72,11 @@ class RecordingGMS:
 
 
 @pytest.fixture
-async def gms(aiohttp_server: Any) -> tuple[RecordingGMS, TestServer]:
+async def gms(aiohttp_server: Any) -> AsyncIterator[tuple[RecordingGMS, TestServer]]:
     double = RecordingGMS()
     server: TestServer = await aiohttp_server(double.app)
-    return double, server
+    yield double, server
+    double.released.set()
 
 
 @pytest.fixture
@@ -79,7 +87,7 @@ async def two_nodes(
     (tmp_path / "strategies" / "cluster.yaml").write_text(STRATEGIES)
     balancer, nodes = await cluster(
         tmp_path, redis_url, database_url,
-        invites_dir=str(INVITES), gms_url=str(gms[1].make_url("")), gms_timeout_s=2,
+        invites_dir=str(INVITES), gms_url=str(gms[1].make_url("")), gms_timeout_s=GMS_TIMEOUT_S,
     )  # fmt: skip
     try:
         yield balancer, nodes
@@ -139,7 +147,9 @@ async def notify(http: aiohttp.ClientSession, balancer: Balancer, ids: dict[str,
         assert r.status == 200, await r.text()
 
 
+@pytest.mark.parametrize("gms_at_kill", ["down", "hanging"])
 async def test_the_demo_loop_survives_kill_9_of_nodes_behind_nginx(
+    gms_at_kill: str,
     two_nodes: tuple[Balancer, list[Node]],
     chromium: Browser,
     gms: tuple[RecordingGMS, TestServer],
@@ -209,10 +219,11 @@ async def test_the_demo_loop_survives_kill_9_of_nodes_behind_nginx(
         await eventually(stream_moved, WAIT_S)
         await page.unroute_all()
 
-        # 2. The killed node comes back; GMS is down. The visitor accepts: a node takes the
-        # callback, GMS refuses it (503), and that node is killed before it tries again.
+        # 2. The killed node comes back; GMS is down (or hangs). The visitor accepts: a node
+        # takes the callback, GMS refuses it (503; or the node waits for GMS's answer), and
+        # that node is killed before it tries again (or while it waits).
         await holder.start()
-        double.mode = "down"
+        double.mode = gms_at_kill
         async with page.expect_response(f"**{path('callbacks')}") as answer:
             await dialog.locator("input[name=_customer_number]").fill("+33 1 23 45 67 89")
             await dialog.locator("button[type=submit]").click()
@@ -221,10 +232,10 @@ async def test_the_demo_loop_survives_kill_9_of_nodes_behind_nginx(
         [(_status, upstream)] = balancer.answered("POST", path("callbacks"))
         accepting = next(n for n in nodes if upstream.endswith(n.address))
 
-        async def gms_refused_once() -> None:
+        async def gms_asked() -> None:
             assert double.requests, "GMS got nothing yet"
 
-        await eventually(gms_refused_once, WAIT_S)
+        await eventually(gms_asked, WAIT_S)
         await accepting.kill()
         double.mode = "up"
 
@@ -235,8 +246,10 @@ async def test_the_demo_loop_survives_kill_9_of_nodes_behind_nginx(
             assert [a["state"] for a in visit["attempts"]] == ["completed"], visit["attempts"]
             return visit
 
-        # Well before an idle node's outbox would look again by itself (RETRY_MAX_S).
-        visit = await eventually(delivered, RETRY_MAX_S / 2)
+        if gms_at_kill == "down":  # well before an idle outbox looks again by itself
+            visit = await eventually(delivered, RETRY_MAX_S / 2)
+        else:  # once the dead node's claim lapsed: its GMS request and a margin
+            visit = await eventually(delivered, GMS_TIMEOUT_S + CLAIM_MARGIN_S + WAIT_S)
         await notify(http, balancer, ids)  # the page's stream is (again) on the node left
         await expect(page.locator(OFFER)).to_have_count(2)
         assert {r["key"] for r in double.requests} == {
