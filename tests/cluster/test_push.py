@@ -16,11 +16,13 @@ from aiohttp.test_utils import TestClient
 
 from engagement.api.state import HUB
 from engagement.app import create_app
-from engagement.cluster.push import gap, keys_of
+from engagement.cluster.push import channel_of, gap, keys_of
 from engagement.notifications.hub import LocalHub
 from engagement.settings import Settings
 
 from ..conftest import AUTH, SITE, ClientFactory, Factory, post_events, url
+from .conftest import Cuttable
+from .test_two_nodes import until
 
 Client = TestClient[Any, Any]
 TTL_S = 60
@@ -279,3 +281,58 @@ MINUTE_MS = 60_000
 )
 def test_gap(since: int, now: int, top: int, born: int, trimmed: int, expected: str | None):
     assert gap(since, now, top, born, trimmed, MINUTE_MS) == expected
+
+
+async def test_a_node_cut_from_redis_catches_its_pages_up_when_it_is_back(
+    make_node: Callable[..., Awaitable[Client]],
+    redis_proxy: tuple[Cuttable, str],
+    redis_url: str,
+    factory: Factory,
+):
+    proxy, through = redis_proxy
+    a = await make_node("a", redis_url, **NODE)
+    b = await make_node("b", through, **NODE)  # B reaches Redis through a proxy we can cut
+    await post_events(a, factory.start())
+    page = await open_page(b, factory)
+    await notify(a, factory, 1)
+    assert message(await page.next()) == ("offer", {"n": 1})
+
+    await proxy.cut()  # B's pub/sub connection drops: what A publishes now does not reach B
+    await notify(a, factory, 2)
+    r = await b.post(
+        url(b, "notify", visitID=factory.visit_id),
+        json=[{"channel": "offer", "data": {"n": 0}}],
+        headers=AUTH,
+    )
+    assert r.status == 503, await r.text()  # B cannot take a notification it cannot share
+    await proxy.restore()
+
+    # redis-py subscribes B again; B reads what its page missed from the buffer.
+    assert message(await page.next(timeout_s=15)) == ("offer", {"n": 2})
+    await notify(a, factory, 3)
+    assert message(await page.next()) == ("offer", {"n": 3})
+    await page.quiet()
+
+
+async def test_a_node_leaves_the_channels_of_visits_it_no_longer_streams_to(
+    nodes: tuple[Client, Client], factory: Factory, redis_url: str
+):
+    a, _ = nodes
+    await post_events(a, factory.start())
+    page = await open_page(a, factory)
+    await notify(a, factory, 1)
+    await page.next()
+    redis = aioredis.Redis.from_url(redis_url)
+    try:
+        [(_, listening)] = await redis.pubsub_numsub(channel_of(factory.visit_id))
+        assert listening == 1
+        page.response.close()
+
+        async def left() -> bool:
+            a.app[HUB].sweep(0)
+            [(_, listening)] = await redis.pubsub_numsub(channel_of(factory.visit_id))
+            return bool(listening == 0)
+
+        await until(left, "node a unsubscribed the visit's channel")
+    finally:
+        await redis.aclose()
