@@ -9,7 +9,15 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "bench"))
 
-from capacity import Costs, Prediction, Projection, error_pct, predict_here, project
+from capacity import (
+    Costs,
+    Prediction,
+    Projection,
+    error_pct,
+    nodes_applying,
+    predict_here,
+    project,
+)
 
 COSTS = Costs(
     node_cpu_s=200e-6,
@@ -25,13 +33,15 @@ COSTS = Costs(
 
 
 def test_projection_of_100k_visitors_at_one_event_per_10_s() -> None:
-    p = project(COSTS, 100_000)
+    p = project(COSTS, 100_000, affinity=True)
 
     # 10,000 events/s x 200 us = 2.0 cores of nodes, at 70 % -> 3 nodes; Redis 0.2 core.
     assert p == Projection(
         visitors=100_000,
         events_per_s=10_000.0,
         nodes=3,
+        nodes_applying=1.0,
+        node_cpu_s=pytest.approx(200e-6),
         node_cores=pytest.approx(2.0),
         redis_cores=pytest.approx(0.2),
         redis_shards=1,
@@ -44,8 +54,36 @@ def test_projection_of_100k_visitors_at_one_event_per_10_s() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("nodes", "visit_events", "expected"),
+    [(1, 20, 1.0), (4, 1, 1.0), (2, 2, 1.25), (4, 2, 1.375), (3, 3, (19 / 9 + 5 / 3 + 1) / 3)],
+)
+def test_nodes_applying_an_event(nodes: int, visit_events: int, expected: float) -> None:
+    # (2, 2): the first event is applied by its node and, half the time, by the other node
+    # that takes the second event: 1.5; the last event by its node only: 1. Mean 1.25.
+    assert nodes_applying(nodes, visit_events) == pytest.approx(expected)
+
+
+def test_long_visits_on_two_nodes_are_applied_by_both() -> None:
+    assert nodes_applying(2, 1000) == pytest.approx(2.0, abs=0.002)
+
+
+def test_without_affinity_more_nodes_make_each_event_dearer() -> None:
+    costs = Costs(200e-6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, apply_cpu_s=100e-6)
+
+    p = project(costs, 100_000, visit_events=2)
+
+    # 1 node's cost asks for 3; at 3 nodes an event costs 233 us -> 4; at 4, 237.5 us -> 4.
+    assert (p.nodes, p.nodes_applying, p.node_cpu_s, p.node_cores) == (
+        4,
+        pytest.approx(1.375),
+        pytest.approx(237.5e-6),
+        pytest.approx(2.375),
+    )
+
+
 def test_a_million_visitors_need_redis_shards_when_one_redis_core_is_not_enough() -> None:
-    p = project(COSTS, 1_000_000, utilization=0.5)
+    p = project(COSTS, 1_000_000, utilization=0.5, affinity=True)
 
     # 100,000 events/s: nodes 20 cores / 0.5 = 40; Redis 2 cores / 0.5 = 4 shards.
     assert (p.events_per_s, p.nodes, p.redis_shards) == (100_000.0, 40, 4)
@@ -55,6 +93,15 @@ def test_no_visitors_still_one_node_and_one_redis() -> None:
     p = project(COSTS, 0)
 
     assert (p.nodes, p.redis_shards, p.pg_rows_per_s) == (1, 1, 0.0)
+
+
+def test_prediction_for_two_nodes_counts_their_catching_up() -> None:
+    costs = Costs(200e-6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, apply_cpu_s=50e-6)
+
+    # Long visits: each event applied by both nodes, 250 us each; 2 nodes on 4 cores.
+    assert predict_here(costs, 2, 4, visit_events=10_000) == Prediction(
+        2, 4, pytest.approx(8_000.0, rel=1e-3), "nodes"
+    )
 
 
 def test_prediction_here_is_the_nodes_limit_when_the_machine_has_room() -> None:
