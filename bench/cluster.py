@@ -241,6 +241,7 @@ class Run:
     loadgen_cpu_s: float
     irq_s: float
     machine_busy_s: float
+    wall_s: float  # the load and the history writers' drain after it
     p99_ms: float
     redis: RedisStats | None = None
     redis_delta: dict[str, float] | None = None
@@ -260,7 +261,7 @@ class Run:
         """Cores used by processes this run does not know (other work on the machine)."""
         known = self.node_cpu_s + self.loadgen_cpu_s + self.irq_s
         known += (self.redis_delta or {}).get("cpu_s", 0) + (self.pg_delta or {}).get("cpu_s", 0)
-        return max(0.0, self.machine_busy_s - known) / self.seconds
+        return max(0.0, self.machine_busy_s - known) / self.wall_s
 
     def per_event(self, x: float) -> float:
         return x / self.events if self.events else float("nan")
@@ -287,6 +288,7 @@ class Bench:
         rs = redis_stats(self.redis) if self.redis is not None else None
         pg = asyncio.run(pg_stats(self.pg_dsn, self.pg_db)) if self.pg_db else None
         irq, busy = kernel_irq_s(), machine_busy_s()
+        started = time.monotonic()
         children = resource.getrusage(resource.RUSAGE_CHILDREN)
         for s in servers:
             argv = wrk_argv(
@@ -312,7 +314,10 @@ class Bench:
                 raise BenchError(f"wrk failed ({p.returncode}): {out[-1000:]} {err[-1000:]}")
             outs.append(json.loads(line[len(RESULT_PREFIX) :]))
         after_children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        # The history written after the load stopped is part of what these events cost.
+        settle(servers)
         irq, busy = kernel_irq_s() - irq, machine_busy_s() - busy
+        wall = time.monotonic() - started
         node_cpu = sum(s.cpu_s() - b for s, b in zip(servers, node_before, strict=True))
         for s in servers:
             s.check_alive()
@@ -334,6 +339,7 @@ class Bench:
             + (after_children.ru_stime - children.ru_stime),
             irq_s=irq,
             machine_busy_s=busy,
+            wall_s=wall,
             p99_ms=max(o["lat_p99_us"] for o in outs) / 1000,
         )
         if rs is not None and self.redis is not None:
@@ -378,6 +384,17 @@ def describe(r: Run) -> str:
     return s
 
 
+def settle(servers: Sequence[Server], timeout_s: float = 60.0) -> None:
+    """Wait for every node's history writer to drain (it would eat into the next phase)."""
+    deadline = time.monotonic() + timeout_s
+    for s in servers:
+        while s.get_json("/health").get("historyPending", 0) > 0:
+            if time.monotonic() > deadline:
+                raise BenchError(f"{s.name}: history still pending after {timeout_s:.0f} s")
+            time.sleep(0.1)
+    time.sleep(0.5)  # pending is 0 once a batch is taken: give its write time to finish
+
+
 # -- latency across nodes --
 
 
@@ -392,6 +409,7 @@ class Latency:
     max_ms: float
     notify_p99_ms: float
     errors: list[str]
+    node_cpu_s: float = 0.0  # the nodes involved, during the measured run
 
     @property
     def rate(self) -> float:
@@ -420,9 +438,12 @@ async def latency(
             await asyncio.sleep(0.5)
             before = pages.frames
             pages.latencies_ns = []
+            involved = list({id(s): s for s in (post_to, streams_on)}.values())
+            cpu_before = sum(s.cpu_s() for s in involved)
             sent, elapsed, rtts, errors = await notify_load(
                 post_to, pages, post_session, visits, args.rate, args.latency_s
             )
+            node_cpu = sum(s.cpu_s() for s in involved) - cpu_before
             deadline = time.monotonic() + 5
             while pages.frames - before < sent and time.monotonic() < deadline:  # noqa: ASYNC110 - bounded poll of a counter
                 await asyncio.sleep(0.05)
@@ -442,12 +463,14 @@ async def latency(
         lat[-1] / 1e6 if lat else float("nan"),
         pct(rtts, 0.99),
         errors[:3],
+        node_cpu,
     )
     print(
         f"  {label:<36} {r.sent:,} notifications ({r.rate:,.0f}/s) to {args.live:,} streams: "
         f"{r.received:,} frames; p50 {r.p50_ms:.2f} ms, p99 {r.p99_ms:.2f} ms, "
-        f"max {r.max_ms:.1f} ms; notify round trip p99 {r.notify_p99_ms:.2f} ms"
-        + (f"; {len(errors)} notify errors, first: {errors[0]}" if errors else ""),
+        f"max {r.max_ms:.1f} ms; notify round trip p99 {r.notify_p99_ms:.2f} ms; nodes "
+        f"{100 * node_cpu / elapsed:.0f}% CPU ({1e6 * node_cpu / max(1, sent):.0f} us per "
+        f"notification)" + (f"; {len(errors)} notify errors, first: {errors[0]}" if errors else ""),
         flush=True,
     )
     return r
@@ -878,7 +901,7 @@ def main() -> int:
             f"(decode + apply, {b['apply_entries']:,} entries of node A's logs)",
             flush=True,
         )
-        time.sleep(1)
+        settle([embedded, a])
         b["latency_embedded"] = asyncio.run(
             latency("embedded: notify and stream on it", embedded, embedded, args)
         )
@@ -901,7 +924,7 @@ def main() -> int:
             ),
             key=lambda r: r.events_per_s,
         )
-        time.sleep(1)
+        settle([a, node_b])
         b["latency_cluster_same"] = asyncio.run(
             latency("cluster: notify and stream on A", a, a, args)
         )
