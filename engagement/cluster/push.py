@@ -35,6 +35,7 @@ from .redis import RedisLink, visit_key
 log = logging.getLogger(__name__)
 
 NODE_CHANNEL = "eng:push-node:"  # + node id: keeps the pub/sub connection listening
+SUBSCRIBE_TIMEOUT_S = 10.0  # a page waits this long at most for its channel's subscription
 LISTEN_POLL_S = 1.0  # below the link's socket timeout: an idle read returns, not fails
 ALL_PAGES = "-"
 FORGET = "!"  # in place of a page: the visit was erased, end its streams
@@ -345,13 +346,24 @@ class RedisHub:
         if channel in self._subscribed:
             waiting = self._confirming.get(channel)
             if waiting:  # subscribed a moment ago: wait for the same confirmation
-                await asyncio.shield(waiting[-1])
+                async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                    await asyncio.shield(waiting[-1])
             return
         self._subscribed.add(channel)
         future = asyncio.get_running_loop().create_future()
         self._confirming.setdefault(channel, deque()).append(future)
-        await self._pubsub.subscribe(channel)
-        await future
+        try:
+            await self._pubsub.subscribe(channel)
+        except RedisError:
+            self._subscribed.discard(channel)  # the next page of the visit tries again
+            self._confirming[channel].remove(future)
+            if not self._confirming[channel]:
+                del self._confirming[channel]
+            raise
+        # Sent: if the connection drops first, redis-py subscribes again and the confirmation
+        # still comes; the timeout only keeps a page from waiting for ever.
+        async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+            await asyncio.shield(future)
 
     async def _unsubscribe(self, channels: list[str]) -> None:
         idle = [c for c in channels if c not in self._subscribed]  # unless taken again since
@@ -369,7 +381,7 @@ class RedisHub:
             if subscribe:
                 await self._subscribe(channel_of(visit_id))
             raw = await self.link.run(self._read(keys_of(visit_id), [since, self.ttl_ms]))
-        except RedisError as exc:
+        except (RedisError, TimeoutError) as exc:
             log.error("push: cannot read the missed messages of %s: %r", visit_id, exc)
             for stream in streams:
                 self._go_live(stream, [], "unavailable")
