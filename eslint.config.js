@@ -18,7 +18,7 @@ module.exports = [
     rules: {'no-unused-vars': ['error', {vars: 'all', args: 'none', caughtErrors: 'none'}]}
   },
   {
-    files: ['engagement/monitoring/engage.js'],
+    files: ['engagement/monitoring/engage.js', 'engagement/monitoring/crossdomain.js'],
     languageOptions: {ecmaVersion: 2020, sourceType: 'script', globals: globals.browser},
     rules: {'no-unused-vars': ['error', {args: 'none', caughtErrors: 'none'}]}
   },

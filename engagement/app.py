@@ -278,6 +278,11 @@ def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, ob
         or (DEMO_CHAT_PAGE if settings.demo and settings.gms_chat else None),
         "gmsChat": settings.gms_chat,
         "chatFinalize": settings.chat_finalize_message,
+        # Privacy (docs/privacy.md): nothing stored nor sent before consent; the engine's own
+        # cookie for the globalVisitID; the domains a visit follows by link token.
+        "consentMode": settings.consent_mode,
+        "firstPartyCookie": settings.first_party_cookie,
+        "linkedDomains": settings.linked_domains,
     }
 
 

@@ -67,3 +67,4 @@ CHAT_MAX_DURATION_S = 3600  # a launched chat with no news of its end for this l
 GMS_TIMEOUT_S = 10  # a GMS request not answered by then is retried (never while in flight)
 LINK_TOKEN_TTL_S = 120  # a link is followed within seconds; a token in a saved URL soon dies
 CHAT_SESSION_MAX_BYTES = 16 * 1024  # Widgets' session data is a few IDs and flags
+TRACKER_PREPARE_WAIT_MS = 2000  # a link token or the engine's cookie: never hold a page longer

@@ -303,6 +303,11 @@ class Settings(BaseSettings):
         description="with redis_url and no database_url: this is the only node, so its "
         "SQLite history is whole (otherwise refused at start)",
     )
+    consent_mode: bool = Field(
+        False,
+        description="the tracker stores nothing in the browser and sends nothing until the "
+        "site pushes ['consent', {analytics, engagement}] (docs/privacy.md)",
+    )
     user_info_fields: list[str] | None = Field(
         None,
         description="the only UserInfo/SignIn fields kept (the others are dropped at ingest, "

@@ -240,7 +240,7 @@ async def test_the_engine_keeps_the_visitor_id_in_its_own_httponly_cookie(
     r = await post(client, "visitor-id", {"globalVisitID": mine}, SHOP)
 
     assert r.status == 200, await r.text()
-    assert await r.json() == {"globalVisitID": mine, "cookie": "_eng_visitor"}
+    assert await r.json() == {"globalVisitID": mine, "returning": False, "cookie": "_eng_visitor"}
     cookie = r.headers["Set-Cookie"]
     for part in (f"_eng_visitor={mine}", "HttpOnly", "Max-Age=63072000", "Domain=shop.test",
                  "Path=/", "SameSite=Lax"):  # fmt: skip
@@ -249,7 +249,22 @@ async def test_the_engine_keeps_the_visitor_id_in_its_own_httponly_cookie(
     # The cookie wins over what a tracker proposes (it lost its own storage, or it lies).
     r = await client.post(url(client, "visitor-id"), json={"globalVisitID": new_id()},
                           headers={"Origin": SHOP, "Cookie": f"_eng_visitor={mine}"})  # fmt: skip
-    assert (await r.json())["globalVisitID"] == mine
+    assert await r.json() == {"globalVisitID": mine, "returning": True, "cookie": "_eng_visitor"}
+
+
+async def test_the_engine_cookie_goes_when_consent_is_withdrawn(
+    aiohttp_client: ClientFactory, settings: Settings
+):
+    on = settings.model_copy(update={"first_party_cookie": True,
+                                     "first_party_cookie_domain": "shop.test"})  # fmt: skip
+    client = await aiohttp_client(create_app(on))
+
+    r = await post(client, "visitor-id-forget", {}, SHOP)
+
+    assert r.status == 200, await r.text()
+    cookie = r.headers["Set-Cookie"]
+    for part in ('_eng_visitor=""', "Max-Age=0", "Domain=shop.test", "Path=/"):
+        assert part in cookie, cookie
 
 
 async def test_without_the_setting_there_is_no_engine_cookie(client):

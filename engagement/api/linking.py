@@ -27,7 +27,7 @@ from .throttling import GUARD
 
 LINKS = web.AppKey("link_tokens", LinkTokens)
 VISITOR_COOKIE = "_eng_visitor"  # HttpOnly: the globalVisitID, set by the engine
-VISITOR_COOKIE_MAX_AGE_S = 2 * 365 * 86_400  # as long as the tracker's own cookie
+
 ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]
 
 
@@ -41,7 +41,13 @@ class VisitorIdIn(BaseModel):
 
 class VisitorIdOut(BaseModel):
     globalVisitID: str
+    returning: bool = Field(description="the engine's cookie was there already")
     cookie: str = Field(description="the cookie's name (HttpOnly: scripts cannot read it)")
+
+
+class ForgetOut(BaseModel):
+    cookie: str
+    deleted: bool
 
 
 class LinkIn(BaseModel):
@@ -83,13 +89,23 @@ async def post_visitor_id(request: web.Request) -> web.StreamResponse:
     body = await parse_json(request, VisitorIdIn, BEACON_TYPES)
     held = request.cookies.get(VISITOR_COOKIE, "")
     gvid = held if _is_id(held) else body.globalVisitID or uuid.uuid4().hex.upper()
-    response = web.json_response({"globalVisitID": gvid, "cookie": VISITOR_COOKIE})
+    out = {"globalVisitID": gvid, "returning": _is_id(held), "cookie": VISITOR_COOKIE}
+    response = web.json_response(out)
     response.set_cookie(
-        VISITOR_COOKIE, gvid, max_age=VISITOR_COOKIE_MAX_AGE_S, path="/", httponly=True,
+        VISITOR_COOKIE, gvid, max_age=C.VISITOR_COOKIE_MAX_AGE_S, path="/", httponly=True,
         samesite="Lax", domain=settings.first_party_cookie_domain,
         secure=request.app[GUARD].proxies.is_tls(request),
     )  # fmt: skip
     response.headers["Access-Control-Allow-Credentials"] = "true"  # a sibling subdomain
+    return response
+
+
+async def forget_visitor_id(request: web.Request) -> web.StreamResponse:
+    """The visitor withdrew consent: the engine's cookie goes (scripts cannot delete it)."""
+    settings = request.app[SETTINGS]
+    response = web.json_response({"cookie": VISITOR_COOKIE, "deleted": True})
+    response.del_cookie(VISITOR_COOKIE, path="/", domain=settings.first_party_cookie_domain)
+    response.headers["Access-Control-Allow-Credentials"] = "true"
     return response
 
 

@@ -34,6 +34,12 @@ async def get_tracker(request: web.Request) -> web.StreamResponse:
     return _serve_script(request, request.app[TRACKER].script)
 
 
+async def get_crossdomain(request: web.Request) -> web.StreamResponse:
+    """Link decoration for linked_domains and Widgets' chat session, loaded when a page needs
+    them."""
+    return _serve_script(request, request.app[TRACKER].crossdomain)
+
+
 async def get_engage(request: web.Request) -> web.StreamResponse:
     """Invitations and hand-off, which the tracker loads with a visit's first invitation."""
     return _serve_script(request, request.app[TRACKER].engage)

@@ -25,6 +25,7 @@ PARTS = (
     "core.js",  # helpers, base URL, endpoints, IDs
     "storage.js",  # localStorage that survives being disabled
     "cookies.js",  # visit and visitor cookies, parent-domain probe
+    "consent.js",  # consent mode: nothing stored nor sent before consent
     "visit.js",  # visit and page state, VisitStarted, PageEntered
     "events.js",  # the GWE envelope
     "transport.js",  # buffer, batches, retry with backoff, localStorage mirror, beacon
@@ -35,6 +36,7 @@ PARTS = (
     "content.js",  # gpe.appendContent / removeContent
     "push.js",  # the SSE stream and its channels
     "invitations.js",  # loading engage.js, the focus tab
+    "arrival.js",  # a linked domain's visit, the engine's visitor cookie, before any event
     "commands.js",  # the _gt command queue
     "engage-api.js",  # the named interface engage.js uses
     "start.js",  # takes over _gt, listens to the page
@@ -48,6 +50,16 @@ ENDPOINTS = (
     ("disposition", "disposition"),
     ("callbacks", "callbacks"),
     ("chats", "chats"),
+    ("crossdomain", "crossdomain-script"),
+    ("visitorForget", "visitor-id-forget"),
+)
+# Routes crossdomain.js calls (passed in when it is served, like the tracker's).
+CROSSDOMAIN_ENDPOINTS = (
+    ("visitorId", "visitor-id"),
+    ("linkRedeem", "link-redeem"),
+    ("linkIssue", "link-issue"),
+    ("chatSave", "chat-session-save"),
+    ("chatLoad", "chat-session-load"),
 )
 
 
@@ -99,6 +111,7 @@ def constants() -> dict[str, Any]:
         "maxLanguageChars": C.MAX_LANGUAGE_CODE_CHARS,
         "offerTimeoutS": C.OFFER_TIMEOUT_S,
         "formHoldS": C.REGISTRATION_FORM_EXPIRATION_S,
+        "prepareWaitMs": C.TRACKER_PREPARE_WAIT_MS,
     }
 
 
@@ -111,6 +124,16 @@ def _packed(text: str) -> TrackerScript:
 def build_engage() -> TrackerScript:
     """engage.js: invitations and hand-off, loaded by the tracker with the first invitation."""
     return _packed(source("engage.js"))
+
+
+def build_crossdomain() -> TrackerScript:
+    """crossdomain.js: link decoration for linked_domains and Widgets' chat session, loaded by
+    the tracker when a page needs them; its routes' paths passed in."""
+    from ..api.routes import ROUTES  # as in constants()
+
+    paths = {route.name: route.path for route in ROUTES}
+    mine = {name: paths[route] for name, route in CROSSDOMAIN_ENDPOINTS}
+    return _packed(source("crossdomain.js").replace("__CROSSDOMAIN_PATHS__", json.dumps(mine)))
 
 
 def build_tracker(config: dict[str, Any]) -> TrackerScript:
@@ -128,6 +151,7 @@ class ServedTracker:
     def __init__(self, config: dict[str, Any]) -> None:
         self.script = build_tracker(config)
         self.engage = build_engage()
+        self.crossdomain = build_crossdomain()
 
     def rebuild(self, config: dict[str, Any]) -> None:
         self.script = build_tracker(config)

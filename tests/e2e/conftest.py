@@ -161,3 +161,19 @@ async def get_ids(page: Page) -> dict[str, str]:
         "() => new Promise(resolve => window._gt.push(['getIDs', resolve]))"
     )
     return ids
+
+
+# Two registrable domains on this machine, and third-party cookies blocked (as Safari and Firefox
+# do by default, and Chrome under its phase-out): the set-up of docs/privacy.md's tests.
+TWO_DOMAINS_ARGS = (
+    "--host-resolver-rules=MAP shop.test 127.0.0.1, MAP *.shop.test 127.0.0.1, "
+    "MAP shop-pay.test 127.0.0.1, MAP *.shop-pay.test 127.0.0.1",
+    "--test-third-party-cookie-phaseout",
+)
+
+
+@pytest.fixture
+async def two_domains_browser(launch_browser: Launch) -> Browser:
+    """Chromium resolving shop.test and shop-pay.test (and subdomains) to this machine, with
+    third-party cookies blocked."""
+    return await launch_browser(*TWO_DOMAINS_ARGS)

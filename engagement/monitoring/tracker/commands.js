@@ -1,7 +1,7 @@
 /* commands: the queue. _gt.push([name, ...args]) runs COMMANDS[name](...args); commands pushed
- * before the script loaded run in their order once it starts ('config' ones first, so the
- * first page's events carry them). An unknown command warns once and breaks nothing. */
-/* global bus, curRef, ensureVisit, enterPage, ids, send, setLanguage, warn */
+ * before the script loaded run in their order once it starts ('config' and 'consent' ones
+ * first, so the first page's events carry them); while prepare() waits, pushes wait too. An unknown command warns once and breaks nothing. */
+/* global bus, crossdomain, curRef, ensureVisit, enterPage, ids, send, setConsent, setLanguage, warn */
 /* exported run, runQueued */
 function options(o) {
   // GWE 8.1 options: {data: {...}} or the key/value pairs themselves
@@ -46,6 +46,14 @@ var COMMANDS = {
   sendUserInfo: legacy('UserInfo'), // GWE 8.1 system-event commands
   sendSignIn: legacy('SignIn'),
   sendSignOut: legacy('SignOut'),
+  consent: function (o) {
+    setConsent(o); // consent.js
+  },
+  chatSession: function (cb) {
+    crossdomain(function (m) {
+      m.chatSession(cb); // crossdomain.js
+    });
+  },
   subscribe: function (name, fn) {
     bus.subscribe(name, fn);
   },
@@ -68,7 +76,7 @@ function run(cmd) {
   }
 }
 function isConfig(c) {
-  return !!c && c[0] === 'config';
+  return !!c && (c[0] === 'config' || c[0] === 'consent');
 }
 function runQueued(queued, configs) {
   // configs: true for the 'config' commands, false for the rest

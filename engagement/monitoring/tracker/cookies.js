@@ -2,8 +2,14 @@
  * <prefix>gvid (globalVisitID, CFG.gvidCookieMaxAgeS), scoped to the parent domain so that
  * www.site.com and store.site.com share the visit; host-only on localhost and IP addresses. */
 /* global L, PFX, uuid */
-/* exported getCookie, setCookie */
+/* exported allowCookies, deleteCookie, getCookie, setCookie */
+var cookiesAllowed = true; // false while consent does not allow storing (consent.js)
+function allowCookies(on) {
+  cookiesAllowed = on;
+  cookieDomain = undefined;
+}
 function getCookie(name) {
+  if (!cookiesAllowed) return null;
   var a = d.cookie ? d.cookie.split(/;\s*/) : [],
     i,
     j;
@@ -14,6 +20,7 @@ function getCookie(name) {
   return null;
 }
 function rawSet(name, value, domain, maxAge) {
+  if (!cookiesAllowed && maxAge !== 0) return; // deleting is always allowed
   d.cookie =
     name +
     '=' +
@@ -56,4 +63,8 @@ function domain() {
 }
 function setCookie(name, value, maxAge) {
   rawSet(name, value, domain(), maxAge);
+}
+function deleteCookie(name) {
+  rawSet(name, '', domain(), 0);
+  rawSet(name, '', '', 0);
 }

@@ -9,8 +9,12 @@
  *   store               localStorage that survives being disabled: get(k), set(k, v|null), json(k)
  *   allowed(url), engineURL(url), fetchHTML(url), parseHTML(html): content from allowed origins
  *   leaving()           true once the page is being left (pagehide)
- *   ready(module)       engage.js is loaded: module = {invite(o), close(o), follow(o), sync(), keys(e)} */
-/* global FK, IK, PFX, allowed, endpoint, engageReady, engineURL, frag, getHTML, guard, ids, leaving, lsGet, lsJSON, lsSet, on, pub, warn */
+ *   ready(module)       engage.js is loaded: module = {invite(o), close(o), follow(o), sync(), keys(e)}
+ * and for crossdomain.js: consent ({analytics, engagement} now), base (the engine's URL),
+ * uuid(), cookie(name),
+ * deleteCookie(name), continueVisit(visitID, globalVisitID), useGvid(id, returning),
+ * linkParam, crossdomainReady({arrive(done), chatSession(cb)}). */
+/* global BASE, CONSENT, FK, IK, LINK_PARAM, PFX, allowed, continueVisit, crossdomainReady, deleteCookie, endpoint, engageReady, engineURL, frag, getCookie, getHTML, guard, ids, leaving, lsGet, lsJSON, lsSet, on, pub, useGvid, uuid, warn */
 /* exported ENGAGE */
 var ENGAGE = {
   config: CFG,
@@ -29,5 +33,14 @@ var ENGAGE = {
   leaving: function () {
     return !!leaving;
   },
-  ready: engageReady
+  ready: engageReady,
+  consent: CONSENT,
+  base: BASE,
+  uuid: uuid,
+  cookie: getCookie,
+  deleteCookie: deleteCookie,
+  continueVisit: continueVisit,
+  useGvid: useGvid,
+  linkParam: LINK_PARAM,
+  crossdomainReady: crossdomainReady
 };

@@ -1,7 +1,8 @@
 /* events: the GWE envelope, cut to the engine's bounds, handed to the transport. */
-/* global L, SYS, curRef, enqueue, ensureVisit, enterPage, gvid, lang, pageID, uuid, visitID, warn */
+/* global L, SYS, curRef, enqueue, ensureVisit, enterPage, gvid, lang, pageID, sending, uuid, visitID, warn */
 /* exported emit, send */
 function emit(type, name, data, url) {
+  if (!sending()) return; // nothing is sent before consent (consent.js)
   var copy = {},
     s;
   if (data && typeof data === 'object' && !Array.isArray(data)) {

@@ -3,7 +3,7 @@
  * (<prefix>invite, <prefix>answered); the tab named by <prefix>focus renders it. What engage.js
  * may use of the tracker is ENGAGE (engage-api.js), nothing else. */
 /* global PFX, endpoint, guard, lsGet, lsSet, pageID */
-/* exported E, FK, IK, claim, engage, engageReady, fk, leaving, pendingInvite, setLeaving */
+/* exported E, FK, IK, claim, engage, engageReady, fk, leaving, loadScript, pendingInvite, setLeaving */
 var IK = PFX + 'invite',
   FK = PFX + 'focus',
   leaving = 0,
@@ -13,10 +13,13 @@ var IK = PFX + 'invite',
 function engage(fn) {
   // run fn with the invitation module, loading it the first time
   if (E) return fn(E);
-  if (eq.push(fn) > 1) return;
+  if (eq.push(fn) < 2) loadScript('engage');
+}
+function loadScript(name) {
+  // one of the engine's scripts (engage.js, crossdomain.js)
   var s = d.createElement('script');
   s.async = true;
-  s.src = endpoint('engage');
+  s.src = endpoint(name);
   d.head.appendChild(s);
 }
 function engageReady(m) {

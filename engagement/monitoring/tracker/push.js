@@ -4,7 +4,7 @@
  * handled); within a document a high-water mark skips duplicates, so a message to the visit is
  * handled once by every open tab, and once across a reload. Channels: see HANDLERS; any other
  * is published on the bus under its own name. Off with CFG.push = false. */
-/* global PFX, appendContent, endpoint, engage, guard, lsGet, lsSet, pageID, pub, removeContent, visitID */
+/* global PFX, appendContent, endpoint, engage, guard, lsGet, lsSet, mayEngage, pageID, pub, removeContent, visitID */
 /* exported pageLeft, stream */
 var es = null,
   esTimer = 0,
@@ -26,7 +26,7 @@ function pageLeft() {
   esPage = 0;
 }
 function stream(force) {
-  if (CFG.push === false || !w.EventSource || (!force && esPage === pageID)) return;
+  if (CFG.push === false || !mayEngage() || !w.EventSource || (!force && esPage === pageID)) return;
   unstream();
   if (seenVisit !== visitID) {
     seenVisit = visitID;

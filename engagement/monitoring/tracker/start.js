@@ -1,13 +1,14 @@
 /* start: called once by the joiner after every part is defined. Takes over the _gt queue,
  * enters the page and listens to what the page does. */
-/* global E, ENGAGE, FK, IK, PFX, backoff, bus, claim, curRef, emit, engage, ensureVisit, enterPage, flush, flushOnExit, ids, lsGet, lsSet, markPage, newPage, on, openQueue, pageID, pageLeft, pendingInvite, retryNow, run, runQueued, setFocus, setLeaving, setupDeclaredEvents, wrapHistory */
-/* exported start */
+/* global E, ENGAGE, FK, IK, PFX, backoff, bus, claim, crossdomain, curRef, emit, engage, ensureVisit, enterPage, flush, flushOnExit, ids, lsGet, lsSet, markPage, newPage, on, openQueue, pageID, pageLeft, pendingInvite, prepare, pushed, retryNow, runQueued, setFocus, setLeaving, setupDeclaredEvents, wrapHistory */
+/* exported begun, start */
+var begun = false; // the page was entered (the engine hears of it once consent allows)
 function start() {
   if (w._gt && w._gt.engage) return; // loaded twice: keep the first instance
   var queued = w._gt;
   var api = {
     push: function () {
-      for (var i = 0; i < arguments.length; i++) run(arguments[i]);
+      for (var i = 0; i < arguments.length; i++) pushed(arguments[i]);
     },
     ids: function () {
       return ids();
@@ -17,12 +18,18 @@ function start() {
   Object.defineProperty(api, 'engage', {enumerable: false, value: ENGAGE});
 
   runQueued(queued, true);
+  w._gt = api;
+  prepare(function () {
+    begin(queued); // once a linked domain's visit and the engine's cookie are known
+  });
+}
+function begin(queued) {
+  begun = true;
   newPage();
   openQueue(pageID); // fixed for this document's lifetime
   markPage();
   ensureVisit();
   enterPage(d.referrer);
-  w._gt = api;
   runQueued(queued, false);
 
   on(w, 'focus', function (e) {
@@ -73,4 +80,5 @@ function start() {
   on(w, 'online', retryNow);
   wrapHistory();
   setupDeclaredEvents(CFG.declaredEvents);
+  if ((CFG.linkedDomains || []).length) crossdomain(function () {}); // decorates links
 }

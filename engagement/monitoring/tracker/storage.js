@@ -1,5 +1,6 @@
 /* storage: localStorage, which may be disabled or full; every call survives that. */
-/* exported LS, lsGet, lsJSON, lsSet */
+/* global PFX */
+/* exported LS, allowStorage, clearStorage, lsGet, lsJSON, lsSet */
 var LS = (function () {
   try {
     return w.localStorage;
@@ -26,5 +27,18 @@ function lsJSON(k) {
     return JSON.parse(LS.getItem(k));
   } catch (e) {
     return null;
+  }
+}
+var LS_OK = LS; // the browser's, kept while consent does not allow storing (consent.js)
+function allowStorage(on) {
+  LS = on ? LS_OK : null;
+}
+function clearStorage() {
+  // every key of the tracker's (its prefix), none of the site's
+  try {
+    for (var i = LS_OK.length - 1, k; i >= 0; i--)
+      if ((k = LS_OK.key(i)) && !k.indexOf(PFX)) LS_OK.removeItem(k);
+  } catch (e) {
+    /* disabled */
   }
 }

@@ -4,7 +4,7 @@
  * backoff (CFG.retryBaseMs doubling to CFG.retryMaxMs, plus up to CFG.retryJitterMs); on page
  * exit, sendBeacon. The engine drops duplicates by eventID. */
 /* global LS, N, PFX, endpoint, guard, pageID, stream, warn */
-/* exported backoff, enqueue, flush, flushOnExit, openQueue, retryNow */
+/* exported backoff, dropQueued, enqueue, flush, flushOnExit, openQueue, retryNow */
 var buf = [],
   timer = 0,
   inflight = false,
@@ -168,4 +168,9 @@ function flushOnExit() {
   }
   if (backoff) persist();
   else removeSent(sent);
+}
+function dropQueued() {
+  // consent to send withdrawn: what waits is not sent
+  buf = [];
+  persist();
 }

@@ -1,7 +1,7 @@
 /* visit: the visit and page this document belongs to, kept alive by the visit cookie; a visit
  * idle for CFG.visitTimeoutS is over and the next event starts a new one. */
-/* global FK, HEX32, L, N, PFX, claim, emit, fk, getCookie, lsGet, nowS, resetFocusTime, setCookie, uuid */
-/* exported curRef, ensureVisit, enterPage, gvid, ids, newPage, pageID, visitID */
+/* global FK, HEX32, L, N, PFX, claim, deleteCookie, emit, fk, getCookie, lsGet, nowS, resetFocusTime, setCookie, uuid */
+/* exported continueVisit, curRef, ensureVisit, enterPage, gvid, ids, newPage, pageID, restartVisit, useGvid, visitCookies, visitID */
 var visitID,
   pageID,
   gvid,
@@ -10,6 +10,31 @@ var visitID,
 var memVisit = null,
   cookiesWork = true; // in-memory fallback when cookies are disabled
 var freshPage = false; // pageID made, its PageEntered not sent yet
+var given = null; // {id, returning}: the globalVisitID from the engine's cookie or a link
+function useGvid(id, returning) {
+  given = {id: id, returning: returning};
+  gvid = id;
+}
+function continueVisit(v, g) {
+  // a visit of a linked domain goes on here (arrival.js)
+  visitID = v;
+  useGvid(g, true);
+  writeVisit();
+  if (!CFG.firstPartyCookie) setCookie(PFX + 'gvid', g, CFG.gvidCookieMaxAgeS);
+}
+function restartVisit() {
+  // the engine never heard of this visit (consent came later): the next event starts one
+  visitID = memVisit = null;
+  deleteCookie(PFX + 'visit');
+}
+function visitCookies(on) {
+  // consent to store given (or withdrawn): the visit moves to cookies (or memory)
+  cookiesWork = on;
+  if (on && visitID) {
+    writeVisit();
+    if (!given) setCookie(PFX + 'gvid', gvid, CFG.gvidCookieMaxAgeS);
+  }
+}
 function readVisit() {
   var m = /^([0-9A-F]{32})\.(\d+)$/.exec(getCookie(PFX + 'visit') || '');
   return m ? {id: m[1], t: +m[2]} : cookiesWork ? null : memVisit;
@@ -29,6 +54,7 @@ function ids() {
 
 function loadGvid() {
   // true if this browser already had one
+  if (given) return ((gvid = given.id), given.returning);
   var g = getCookie(PFX + 'gvid');
   if (HEX32.test(g || '')) return !!(gvid = g);
   gvid = uuid();

@@ -1,0 +1,146 @@
+"""Consent mode in real Chromium: nothing stored in the browser and nothing sent before the site
+pushes consent; the engine's own first-party cookie; withdrawing deletes what was stored."""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+from aiohttp.test_utils import TestServer
+from playwright.async_api import Browser, BrowserContext, Page, Request
+
+from engagement.api.state import REGISTRY
+from engagement.app import create_app
+from engagement.settings import Settings
+
+from .conftest import Api, get_ids, page_ids, wait_for_visit
+
+pytestmark = pytest.mark.browser
+
+
+@pytest.fixture
+def engine_settings(engine_settings: Settings) -> Settings:
+    return engine_settings.model_copy(update={
+        "consent_mode": True,
+        "allowed_origins": [*engine_settings.allowed_origins, "http://shop.test:*"],
+    })  # fmt: skip
+
+
+def shop(engine: TestServer, page: str = "") -> str:
+    return f"http://shop.test:{engine.port}/demo/{page}"
+
+
+async def stored(context: BrowserContext, page: Page) -> dict[str, Any]:
+    """What the tracker keeps in this browser: cookies, and localStorage keys."""
+    keys = await page.evaluate("() => Object.keys(localStorage).filter(k => k.startsWith('_eng_'))")
+    return {
+        "cookies": sorted(c["name"] for c in await context.cookies()),
+        "localStorage": sorted(keys),
+    }
+
+
+def recorder(page: Page) -> list[str]:
+    """The paths of the requests the page sends to the engine's browser endpoints."""
+    sent: list[str] = []
+
+    def record(request: Request) -> None:
+        if request.resource_type in ("fetch", "xhr", "eventsource", "ping"):
+            sent.append(urlsplit(request.url).path.lstrip("/"))
+
+    page.on("request", record)
+    return sent
+
+
+async def test_nothing_is_stored_nor_sent_before_consent(
+    engine: TestServer, api: Api, two_domains_browser: Browser
+):
+    context = await two_domains_browser.new_context()
+    page = await context.new_page()
+    sent = recorder(page)
+    await page.goto(shop(engine, "products.html"))
+    ids = await get_ids(page)  # the tracker runs: IDs in memory only
+    await page.click(".add-to-cart[data-price='1199']")  # a business event, before consent
+    await page.wait_for_load_state("networkidle")
+
+    assert await stored(context, page) == {"cookies": [], "localStorage": []}
+    assert sent == []
+    assert len(engine.app[REGISTRY]) == 0
+
+    await page.evaluate("() => _gt.push(['consent', {analytics: true, engagement: true}])")
+
+    after = await get_ids(page)
+    assert after["visitID"] != ids["visitID"]  # the visit the engine hears of starts now
+    visit = await wait_for_visit(api, after["visitID"], lambda v: after["pageID"] in page_ids(v))
+    assert [e["eventName"] for e in visit["events"]] == ["VisitStarted", "PageEntered"]
+    assert await stored(context, page) == {
+        "cookies": ["_eng_consent", "_eng_gvid", "_eng_visit"], "localStorage": ["_eng_focus"],
+    }  # fmt: skip
+    assert sent[0] == "monitoring/events"
+
+    # The next page remembers the choice: the visit goes on without the site asking again.
+    await page.goto(shop(engine, "pricing.html"))
+    again = await get_ids(page)
+    assert again["visitID"] == after["visitID"]
+    await wait_for_visit(api, after["visitID"], lambda v: again["pageID"] in page_ids(v))
+
+
+async def test_withdrawing_consent_deletes_what_was_stored(
+    engine: TestServer, api: Api, two_domains_browser: Browser
+):
+    context = await two_domains_browser.new_context()
+    page = await context.new_page()
+    await page.goto(shop(engine, "products.html"))
+    await page.evaluate("() => _gt.push(['consent', {analytics: true, engagement: true}])")
+    ids = await get_ids(page)
+    await wait_for_visit(api, ids["visitID"], lambda v: ids["pageID"] in page_ids(v))
+    await page.evaluate("() => localStorage.setItem('site-own', '1')")  # not the tracker's
+    assert (await stored(context, page))["cookies"] == ["_eng_consent", "_eng_gvid", "_eng_visit"]
+
+    await page.evaluate("() => _gt.push(['consent', {analytics: false, engagement: false}])")
+
+    assert await stored(context, page) == {"cookies": [], "localStorage": []}
+    assert await page.evaluate("() => localStorage.getItem('site-own')") == "1"
+    sent = recorder(page)
+    await page.click(".add-to-cart[data-price='1199']")
+    await page.goto(shop(engine, "pricing.html"))  # no consent remembered: idle again
+    await page.wait_for_load_state("networkidle")
+    assert sent == []
+    assert await stored(context, page) == {"cookies": [], "localStorage": []}
+
+
+async def test_engagement_alone_sends_with_ids_kept_in_memory(
+    engine: TestServer, api: Api, two_domains_browser: Browser
+):
+    """A site that counts engagement strictly necessary grants it alone: events go out, and
+    nothing is stored in the browser."""
+    context = await two_domains_browser.new_context()
+    page = await context.new_page()
+    await page.goto(shop(engine, "products.html"))
+
+    await page.evaluate("() => _gt.push(['consent', {engagement: true}])")
+
+    ids = await get_ids(page)
+    await wait_for_visit(api, ids["visitID"], lambda v: ids["pageID"] in page_ids(v))
+    assert await stored(context, page) == {"cookies": [], "localStorage": []}
+
+
+async def test_the_engine_keeps_the_visitor_id_in_its_own_httponly_cookie(
+    aiohttp_server: Any, engine_settings: Settings, two_domains_browser: Browser
+):
+    settings = engine_settings.model_copy(update={"consent_mode": False,
+                                                  "first_party_cookie": True})  # fmt: skip
+    engine: TestServer = await aiohttp_server(create_app(settings))
+    context = await two_domains_browser.new_context()
+    page = await context.new_page()
+    await page.goto(shop(engine, "products.html"))
+    ids = await get_ids(page)
+
+    cookies = {c["name"]: c for c in await context.cookies()}
+    assert sorted(cookies) == ["_eng_visit", "_eng_visitor"]  # no script-written _eng_gvid
+    mine = cookies["_eng_visitor"]
+    assert (mine["value"], mine["httpOnly"]) == (ids["globalVisitID"], True)
+    assert mine["expires"] > 0  # two years, not a session cookie
+    assert not await page.evaluate("() => document.cookie.includes('_eng_visitor')")
+    await page.goto(shop(engine, "pricing.html"))
+    assert (await get_ids(page))["globalVisitID"] == ids["globalVisitID"]
