@@ -72,6 +72,7 @@ from .pacing.counters import LocalCounters, PacingCounters
 from .pacing.pacer import PACED, Pacer
 from .pacing.redis_counters import RedisCounters
 from .privacy.chat_sessions import ChatSessions
+from .privacy.cluster import SharedErasure
 from .privacy.fields import FieldFilter
 from .privacy.links import LinkTokens, link_key
 from .privacy.rights import VisitorRights
@@ -256,10 +257,27 @@ def _visitor_privacy(app: web.Application, settings: Settings) -> None:
     links = app[LINKS] = LinkTokens(link_key(keys), settings.link_token_ttl_s)
     history.sources.append(chat_sessions := ChatSessions(history))
     app[CHAT_SESSIONS] = chat_sessions
-    app[RIGHTS] = VisitorRights(
+    rights = app[RIGHTS] = VisitorRights(
         history, app[REGISTRY], app[LIFECYCLE], app[HUB], app[INGESTOR], app[GUARD].limiter,
         links, settings.visit_timeout_s,
     )  # fmt: skip
+    if REDIS in app:  # several nodes: the visitor's Redis keys, and the word to every node
+        rights.shared = SharedErasure(app[REDIS])
+        if SHARED in app:
+            rights.forget_shared = app[SHARED].forget
+        app.cleanup_ctx.append(_erasure_listener)
+
+
+async def _erasure_listener(app: web.Application) -> AsyncIterator[None]:
+    """Several nodes: what another node erased leaves this node's memory too."""
+    rights = app[RIGHTS]
+    assert rights.shared is not None
+    listening = rights.shared.listen(rights.told)
+    task = asyncio.create_task(listening, name="erasure-listener")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, object]:

@@ -233,6 +233,18 @@ class RedisRateLimiter:
             return None
         return Refusal(limits[int(index) - 1][0], float(wait))
 
+    async def forget(self, keys: Iterable[str]) -> int:
+        """A visitor's erasure: their counts go, for every node."""
+        names = [shared_key(LIMITS_TAG, f"rate:{key}") for key in keys]
+        return int(await self.link.run(self.link.client.delete(*names))) if names else 0
+
+    async def counted(self, keys: Iterable[str]) -> list[str]:
+        """Which of ``keys`` are counted now (a visitor's export)."""
+        wanted = list(keys)
+        names = [shared_key(LIMITS_TAG, f"rate:{key}") for key in wanted]
+        found = [await self.link.run(self.link.client.exists(n)) for n in names]
+        return [key for key, there in zip(wanted, found, strict=True) if there]
+
 
 class RedisFailureLock:
     """``MemoryFailureLock``'s rule on Redis: a hash per address, forgotten by its TTL."""

@@ -19,9 +19,9 @@ from .parsing import parse_query
 
 RIGHTS = web.AppKey("visitor_rights", VisitorRights)
 ERASURE_NOTE = (
-    "erased on this node when this answer was sent; rows in the shared store are gone for "
-    "every node; live state on other nodes is gone within visit_timeout_s, when those nodes "
-    "drop the visit (events of the erased visits are refused meanwhile on this node)"
+    "erased on this node, in the shared store and in Redis when this answer was sent; other "
+    "nodes, told over Redis, drop it from memory and delete what they had queued within a "
+    "pub/sub round trip and one write (a node cut from Redis: within visit_timeout_s)"
 )
 
 ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]

@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,6 +25,7 @@ from ..monitoring.ingest import Ingestor, now_ms
 from ..notifications.hub import PushHub
 from ..throttle import ForgetsKeys, RateLimiter
 from ..visits.registry import VisitRegistry
+from .cluster import SharedErasure
 from .links import LinkTokens
 
 log = logging.getLogger(__name__)
@@ -110,6 +111,8 @@ class VisitorRights:
         self.limiter = limiter
         self.links = links
         self.refuse_for_ms = int(refuse_for_s * 1000)  # a tab still open keeps sending a while
+        self.shared: SharedErasure | None = None  # with redis_url: keys in Redis, other nodes
+        self.forget_shared: Callable[[str], None] | None = None  # the node's shared-log view
 
     async def find(
         self, global_visit_ids: Sequence[str] = (), identity_ids: Sequence[str] = ()
@@ -156,6 +159,7 @@ class VisitorRights:
             counted = await self.limiter.counted(self._limit_keys(subject, numbers))
         mine = set(subject.visit_ids)
         buffers = {v: await self.hub.buffered(v) for v in subject.visit_ids}
+        redis = await self.shared.keys_of(subject.visit_ids) if self.shared is not None else []
         return {
             "subject": subject.as_json(),
             "exportedAt": now,
@@ -177,6 +181,7 @@ class VisitorRights:
                 },
                 "counters": counted,
                 "linkTokens": self.links.of_visits(subject.visit_ids),
+                "redisKeys": redis,
             },
         }  # fmt: skip
 
@@ -184,32 +189,52 @@ class VisitorRights:
         """Delete everything held about the subject, live state first (so nothing is queued
         again), then every stored row; what was removed, counted."""
         started = now_ms()
-        self.ingestor.refuse_visits(subject.visit_ids, started + self.refuse_for_ms)
-        live = [v for v in subject.visit_ids if self.registry.get(v) is not None]
-        for visit_id in live:
-            self.registry.forget(visit_id)
-        visits = len(live)
-        attempts = self.lifecycle.forget_visitor(subject.visit_ids, subject.global_visit_ids)
-        streams = sum([await self.hub.forget(v) for v in subject.visit_ids])
-        tokens = self.links.forget_visits(subject.visit_ids)
+        here = await self.forget_here(subject.visit_ids, subject.global_visit_ids)
         callbacks = await self.records.rows_where({"callbacks": ("visit_id", subject.visit_ids)})
         counters = 0
         if isinstance(self.limiter, ForgetsKeys):
             keys = self._limit_keys(subject, _numbers(callbacks["callbacks"]))
             counters = await self.limiter.forget(keys)
         deleted = await self.records.delete_where(subject.keys())
+        if self.shared is not None:  # after the rows: a node told to forget finds none left
+            here["redisKeys"] = await self.shared.erase(subject.as_json())
         done = now_ms()
         log.info(
             "erased visitor: %d visits, %d rows, %d live visits in %d ms",
-            len(subject.visit_ids), sum(deleted.values()), visits, done - started,
+            len(subject.visit_ids), sum(deleted.values()), here["visits"], done - started,
         )  # fmt: skip
         return {
             "subject": subject.as_json(),
             "deleted": deleted,
-            "live": {"visits": visits, "attempts": attempts, "streams": streams,
-                     "counters": counters, "linkTokens": tokens},
+            "live": {**here, "counters": counters},
             "completedAt": done,
         }  # fmt: skip
+
+    async def told(self, word: dict[str, list[str]]) -> None:
+        """Another node erased this subject: its live state leaves this node too, and the rows
+        this node had queued for it (written first) are deleted again."""
+        subject = Subject(word["globalVisitIDs"], word["visitIDs"], word["identityIds"])
+        await self.forget_here(subject.visit_ids, subject.global_visit_ids)
+        orphans = await self._orphaned(subject.visit_ids)  # identities it had queued for them
+        subject.identity_ids += [i for i in orphans if i not in subject.identity_ids]
+        await self.records.delete_where(subject.keys())
+
+    async def forget_here(
+        self, visit_ids: list[str], global_visit_ids: list[str]
+    ) -> dict[str, int]:
+        """The visitor's live state leaves this node's memory: their visits (and events still
+        arriving for them), attempts, push streams and link tokens. Counts."""
+        self.ingestor.refuse_visits(visit_ids, now_ms() + self.refuse_for_ms)
+        live = [v for v in visit_ids if self.registry.get(v) is not None]
+        for visit_id in visit_ids:
+            if self.forget_shared is not None:
+                self.forget_shared(visit_id)  # this node's view of the shared log, and the visit
+            self.registry.forget(visit_id)
+        attempts = self.lifecycle.forget_visitor(visit_ids, global_visit_ids)
+        streams = sum([await self.hub.forget(v) for v in visit_ids])
+        tokens = self.links.forget_visits(visit_ids)
+        return {"visits": len(live), "attempts": attempts, "streams": streams,
+                "linkTokens": tokens}  # fmt: skip
 
 
 def _numbers(callbacks: Iterable[dict[str, Any]]) -> list[str]:

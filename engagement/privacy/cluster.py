@@ -1,0 +1,90 @@
+"""A visitor's erasure with several nodes: their keys in Redis, and the word to every node.
+
+Every key of a visit carries its hash tag (``eng:{visitID}:...``: the shared event log, the
+attempts, the strict-mode claim, the push buffer), so one SCAN per visit finds them all and one
+DEL removes them (one hash slot, Redis Cluster too). The shared schedules (time-based
+conditions, attempt deadlines) name the visit at the start of each member. Then every node is
+told on one pub/sub channel: it drops the visit from its memory (live visit, attempts, streams,
+link tokens) and deletes again the rows it may have written since (its queue is written first),
+so erasure is complete on every node within a pub/sub round trip and that node's write.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from ..cluster.claims import DEADLINES_KEY
+from ..cluster.dues import SCHEDULE_KEY
+from ..cluster.redis import RedisLink, shared_key, visit_key
+
+log = logging.getLogger(__name__)
+
+CHANNEL = shared_key("privacy", "erased")  # the subject: {globalVisitIDs, visitIDs, identityIds}
+SCHEDULES = (SCHEDULE_KEY, DEADLINES_KEY)  # members "visitID ..."
+SUBJECT_KEYS = ("globalVisitIDs", "visitIDs", "identityIds")
+RESUBSCRIBE_S = 1.0  # after a lost connection: Redis restarted, or the network blinked
+
+Told = Callable[[dict[str, list[str]]], Awaitable[object]]
+
+
+class SharedErasure:
+    def __init__(self, link: RedisLink) -> None:
+        self.link = link
+        self.told = 0  # erasures heard from other nodes, for tests and logs
+
+    async def keys_of(self, visit_ids: Sequence[str]) -> list[str]:
+        """The visitor's keys, and their members of the shared schedules (an export)."""
+        client, found = self.link.client, []
+        for visit_id in visit_ids:
+            found += [k.decode() async for k in client.scan_iter(match=visit_key(visit_id, "*"))]
+            for schedule in SCHEDULES:
+                found += [
+                    f"{schedule} {m.decode()}"
+                    async for m, _ in client.zscan_iter(schedule, match=f"{visit_id} *")
+                ]
+        return found
+
+    async def erase(self, subject: dict[str, list[str]]) -> int:
+        """Delete the visitor's keys and schedule members; tell every node. How many."""
+        client, removed, visit_ids = self.link.client, 0, subject["visitIDs"]
+        for visit_id in visit_ids:
+            keys = [k async for k in client.scan_iter(match=visit_key(visit_id, "*"))]
+            if keys:
+                removed += int(await self.link.run(client.delete(*keys)))
+            for schedule in SCHEDULES:
+                members = [m async for m, _ in client.zscan_iter(schedule, match=f"{visit_id} *")]
+                if members:
+                    removed += int(await self.link.run(client.zrem(schedule, *members)))
+        await self.link.run(client.publish(CHANNEL, json.dumps(subject)))
+        return removed
+
+    async def listen(self, told: Told) -> None:
+        """Until cancelled: what other nodes erased leaves this node's memory too."""
+        while True:
+            pubsub: Any = self.link.client.pubsub()  # redis-py's PubSub is untyped
+            try:
+                await pubsub.subscribe(CHANNEL)
+                async for message in pubsub.listen():
+                    if message.get("type") != "message":
+                        continue
+                    try:
+                        word = json.loads(message["data"])
+                        subject = {k: [str(i) for i in word[k]] for k in SUBJECT_KEYS}
+                    except (ValueError, KeyError, TypeError) as exc:
+                        log.error("erasure message cannot be read: %r", exc)
+                        continue
+                    self.told += 1
+                    await told(subject)
+            except (RedisError, OSError) as exc:
+                log.warning("erasure channel lost (%r): subscribing again", exc)
+                await asyncio.sleep(RESUBSCRIBE_S)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()

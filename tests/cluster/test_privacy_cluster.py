@@ -1,0 +1,73 @@
+"""A visitor's erasure with two nodes: no key left in Redis, no row in PostgreSQL, and the
+visit gone from the other node's memory too."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiohttp.test_utils import TestClient
+
+from engagement.api.state import HISTORY, REGISTRY
+
+from ..conftest import AUTH, Factory, post_events, url
+from ..test_privacy_rights import every_postgres_row
+
+Client = TestClient[Any, Any]
+MakeNode = Callable[..., Awaitable[Client]]
+DEADLINE_S = 10  # a deadline to wait for the other node, not a timing assertion
+
+
+async def redis_naming(redis_url: str, *needles: str) -> list[str]:
+    """Every key, and every member of a sorted set, holding one of ``needles``."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        found = []
+        async for key in client.scan_iter():
+            name = key.decode()
+            if any(n in name for n in needles):
+                found.append(name)
+            if await client.type(key) == b"zset":
+                members = await client.zrange(key, 0, -1)
+                found += [f"{name} {m.decode()}" for m in members
+                          if any(n in m.decode() for n in needles)]  # fmt: skip
+        return found
+    finally:
+        await client.aclose()
+
+
+async def test_erasure_on_one_node_reaches_redis_postgresql_and_the_other_node(
+    make_node: MakeNode, redis_url: str, database_url: str
+):
+    a = await make_node("a", redis_url)
+    b = await make_node("b", redis_url)
+    visitor = Factory()
+    await post_events(a, visitor.start())
+    await post_events(b, [visitor.event("UserInfo", {"email": "ada@example.com"})])
+    assert b.app[REGISTRY].get(visitor.visit_id) is not None
+    needles = (visitor.visit_id, visitor.global_visit_id, "ada@example.com")
+    assert await redis_naming(redis_url, *needles) != []
+
+    r = await a.delete(url(a, "visitor-erase", globalVisitID=visitor.global_visit_id), headers=AUTH)
+
+    assert r.status == 200, await r.text()
+    assert (await r.json())["live"]["redisKeys"] > 0
+    deadline = time.monotonic() + DEADLINE_S
+    for _ in iter(lambda: time.monotonic() < deadline, False):  # until told, or the deadline
+        if b.app[REGISTRY].get(visitor.visit_id) is None:
+            break
+        await asyncio.sleep(0.02)
+    assert b.app[REGISTRY].get(visitor.visit_id) is None  # the other node forgot it
+    late = await post_events(b, [visitor.event("AddToCart", {"sku": "X"})])
+    assert late["accepted"] == 0  # and drops what a tab still sends
+    assert b.app[REGISTRY].get(visitor.visit_id) is None
+    for node in (a, b):
+        await node.app[HISTORY].flush()
+    assert await redis_naming(redis_url, *needles) == []
+    rows = await every_postgres_row(database_url)
+    left = [f"{t}: {row!r}" for t, found in rows.items() if t != "audit" for row in found
+            if any(n in repr(row) for n in needles)]  # fmt: skip
+    assert left == []
