@@ -157,7 +157,8 @@ SYSTEM_DATA: dict[str, type[_SystemData]] = {
 }
 
 
-JSON_VALUE_REF = "#/components/schemas/JSONValue"  # in the OpenAPI document (api/openapi.py)
+# A value inside data (depth 2; data itself is depth 1), in the OpenAPI document (api/openapi.py)
+JSON_VALUE_REF = "#/components/schemas/JSONValueAtDepth2"
 JSONData = Annotated[
     dict[str, Any],
     AfterValidator(check_data),
