@@ -7,7 +7,7 @@ import contextlib
 import sqlite3
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import cast
+from typing import ClassVar, cast
 
 import aiosqlite
 
@@ -38,17 +38,40 @@ class _Connection:
         yield  # a failed statement undoes itself alone
 
 
+def _key(path: Path) -> tuple[Path, int]:
+    return path.resolve(), id(asyncio.get_running_loop())
+
+
 class SQLiteDatabase(_Connection):
     dialect = "sqlite"
     skip_locked = ""
+
+    # The file's one connection in this process, per event loop, with its number of users:
+    # the history and the callback outbox share it, so their writes queue on ``_writing``
+    # instead of on SQLite's file lock, whose busy timeout a slow machine can pass ("database
+    # is locked" while the other connection's flush held the lock).
+    _shared: ClassVar[dict[tuple[Path, int], SQLiteDatabase]] = {}
 
     def __init__(self, db: aiosqlite.Connection, path: Path) -> None:
         super().__init__(db)
         self.where = str(path)
         self._writing = asyncio.Lock()  # one transaction at a time on the one connection
+        self._users = 1
+        self._key = _key(path)
 
     @classmethod
     async def open(cls, path: Path) -> SQLiteDatabase:
+        """The file's connection: the one already open in this process, or a new one."""
+        shared = cls._shared.get(_key(path))
+        if shared is not None:
+            shared._users += 1
+            return shared
+        opened = await cls._connect(path)
+        cls._shared[opened._key] = opened
+        return opened
+
+    @classmethod
+    async def _connect(cls, path: Path) -> SQLiteDatabase:
         path.parent.mkdir(parents=True, exist_ok=True)
         # Fail here if the file cannot be opened: aiosqlite's thread would outlive the loop.
         sqlite3.connect(path).close()
@@ -99,4 +122,10 @@ class SQLiteDatabase(_Connection):
                 raise
 
     async def close(self) -> None:
+        """Let go of the connection; the last user closes it."""
+        self._users -= 1
+        if self._users > 0:
+            return
+        if self._shared.get(self._key) is self:
+            del self._shared[self._key]
         await self.db.close()
