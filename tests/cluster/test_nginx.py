@@ -4,6 +4,7 @@ reach both nodes round-robin, /ready and /metrics tell the cluster's health."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -84,7 +85,12 @@ async def test_requests_reach_both_nodes_and_ready_and_metrics_tell_the_cluster(
                 assert (r.status, body["checks"]["redis"], body["checks"]["history"]) == (
                     200, "ok", "ok",
                 ), body  # fmt: skip
-        assert len({up for _s, up in balancer.answered("GET", path("ready"))}) == 2
+        # nginx logs a request after its answer went out: wait for both lines.
+        for _ in range(100):
+            if len(ready := balancer.answered("GET", path("ready"))) == len(nodes):
+                break
+            await asyncio.sleep(0.05)
+        assert len({up for _s, up in ready}) == 2, ready
 
         # A page's stream on node a; a notify posted to node b reaches it through Redis.
         stream = path("stream")
