@@ -98,9 +98,12 @@ def node_settings(
 
 @pytest.fixture
 def make_node(
-    aiohttp_client: ClientFactory, tmp_path: Path, database_url: str
+    database_url: str, redis_url: str, aiohttp_client: ClientFactory, tmp_path: Path
 ) -> Callable[..., Awaitable[Client]]:
-    """Start one more node (``name``) on ``redis_url``, all on one PostgreSQL schema."""
+    """Start one more node (``name``) on ``redis_url``, all on one PostgreSQL schema.
+
+    The test's PostgreSQL schema and Redis database come first so that they are dropped and
+    let go after the nodes stopped (a node may still write while it stops)."""
 
     async def start(name: str, redis_url: str, **overrides: Any) -> Client:
         settings = node_settings(tmp_path, name, redis_url, database_url, **overrides)
