@@ -63,17 +63,20 @@ async def test_health_and_readiness(client: Client):
 
 
 async def test_readiness_fails_when_the_store_is_gone(client: Client):
-    from engagement.api.state import HISTORY
+    from engagement.api.state import HISTORY, OUTBOX
+    from engagement.db.sqlite import SQLiteDatabase
 
     history = client.app[HISTORY]
     db = history.db
-    await db.close()
+    assert isinstance(db, SQLiteDatabase)
+    await db.db.close()  # the file's connection itself (the outbox shares it), not one user's
     r = await client.get(url(client, "ready"))
     assert r.status == 503
     body = await r.json()
     assert body["status"] == "not ready"
     assert body["checks"]["history"].startswith("failed")
     history._db = None  # closed by the test: nothing left to close
+    client.app[OUTBOX]._db = None
 
 
 def test_json_logs_carry_ids(caplog: pytest.LogCaptureFixture):
