@@ -69,16 +69,18 @@ def test_long_visits_on_two_nodes_are_applied_by_both() -> None:
 
 
 def test_without_affinity_more_nodes_make_each_event_dearer() -> None:
-    costs = Costs(200e-6, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, apply_cpu_s=100e-6)
+    costs = Costs(200e-6, 0.0, 0.0, 0.0, 0.0, 0.0, 100.0, 0.0, 0.0, apply_cpu_s=100e-6)
 
     p = project(costs, 100_000, visit_events=2)
 
     # 1 node's cost asks for 3; at 3 nodes an event costs 233 us -> 4; at 4, 237.5 us -> 4.
-    assert (p.nodes, p.nodes_applying, p.node_cpu_s, p.node_cores) == (
+    # Each of the 1.375 nodes applying an event reads its 100 B back from Redis: 11 Mbit/s.
+    assert (p.nodes, p.nodes_applying, p.node_cpu_s, p.node_cores, p.redis_mbit_out) == (
         4,
         pytest.approx(1.375),
         pytest.approx(237.5e-6),
         pytest.approx(2.375),
+        pytest.approx(11.0),
     )
 
 
