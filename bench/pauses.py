@@ -1,0 +1,189 @@
+"""Loop stalls and garbage-collection pauses of the engine with 20,000 live visits and 10,000
+open push streams, under steady traffic (issue 16: goal under 10 ms).
+
+The real ``engagement serve`` (through bench/engine_probe.py, which only adds a GC timer and a
+loop-lag task) pinned to CPU 1; this process on CPU 0. Steps: 20,000 visits go live
+(PageEntered); 10,000 of them open a push stream; then for ``--duration-s`` the engine takes
+1,000 notifications/s to 1,000 of the streams and 1,000 business events/s (20 per request)
+across all visits. The probe reports the longest loop stall and the longest collection of
+each generation in that window; then one full collection is forced and timed (what the next
+automatic one costs at that heap).
+
+    .venv/bin/python bench/pauses.py [--visits 20000] [--streams 10000] [--duration-s 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import BENCH_DIR, BenchError, free_port
+from push import (
+    ORIGIN,
+    NofileServer,
+    Pages,
+    engine_env,
+    make_live,
+    new_id,
+    notify_load,
+    raise_nofile,
+)
+
+GOAL_MS = 10.0
+
+
+async def events_load(
+    base_url: str, session: aiohttp.ClientSession, ids: list[tuple[str, str]], duration_s: float
+) -> int:
+    """20 AddToCart events every 20 ms across the visits; returns the events accepted."""
+    accepted = 0
+    t0 = time.perf_counter()
+    n = 0
+    while time.perf_counter() - t0 < duration_s:
+        ts = int(time.time() * 1000)
+        events = []
+        for _ in range(20):
+            n += 1
+            visit_id, page_id = ids[(n * 7919) % len(ids)]
+            events.append(
+                {
+                    "eventType": "BUSINESS",
+                    "eventName": "AddToCart",
+                    "eventID": new_id(),
+                    "pageID": page_id,
+                    "visitID": visit_id,
+                    "globalVisitID": visit_id,
+                    "timestamp": ts,
+                    "url": f"{ORIGIN}/bench",
+                    "data": {"sku": f"SKU-{n % 500}", "price": 1000 + n % 500},
+                }
+            )
+        async with session.post(
+            base_url + "/monitoring/events", json={"events": events}, headers={"Origin": ORIGIN}
+        ) as r:
+            body = await r.json()
+            if r.status != 200:
+                raise BenchError(f"events refused: {r.status} {body}")
+            accepted += body["accepted"]
+        await asyncio.sleep(max(0.0, t0 + n / 1000 - time.perf_counter()))
+    return accepted
+
+
+def probe(engine: NofileServer, sig: signal.Signals, out: Path) -> dict[str, Any]:
+    before = out.stat().st_mtime_ns if out.exists() else 0
+    os.kill(engine.pid, sig)
+    deadline = time.monotonic() + 120
+    while not out.exists() or out.stat().st_mtime_ns == before:
+        engine.check_alive()
+        if time.monotonic() > deadline:
+            raise BenchError("the probe did not answer")
+        time.sleep(0.1)
+    return dict(json.loads(out.read_text()))
+
+
+async def run(engine: NofileServer, out: Path, args: argparse.Namespace) -> dict[str, Any]:
+    ids = [(new_id(), new_id()) for _ in range(args.visits)]
+    async with (
+        aiohttp.ClientSession() as session,
+        aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0)) as stream_session,
+    ):
+        t = time.monotonic()
+        await make_live(engine, session, ids)
+        print(f"{args.visits:,} visits live in {time.monotonic() - t:.1f} s", flush=True)
+        pages = Pages("engine", engine.base_url, stream_session)
+        t = time.monotonic()
+        await pages.open_many(ids[: args.streams], 200, 300)
+        print(f"{args.streams:,} streams open in {time.monotonic() - t:.1f} s", flush=True)
+        probe(engine, signal.SIGUSR1, out)  # the window starts now
+        live = [v for v, _ in ids[: min(1000, args.streams)]]
+        notified, events = await asyncio.gather(
+            notify_load(engine, pages, session, live, args.rate, args.duration_s),
+            events_load(engine.base_url, session, ids, args.duration_s),
+        )
+        window = probe(engine, signal.SIGUSR1, out)
+        forced = probe(engine, signal.SIGUSR2, out)
+        pages.close_all()
+    sent, _, _, errors = notified
+    if errors:
+        raise BenchError(f"notifications refused: {errors[0]}")
+    return {"window": window, "forced": forced, "notifications": sent, "events": events}
+
+
+def main() -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--visits", type=int, default=20_000)
+    p.add_argument("--streams", type=int, default=10_000)
+    p.add_argument("--duration-s", type=float, default=20.0)
+    p.add_argument("--rate", type=float, default=1000.0, help="notifications/s")
+    p.add_argument("--json", type=Path, help="also write the results to this file")
+    args = p.parse_args()
+    raise_nofile()
+    os.sched_setaffinity(0, {0})
+    tmp = Path(tempfile.mkdtemp(prefix="bench-pauses-"))
+    out = tmp / "probe.json"
+    port = free_port()
+    env = engine_env(port, tmp / "data")
+    env["PROBE_OUT"] = str(out)
+    env["ENGAGEMENT_MAX_LIVE_VISITS"] = str(max(args.visits * 2, 50_000))
+    engine = NofileServer(
+        "engine",
+        [sys.executable, str(BENCH_DIR / "engine_probe.py")],
+        port,
+        tmp / "engine.log",
+        env=env,
+        cwd=tmp,
+    )
+    try:
+        engine.start()
+        engine.wait_ready()
+        result = asyncio.run(run(engine, out, args))
+    finally:
+        engine.stop()
+    w, f = result["window"], result["forced"]
+    print(
+        f"\n{args.duration_s:g} s of {result['notifications']:,} notifications and "
+        f"{result['events']:,} events, {args.visits:,} live visits, {args.streams:,} streams:"
+    )
+    for gen in ("0", "1", "2"):
+        g = w["gc"][gen]
+        print(
+            f"  generation {gen} collections: {g['count']:>4}, longest {g['max_ms']:7.1f} ms, "
+            f"total {g['total_ms']:7.1f} ms"
+        )
+    print(
+        f"  longest loop stall {w['loop_stall_max_ms']:.1f} ms (p99 {w['loop_stall_p99_ms']:.2f}"
+        f" ms, {w['loop_stalls_over_10ms']} over 10 ms)"
+    )
+    print(
+        f"  a full collection forced after the window: {f['forced_full_ms']:.1f} ms "
+        f"({f['tracked_objects']:,} tracked objects, {f['frozen_objects']:,} frozen, "
+        f"thresholds {tuple(f['thresholds'])})"
+    )
+    print("  tracked objects by type: " + ", ".join(f"{k} {n:,}" for k, n in f["tracked_by_type"]))
+    worst = max(w["loop_stall_max_ms"], w["gc"]["2"]["max_ms"])
+    print(f"  goal: under {GOAL_MS:g} ms: {'met' if worst < GOAL_MS else 'NOT met'}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    shutil.rmtree(tmp, ignore_errors=True)
+    return 0 if worst < GOAL_MS else 1
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
