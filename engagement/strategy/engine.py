@@ -105,6 +105,8 @@ class StrategySet:
         # Pages repeat: the same URL and title get the same categories (one cache per set, so a
         # reload starts afresh).
         self._categorize_cached = functools.lru_cache(maxsize=CATEGORY_CACHE_SIZE)(self._categorize)
+        # Few distinct key sets (event names x categories): their candidates, once each.
+        self._candidates_cached = functools.lru_cache(maxsize=CATEGORY_CACHE_SIZE)(self._candidates)
 
     def __len__(self) -> int:
         return len(self.strategies)
@@ -124,13 +126,17 @@ class StrategySet:
 
     def candidates(self, keys: Iterable[str]) -> list[CompiledStrategy]:
         """Strategies an event with these keys may trigger, highest priority first."""
+        found = self._candidates_cached(keys if isinstance(keys, frozenset) else frozenset(keys))
+        return list(found)
+
+    def _candidates(self, keys: frozenset[str]) -> tuple[CompiledStrategy, ...]:
         lists = [found for k in keys if (found := self._by_key.get(k))]
         if not lists:
-            return []
+            return ()
         if len(lists) == 1:
-            return list(lists[0])
+            return lists[0]
         unique = {s.name: s for group in lists for s in group}
-        return sorted(unique.values(), key=lambda s: self._rank[s.name])
+        return tuple(sorted(unique.values(), key=lambda s: self._rank[s.name]))
 
     def categorize(self, url: str, title: str) -> list[str]:
         """Categories whose tags appear in the URL or the title."""
@@ -241,7 +247,7 @@ class Engine:
     ) -> CompiledStrategy | None:
         keys: frozenset[str] = frozenset()
         for event in events:
-            keys |= event_keys(event)
+            keys = keys | event_keys(event) if keys else event_keys(event)
         candidates = self.strategies.candidates(keys)
         if self.busy(visit):
             self._hold_matching(visit, candidates, now_ms, "strict mode: an engagement is live")

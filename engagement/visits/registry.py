@@ -101,7 +101,11 @@ class VisitRegistry:
                 continue
             visit.apply(event, caps)
             fresh.append(event)
-            touched.setdefault(visit.visit_id, (visit, []))[1].append(event)
+            seen = touched.get(visit.visit_id)
+            if seen is None:
+                touched[visit.visit_id] = (visit, [event])
+            else:
+                seen[1].append(event)
         for visit_id, (visit, visit_events) in touched.items():
             del visits[visit_id]  # to the most recently active end
             visits[visit_id] = visit
