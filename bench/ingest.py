@@ -38,7 +38,10 @@ from common import (
 )
 
 PATH = "/monitoring/events"
-BUDGET = 0.6
+# Issue 16: one event per request, engine events/s >= 0.75 x the bare app's requests/s; a
+# batch, engine events/s >= 0.35 x the bare app's events/s (its requests/s x the batch).
+BUDGET_ONE = 0.75
+BUDGET_BATCH = 0.35
 LUA = BENCH_DIR / "ingest.lua"
 
 
@@ -64,8 +67,21 @@ class ScenarioResult:
 
     @property
     def ratio(self) -> float:
-        """The budget's ratio (DESIGN.md): engine events/s over bare aiohttp's requests/s."""
+        """Engine events/s over bare aiohttp's requests/s."""
         return self.engine.events_per_s / self.baseline.requests_per_s
+
+    @property
+    def budget(self) -> float:
+        return BUDGET_ONE if self.scenario.events_per_request == 1 else BUDGET_BATCH
+
+    @property
+    def judged(self) -> float:
+        """The ratio the budget is about: per request for one event, per event for a batch."""
+        return self.ratio if self.scenario.events_per_request == 1 else self.per_event_ratio
+
+    @property
+    def passed(self) -> bool:
+        return self.judged >= self.budget
 
     @property
     def per_event_ratio(self) -> float:
@@ -88,6 +104,13 @@ def parse_args() -> argparse.Namespace:
         type=int,
         default=100,
         help="strategies the engine loads, written by bench/strategies.py (100, the budget's)",
+    )
+    p.add_argument(
+        "--stack",
+        choices=["plain", "fast"],
+        default="fast",
+        help="the bare app's stack: fast (uvloop + orjson, as the engine ships; default) or "
+        "plain (asyncio's loop, json), to see what the choices gain",
     )
     p.add_argument("--json", type=Path, help="also write the results to this file")
     p.add_argument("--keep-data", action="store_true", help="keep the engine's data dir")
@@ -245,7 +268,16 @@ def main() -> int:
     )
     baseline = Server(
         "baseline",
-        [sys.executable, str(BENCH_DIR / "bare_ingest.py"), "--host", HOST, "--port", str(bport)],
+        [
+            sys.executable,
+            str(BENCH_DIR / "bare_ingest.py"),
+            "--host",
+            HOST,
+            "--port",
+            str(bport),
+            "--stack",
+            args.stack,
+        ],
         bport,
         tmp / "baseline.log",
         cwd=tmp,
@@ -308,20 +340,21 @@ def main() -> int:
                 f"history holds {recorded} events, expected {engine_accepted} "
                 f"to {engine_accepted + in_flight_bound}"
             )
-        ok = all(r.ratio >= BUDGET for r in results)
+        ok = all(r.passed for r in results)
         if args.json:
             args.json.write_text(
                 json.dumps(
                     {
                         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
                         "args": {k: str(v) for k, v in vars(args).items()},
-                        "budget": BUDGET,
+                        "budgets": {"one": BUDGET_ONE, "batch": BUDGET_BATCH},
                         "scenarios": [
                             {
                                 "name": r.scenario.name,
                                 "events_per_request": r.scenario.events_per_request,
                                 "ratio": r.ratio,
-                                "pass": r.ratio >= BUDGET,
+                                "judged": r.judged,
+                                "pass": r.passed,
                                 "baseline_runs": [asdict(x) for x in r.baseline_runs],
                                 "engine_runs": [asdict(x) for x in r.engine_runs],
                             }
@@ -368,15 +401,20 @@ def report(results: list[ScenarioResult], args: argparse.Namespace) -> None:
     if any(noisy(r) for res in results for r in (res.baseline, res.engine)):
         print("warning: a kept run shared CPU 1 with other work; the ratios are less reliable")
     print()
+    print(f"baseline stack: {args.stack}")
     for res in results:
-        what = "engine events/s / baseline requests/s"
-        verdict = "PASS" if res.ratio >= BUDGET else "FAIL"
+        verdict = "PASS" if res.passed else "FAIL"
+        if res.scenario.events_per_request == 1:
+            what = "engine events/s / baseline requests/s"
+        else:
+            what = "engine events/s / baseline events/s"
+            print(f"{res.scenario.name:<20} {'(info) per request':<40} = {res.ratio:5.2f}")
         print(
-            f"{res.scenario.name:<20} {what:<40} = {res.ratio:5.2f}  "
-            f"(budget >= {BUDGET})  {verdict}"
+            f"{res.scenario.name:<20} {what:<40} = {res.judged:5.2f}  "
+            f"(budget >= {res.budget})  {verdict}"
         )
-        if res.scenario.events_per_request > 1:
-            print(f"{'':<20} {'(info) per event parsed by both':<40} = {res.per_event_ratio:5.2f}")
+    print("instructions per event, engine and bare (repeatable where times are not): "
+          "bench/instructions.py")  # fmt: skip
 
 
 if __name__ == "__main__":
