@@ -29,6 +29,10 @@ import engagement.cli as cli
 
 TICK_S = 0.002
 OUT = os.environ.get("PROBE_OUT", "probe.json")
+# An experiment, not what the engine does: gc.freeze() every this many seconds, so that full
+# collections walk only what was allocated since (SIGWINCH then unfreezes and collects, to see
+# how much garbage the frozen objects held).
+FREEZE_EVERY_S = float(os.environ.get("PROBE_FREEZE_EVERY_S", "0"))
 
 
 class Probe:
@@ -36,6 +40,9 @@ class Probe:
         self.reset()
         self._gc_started = 0.0
         self.task: asyncio.Task[None] | None = None
+        self.freezer: asyncio.Task[None] | None = None
+        self.collected = 0
+        self.unfrozen = 0
 
     def reset(self) -> None:
         self.since = time.monotonic()
@@ -71,6 +78,8 @@ class Probe:
         }
         if forced_full_ms is not None:
             out["forced_full_ms"] = forced_full_ms
+            out["collected"] = self.collected
+            out["unfrozen"] = self.unfrozen
             kinds = Counter(type(o).__qualname__ for o in gc.get_objects())
             out["tracked_by_type"] = kinds.most_common(15)
         return out
@@ -96,11 +105,27 @@ def _probed_app(*args: Any, **kwargs: Any) -> web.Application:
         PROBE.task = asyncio.create_task(PROBE.watch_loop())
         loop.add_signal_handler(signal.SIGUSR1, PROBE.write)
         loop.add_signal_handler(signal.SIGUSR2, forced_full)
+        loop.add_signal_handler(signal.SIGWINCH, unfrozen_full)
+        if FREEZE_EVERY_S:
+            PROBE.freezer = asyncio.create_task(freeze_often())
 
     def forced_full() -> None:
         started = time.perf_counter()
-        gc.collect()
+        PROBE.collected = gc.collect()
         PROBE.write((time.perf_counter() - started) * 1e3)
+
+    def unfrozen_full() -> None:
+        frozen = gc.get_freeze_count()
+        gc.unfreeze()
+        started = time.perf_counter()
+        PROBE.collected = gc.collect()
+        PROBE.unfrozen = frozen
+        PROBE.write((time.perf_counter() - started) * 1e3)
+
+    async def freeze_often() -> None:
+        while True:
+            await asyncio.sleep(FREEZE_EVERY_S)
+            gc.freeze()
 
     app.on_startup.append(start)
     return app

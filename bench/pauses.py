@@ -116,10 +116,18 @@ async def run(engine: NofileServer, out: Path, args: argparse.Namespace) -> dict
         window = probe(engine, signal.SIGUSR1, out)
         forced = probe(engine, signal.SIGUSR2, out)
         pages.close_all()
+        await asyncio.sleep(args.linger_s)  # closed streams end at their next heartbeat
+        after_close = probe(engine, signal.SIGWINCH, out)
     sent, _, _, errors = notified
     if errors:
         raise BenchError(f"notifications refused: {errors[0]}")
-    return {"window": window, "forced": forced, "notifications": sent, "events": events}
+    return {
+        "window": window,
+        "forced": forced,
+        "after_close": after_close,
+        "notifications": sent,
+        "events": events,
+    }
 
 
 def main() -> int:
@@ -128,6 +136,13 @@ def main() -> int:
     p.add_argument("--streams", type=int, default=10_000)
     p.add_argument("--duration-s", type=float, default=20.0)
     p.add_argument("--rate", type=float, default=1000.0, help="notifications/s")
+    p.add_argument(
+        "--freeze-every-s",
+        type=float,
+        default=0,
+        help="experiment: the probe calls gc.freeze() this often (0: never, as the engine)",
+    )
+    p.add_argument("--linger-s", type=float, default=20, help="after closing the streams")
     p.add_argument("--json", type=Path, help="also write the results to this file")
     args = p.parse_args()
     raise_nofile()
@@ -137,6 +152,7 @@ def main() -> int:
     port = free_port()
     env = engine_env(port, tmp / "data")
     env["PROBE_OUT"] = str(out)
+    env["PROBE_FREEZE_EVERY_S"] = str(args.freeze_every_s)
     env["ENGAGEMENT_MAX_LIVE_VISITS"] = str(max(args.visits * 2, 50_000))
     engine = NofileServer(
         "engine",
@@ -171,6 +187,12 @@ def main() -> int:
         f"  a full collection forced after the window: {f['forced_full_ms']:.1f} ms "
         f"({f['tracked_objects']:,} tracked objects, {f['frozen_objects']:,} frozen, "
         f"thresholds {tuple(f['thresholds'])})"
+    )
+    c = result["after_close"]
+    print(
+        f"  after closing the streams: unfrozen {c['unfrozen']:,} objects, a full collection "
+        f"took {c['forced_full_ms']:.1f} ms and freed {c['collected']:,} unreachable objects"
+        + (" (garbage the periodic freeze would have kept)" if args.freeze_every_s else "")
     )
     print("  tracked objects by type: " + ", ".join(f"{k} {n:,}" for k, n in f["tracked_by_type"]))
     worst = max(w["loop_stall_max_ms"], w["gc"]["2"]["max_ms"])
