@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import os
 import sys
 import time
@@ -12,13 +11,13 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from aiohttp import web
 from pydantic import ValidationError
 
 from . import __version__
 from .app import create_app
 from .db.connect import describe
 from .experiments.simulate import PeriodError, dry_run, parse_moment, render_text
+from .gcpolicy import freeze_startup_objects, keep_long_lived_frozen
 from .logs import setup_logging
 from .process import arm_watchdog, fail_start, run_server, start_error
 from .settings import CONFIG_ENV, Settings, describe_errors, load_settings, settings_file
@@ -31,13 +30,6 @@ def _settings(args: argparse.Namespace) -> Settings:
     if getattr(args, "data_dir", None):
         overrides["data_dir"] = args.data_dir
     return load_settings(args.config, **overrides)
-
-
-async def _freeze_startup_objects(app: web.Application) -> None:
-    """Modules, models and compiled strategies live as long as the process: keep them out of
-    the garbage collector's full passes, which would otherwise pause the loop for longer."""
-    gc.collect()
-    gc.freeze()
 
 
 def _where(args: argparse.Namespace) -> str:
@@ -82,7 +74,8 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(settings)
     except Exception as exc:
         return fail_start(start_error(exc, settings), stop_s)
-    app.on_startup.append(_freeze_startup_objects)
+    app.on_startup.append(freeze_startup_objects)  # long-lived objects out of full GC passes
+    app.cleanup_ctx.append(keep_long_lived_frozen)
     arm_watchdog(app, stop_s)
     text = banner(settings, generated)
     try:
