@@ -107,6 +107,7 @@ async def run(engine: NofileServer, out: Path, args: argparse.Namespace) -> dict
         t = time.monotonic()
         await pages.open_many(ids[: args.streams], 200, 300)
         print(f"{args.streams:,} streams open in {time.monotonic() - t:.1f} s", flush=True)
+        await asyncio.sleep(args.settle_s)  # the engine freezes what lived a minute
         probe(engine, signal.SIGUSR1, out)  # the window starts now
         live = [v for v, _ in ids[: min(1000, args.streams)]]
         notified, events = await asyncio.gather(
@@ -143,6 +144,12 @@ def main() -> int:
         help="experiment: the probe calls gc.freeze() this often (0: never, as the engine)",
     )
     p.add_argument("--linger-s", type=float, default=20, help="after closing the streams")
+    p.add_argument(
+        "--settle-s",
+        type=float,
+        default=65,
+        help="wait before the window (65: past the engine's first periodic gc.freeze at 60 s)",
+    )
     p.add_argument("--json", type=Path, help="also write the results to this file")
     args = p.parse_args()
     raise_nofile()
