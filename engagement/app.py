@@ -276,8 +276,12 @@ async def _erasure_listener(app: web.Application) -> AsyncIterator[None]:
     task = asyncio.create_task(listening, name="erasure-listener")
     yield
     task.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
+    # Bounded: a stop never waits on Redis (SIGTERM must end the process in bounded time).
+    done, _ = await asyncio.wait({task}, timeout=C.SHUTDOWN_LISTENER_WAIT_S)
+    if not done:
+        log.warning("the erasure listener did not stop within %s s", C.SHUTDOWN_LISTENER_WAIT_S)
+    elif not task.cancelled() and task.exception() is not None:
+        log.error("the erasure listener had failed", exc_info=task.exception())
 
 
 def _tracker_config(settings: Settings, strategies: StrategySet) -> dict[str, object]:

@@ -68,3 +68,4 @@ GMS_TIMEOUT_S = 10  # a GMS request not answered by then is retried (never while
 LINK_TOKEN_TTL_S = 120  # a link is followed within seconds; a token in a saved URL soon dies
 CHAT_SESSION_MAX_BYTES = 16 * 1024  # Widgets' session data is a few IDs and flags
 TRACKER_PREPARE_WAIT_MS = 2000  # a link token or the engine's cookie: never hold a page longer
+SHUTDOWN_LISTENER_WAIT_S = 2.0  # a background listener asked to stop: waited for at most this

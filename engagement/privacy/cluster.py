@@ -83,6 +83,11 @@ class SharedErasure:
                     self.told += 1
                     await told(subject)
             except (RedisError, OSError) as exc:
+                current = asyncio.current_task()
+                if current is not None and current.cancelling():
+                    # redis-py can turn the cancel of a read into a connection error: stopping
+                    # must still stop (the loop would otherwise subscribe again for ever).
+                    raise asyncio.CancelledError from exc
                 log.warning("erasure channel lost (%r): subscribing again", exc)
                 await asyncio.sleep(RESUBSCRIBE_S)
             finally:
