@@ -72,7 +72,7 @@ from .pacing.counters import LocalCounters, PacingCounters
 from .pacing.pacer import PACED, Pacer
 from .pacing.redis_counters import RedisCounters
 from .privacy.chat_sessions import ChatSessions
-from .privacy.cluster import SharedErasure
+from .privacy.cluster import RedisTokens, SharedErasure
 from .privacy.fields import FieldFilter
 from .privacy.links import LinkTokens, link_key
 from .privacy.rights import VisitorRights
@@ -263,6 +263,7 @@ def _visitor_privacy(app: web.Application, settings: Settings) -> None:
     )  # fmt: skip
     if REDIS in app:  # several nodes: the visitor's Redis keys, and the word to every node
         rights.shared = SharedErasure(app[REDIS])
+        links.shared = RedisTokens(app[REDIS])  # a link issued on one node, redeemed on any
         if SHARED in app:
             rights.forget_shared = app[SHARED].forget
         app.cleanup_ctx.append(_erasure_listener)

@@ -71,7 +71,7 @@ async def test_a_forged_or_expired_token_is_refused(client):
     token_id, exp, sig = token.split(".")
     later = f"{token_id}.{int(exp) + 3600}.{sig}"  # a longer life, the same signature
     link = Link(f.visit_id, f.global_visit_id, None, SHOP)
-    expired, _ = client.app[LINKS].issue(link, now_ms() - 3_600_000)
+    expired, _ = await client.app[LINKS].issue(link, now_ms() - 3_600_000)
 
     for bad, status, code in [(later, 403, "token_forged"), (expired, 410, "token_expired"),
                               ("x.1.y", 400, "invalid_input")]:  # fmt: skip

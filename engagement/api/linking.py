@@ -142,7 +142,7 @@ async def post_link(request: web.Request) -> web.StreamResponse:
             details=[{"field": "globalVisitID", "message": "not the visit's"}],
         )
     link = Link(body.visitID, body.globalVisitID, body.key, request[ORIGIN])
-    token, expires = request.app[LINKS].issue(link, now_ms())
+    token, expires = await request.app[LINKS].issue(link, now_ms())
     return web.json_response({"token": token, "expiresAt": expires})
 
 
@@ -151,7 +151,7 @@ async def redeem_link(request: web.Request) -> web.StreamResponse:
     _linked(request)
     body = await parse_json(request, RedeemIn, BEACON_TYPES)
     try:
-        link = request.app[LINKS].redeem(body.token, now_ms())
+        link = await request.app[LINKS].redeem(body.token, now_ms())
     except LinkRefused as exc:
         raise Refused(exc) from exc
     out = {"visitID": link.visit_id, "globalVisitID": link.global_visit_id, "key": link.key}

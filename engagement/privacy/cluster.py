@@ -93,3 +93,45 @@ class SharedErasure:
             finally:
                 with contextlib.suppress(Exception):
                     await pubsub.aclose()
+
+
+# Take a token once: its link the first time, then "u" + link (used). KEYS: the token's key.
+_TAKE = """
+local v = redis.call('GET', KEYS[1])
+if not v then return {false, 0} end
+if string.sub(v, 1, 1) == 'u' then return {false, 1} end
+redis.call('SET', KEYS[1], 'u' .. v, 'KEEPTTL')
+return {v, 0}
+"""
+
+
+class RedisTokens:
+    """Link tokens held in Redis for every node (each its own key, expiring with the token),
+    so a link issued on one node is redeemed on any, once."""
+
+    def __init__(self, link: RedisLink) -> None:
+        self.link = link
+        self._take = link.script(_TAKE)
+
+    def _key(self, token_id: str) -> str:
+        return shared_key("links", f"token:{token_id}")
+
+    async def put(self, token_id: str, link: str, ttl_ms: int) -> None:
+        await self.link.run(self.link.client.set(self._key(token_id), link, px=max(ttl_ms, 1)))
+
+    async def take(self, token_id: str) -> tuple[str | None, bool]:
+        value, used = await self.link.run(self._take(keys=[self._key(token_id)]))
+        return (value.decode() if value else None), bool(used)
+
+    async def links(self) -> list[str]:
+        client, found = self.link.client, []
+        async for key in client.scan_iter(match=self._key("*")):
+            value = await self.link.run(client.get(key))
+            if value is not None:
+                text = value.decode() if isinstance(value, bytes) else str(value)
+                found.append(f"{key.decode().rsplit(':', 1)[-1]} {text}")
+        return found
+
+    async def drop(self, token_ids: list[str]) -> int:
+        keys = [self._key(t) for t in token_ids]
+        return int(await self.link.run(self.link.client.delete(*keys))) if keys else 0

@@ -160,6 +160,7 @@ class VisitorRights:
         mine = set(subject.visit_ids)
         buffers = {v: await self.hub.buffered(v) for v in subject.visit_ids}
         redis = await self.shared.keys_of(subject.visit_ids) if self.shared is not None else []
+        tokens = await self.links.of_visits(subject.visit_ids)
         return {
             "subject": subject.as_json(),
             "exportedAt": now,
@@ -180,7 +181,7 @@ class VisitorRights:
                     for visit_id, messages in buffers.items() if messages
                 },
                 "counters": counted,
-                "linkTokens": self.links.of_visits(subject.visit_ids),
+                "linkTokens": tokens,
                 "redisKeys": redis,
             },
         }  # fmt: skip
@@ -232,7 +233,7 @@ class VisitorRights:
             self.registry.forget(visit_id)
         attempts = self.lifecycle.forget_visitor(visit_ids, global_visit_ids)
         streams = sum([await self.hub.forget(v) for v in visit_ids])
-        tokens = self.links.forget_visits(visit_ids)
+        tokens = await self.links.forget_visits(visit_ids)
         return {"visits": len(live), "attempts": attempts, "streams": streams,
                 "linkTokens": tokens}  # fmt: skip
 

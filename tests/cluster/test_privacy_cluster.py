@@ -71,3 +71,25 @@ async def test_erasure_on_one_node_reaches_redis_postgresql_and_the_other_node(
     left = [f"{t}: {row!r}" for t, found in rows.items() if t != "audit" for row in found
             if any(n in repr(row) for n in needles)]  # fmt: skip
     assert left == []
+
+
+async def test_a_link_token_issued_on_one_node_is_redeemed_on_the_other_once(
+    make_node: MakeNode, redis_url: str
+):
+    shop, pay = "http://www.shop.test", "http://www.shop-pay.test"
+    domains = {"linked_domains": ["shop.test", "shop-pay.test"], "allowed_origins": [shop, pay]}
+    a = await make_node("a", redis_url, **domains)
+    b = await make_node("b", redis_url, **domains)
+    visitor = Factory()
+    await post_events(a, visitor.start(shop + "/"), origin=shop)
+    body = {"visitID": visitor.visit_id, "globalVisitID": visitor.global_visit_id}
+    r = await a.post(url(a, "link-issue"), json=body, headers={"Origin": shop})
+    assert r.status == 200, await r.text()
+    token = (await r.json())["token"]
+
+    r = await b.post(url(b, "link-redeem"), json={"token": token}, headers={"Origin": pay})
+
+    assert r.status == 200, await r.text()
+    assert (await r.json())["visitID"] == visitor.visit_id
+    again = await a.post(url(a, "link-redeem"), json={"token": token}, headers={"Origin": pay})
+    assert again.status == 409, await again.text()
