@@ -81,7 +81,12 @@ class SharedErasure:
                         log.error("erasure message cannot be read: %r", exc)
                         continue
                     self.told += 1
-                    await told(subject)
+                    try:
+                        await told(subject)
+                    except (RedisError, OSError):
+                        raise
+                    except Exception:  # the store failed: this node's copy stays; say so
+                        log.exception("erasure told by another node could not finish here")
             except (RedisError, OSError) as exc:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():
