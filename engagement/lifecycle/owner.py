@@ -502,6 +502,10 @@ class Lifecycle:
         if mine is None:
             mine = self.by_id[copy.attempt_id] = copy
             self.engine.ledger.add(copy)
+            strategy = self.engine.strategies.by_name.get(copy.strategy)
+            goal = strategy.experiment.goal if strategy and strategy.experiment else None
+            if goal is not None and copy.created_at + goal.within_ms > self.clock():
+                self.goals.open(copy, goal)  # goal events logged here count for it too
         elif len(copy.transitions) >= len(mine.transitions):
             mine.state, mine.transitions = copy.state, copy.transitions
             mine.handoff, mine.variant = copy.handoff, copy.variant

@@ -294,3 +294,27 @@ async def test_a_decline_on_one_node_cools_the_visitor_down_on_the_other(
     visit = b.app[REGISTRY].get(later.visit_id)
     assert visit.held_back is not None
     assert visit.held_back[-1][1:] == ("help", "limit cooldown_after_decline")
+
+
+EXPERIMENT = """
+strategies:
+  - name: big-cart
+    when: {event: BigCart}
+    offer: {invite: chat.html, media: chat}
+    goal: {event: OrderPlaced, within_h: 24}
+"""
+
+
+async def test_a_goal_reached_through_the_other_node_converts_once(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory, tmp_path: Path
+):
+    (tmp_path / "strategies" / "experiment.yaml").write_text(EXPERIMENT)
+    a, b = await nodes()
+    await post_events(a, factory.start())
+    await post_events(a, [factory.event("BigCart")])
+    await a.app[WRITES].drain()
+
+    await post_events(b, [factory.event("OrderPlaced")])  # the order goes through node b
+
+    converted = [node.app[LIFECYCLE].goals.converted_total for node in (a, b)]
+    assert converted == [0, 1]
