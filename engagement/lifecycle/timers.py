@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from typing import Protocol
 
 from .owner import Lifecycle
@@ -11,6 +12,7 @@ from .owner import Lifecycle
 log = logging.getLogger(__name__)
 
 TIMER_TICK_S = 0.25  # dues and deadlines are checked this often
+FAILURE_LOG_EVERY_S = 30.0  # while ticks keep failing (Redis down), say so this often, not 4/s
 
 
 class SharedSchedule(Protocol):
@@ -22,6 +24,8 @@ class SharedSchedule(Protocol):
 async def run_timers(
     lifecycle: Lifecycle, tick_s: float = TIMER_TICK_S, shared: SharedSchedule | None = None
 ) -> None:
+    failing_since: float | None = None
+    last_said = 0.0
     while True:
         await asyncio.sleep(tick_s)
         try:
@@ -31,5 +35,15 @@ async def run_timers(
                 now = lifecycle.clock()
                 await shared.tick(now)
                 lifecycle.expire_due(now)
-        except Exception:
-            log.exception("engagement timers failed")
+        except Exception as exc:
+            moment = time.monotonic()
+            if failing_since is None:
+                failing_since = last_said = moment
+                log.exception("engagement timers failed")
+            elif moment - last_said >= FAILURE_LOG_EVERY_S:
+                last_said = moment
+                log.error("engagement timers failing for %.0f s: %s", moment - failing_since, exc)
+        else:
+            if failing_since is not None:
+                log.info("engagement timers back after %.1f s", time.monotonic() - failing_since)
+                failing_since = None

@@ -3,10 +3,13 @@ nodes answer 503 meanwhile, then reconnect and keep serving the visits they hold
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
@@ -118,3 +121,28 @@ async def test_after_redis_lost_everything_a_live_attempt_holds_its_visit_again(
         assert await admin.zscore(DEADLINES_KEY, member) is not None
     finally:
         await admin.aclose()
+
+
+async def test_the_timers_say_once_that_redis_is_gone_and_when_they_are_back(
+    make_node: MakeNode, redis_proxy: tuple[Cuttable, str], caplog: pytest.LogCaptureFixture
+):
+    proxy, through = redis_proxy
+    await make_node("a", through)
+    timers = "engagement.lifecycle.timers"
+
+    def said(text: str) -> int:
+        return sum(1 for r in caplog.records if r.name == timers and text in r.getMessage())
+
+    async def until(text: str) -> None:
+        deadline = asyncio.get_running_loop().time() + 30
+        while not said(text):
+            assert asyncio.get_running_loop().time() < deadline, f"never said {text!r}"
+            await asyncio.sleep(0.05)
+
+    with caplog.at_level(logging.INFO, logger=timers):
+        await proxy.cut()
+        await until("engagement timers failed")
+        await proxy.restore()
+        await until("engagement timers back after")
+
+    assert said("engagement timers failed") == 1  # not one traceback per tick
