@@ -12,10 +12,9 @@ from pathlib import Path
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import unused_port
 
 from .conftest import SITE, Factory
-from .test_process import DEADLINE_S, KEY, Engine, clean_env, wait_until_up, write_settings
+from .test_process import DEADLINE_S, KEY, Engine, clean_env, serving
 
 MAX_EXAMPLES = 10  # per operation and phase: enough to reach every handler, fast enough
 SEED = 20261201  # the same cases each run; change it to explore
@@ -41,21 +40,10 @@ request-timeout = 0.5
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    port = unused_port()
-    write_settings(
-        tmp_path, port, allowed_origins=[SITE], history_flush_interval_s=0.05, shutdown_timeout_s=2
-    )
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "engagement", "serve", cwd=tmp_path, env=clean_env(),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    engine = Engine(proc, port, tmp_path)
-    try:
-        await wait_until_up(engine)
+    async with serving(
+        tmp_path, allowed_origins=[SITE], history_flush_interval_s=0.05, shutdown_timeout_s=2
+    ) as engine:
         yield engine
-    finally:
-        proc.kill()
-        await proc.wait()
 
 
 async def schemathesis(engine: Engine, *args: str) -> tuple[int, str]:

@@ -5,6 +5,7 @@ writes fail."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import signal
@@ -72,15 +73,18 @@ async def wait_until_up(engine: Engine) -> None:
     pytest.fail("the engine did not answer")
 
 
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+@contextlib.asynccontextmanager
+async def serving(
+    folder: Path, stderr: int = asyncio.subprocess.DEVNULL, **settings: Any
+) -> AsyncIterator[Engine]:
+    """`engagement serve` run in ``folder`` with these settings, answering; killed after."""
     port = unused_port()
-    write_settings(tmp_path, port, shutdown_timeout_s=2, history_flush_interval_s=0.05)
+    write_settings(folder, port, **settings)
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "engagement", "serve", cwd=tmp_path, env=clean_env(),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+        sys.executable, "-m", "engagement", "serve", cwd=folder, env=clean_env(),
+        stdout=asyncio.subprocess.DEVNULL, stderr=stderr,
     )  # fmt: skip
-    engine = Engine(proc, port, tmp_path)
+    engine = Engine(proc, port, folder)
     try:
         await wait_until_up(engine)
         yield engine
@@ -88,6 +92,15 @@ async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
         if proc.returncode is None:
             proc.kill()
             await proc.wait()
+
+
+@pytest.fixture
+async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
+    async with serving(
+        tmp_path, stderr=asyncio.subprocess.PIPE, shutdown_timeout_s=2,
+        history_flush_interval_s=0.05,
+    ) as engine:  # fmt: skip
+        yield engine
 
 
 async def stopped(engine: Engine) -> tuple[int, str]:

@@ -6,16 +6,14 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from aiohttp.test_utils import unused_port
 
 from .conftest import SITE
-from .test_process import DEADLINE_S, Engine, clean_env, wait_until_up, write_settings
+from .test_process import DEADLINE_S, Engine, serving
 
 EVENTS_HEAD = (
     "POST /monitoring/events HTTP/1.1\r\nHost: engine\r\n"
@@ -25,19 +23,8 @@ EVENTS_HEAD = (
 
 @pytest.fixture
 async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    port = unused_port()
-    write_settings(tmp_path, port, allowed_origins=[SITE], shutdown_timeout_s=2)
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "engagement", "serve", cwd=tmp_path, env=clean_env(),
-        stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
-    )  # fmt: skip
-    engine = Engine(proc, port, tmp_path)
-    try:
-        await wait_until_up(engine)
+    async with serving(tmp_path, allowed_origins=[SITE], shutdown_timeout_s=2) as engine:
         yield engine
-    finally:
-        proc.kill()
-        await proc.wait()
 
 
 async def exchange(engine: Engine, *parts: bytes) -> tuple[int, dict[str, str], Any]:
