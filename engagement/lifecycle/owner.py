@@ -15,7 +15,7 @@ import heapq
 import itertools
 import logging
 from collections import Counter
-from collections.abc import Callable, Collection, Coroutine, Iterable
+from collections.abc import Callable, Collection, Coroutine, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -152,46 +152,38 @@ class Lifecycle:
 
     def decide(self, events: list[Event]) -> list[Attempt]:
         """After ingest: which visit these events make a strategy invite, and start it."""
-        # Goals first: a goal event in the batch that qualifies a visit came before its invitation.
-        self.goals.on_events(events)
-        if not len(self.engine.strategies):
-            return []
-        now = self.clock()
-        by_visit: dict[str, list[Event]] = {}
-        for event in events:
-            by_visit.setdefault(event.visit_id, []).append(event)
-        started = []
-        for visit_id, visit_events in by_visit.items():
-            visit = self.registry.get(visit_id)
-            if visit is None:
-                continue
-            # Step 1: the engine picks the first strategy whose conditions and limits hold.
-            chosen = self.engine.on_events(visit, visit_events, now)
-            if chosen is None:
-                continue
-            # Step 2: gates that may still hold it back go here (pacing, experiments...).
-            started.append(self.start(visit, chosen, now))
-        return started
+        # Step 2: gates that may still hold it back go in ``start`` (pacing, experiments...).
+        return [self.start(visit, chosen, now) for visit, chosen, now in self._choices(events)]
 
     async def decide_shared(self, events: list[Event]) -> list[Attempt]:
         """``decide`` for one of several nodes: the attempt a strategy starts must first claim
         its visit across them (strict mode)."""
+        started = []
+        for visit, chosen, now in self._choices(events):
+            attempt = await self.start_claimed(visit, chosen, now)
+            if attempt is not None:
+                started.append(attempt)
+        return started
+
+    def _choices(self, events: list[Event]) -> Iterator[tuple[Visit, CompiledStrategy, int]]:
+        """Step 1 of deciding, one visit at a time as the caller goes on: the strategy the
+        engine picks for each visit of these events (its first whose conditions and limits
+        hold)."""
+        # Goals first: a goal event in the batch that qualifies a visit came before its invitation.
         self.goals.on_events(events)
         if not len(self.engine.strategies):
-            return []
+            return
         now = self.clock()
         by_visit: dict[str, list[Event]] = {}
         for event in events:
             by_visit.setdefault(event.visit_id, []).append(event)
-        started = []
         for visit_id, visit_events in by_visit.items():
             visit = self.registry.get(visit_id)
-            chosen = None if visit is None else self.engine.on_events(visit, visit_events, now)
-            if visit is not None and chosen is not None:
-                attempt = await self.start_claimed(visit, chosen, now)
-                if attempt is not None:
-                    started.append(attempt)
-        return started
+            if visit is None:
+                continue
+            chosen = self.engine.on_events(visit, visit_events, now)
+            if chosen is not None:
+                yield visit, chosen, now
 
     async def start_due(
         self, visit: Visit, strategies: list[CompiledStrategy], now: int
