@@ -37,8 +37,9 @@ def population(seed: int, n_holdout: int, p_holdout: float, n_invited: int, p_in
         held = i < n_holdout
         converted = rng.random() < (p_holdout if held else p_invited)
         states = frozenset({"detected", "held_out"} if held else {"detected", "offered", "shown"})
+        goals = {f"E{i}": 50.0} if converted else {}
         records.append(ExperimentRecord("big-cart", "holdout" if held else "", f"V{i}", states,
-                                        int(converted), 50.0 if converted else 0.0))  # fmt: skip
+                                        goals))  # fmt: skip
     return experiment_rows(records)
 
 
@@ -73,7 +74,7 @@ def test_the_interval_covers_the_truth_95_times_in_100():
 
 def test_variants_are_compared_one_by_one_and_together():
     records = [ExperimentRecord("s", variant, f"{variant}{i}", frozenset({"detected"}),
-                                int(i < converted), 0.0)
+                                {f"E{variant}{i}": 0.0} if i < converted else {})
                for variant, converted in (("holdout", 1), ("a", 3), ("b", 5))
                for i in range(10)]  # fmt: skip
     rows = experiment_rows(records)
@@ -85,9 +86,9 @@ def test_variants_are_compared_one_by_one_and_together():
 
 
 def test_csv_neutralizes_formulas():
-    records = [ExperimentRecord("=HYPERLINK(\"x\")", "holdout", "V1", frozenset(), 0, 0.0),
-               ExperimentRecord("=HYPERLINK(\"x\")", "-1+2", "V2", frozenset({"shown"}), 1,
-                                12.5)]  # fmt: skip
+    records = [ExperimentRecord("=HYPERLINK(\"x\")", "holdout", "V1", frozenset(), {}),
+               ExperimentRecord("=HYPERLINK(\"x\")", "-1+2", "V2", frozenset({"shown"}),
+                                {"E1": 12.5})]  # fmt: skip
     # lift_low by hand: 1 - sqrt((1 - 0.2065)^2 + (0.7935 - 0)^2) = -0.1221
     assert to_csv(experiment_rows(records)).splitlines() == [
         "strategy,arm,qualified,shown,accepted,converted,conversion_rate,rate_low,rate_high,"

@@ -189,6 +189,33 @@ async def test_goal_counts_across_visits_for_both_groups(client: Client):
     assert "engagement_goal_windows 2.0" in metrics
 
 
+async def test_an_order_in_two_windows_is_counted_once(client: Client):
+    """A visitor picked in two visits has two open windows: one order converts both attempts,
+    and the report counts its value once (the holdout, which never makes a visit busy, gets
+    more attempts than invited visitors: counting per attempt would favour it)."""
+    held, invited = Factory(), Factory()
+    while bucket(held.global_visit_id, "big-cart") >= 0.5:
+        held = Factory()
+    while bucket(invited.global_visit_id, "big-cart") < 0.5:
+        invited = Factory()
+    for f in (held, invited):
+        await qualify(client, f)
+        f.visit_id, f.page_id = new_id(), new_id()  # back an hour later: picked again
+        await qualify(client, f)
+        await post_events(client, [f.event("OrderPlaced", {"total": 100})])
+
+    r = await client.get(client.app.router["report-experiments"].url_for(), headers=AUTH)
+    assert r.status == 200, await r.text()
+    arms = {a["arm"]: a for a in (await r.json())["arms"]}
+    assert {k: {f: a[f] for f in ("qualified", "converted", "value")}
+            for k, a in arms.items()} == {
+        "holdout": {"qualified": 1, "converted": 1, "value": 100},
+        invited_arm(invited): {"qualified": 1, "converted": 1, "value": 100},
+    }  # fmt: skip
+    found = await client.app[HISTORY].db.fetchall("SELECT COUNT(*) FROM conversions", ())
+    assert [tuple(row) for row in found] == [(4,)]  # each attempt converted
+
+
 def invited_arm(f: Factory) -> str:
     u = (bucket(f.global_visit_id, "big-cart") - 0.5) / 0.5
     return "chat" if u < 0.5 else "short"

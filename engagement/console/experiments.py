@@ -36,7 +36,9 @@ class ArmOut(BaseModel):
     conversionRate: float | None = Field(description="converted / qualified")
     rateLow: float | None = Field(description="95 % Wilson interval of the rate, lower end")
     rateHigh: float | None
-    value: float = Field(description="sum of the goal's value field")
+    value: float = Field(
+        description="sum of the goal's value field over the arm's goal events (each once)"
+    )
     lift: LiftOut | None = Field(description="against the holdout; null for it, or without one")
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -35,8 +35,7 @@ class ExperimentRecord:
     variant: str
     visitor: str  # globalVisitID
     states: frozenset[str]
-    conversions: int
-    value: float
+    goals: Mapping[str, float]  # the goal events that converted it: event ID -> value
 
 
 @dataclass(slots=True)
@@ -67,14 +66,14 @@ class ArmRow:
 class _Visitor:
     shown: bool = False
     accepted: bool = False
-    converted: bool = False
-    value: float = 0.0
+    # By goal event: one order inside the windows of two of the visitor's attempts (two
+    # visits a day apart) is one order, and its value counts once.
+    goals: dict[str, float] = field(default_factory=dict)
 
     def add(self, r: ExperimentRecord) -> None:
         self.shown |= "shown" in r.states
         self.accepted |= "accepted" in r.states
-        self.converted |= r.conversions > 0
-        self.value += r.value
+        self.goals.update(r.goals)
 
 
 @dataclass(slots=True)
@@ -84,8 +83,8 @@ class _Arm:
     def row(self, strategy: str, arm: str) -> ArmRow:
         vs = self.visitors.values()
         return ArmRow(strategy, arm, len(self.visitors), sum(v.shown for v in vs),
-                      sum(v.accepted for v in vs), sum(v.converted for v in vs),
-                      round(sum(v.value for v in vs), 2))  # fmt: skip
+                      sum(v.accepted for v in vs), sum(bool(v.goals) for v in vs),
+                      round(sum(sum(v.goals.values()) for v in vs), 2))  # fmt: skip
 
 
 def arm_name(variant: str) -> str:
@@ -112,8 +111,7 @@ def experiment_rows(records: Iterable[ExperimentRecord]) -> list[ArmRow]:
                     merged = together.visitors.setdefault(visitor, _Visitor())
                     merged.shown |= v.shown
                     merged.accepted |= v.accepted
-                    merged.converted |= v.converted
-                    merged.value += v.value
+                    merged.goals.update(v.goals)
             out.append(together.row(strategy, ALL_INVITED))
         holdout = by_arm.get(HOLDOUT)
         if holdout is not None:
@@ -149,9 +147,10 @@ def to_csv(rows: Iterable[ArmRow]) -> str:
 
 # -- reading the history store --
 
+# One row per attempt and conversion (one with NULLs for an attempt that converted nothing).
 SELECT = """
-SELECT a.strategy, a.variant, a.global_visit_id, a.transitions,
-       COUNT(c.event_id) AS conversions, COALESCE(SUM(c.value), 0) AS value
+SELECT a.attempt_id, a.strategy, a.variant, a.global_visit_id, a.transitions,
+       c.event_id, c.value
 FROM attempts a LEFT JOIN conversions c ON c.attempt_id = a.attempt_id
 WHERE a.origin = 'strategy'
 """
@@ -171,10 +170,17 @@ async def read_experiments(history: History, where: ReportFilter) -> list[ArmRow
     if where.strategy is not None:
         sql += " AND a.strategy = ?"
         args.append(where.strategy)
-    found = await history.db.fetchall(sql + " GROUP BY a.attempt_id", args)
-    return experiment_rows(_record(r) for r in found)
+    found = await history.db.fetchall(sql, args)
+    return experiment_rows(_records(found))
 
 
-def _record(r: Any) -> ExperimentRecord:
-    states = frozenset(str(t[0]) for t in json.loads(r[3]))
-    return ExperimentRecord(r[0], r[1], r[2], states, int(r[4]), float(r[5]))
+def _records(rows: Iterable[Any]) -> list[ExperimentRecord]:
+    by_attempt: dict[str, tuple[Any, dict[str, float]]] = {}
+    for r in rows:
+        _, goals = by_attempt.setdefault(r[0], (r, {}))
+        if r[5] is not None:
+            goals[r[5]] = float(r[6])
+    return [
+        ExperimentRecord(r[1], r[2], r[3], frozenset(str(t[0]) for t in json.loads(r[4])), goals)
+        for r, goals in by_attempt.values()
+    ]
