@@ -43,12 +43,16 @@ strategies:
 
 
 @pytest.fixture
-async def client(aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path) -> Client:
+def experiment(settings: Settings, tmp_path: Path) -> Settings:
     folder = tmp_path / "strategies"
     folder.mkdir()
     (folder / "big-cart.yaml").write_text(EXPERIMENT)
-    settings = settings.model_copy(update={"strategies_dir": folder})
-    return await aiohttp_client(create_app(settings))
+    return settings.model_copy(update={"strategies_dir": folder})
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, experiment: Settings) -> Client:
+    return await aiohttp_client(create_app(experiment))
 
 
 def test_check_names_experiment_mistakes(tmp_path: Path, capsys: pytest.CaptureFixture[str]):
@@ -214,6 +218,29 @@ async def test_an_order_in_two_windows_is_counted_once(client: Client):
     }  # fmt: skip
     found = await client.app[HISTORY].db.fetchall("SELECT COUNT(*) FROM conversions", ())
     assert [tuple(row) for row in found] == [(4,)]  # each attempt converted
+
+
+async def test_after_a_restart_windows_are_open_and_visitors_keep_their_arm(
+    aiohttp_client: ClientFactory, experiment: Settings
+):
+    client = await aiohttp_client(create_app(experiment))
+    visitors = [Factory() for _ in range(8)]
+    first = {f.global_visit_id: await qualify(client, f) for f in visitors}
+    await client.close()
+
+    client = await aiohttp_client(create_app(experiment))
+    for f in visitors:  # back in a new visit, picked again, then an order
+        f.visit_id, f.page_id = new_id(), new_id()
+        again = await qualify(client, f)
+        assert again["variant"] == first[f.global_visit_id]["variant"]
+        await post_events(client, [f.event("OrderPlaced", {"total": 10})])
+
+    await client.app[HISTORY].flush()
+    found = await client.app[HISTORY].db.fetchall("SELECT attempt_id FROM conversions", ())
+    converted = {row[0] for row in found}
+    # The windows opened before the restart were rebuilt from the recorded attempts.
+    assert {a["attemptID"] for a in first.values()} <= converted
+    assert len(converted) == 2 * len(visitors)
 
 
 def invited_arm(f: Factory) -> str:
