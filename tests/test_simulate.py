@@ -15,6 +15,7 @@ from aiohttp.test_utils import TestClient
 from engagement.api.state import HISTORY, LIFECYCLE
 from engagement.app import create_app
 from engagement.cli import main
+from engagement.experiments.replay import day_of
 from engagement.experiments.simulate import dry_run, parse_moment
 from engagement.monitoring.ingest import now_ms
 from engagement.settings import Settings
@@ -93,6 +94,7 @@ async def browse(client: Client) -> None:
     client.app[LIFECYCLE].tick(now_ms() + 31_000)  # the dwell ripens
 
 
+@pytest.mark.usefixtures("records_url")  # the history on SQLite and PostgreSQL
 async def test_replaying_the_live_folder_reproduces_the_live_decisions(
     client: Client, folder: Path
 ):
@@ -118,6 +120,61 @@ async def test_replaying_the_live_folder_reproduces_the_live_decisions(
         "product-explorer": (sum(1 for x in live if x[1] == "product-explorer" and not x[3]),) * 2,
     }
     assert run.visits == 11
+
+
+ANSWERS = """
+categories:
+  products: ["/product"]
+strategies:
+  - name: big-cart
+    priority: 80
+    when: {event: {name: AddToCart, where: {price: {gt: 500}}}}
+    offer: {invite: callback.html, media: callback}
+  - name: product-explorer
+    priority: 30
+    when: {category: {name: products, count: 3}}
+    offer: {invite: chat.html, media: chat}
+    limits: {decline_silences: strategy}  # another strategy's decline does not silence it
+"""
+
+
+@pytest.mark.usefixtures("records_url")  # the history on SQLite and PostgreSQL
+async def test_the_replay_follows_what_visitors_answered(
+    aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path
+):
+    """Strict mode: a visitor who declined the cart's invitation is free for the next one at
+    once; one who left it open is not. Assumed unanswered (open for 30 s), the replay would
+    keep the first from her second invitation."""
+    folder = tmp_path / "answers"
+    folder.mkdir()
+    (folder / "answers.yaml").write_text(ANSWERS)
+    client = await aiohttp_client(
+        create_app(settings.model_copy(update={"strategies_dir": folder}))
+    )
+    since = now_ms() - 1000
+    declines, ignores = Factory(), Factory()
+    for f in (declines, ignores):
+        await post_events(client, f.start(f"{SITE}/product/1", "One"))
+        await post_events(client, [f.event("AddToCart", {"price": 900})])
+        if f is declines:
+            (attempt,) = client.app[LIFECYCLE].by_id.values()
+            query = {"visitID": f.visit_id, "pageID": f.page_id, "code": "declined"}
+            r = await client.get(
+                client.app.router["disposition"].url_for(attemptID=attempt.attempt_id),
+                params=query, headers={"Origin": SITE},
+            )  # fmt: skip
+            assert r.status == 200, await r.text()
+        await post_events(client, f.navigate(f"{SITE}/product/2", "Two"))
+        await post_events(client, f.navigate(f"{SITE}/product/3", "Three"))
+    history = client.app[HISTORY]
+    _, attempts = await history.replay_source(since, now_ms() + 60_000)
+    live = sorted((a.visit_id, a.strategy) for a in attempts)
+    assert live == sorted([(declines.visit_id, "big-cart"), (declines.visit_id, "product-explorer"),
+                           (ignores.visit_id, "big-cart")])  # fmt: skip
+
+    run = await dry_run(history, check_folder(folder)[0], since, now_ms() + 60_000, 1800)
+
+    assert sorted((d.visit_id, d.strategy) for d in run.decisions) == live
 
 
 async def test_a_draft_is_counted_against_live(client: Client, tmp_path: Path):
@@ -155,6 +212,16 @@ async def test_the_command_prints_draft_against_live(
     assert "11 visits" in lines[0]
     assert lines[3].split() == ["big-cart", "80", "2", "/", "2", "2", "/", "2", "0"]
     assert lines[4].split() == ["pricing-dwell", "50", "1", "/", "1", "1", "/", "1", "0"]
+    explorer = lines[5].split()[2]  # as many as the holdout left invited
+    assert lines[5].split()[:5] == ["product-explorer", "30", explorer, "/", explorer]
+    assert lines[7] == "Invitations per day (draft / live):"
+    assert lines[8].split() == ["day", "big-cart", "pricing-dwell", "product-explorer"]
+    per_day = {line.split()[0]: line.split()[1:] for line in lines[9:] if line[:2] == "20"}
+    today = day_of(now_ms()).isoformat()
+    assert per_day.pop(today) == ["2", "/", "2", "1", "/", "1", explorer, "/", explorer]
+    assert set(map(tuple, per_day.values())) == {("0", "/", "0") * 3}  # the other days
+    assert lines[-2:] == ["Visitors won by priority (the other strategy matched too):",
+                          "  none: no two strategies matched the same visitor at once"]  # fmt: skip
 
 
 def test_moments_are_durations_or_utc_days():
