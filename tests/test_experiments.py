@@ -3,6 +3,7 @@ counted for both, conversions across a visitor's visits, and the report that com
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from collections import Counter
@@ -347,3 +348,72 @@ def test_check_names_a_variant_template_missing_from_invites(tmp_path: Path):
         "strategies/x.yaml:3:1: variants.short.invite: no template 'chat-short.html' in "
         "invites/: did you mean 'chat.html'?"
     ]
+
+
+SEEDED = """
+strategies:
+  - name: cart
+    when: {event: AddToCart}
+    offer: {invite: chat.html, media: chat}
+    holdout: 50%
+    goal: {event: OrderPlaced, value: total}
+"""
+
+
+async def population(
+    client: Client, seed: int, n: int, p_holdout: float, p_invited: float
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``n`` seeded visitors qualify; each then orders with the chance of the arm the engine
+    put it in. Returns the report's holdout and invited rows."""
+    rng = random.Random(seed)
+    visitors = []
+    for _ in range(n):
+        f = Factory()
+        f.global_visit_id = f"{rng.getrandbits(128):032X}"
+        visitors.append(f)
+    for i in range(0, n, 25):
+        await post_events(client, [e for f in visitors[i : i + 25]
+                                   for e in (*f.start(), f.event("AddToCart"))])  # fmt: skip
+    arm = {a.global_visit_id: a.variant for a in client.app[LIFECYCLE].by_id.values()}
+    orders: Counter[str] = Counter()
+    placed = []
+    for f in visitors:
+        chance = p_holdout if arm[f.global_visit_id] == "holdout" else p_invited
+        if rng.random() < chance:
+            orders[arm[f.global_visit_id]] += 1
+            placed.append(f.event("OrderPlaced", {"total": 50}))
+    for i in range(0, len(placed), 100):
+        await post_events(client, placed[i : i + 100])
+    r = await client.get(client.app.router["report-experiments"].url_for(), headers=AUTH)
+    assert r.status == 200, await r.text()
+    holdout, invited = (await r.json())["arms"]
+    assert (holdout["arm"], invited["arm"]) == ("holdout", "invited")
+    assert holdout["qualified"] + invited["qualified"] == n
+    assert (holdout["converted"], invited["converted"]) == (orders["holdout"], orders[""])
+    assert (holdout["value"], invited["value"]) == (50 * orders["holdout"], 50 * orders[""])
+    return holdout, invited
+
+
+@pytest.fixture
+async def seeded(aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path) -> Client:
+    folder = tmp_path / "seeded"
+    folder.mkdir()
+    (folder / "cart.yaml").write_text(SEEDED)
+    return await aiohttp_client(create_app(settings.model_copy(update={"strategies_dir": folder})))
+
+
+async def test_a_seeded_population_with_an_effect_shows_it_within_its_interval(seeded: Client):
+    # Invited visitors order 3 times in 10, held-out ones once: a true lift of +20 points.
+    holdout, invited = await population(seeded, 13, 800, 0.10, 0.30)
+    assert abs(holdout["qualified"] - 400) < 60  # the hash splits 50/50 (3 sd: 42)
+    lift = invited["lift"]
+    assert lift["low"] <= 0.20 <= lift["high"]
+    assert lift["low"] > 0
+    assert lift["significant"] is True
+
+
+async def test_a_seeded_population_without_an_effect_claims_none(seeded: Client):
+    _, invited = await population(seeded, 17, 800, 0.20, 0.20)
+    lift = invited["lift"]
+    assert lift["low"] <= 0 <= lift["high"]
+    assert lift["significant"] is False
