@@ -194,6 +194,31 @@ async def test_goal_counts_across_visits_for_both_groups(client: Client):
     assert "engagement_goal_windows 2.0" in metrics
 
 
+async def test_shown_and_accepted_are_what_the_page_answered(client: Client):
+    answers = {"shown": ["shown"], "accepted": ["shown", "accepted"], "none": []}
+    visitors: dict[str, Factory] = {}
+    while len(visitors) < len(answers):  # invited visitors, one for each answer
+        f = Factory()
+        if bucket(f.global_visit_id, "big-cart") >= 0.5:
+            visitors[list(answers)[len(visitors)]] = f
+    arms: Counter[str] = Counter()  # visitors by variant
+    for name, f in visitors.items():
+        attempt = await qualify(client, f)
+        arms[attempt["variant"]] += 1
+        for code in answers[name]:
+            query = {"visitID": f.visit_id, "pageID": f.page_id, "code": code}
+            r = await client.get(url(client, "disposition", attemptID=attempt["attemptID"]),
+                                 params=query, headers={"Origin": SITE})  # fmt: skip
+            assert r.status == 200, await r.text()
+
+    r = await client.get(client.app.router["report-experiments"].url_for(), headers=AUTH)
+    assert r.status == 200, await r.text()
+    variants = [a for a in (await r.json())["arms"] if a["arm"] in ("chat", "short")]
+    assert {a["arm"]: a["qualified"] for a in variants} == arms
+    counts = [(a["qualified"], a["shown"], a["accepted"]) for a in variants]
+    assert tuple(map(sum, zip(*counts, strict=True))) == (3, 2, 1)
+
+
 async def test_an_order_in_two_windows_is_counted_once(client: Client):
     """A visitor picked in two visits has two open windows: one order converts both attempts,
     and the report counts its value once (the holdout, which never makes a visit busy, gets
