@@ -48,6 +48,7 @@ from .attempts import Attempt
 from .audit import AuditLog
 from .availability import AvailabilityBoard
 from .cluster.attempts import SharedAttemptStore
+from .cluster.availability import SharedBoard
 from .cluster.claims import RedisClaims
 from .cluster.dues import SharedDues
 from .cluster.metrics import ClusterCollector
@@ -101,6 +102,7 @@ from .webhooks import Background
 log = logging.getLogger(__name__)
 SHARED = web.AppKey("shared_visits", SharedVisits)  # only when redis_url is set
 DUES = web.AppKey("shared_dues", SharedDues)
+BOARD = web.AppKey("shared_board", SharedBoard)  # the availability feed, across nodes
 WRITES = web.AppKey("redis_writes", WriteBehind)
 DEMO_CHAT_PAGE = "/demo/chat.html"  # a GMS Chat API v1 client for the demo GMS
 
@@ -227,6 +229,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
         claims = lifecycle.claims = RedisClaims(link, now_ms, writes)
         store = lifecycle.store = SharedAttemptStore(history, link, writes.spawn)
         dues = app[DUES] = SharedDues(link, shared, lifecycle)
+        app[BOARD] = SharedBoard(link, writes, availability)  # a report to one node paces all
         cluster_metrics = ClusterCollector(link, ingestor, shared, claims, dues, store)
     _visitor_privacy(app, settings)
     library = app[LIBRARY] = StrategyLibrary(settings.strategies_dir, settings.invites_dir)
@@ -365,9 +368,12 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         )  # fmt: skip
         counters = app[PACER].counters
         if SHARED in app and isinstance(counters, RedisCounters):
-            shared = {  # a visit idle here may be live elsewhere; pacing pulls shared counters
+            # A visit idle here may be live elsewhere; pacing first pulls the feed's reports
+            # and the counters, as every node left them.
+            pulls = [app[BOARD].pull, counters.pull]
+            shared = {
                 CLOSE_IDLE: shared_sweep(app[SHARED]),
-                PACE_LINES: shared_pacing(lifecycle, counters, app[PACER].config.tick_s()),
+                PACE_LINES: shared_pacing(lifecycle, pulls, app[PACER].config.tick_s()),
             }
             job_list = [shared.get(j.name, j) for j in job_list]
         scheduler = start_scheduler(job_list)

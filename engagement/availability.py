@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from .pacing.model import Capacity, GroupConfig
@@ -67,9 +68,20 @@ class AvailabilityBoard:
         self.groups: dict[str, GroupState] = {}
         self.stale_after_s = stale_after_s
         self.when_stale = when_stale
+        # Several nodes: shares each report the feed sends here (cluster/availability.py).
+        self.publish: Callable[[str, GroupState], None] | None = None
 
     def report(self, group: str, state: GroupState) -> None:
+        """A report the feed sent to this node."""
         self.groups[group] = state
+        if self.publish is not None:
+            self.publish(group, state)
+
+    def take(self, group: str, state: GroupState) -> None:
+        """A report another node received: kept unless this node has a newer one."""
+        mine = self.groups.get(group)
+        if mine is None or state.updated_at > mine.updated_at:
+            self.groups[group] = state
 
     def freshness(self, group: str, now_ms: int) -> Freshness:
         state = self.groups.get(group)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import Protocol
@@ -76,18 +76,19 @@ async def pace_lines(lifecycle: Lifecycle) -> int:
 PACE_LINES = "pace-lines"
 
 
-class PulledCounters(Protocol):
-    async def pull(self) -> None: ...
+Pull = Callable[[], Awaitable[None]]
 
 
-async def pace_shared_lines(lifecycle: Lifecycle, counters: PulledCounters) -> int:
-    """Several nodes: the same, once the pacing counters are as the nodes left them."""
-    await counters.pull()
+async def pace_shared_lines(lifecycle: Lifecycle, pulls: Sequence[Pull]) -> int:
+    """Several nodes: the same, once what pacing reads is as the nodes left it (the feed's
+    reports, the pacing counters), in the order given."""
+    for pull in pulls:
+        await pull()
     return lifecycle.pace_lines(now_ms())
 
 
-def shared_pacing(lifecycle: Lifecycle, counters: PulledCounters, period_s: float) -> Job:
-    return Job(partial(pace_shared_lines, lifecycle, counters), period_s, PACE_LINES)
+def shared_pacing(lifecycle: Lifecycle, pulls: Sequence[Pull], period_s: float) -> Job:
+    return Job(partial(pace_shared_lines, lifecycle, pulls), period_s, PACE_LINES)
 
 
 def jobs(

@@ -1,8 +1,7 @@
 """Pacing's shared state: invitations in flight per group and what answers taught.
 
-Behind a Protocol so that several nodes pace one group together (a Redis implementation keeps
-the same operations: the pending set as a hash per group with a version, compare-and-set with
-WATCH/MULTI, the estimators as hashes updated by a script). The in-process one is below.
+Behind a Protocol so that several nodes pace one group together: the in-process one is below,
+``RedisCounters`` (redis_counters.py) shares them through Redis with a lag of one pacing tick.
 """
 
 from __future__ import annotations

@@ -1,0 +1,101 @@
+"""Pacing with two nodes behind a round-robin balancer: the availability feed reaches one node;
+both nodes pace from it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import TestClient
+
+from engagement.api.state import LIFECYCLE, PACER
+from engagement.attempts import Attempt
+from engagement.availability import AvailabilityBoard, GroupState
+from engagement.cluster.availability import SharedBoard
+from engagement.cluster.redis import RedisLink, WriteBehind
+from engagement.monitoring.ingest import now_ms
+
+from ..conftest import AUTH, Factory, post_events, url
+
+Client = TestClient[Any, Any]
+MakeNode = Callable[..., Awaitable[Client]]
+INVITES = Path(__file__).resolve().parent.parent.parent / "invites"
+STRATEGIES = """
+strategies:
+  - name: cart
+    when: {event: AddToCart}
+    availability: {group: sales}
+    offer: {invite: chat.html, media: chat}
+"""
+
+
+@pytest.fixture
+def nodes(make_node: MakeNode, redis_url: str, tmp_path: Path) -> Callable[[], Awaitable[Any]]:
+    (tmp_path / "strategies").mkdir()
+    (tmp_path / "strategies" / "pacing.yaml").write_text(STRATEGIES)
+
+    async def start() -> tuple[Client, Client]:
+        a = await make_node("a", redis_url, invites_dir=INVITES)
+        b = await make_node("b", redis_url, invites_dir=INVITES)
+        return a, b
+
+    return start
+
+
+async def feed(node: Client, body: dict[str, Any]) -> None:
+    r = await node.put(url(node, "availability-group", group="sales"), json=body, headers=AUTH)
+    assert r.status == 200, await r.text()
+
+
+async def qualify(node: Client) -> Factory:
+    visitor = Factory()
+    await post_events(node, [*visitor.start(), visitor.event("AddToCart")])
+    return visitor
+
+
+def attempt_of(node: Client, visitor: Factory) -> Attempt:
+    [found] = [a for a in node.app[LIFECYCLE].by_id.values() if a.visit_id == visitor.visit_id]
+    return found
+
+
+async def until(check: Callable[[], bool], what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + 10
+    while not check():
+        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_feed_report_reaching_one_node_paces_the_other(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]],
+):
+    a, b = await nodes()
+    await feed(a, {"agentsReady": 1})
+
+    def reported() -> bool:
+        return b.app[PACER].board.fresh("sales", now_ms()) is not None
+
+    await until(reported, "node b knows the report node a received")
+    r = await b.get(url(b, "availability"), headers=AUTH)
+    assert (await r.json())["groups"]["sales"]["agentsReady"] == 1
+    visitor = await qualify(b)
+    assert attempt_of(b, visitor).state.value == "offered"
+
+
+async def test_a_report_sent_earlier_never_replaces_a_later_one(redis_url: str):
+    link, writes = RedisLink(redis_url), WriteBehind()
+    try:
+        here, there = AvailabilityBoard(), AvailabilityBoard()
+        SharedBoard(link, writes, here)
+        here.report("sales", GroupState(3, 0.0, 2_000))
+        await writes.drain()
+        here.report("sales", GroupState(1, 0.0, 1_000))  # sent before, written after
+        await writes.drain()
+        await SharedBoard(link, writes, there).pull()
+        assert there.groups["sales"] == GroupState(3, 0.0, 2_000)
+        there.take("sales", GroupState(0, 0.0, 1_500))  # older than the one it has
+        assert there.groups["sales"].agents_ready == 3
+    finally:
+        await link.close()
