@@ -368,9 +368,15 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
         )  # fmt: skip
         counters = app[PACER].counters
         if SHARED in app and isinstance(counters, RedisCounters):
-            # A visit idle here may be live elsewhere; pacing first pulls the feed's reports
-            # and the counters, as every node left them.
-            pulls = [app[BOARD].pull, counters.pull]
+            # A visit idle here may be live elsewhere. Pacing first pulls the feed's reports,
+            # the attempts whose answers it waits for (the page may answer through another
+            # node) and the counters, as every node left them.
+            visits, pacer = app[SHARED], app[PACER]
+            pulls = [
+                app[BOARD].pull,
+                lambda: visits.refresh_visitors(pacer.following()),
+                counters.pull,
+            ]
             shared = {
                 CLOSE_IDLE: shared_sweep(app[SHARED]),
                 PACE_LINES: shared_pacing(lifecycle, pulls, app[PACER].config.tick_s()),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from ..attempts import Attempt
@@ -185,6 +185,20 @@ class SharedVisits:
         for attempt_id, body in stored.items():
             self.adopt(decode_attempt(attempt_id.decode(), body))
         self.visitors[gvid] = revision
+
+    async def refresh_visitors(self, gvids: Iterable[str]) -> None:
+        """Adopt the attempts of these visitors that changed since this node last looked, even
+        if none of their visits' requests reaches this node (one round trip, and one per
+        visitor that changed): the pacer follows the answers to the invitations it sent."""
+        found = sorted(gvids)
+        if not found:
+            return
+        async with self.link.client.pipeline(transaction=False) as pipe:
+            for gvid in found:
+                pipe.get(visitor_keys(gvid)[1])
+            revisions = await self.link.run(pipe.execute())
+        for gvid, revision in zip(found, revisions, strict=True):
+            await self._visitor(gvid, revision)
 
     def _call(self, visit_id: str, events: list[Event]) -> tuple[list[str], list[Any]]:
         """The keys and arguments of the log script for this visit and these events."""

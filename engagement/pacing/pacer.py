@@ -196,6 +196,12 @@ class Pacer:
             return True
         return now_ms - left_at > self.board.stale_after_s * 1000
 
+    def following(self) -> set[str]:
+        """The visitors (globalVisitIDs) of the invitations this node follows: with several
+        nodes, their answers may reach another node, so their attempts are read again before
+        each look at the lines."""
+        return {t.attempt.global_visit_id for t in self._tracked.values()}
+
     # -- reading --
 
     def waiting(self, group: str) -> int:

@@ -1,5 +1,5 @@
-"""Pacing with two nodes behind a round-robin balancer: the availability feed reaches one node;
-both nodes pace from it."""
+"""Pacing with two nodes behind a round-robin balancer: the availability feed and the answers
+to invitations reach one node; both nodes pace from them."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ from engagement.cluster.availability import SharedBoard
 from engagement.cluster.redis import RedisLink, WriteBehind
 from engagement.monitoring.ingest import now_ms
 
-from ..conftest import AUTH, Factory, post_events, url
+from ..conftest import AUTH, SITE, Factory, post_events, url
 
 Client = TestClient[Any, Any]
 MakeNode = Callable[..., Awaitable[Client]]
@@ -82,6 +82,25 @@ async def test_a_feed_report_reaching_one_node_paces_the_other(
     assert (await r.json())["groups"]["sales"]["agentsReady"] == 1
     visitor = await qualify(b)
     assert attempt_of(b, visitor).state.value == "offered"
+
+
+async def test_an_answer_through_the_other_node_frees_the_room(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]],
+):
+    a, b = await nodes()
+    await feed(a, {"agentsReady": 1})
+    first, second = await qualify(a), await qualify(a)
+    invited = attempt_of(a, first)
+    assert (invited.state.value, attempt_of(a, second).state.value) == ("offered", "paced")
+
+    # The page declines through node b: node a, which invited, must count it answered.
+    path = url(b, "disposition", {"visitID": first.visit_id, "code": "declined"},
+               attemptID=invited.attempt_id)  # fmt: skip
+    r = await b.get(path, headers={"Origin": SITE})
+    assert r.status == 200, await r.text()
+
+    await until(lambda: attempt_of(a, second).state.value == "offered", "the second invited")
+    assert len(a.app[PACER].counters.pending("sales").invited) == 1  # the second's only
 
 
 async def test_a_report_sent_earlier_never_replaces_a_later_one(redis_url: str):
