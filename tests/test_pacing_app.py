@@ -235,3 +235,15 @@ async def test_console_pacing_page_draws_each_group(client: Client):
     assert '<tr data-group="sales">' in await r.text()
     r = await client.get(client.app.router["console-pacing-live"].url_for())
     assert r.status == 401
+
+
+async def test_a_report_older_than_the_setting_is_stale_and_closed(
+    aiohttp_client: ClientFactory, settings: Settings
+):
+    app = create_app(settings.model_copy(update={"availability_stale_after_s": 10.0}))
+    client = await aiohttp_client(app)
+    await report(client, "sales", {"agentsReady": 3})
+    pacer, now = client.app[PACER], now_ms()
+    assert (pacer.plan("sales", now).state, pacer.plan("sales", now).allowed_now) == ("fresh", 6)
+    later = pacer.plan("sales", now + 11_000)  # the same report, 11 s on
+    assert (later.state, later.allowed_now, later.reactive_state) == ("stale", 0, 0.0)
