@@ -63,7 +63,7 @@ class PageCode(enum.StrEnum):
     COMPLETED = "completed"  # the chat ended
     RESTORED = "restored"  # Widgets restored the chat on another page of the visit
     AGENT_CONNECTED = "agent_connected"
-    ERROR = "error"  # WebChatService.error
+    ERROR = "error"  # WebChatService.error: a request to the chat server failed
     RESTORE_FAILED = "restore_failed"
     RESTORE_TIMEOUT = "restore_timeout"
     ALREADY_OPEN = "already_open"  # WebChat.open refused: a chat was open; updateUserData used
@@ -129,10 +129,13 @@ PAGE_MOVES: dict[PageCode, Moves] = {
         **_nothing(State.LAUNCHED, State.COMPLETED),
     },
     PageCode.AGENT_CONNECTED: {**_ENDED, **_nothing(*_OPENED)},
+    # Widgets' `error` is any failed request to the chat server: before the chat started it
+    # could not start; once started the session goes on (offline, then back online, says
+    # Widgets), so the chat's own end, or chat_max_duration_s, ends the attempt.
     PageCode.ERROR: {
         **_ENDED,
         **{s: ((State.FAILED,), "chat error") for s in (*_PRE, State.ACCEPTED)},
-        State.LAUNCHED: ((State.COMPLETED,), "chat error"),
+        **_nothing(State.LAUNCHED),
     },
     PageCode.RESTORE_FAILED: {
         **_ENDED,

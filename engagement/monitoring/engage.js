@@ -104,7 +104,7 @@
     restoreFailed: 'restore_failed',
     restoreTimeout: 'restore_timeout'
   };
-  var ENDS = {ended: 1, error: 1, restoreFailed: 1, restoreTimeout: 1};
+  var ENDS = {ended: 1, restoreFailed: 1, restoreTimeout: 1}; // error: the engine's answer says
   function widgets() {
     // our plugin on the Widgets bus; null without Widgets (yet)
     var g = w._genesys,

@@ -89,6 +89,36 @@ async def test_chat_ended_two_pages_later_completes_and_frees_the_visit(
     assert visit["attempts"][0]["state"] == "completed"
 
 
+async def test_a_failed_request_during_the_chat_is_not_its_end(
+    engine: TestServer, api: Api, browser: Browser
+):
+    """Widgets publishes WebChatService.error for any failed request to the chat server; the
+    session goes on (offline, then back online), so the attempt stays launched and followed."""
+    page, ids = await chatting(api, browser, engine)
+    first = await attempt_in(api, ids["visitID"], "launched")
+    codes = reported(page)
+    async with page.expect_response(code_is("error")):
+        await page.evaluate("() => CXBus.publish('WebChatService.error', {status: 502})")
+
+    # Still engaged: strict mode holds the visit, and says so.
+    await page.locator(EXPENSIVE).dispatch_event("click")  # the chat panel covers the button
+    visit = await wait_for_visit(api, ids["visitID"], lambda v: bool(v["heldBack"]))
+    assert [(h["strategy"], h["reason"]) for h in visit["heldBack"]] == [
+        ("big-cart-chat", "strict mode: an engagement is live")
+    ]
+    assert [a["state"] for a in visit["attempts"]] == ["launched"]
+    await browse(page, engine, "pricing.html")
+    await page.click(f"{CHAT_PANEL} [data-demo=end]")
+
+    ended = await attempt_in(api, ids["visitID"], "completed")
+    assert ended["transitions"][-1]["reason"] == "chat ended"
+    assert codes == [
+        (first["attemptID"], "error"),
+        (first["attemptID"], "restored"),
+        (first["attemptID"], "completed"),
+    ]
+
+
 async def test_site_user_data_is_merged_into_the_chat(
     engine: TestServer, api: Api, browser: Browser
 ):

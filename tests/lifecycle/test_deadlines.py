@@ -37,6 +37,9 @@ DEADLINES: list[tuple[State, list[tuple[float, PageCode]], float, Any]] = [
      ("completed", 6600, "no news of its end in 3600 s")),
     (State.LAUNCHED, [(100, C.AGENT_CONNECTED)], 3700,
      ("completed", 3700, "no news of its end in 3600 s")),
+    # A failed request to the chat server is no sign of life, nor an end.
+    (State.LAUNCHED, [(100, C.ERROR)], 3602, None),
+    (State.LAUNCHED, [(100, C.ERROR)], 3603, ("completed", 3603, "no news of its end in 3600 s")),
 ]  # fmt: skip
 
 

@@ -92,7 +92,7 @@ TABLE: list[tuple[State, PageCode, Any]] = [
     (State.LAUNCHED, C.ACCEPTED, []),
     (State.LAUNCHED, C.SHOWN, []),
     (State.LAUNCHED, C.COMPLETED, [("completed", 10, "chat ended")]),
-    (State.LAUNCHED, C.ERROR, [("completed", 10, "chat error")]),
+    (State.LAUNCHED, C.ERROR, []),  # a failed request: the chat goes on
     (State.LAUNCHED, C.RESTORE_FAILED, [("completed", 10, "restore failed")]),
     (State.LAUNCHED, C.RESTORE_TIMEOUT, [("completed", 10, "restore timeout")]),
     (State.LAUNCHED, C.FAILED, [("failed", 10, REPORTED)]),
