@@ -5,6 +5,7 @@ request-chat, continued on the chat page the demo serves, ended there."""
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from aiohttp.test_utils import TestServer
@@ -27,6 +28,7 @@ engine = handoff.engine
 
 USER_INFO = {"firstName": "Ada", "lastName": "Lovelace", "email": "ada@example.com", "tier": "gold"}
 ATTACH = {"user_data": UserData(attach=["UserInfo.tier", "VisitStarted.timezoneOffset"])}
+SCENARIO = handoff.CHAT.replace("params: {", "params: {gmsScenario: SALES-CHAT, ")
 
 
 @pytest.mark.parametrize("overrides", [ATTACH], ids=["attach"])
@@ -58,7 +60,9 @@ async def test_chat_opens_with_the_listed_fields_and_a_prefilled_form(
 
 
 @pytest.mark.parametrize(
-    ("overrides", "demo_gms"), [({"gms_chat": True}, True)], ids=["gms-chat-demo"]
+    ("overrides", "demo_gms", "strategies"),
+    [({"gms_chat": True}, True, SCENARIO)],
+    ids=["gms-chat-demo"],
 )
 async def test_gms_chat_continues_on_the_demo_chat_page_and_ends_there(
     engine: TestServer, api: Api, browser: Browser
@@ -77,6 +81,15 @@ async def test_gms_chat_continues_on_the_demo_chat_page_and_ends_there(
     await expect(chat.locator("#chat-status")).to_have_text("Connected: an agent will answer here.")
     attempt = await attempt_in(api, ids["visitID"], "launched")
     gms_id = attempt["handoff"]["gmsID"]
+    # The chat page's query, as GWE's GMS chat widget page got it (and attemptID, chatURL).
+    query = {k: v for k, (v,) in parse_qs(urlsplit(chat.url).query).items()}
+    assert query == {
+        "visitID": ids["visitID"],
+        "pageID": ids["pageID"],
+        "gmsScenario": "SALES-CHAT",
+        "attemptID": attempt["attemptID"],
+        "chatURL": engine_url(engine, "demo-gms-chat-create", id=gms_id),  # GMS's REST URL
+    }
 
     await chat.click("#chat-end")
     await expect(chat.locator("#chat-status")).to_have_text("Chat ended.")
@@ -89,6 +102,7 @@ async def test_gms_chat_continues_on_the_demo_chat_page_and_ends_there(
         ("chat-create", gms_id),
         ("chat", gms_id),
     ]
+    assert received[1]["form"] == {"subject": "SALES-CHAT"}  # the chat page started it
     assert received[2]["form"] == {
         "visitID": ids["visitID"],
         "pageID": ids["pageID"],
