@@ -244,3 +244,20 @@ async def test_close_ends_when_the_writer_was_woken_as_it_was_stopped(tmp_path: 
             await closing
     assert closing in done, "close() waited for a writer that did not end"
     assert history.pending == 0
+
+
+def test_held_back_keeps_the_last_five_reasons_and_one_per_repeat():
+    visit = Visit(visit_id=VISIT, global_visit_id=GVID, started_at=0, last_seen_at=0)
+    assert visit.held_back is None  # most visits never have one
+    visit.hold_back(1, "a", "strict mode: an engagement is live")
+    visit.hold_back(2, "a", "strict mode: an engagement is live")  # the same again: its time
+    assert visit.held_back == [(2, "a", "strict mode: an engagement is live")]
+    for t, name in enumerate("bcdef", start=3):
+        visit.hold_back(t, name, "limit per_visit")
+    assert visit.held_back == [
+        (3, "b", "limit per_visit"),
+        (4, "c", "limit per_visit"),
+        (5, "d", "limit per_visit"),
+        (6, "e", "limit per_visit"),
+        (7, "f", "limit per_visit"),
+    ]
