@@ -7,10 +7,13 @@ from typing import Any
 import pytest
 
 from engagement.attempts import State
+from engagement.availability import AvailabilityBoard, GroupState
 from engagement.lifecycle.transitions import PageCode
+from engagement.pacing.counters import LocalCounters
+from engagement.pacing.pacer import Pacer, PacingConfig
 from tests.lifecycle.conftest import TIMEOUTS, World, make_world
 from tests.lifecycle.test_transitions import REACH, REACHED, record
-from tests.strategy.helpers import enter, fire, ms
+from tests.strategy.helpers import T0, enter, fire, ms
 
 C = PageCode
 
@@ -86,6 +89,39 @@ async def test_strict_mode_never_holds_a_visit_for_ever():
         world.owner.tick(world.clock.at(t0 + 5 + longest + TIMEOUTS.shown_grace_s + 30))
         assert not attempt.live, attempt.as_json()
         assert not world.engine.busy(world.visit)
+
+
+NEVER_OFFERED = [
+    # An outside decision-maker that never answers engage / noengage.
+    ("{name: ask-crm, decide: external, when: {event: WantChat}, limits: {per_visit: 10}}",
+     "detected", 30, "no answer while detected"),
+    # Its agent group never has room.
+    ("{name: sales, when: {event: WantChat}, availability: {group: sales}, "
+     "limits: {per_visit: 10}}", "paced", 120, "no answer while paced"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("text", "state", "ends_s", "reason"), NEVER_OFFERED)
+async def test_an_attempt_never_offered_does_not_hold_the_visit_either(
+    text: str, state: str, ends_s: float, reason: str
+):
+    world = make_world([text])
+    board = AvailabilityBoard()
+    board.report("sales", GroupState(0, 0.0, T0, agents_busy=1))
+    world.owner.pacer = Pacer(PacingConfig(), board, LocalCounters())
+    world.owner.paced_wait_s = 120
+    (attempt,) = world.owner.decide(world.events(fire("WantChat", 0)))
+    assert attempt.state.value == state
+    world.clock.at(1)
+    assert world.owner.decide(world.events(fire("WantChat", 1))) == []  # strict mode holds it
+    world.owner.tick(world.clock.at(ends_s - 0.001))
+    assert attempt.state.value == state
+    world.owner.tick(world.clock.at(ends_s))
+    assert attempt.transitions[-1] == ("timed_out", ms(ends_s), reason)
+    assert not world.engine.busy(world.visit)
+    world.clock.at(ends_s + 1)
+    (again,) = world.owner.decide(world.events(fire("WantChat", ends_s + 1)))
+    assert again.state.value == state
 
 
 async def test_a_visit_whose_chat_ended_on_another_page_can_be_invited_again():
