@@ -8,14 +8,19 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
-from engagement.api.route import Policy, Route
+from engagement.api.route import ROUTE_ROLES, Policy, Route
 from engagement.api.routes import ROUTES
 from engagement.console import CONSOLE_ROUTES
 
 from .conftest import new_id
 
 ID = new_id()
-REFUSED = {Policy.API_KEY: 401, Policy.SITE: 403, Policy.CONSOLE_DATA: 401}
+REFUSED = {
+    Policy.API_KEY: 401,
+    Policy.SITE_OR_API_KEY: 401,
+    Policy.SITE: 403,
+    Policy.CONSOLE_DATA: 401,
+}
 
 
 def url(client: TestClient[Any, Any], route: Route) -> str:
@@ -30,6 +35,12 @@ def test_every_route_declares_a_policy():
     assert all(isinstance(r.policy, Policy) for r in ROUTES + CONSOLE_ROUTES)
     with pytest.raises(TypeError):
         Route("GET", "/x", ROUTES[0].handler, "x", "meta")  # type: ignore[call-arg]
+
+
+async def test_every_named_route_of_the_app_went_through_the_table(client: TestClient[Any, Any]):
+    """Demo pages and the demo GMS included; only folders of static files are served as such."""
+    names = set(client.app.router.named_resources())
+    assert names - set(client.app[ROUTE_ROLES]) == {"demo", "console-static"}
 
 
 @pytest.mark.parametrize("route", GUARDED, ids=lambda r: f"{r.method} {r.name}")

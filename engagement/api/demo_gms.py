@@ -9,6 +9,8 @@ from typing import Any
 from aiohttp import web
 
 from .parsing import read_form
+from .policy import add_routes
+from .route import Policy, Route
 
 DEMO_GMS: web.AppKey[list[dict[str, Any]]] = web.AppKey("demo_gms", list)
 
@@ -55,13 +57,22 @@ async def requests(request: web.Request) -> web.StreamResponse:
     return web.json_response({"requests": received[::-1]})
 
 
+BASE = "/demo/gms/genesys/1/service"
+# Public, as a GMS on a private network would be to the engine; only served with `demo` on.
+DEMO_GMS_ROUTES = [
+    Route("POST", f"{BASE}/callback/{{service}}", callback, "demo-gms-callback", "demo",
+          policy=Policy.PUBLIC),
+    Route("POST", f"{BASE}/request-chat", request_chat, "demo-gms-chat", "demo",
+          policy=Policy.PUBLIC),
+    Route("POST", f"{BASE}/{{id}}/ixn/chat", chat_ixn, "demo-gms-chat-create", "demo",
+          policy=Policy.PUBLIC),
+    Route("POST", f"{BASE}/{{id}}/ixn/chat/{{action:disconnect}}", chat_ixn,
+          "demo-gms-chat-disconnect", "demo", policy=Policy.PUBLIC),
+    Route("GET", "/demo/gms/requests", requests, "demo-gms-requests", "demo",
+          policy=Policy.PUBLIC),
+]  # fmt: skip
+
+
 def setup_demo_gms(app: web.Application) -> None:
     app[DEMO_GMS] = []
-    base = "/demo/gms/genesys/1/service"
-    app.router.add_post(f"{base}/callback/{{service}}", callback, name="demo-gms-callback")
-    app.router.add_post(f"{base}/request-chat", request_chat, name="demo-gms-chat")
-    app.router.add_post(f"{base}/{{id}}/ixn/chat", chat_ixn, name="demo-gms-chat-create")
-    app.router.add_post(
-        f"{base}/{{id}}/ixn/chat/{{action:disconnect}}", chat_ixn, name="demo-gms-chat-disconnect"
-    )
-    app.router.add_get("/demo/gms/requests", requests, name="demo-gms-requests")
+    add_routes(app, DEMO_GMS_ROUTES)

@@ -173,11 +173,18 @@ ROUTES: list[Route] = [
 ]  # fmt: skip
 
 
+# The demo site (setting `demo`): its pages, and the demo GMS (api/demo_gms.py).
+DEMO_ROUTES: list[Route] = [
+    Route("GET", "/", site.redirect_to_demo, "root", "demo", policy=P.PUBLIC),
+    Route("GET", "/demo", site.redirect_to_demo, "demo-bare", "demo", policy=P.PUBLIC),
+    Route("GET", "/demo/", site.demo_index, "demo-index", "demo", content="text/html",
+          policy=P.PUBLIC),
+]  # fmt: skip
+
+
 def setup_routes(app: web.Application, demo: bool) -> None:
     add_routes(app, ROUTES)  # each behind its policy
     if demo:
         setup_demo_gms(app)
-        app.router.add_get("/", site.redirect_to_demo, name="root")
-        app.router.add_get("/demo", site.redirect_to_demo, name="demo-bare")
-        app.router.add_get("/demo/", site.demo_index, name="demo-index")
+        add_routes(app, DEMO_ROUTES)
         app.router.add_static("/demo/", site.DEMO_DIR, name="demo", append_version=False)
