@@ -42,6 +42,9 @@ strategies:
     holdout: 50%
     when: {category: {name: products, count: 3}}
     offer: {invite: chat.html, media: chat}
+    variants:
+      - {name: a, weight: 1}
+      - {name: b, params: {queue: b}, weight: 1}
 """
 # The draft: any cart, whatever its value, gets a chat first.
 DRAFT = (
@@ -107,6 +110,7 @@ async def test_replaying_the_live_folder_reproduces_the_live_decisions(
     assert sorted(s for _, s, _, _ in live) == [
         "big-cart", "big-cart", "pricing-dwell", *["product-explorer"] * 6,
     ]  # fmt: skip
+    assert {v for _, s, v, _ in live if s == "product-explorer"} <= {"holdout", "a", "b"}
 
     strategies, errors = check_folder(folder)
     assert errors == []
