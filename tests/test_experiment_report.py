@@ -92,9 +92,10 @@ def test_csv_neutralizes_formulas():
     # lift_low by hand: 1 - sqrt((1 - 0.2065)^2 + (0.7935 - 0)^2) = -0.1221
     assert to_csv(experiment_rows(records)).splitlines() == [
         "strategy,arm,qualified,shown,accepted,converted,conversion_rate,rate_low,rate_high,"
-        "value,lift,lift_low,lift_high,relative_lift",
-        '"\'=HYPERLINK(""x"")",holdout,1,0,0,0,0.0000,0.0000,0.7935,0.00,,,,',
-        '"\'=HYPERLINK(""x"")",\'-1+2,1,1,0,1,1.0000,0.2065,1.0000,12.50,1.0000,-0.1221,1.0000,',
+        "value,value_per_visitor,lift,lift_low,lift_high,relative_lift",
+        '"\'=HYPERLINK(""x"")",holdout,1,0,0,0,0.0000,0.0000,0.7935,0.00,0.00,,,,',
+        '"\'=HYPERLINK(""x"")",\'-1+2,1,1,0,1,1.0000,0.2065,1.0000,12.50,12.50,1.0000,-0.1221,'
+        "1.0000,",
     ]
 
 

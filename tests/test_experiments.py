@@ -292,6 +292,8 @@ async def test_console_page_and_csv_show_the_arms(client: Client):
     assert f"big-cart, {arm}: 100.0 % converted" in html
     assert "big-cart, holdout: 0.0 % converted" in html
     assert "no clear effect: +100.0 pts (-" in html  # one visitor per group proves nothing
+    # value 10.00 from one visitor: 10.00 per visitor
+    assert '<td class="num">10.00</td><td class="num">10.00</td>' in html
 
     r = await client.get(client.app.router["console-experiments-csv"].url_for(), headers=AUTH)
     assert r.status == 200, await r.text()
@@ -318,7 +320,7 @@ async def test_openapi_documents_the_report(client: Client):
     assert [p["name"] for p in op["parameters"]] == ["from", "until", "strategy"]
     assert set(doc["components"]["schemas"]["ArmOut"]["properties"]) == {
         "strategy", "arm", "qualified", "shown", "accepted", "converted", "conversionRate",
-        "rateLow", "rateHigh", "value", "lift",
+        "rateLow", "rateHigh", "value", "valuePerVisitor", "lift",
     }  # fmt: skip
 
 
@@ -416,6 +418,8 @@ async def population(
     assert holdout["qualified"] + invited["qualified"] == n
     assert (holdout["converted"], invited["converted"]) == (orders["holdout"], orders[""])
     assert (holdout["value"], invited["value"]) == (50 * orders["holdout"], 50 * orders[""])
+    for row, arm in ((holdout, "holdout"), (invited, "")):
+        assert row["valuePerVisitor"] == pytest.approx(50 * orders[arm] / row["qualified"])
     return holdout, invited
 
 

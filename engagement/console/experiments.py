@@ -39,6 +39,10 @@ class ArmOut(BaseModel):
     value: float = Field(
         description="sum of the goal's value field over the arm's goal events (each once)"
     )
+    valuePerVisitor: float | None = Field(
+        description="value / qualified: what the arm brought per visitor picked (compare arms on "
+        "it, not on value)"
+    )
     lift: LiftOut | None = Field(description="against the holdout; null for it, or without one")
 
 
@@ -68,6 +72,7 @@ def arm_json(row: xr.ArmRow) -> dict[str, Any]:
         "rateLow": interval[0] if interval else None,
         "rateHigh": interval[1] if interval else None,
         "value": row.value,
+        "valuePerVisitor": row.value_per_visitor,
         "lift": None if lf is None else _lift_json(lf),
     }
 

@@ -23,8 +23,8 @@ from .stats import Lift, lift, wilson
 
 ALL_INVITED = "all invited"  # the arms other than the holdout, together (with 2+ variants)
 CSV_HEADER = ("strategy", "arm", "qualified", "shown", "accepted", "converted",
-              "conversion_rate", "rate_low", "rate_high", "value", "lift", "lift_low",
-              "lift_high", "relative_lift")  # fmt: skip
+              "conversion_rate", "rate_low", "rate_high", "value", "value_per_visitor", "lift",
+              "lift_low", "lift_high", "relative_lift")  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,6 +52,12 @@ class ArmRow:
     @property
     def rate(self) -> float | None:
         return self.converted / self.qualified if self.qualified else None
+
+    @property
+    def value_per_visitor(self) -> float | None:
+        """The value over every visitor of the arm: arms of different sizes compare on it
+        (the holdout is small, so its total is too)."""
+        return self.value / self.qualified if self.qualified else None
 
     @property
     def rate_interval(self) -> tuple[float, float] | None:
@@ -139,6 +145,7 @@ def to_csv(rows: Iterable[ArmRow]) -> str:
         writer.writerow([
             csv_cell(r.strategy), csv_cell(r.arm), r.qualified, r.shown, r.accepted, r.converted,
             _num(r.rate), _num(interval[0]), _num(interval[1]), f"{r.value:.2f}",
+            "" if r.value_per_visitor is None else f"{r.value_per_visitor:.2f}",
             _num(lf.difference if lf else None), _num(lf.low if lf else None),
             _num(lf.high if lf else None), _num(lf.relative if lf else None),
         ])  # fmt: skip
