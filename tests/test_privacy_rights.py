@@ -148,6 +148,27 @@ async def test_events_of_an_erased_visit_do_not_bring_it_back(client, factory, s
     assert rows_naming(settings.db_path, gvid, factory.visit_id, but=("audit",)) == []
 
 
+async def test_an_erased_visit_is_not_written_back_when_the_engine_stops(
+    aiohttp_client: ClientFactory, settings: Settings
+):
+    client = await aiohttp_client(create_app(settings))
+    factory = Factory()
+    await post_events(client, factory.start())
+    await client.app[HISTORY].flush()
+    # A later event moves last_seen_at only: the store holds that row back for its final write.
+    await post_events(client, [factory.event("AddToCart", {"sku": "X"})])
+    await client.app[HISTORY].flush()
+    r = await client.delete(
+        url(client, "visitor-erase", globalVisitID=factory.global_visit_id), headers=AUTH
+    )
+    assert r.status == 200, await r.text()
+
+    await client.close()  # the engine stops: the store writes what it held back
+
+    assert rows_naming(settings.db_path, factory.visit_id, factory.global_visit_id,
+                       but=("audit",)) == []  # fmt: skip
+
+
 async def test_erasure_by_identity_reaches_every_browser_it_used(client, settings):
     laptop, phone, stranger = Factory(), Factory(), Factory()
     for browser in (laptop, phone):

@@ -441,6 +441,10 @@ class History:
         await self.flush()
         deleted: dict[str, int] = {}
         async with self._lock, self.db.transaction() as tx:
+            column, visit_ids = keys.get("visits", ("", ()))
+            if column == "visit_id":  # a held-back row would come back at the final write
+                for visit_id in visit_ids:
+                    self._behind.pop(visit_id, None)
             for table, (column, values) in keys.items():
                 deleted[table] = 0
                 for chunk in _chunks(values):
