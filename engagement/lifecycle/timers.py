@@ -36,6 +36,11 @@ async def run_timers(
                 await shared.tick(now)
                 lifecycle.expire_due(now)
         except Exception as exc:
+            current = asyncio.current_task()
+            if current is not None and current.cancelling():
+                # redis-py can turn the cancel of a call into a connection error: stopping
+                # must still stop (the loop would otherwise tick for ever).
+                raise asyncio.CancelledError from exc
             moment = time.monotonic()
             if failing_since is None:
                 failing_since = last_said = moment
