@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 
 from engagement.api.state import HISTORY, HUB, INGESTOR, LIFECYCLE, OUTBOX, REGISTRY
 from engagement.api.throttling import GUARD
+from engagement.api.visitors import RIGHTS
 from engagement.app import create_app
 from engagement.attempts import Origin
 from engagement.experiments.model import Conversion
@@ -166,6 +167,27 @@ async def test_an_erased_visit_is_not_written_back_when_the_engine_stops(
     await client.close()  # the engine stops: the store writes what it held back
 
     assert rows_naming(settings.db_path, factory.visit_id, factory.global_visit_id,
+                       but=("audit",)) == []  # fmt: skip
+
+
+async def test_a_node_told_of_an_erasure_deletes_the_identity_its_live_visit_named(
+    client: TestClient[Any, Any], factory: Factory, settings: Settings
+):
+    """Another node erased the visit: it read the identity links before this node had written
+    them, and deleted them after. This node, told, still knows the identity from its live
+    visit: no visit links to it any more, so it goes."""
+    await post_events(client, factory.start())
+    await post_events(client, [factory.event("UserInfo", {"email": "ada@example.com"})])
+    history = client.app[HISTORY]
+    await history.flush()
+    await history.delete_where({"identity_visits": ("visit_id", [factory.visit_id])})
+    assert rows_naming(settings.db_path, "ada@example.com") != []  # the identity row stayed
+
+    await client.app[RIGHTS].told({"globalVisitIDs": [factory.global_visit_id],
+                                   "visitIDs": [factory.visit_id], "identityIds": []})  # fmt: skip
+
+    await history.flush()
+    assert rows_naming(settings.db_path, "ada@example.com", factory.visit_id,
                        but=("audit",)) == []  # fmt: skip
 
 

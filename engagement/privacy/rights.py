@@ -24,6 +24,7 @@ from ..lifecycle.owner import Lifecycle
 from ..monitoring.ingest import Ingestor, now_ms
 from ..notifications.hub import PushHub
 from ..throttle import ForgetsKeys, RateLimiter
+from ..visits.identity import identity_id_of
 from ..visits.registry import VisitRegistry
 from .cluster import SharedErasure
 from .links import LinkTokens
@@ -190,6 +191,7 @@ class VisitorRights:
         """Delete everything held about the subject, live state first (so nothing is queued
         again), then every stored row; what was removed, counted."""
         started = now_ms()
+        known = self._live_identities(subject.visit_ids)
         here = await self.forget_here(subject.visit_ids, subject.global_visit_ids)
         callbacks = await self.records.rows_where({"callbacks": ("visit_id", subject.visit_ids)})
         counters = 0
@@ -197,6 +199,7 @@ class VisitorRights:
             keys = self._limit_keys(subject, _numbers(callbacks["callbacks"]))
             counters = await self.limiter.forget(keys)
         deleted = await self.records.delete_where(subject.keys())
+        deleted["identities"] += await self._drop_unlinked(known, subject.identity_ids)
         if self.shared is not None:  # after the rows: a node told to forget finds none left
             here["redisKeys"] = await self.shared.erase(subject.as_json())
         done = now_ms()
@@ -215,10 +218,33 @@ class VisitorRights:
         """Another node erased this subject: its live state leaves this node too, and the rows
         this node had queued for it (written first) are deleted again."""
         subject = Subject(word["globalVisitIDs"], word["visitIDs"], word["identityIds"])
+        known = self._live_identities(subject.visit_ids)
         await self.forget_here(subject.visit_ids, subject.global_visit_ids)
         orphans = await self._orphaned(subject.visit_ids)  # identities it had queued for them
         subject.identity_ids += [i for i in orphans if i not in subject.identity_ids]
         await self.records.delete_where(subject.keys())
+        await self._drop_unlinked(known, subject.identity_ids)
+
+    def _live_identities(self, visit_ids: Iterable[str]) -> list[str]:
+        """The identities the live visits name now. The stored links may not show them yet:
+        another node writes what it queued on its own clock, possibly after the erasing node
+        read the links and before it deleted them (the identity row would stay behind)."""
+        found = (self.registry.get(v) for v in visit_ids)
+        ids = (identity_id_of(v.user_info) for v in found if v is not None)
+        return list(dict.fromkeys(i for i in ids if i is not None))
+
+    async def _drop_unlinked(self, identity_ids: list[str], deleted: Sequence[str]) -> int:
+        """Delete those of ``identity_ids`` (not deleted already) no visit links to any more."""
+        ids = [i for i in identity_ids if i not in deleted]
+        if not ids:
+            return 0
+        linked = await self.records.rows_where({"identity_visits": ("identity_id", ids)})
+        still = set(_column(linked["identity_visits"], "identity_id"))
+        unlinked = [i for i in ids if i not in still]
+        if not unlinked:
+            return 0
+        gone = await self.records.delete_where({"identities": ("identity_id", unlinked)})
+        return gone["identities"]
 
     async def forget_here(
         self, visit_ids: list[str], global_visit_ids: list[str]
