@@ -547,7 +547,8 @@ class Lifecycle:
     def forget_visitor(self, visit_ids: Collection[str], global_visit_ids: Collection[str]) -> int:
         """A visitor's erasure: their live attempts end (``cancelled``, reason ``erased``: an
         open invitation closes), then none of their attempts stays in memory (limits,
-        cool-downs, goal windows, timers). How many attempts were forgotten."""
+        cool-downs, goal windows, timers, the strategies' schedule, the pacer). How many
+        attempts were forgotten."""
         now = self.clock()
         mine = [
             a for a in self.by_id.values()
@@ -561,6 +562,9 @@ class Lifecycle:
         for gvid in {*global_visit_ids, *(a.global_visit_id for a in mine)}:
             self.engine.ledger.by_visitor.pop(gvid, None)
             self.goals.by_visitor.pop(gvid, None)
+        self.engine.forget_visits(visit_ids)  # conditions waiting to ripen
+        if self.pacer is not None:  # lines of agent groups, invitations it follows
+            self.pacer.forget({a.attempt_id for a in mine})
         return len(mine)
 
     # -- the one place a state changes --

@@ -15,7 +15,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import logging
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, field
 
 from ..attempts import Attempt, State
@@ -147,6 +147,29 @@ class Pacer:
             if self.counters.invite(group, entry.attempt.attempt_id, p, pending.version):
                 return True
         return False
+
+    def forget(self, attempt_ids: Collection[str]) -> int:
+        """A visitor's erasure: their attempts leave the lines, and the invitations followed
+        are let go now, the counters told as for any that ended (an accepted one would count
+        against its group for ever: its attempt, forgotten by the owner, moves no more)."""
+        gone = 0
+        for group, line in list(self._lines.items()):
+            kept = [e for e in line if e.attempt.attempt_id not in attempt_ids]
+            gone += len(line) - len(kept)
+            heapq.heapify(kept)
+            if kept:
+                self._lines[group] = kept
+            else:
+                del self._lines[group]
+        for attempt_id in [i for i in self._tracked if i in attempt_ids]:
+            t = self._tracked.pop(attempt_id)
+            if not t.answered:
+                a = t.attempt
+                outcome = _answer(a, a.at(State.OFFERED) or t.released_at) or (False, None)
+                self.counters.answered(t.group, attempt_id, a.strategy, *outcome)
+            self.counters.connected(t.group, attempt_id)
+            gone += 1
+        return gone
 
     # -- following what was released --
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 import heapq
 import itertools
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
@@ -290,6 +290,17 @@ class Engine:
         self._scheduled.clear()
         self._heap.clear()
         return taken
+
+    def forget_visits(self, visit_ids: Collection[str]) -> int:
+        """A visitor's erasure: their scheduled conditions go now, not when they ripen (the
+        schedule would hold their visitIDs until then). How many."""
+        gone = [key for key in self._scheduled if key[0] in visit_ids]
+        for key in gone:
+            del self._scheduled[key]
+        if gone:
+            self._heap = [entry for entry in self._heap if entry[2] not in visit_ids]
+            heapq.heapify(self._heap)
+        return len(gone)
 
     @property
     def next_due(self) -> int | None:

@@ -104,7 +104,7 @@ class World:
         return self.owner.add(self.visit, attempt)
 
 
-def make_world(strategies: list[str] | None = None, strict: bool = True) -> World:
+def make_world(strategies: list[str | dict[str, Any]] | None = None, strict: bool = True) -> World:
     clock = Clock()
     history = MemoryHistory()
     hub = LocalHub()
