@@ -55,19 +55,30 @@
     return k || undefined;
   }
 
-  // Before the tracker's first event (its prepare()): a link token redeemed, then the
-  // globalVisitID from the engine's own HttpOnly cookie (first_party_cookie); done() after both.
-  function arrive(done) {
+  // A link token leaves the address bar as soon as this script runs (not shared, not
+  // bookmarked, not read by the page's other scripts), even while consent is awaited: it is
+  // kept here until arrive() redeems it, once.
+  var held = (function () {
     var q = new URLSearchParams(L.search),
-      token = q.get(PARAM),
-      steps = Promise.resolve();
+      token = q.get(PARAM);
     if (token) {
-      q.delete(PARAM); // out of the address bar: not shared, not bookmarked
+      q.delete(PARAM);
       try {
         w.history.replaceState(w.history.state, '', L.pathname + (q + '' ? '?' + q : '') + L.hash);
       } catch (e) {
         /* sandboxed */
       }
+    }
+    return token;
+  })();
+
+  // Before the tracker's first event (its prepare()): a link token redeemed, then the
+  // globalVisitID from the engine's own HttpOnly cookie (first_party_cookie); done() after both.
+  function arrive(done) {
+    var token = held,
+      steps = Promise.resolve();
+    held = null;
+    if (token) {
       steps = post(P.linkRedeem, {token: token}).then(function (j) {
         if (!j) return; // refused: a new visit starts
         T.continueVisit(j.visitID, j.globalVisitID);

@@ -13,9 +13,10 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
+from engagement.app import create_app
 from engagement.settings import Settings
 
-from .conftest import Api, eventually, get_ids, page_ids, wait_for_visit
+from .conftest import API_KEY, Api, eventually, get_ids, page_ids, wait_for_visit
 
 pytestmark = pytest.mark.browser
 
@@ -158,3 +159,28 @@ async def test_a_chat_session_saved_on_one_domain_is_restored_on_the_other(
     assert restored is not None
     assert json.loads(restored) == widgets_session
     assert await page.evaluate("() => localStorage.getItem('_eng_key')") == key
+
+
+async def test_with_consent_mode_the_token_leaves_the_address_bar_before_consent_there(
+    aiohttp_server: Any, aiohttp_client: Any, engine_settings: Settings,
+    two_domains_browser: Browser,
+):  # fmt: skip
+    """Consent is asked on each domain: the token waits for it, in memory only (a URL copied
+    or read by the page's other scripts meanwhile carries none), then the visit goes on."""
+    engine: TestServer = await aiohttp_server(create_app(engine_settings.model_copy(
+        update={"consent_mode": True})))  # fmt: skip
+    api: Api = await aiohttp_client(engine, headers={"X-API-Key": API_KEY})
+    page = await (await two_domains_browser.new_context()).new_page()
+    await page.goto(on("shop.test", engine, "products.html"))
+    await page.evaluate("() => _gt.push(['consent', {analytics: true, engagement: true}])")
+    ids = await entered(api, page)
+    followed: list[str] = []
+    page.on("request", lambda r: followed.append(r.url) if "_eng_link=" in r.url else None)
+
+    await link_to(page, on("shop-pay.test", engine, "pricing.html"))
+
+    await page.wait_for_url(on("shop-pay.test", engine, "pricing.html"))  # before consent there
+    assert len(followed) == 1
+    await page.evaluate("() => _gt.push(['consent', {analytics: true, engagement: true}])")
+    there = await entered(api, page)
+    assert (there["visitID"], there["globalVisitID"]) == (ids["visitID"], ids["globalVisitID"])

@@ -3,7 +3,9 @@
  * globalVisitID comes from the engine's own HttpOnly cookie: then prepare() has crossdomain.js
  * redeem the token (same visitID and globalVisitID; refused, a new visit starts) and ask for
  * the cookie, waiting at most CFG.prepareWaitMs before the first event; commands pushed
- * meanwhile wait too. crossdomain.js also decorates links and keeps Widgets' chat session. */
+ * meanwhile wait too. Once crossdomain.js is there (pages of linked domains load it even before
+ * consent, and it takes a token out of the address bar at once), it is always asked.
+ * crossdomain.js also decorates links and keeps Widgets' chat session. */
 /* global L, PFX, guard, loadScript, mayEngage, mayStore, run */
 /* exported LINK_PARAM, crossdomain, crossdomainReady, prepare, pushed */
 var LINK_PARAM = PFX + 'link',
@@ -16,7 +18,8 @@ function prepare(then) {
   // run then() once a link's visit and the engine's cookie are known
   var once = 0,
     token = new URLSearchParams(L.search).has(LINK_PARAM);
-  if (!w.fetch || !mayEngage() || !(token || (CFG.firstPartyCookie && mayStore()))) return then();
+  if (!w.fetch || !mayEngage() || !(X || token || (CFG.firstPartyCookie && mayStore())))
+    return then();
   holding = true;
   function go() {
     if (once++) return;
