@@ -29,10 +29,6 @@ import engagement.cli as cli
 
 TICK_S = 0.002
 OUT = os.environ.get("PROBE_OUT", "probe.json")
-# An experiment, not what the engine does: gc.freeze() every this many seconds, so that full
-# collections walk only what was allocated since (SIGWINCH then unfreezes and collects, to see
-# how much garbage the frozen objects held).
-FREEZE_EVERY_S = float(os.environ.get("PROBE_FREEZE_EVERY_S", "0"))
 
 
 class Probe:
@@ -40,7 +36,6 @@ class Probe:
         self.reset()
         self._gc_started = 0.0
         self.task: asyncio.Task[None] | None = None
-        self.freezer: asyncio.Task[None] | None = None
         self.collected = 0
         self.unfrozen = 0
 
@@ -106,8 +101,6 @@ def _probed_app(*args: Any, **kwargs: Any) -> web.Application:
         loop.add_signal_handler(signal.SIGUSR1, PROBE.write)
         loop.add_signal_handler(signal.SIGUSR2, forced_full)
         loop.add_signal_handler(signal.SIGWINCH, unfrozen_full)
-        if FREEZE_EVERY_S:
-            PROBE.freezer = asyncio.create_task(freeze_often())
 
     def forced_full() -> None:
         started = time.perf_counter()
@@ -121,11 +114,6 @@ def _probed_app(*args: Any, **kwargs: Any) -> web.Application:
         PROBE.collected = gc.collect()
         PROBE.unfrozen = frozen
         PROBE.write((time.perf_counter() - started) * 1e3)
-
-    async def freeze_often() -> None:
-        while True:
-            await asyncio.sleep(FREEZE_EVERY_S)
-            gc.freeze()
 
     app.on_startup.append(start)
     return app

@@ -1,12 +1,18 @@
 """Garbage collection for a long-running server: long-lived objects out of the full passes.
 
 A full collection walks every tracked object: with 20,000 live visits and 10,000 open push
-streams that is ~900,000 objects and 0.5-1.7 s of stopped loop (bench/pauses.py). The visits'
-state, open streams and kept events live for minutes; freezing them (``gc.freeze``: moved to a
-generation no collection walks) leaves the full passes only what is younger. Frozen objects are
-still freed by reference counting when dropped (bench/pauses.py found no cyclic garbage among
-them after closing 10,000 streams); a cycle frozen while alive and dropped later would wait for
-the next thaw, when everything is collectable again once.
+streams that is ~900,000 objects and 0.5-1.7 s of stopped loop (bench/pauses.py). Visits,
+open streams and kept events live for minutes; what is garbage among the young is found by the
+young generations' passes, which run many times a second and walk only what was allocated
+since. So after every generation-1 pass (young garbage already gone) the survivors are frozen
+(``gc.freeze``: moved to a generation no collection walks; O(1), a list splice). Full passes
+then walk only what survived since the last generation-1 pass, and stay short whatever the
+number of live visits.
+
+Frozen objects are still freed by reference counting when dropped (bench/pauses.py counts the
+cyclic garbage among them). A cycle frozen while alive and dropped later waits for the thaw:
+every ``THAW_EVERY_S`` everything is unfrozen and one full collection runs, the one long pass
+the process makes (its length is what bench/pauses.py prints as the forced full collection).
 """
 
 from __future__ import annotations
@@ -15,11 +21,17 @@ import asyncio
 import contextlib
 import gc
 from collections.abc import AsyncIterator
+from typing import Any
 
 from aiohttp import web
 
-FREEZE_EVERY_S = 60.0  # what lived a minute is long-lived
-THAW_EVERY_S = 3600.0  # once an hour the next full pass walks everything (cycles frozen alive)
+THAW_EVERY_S = 3600.0  # once an hour, cycles that were frozen alive are collected
+
+
+def freeze_survivors(phase: str, info: dict[str, Any]) -> None:
+    """A ``gc.callbacks`` entry: after a pass over generation 1 or 2, freeze what survived."""
+    if phase == "stop" and info["generation"] >= 1:
+        gc.freeze()
 
 
 async def freeze_startup_objects(app: web.Application) -> None:
@@ -29,23 +41,26 @@ async def freeze_startup_objects(app: web.Application) -> None:
 
 
 async def keep_long_lived_frozen(app: web.Application) -> AsyncIterator[None]:
-    """A cleanup context: freezes what lived ``FREEZE_EVERY_S``, thaws every ``THAW_EVERY_S``."""
-    task = asyncio.create_task(_freeze_periodically(FREEZE_EVERY_S, THAW_EVERY_S), name="gc")
+    """A cleanup context: survivors of young passes are frozen; all thawed every THAW_EVERY_S."""
+    gc.callbacks.append(freeze_survivors)
+    task = asyncio.create_task(_thaw_periodically(THAW_EVERY_S), name="gc-thaw")
     try:
         yield
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+        with contextlib.suppress(ValueError):
+            gc.callbacks.remove(freeze_survivors)
 
 
-async def _freeze_periodically(every_s: float, thaw_every_s: float) -> None:
-    since_thaw = 0.0
+async def _thaw_periodically(every_s: float) -> None:
     while True:
         await asyncio.sleep(every_s)
-        since_thaw += every_s
-        if since_thaw >= thaw_every_s:
-            gc.unfreeze()
-            since_thaw = 0.0
-        else:
-            gc.freeze()
+        thaw_and_collect()
+
+
+def thaw_and_collect() -> int:
+    """Unfreeze everything and collect it once (then the callback freezes the survivors)."""
+    gc.unfreeze()
+    return gc.collect()
