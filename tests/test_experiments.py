@@ -123,10 +123,7 @@ def test_assignment_is_the_same_in_another_process():
 def buffered(client: Client, factory: Factory) -> list[bytes]:
     """What the visit's pages were sent so far (buffered by the hub)."""
     stream = client.app[HUB].connect(factory.visit_id, factory.page_id, 0, now_ms())
-    frames = []
-    while not stream._queue.empty():
-        frames.append(stream._queue.get_nowait())
-    return frames
+    return list(stream.waiting())
 
 
 async def qualify(client: Client, factory: Factory) -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 import pytest
@@ -78,9 +79,9 @@ def test_a_visit_holds_at_most_its_cap_of_streams_the_oldest_closes():
     first, second, third = (hub.connect(GVID, p, 0, 1000) for p in ("P1", "P2", "P3"))
     assert hub.open_streams == 2
     assert hub.streams_dropped_total == 1
-    assert first._queue.get_nowait() == CLOSED
-    assert second._queue.empty()
-    assert third._queue.empty()
+    assert first.waiting() == (CLOSED,)
+    assert second.waiting() == ()
+    assert third.waiting() == ()
 
 
 async def test_at_the_cap_a_new_visit_gets_503_with_retry_after(
@@ -166,3 +167,21 @@ async def test_user_info_merged_across_events_stays_within_its_byte_cap(
     }
     metrics = await (await client.get(client.app.router["metrics"].url_for())).text()
     assert sample(metrics, "engagement_user_info_dropped_total") == 1
+
+
+async def test_a_stream_hands_its_frames_over_in_order_and_heartbeats_when_idle():
+    hub = LocalHub()
+    stream = hub.connect(GVID, "P1", 0, 1000)
+    assert await hub.buffered(GVID) == []  # a stream alone holds no buffer
+    assert await stream.get(0.01) is None  # nothing within the heartbeat time
+    reader = asyncio.ensure_future(stream.get(5))
+    await asyncio.sleep(0)  # the reader waits
+    hub.publish(GVID, None, "c", {"n": 1}, 1001)
+    hub.publish(GVID, "P1", "c", {"n": 2}, 1002)
+    hub.publish(GVID, "P2", "c", {"n": 3}, 1003)  # another page's
+    first = await reader
+    assert b'"n":1' in first
+    second = await stream.get(0.01)
+    assert second is not None and b'"n":2' in second
+    assert await stream.get(0.01) is None
+    assert len(await hub.buffered(GVID)) == 3

@@ -168,7 +168,7 @@ async def test_without_the_final_flush_what_was_written_comes_back(
     assert state_of(client, factory.visit_id) == before
     hub = client.app[HUB]
     stream = hub.connect(factory.visit_id, factory.page_id, 0, now_ms())
-    frame = stream._queue.get_nowait()
+    frame = stream.waiting()[0]
     assert b'"event":"written"' in frame
 
 
