@@ -173,30 +173,42 @@ def main() -> int:
         f"\n{args.duration_s:g} s of {result['notifications']:,} notifications and "
         f"{result['events']:,} events, {args.visits:,} live visits, {args.streams:,} streams:"
     )
+    print("  (wall: elapsed time; cpu: the collecting thread's CPU time, what the engine itself")
+    print("   stopped the loop for; they differ when the process waited for a shared core)")
     for gen in ("0", "1", "2"):
-        g = w["gc"][gen]
+        g, c = w["gc"][gen], w["gc_cpu"][gen]
         print(
-            f"  generation {gen} collections: {g['count']:>4}, longest {g['max_ms']:7.1f} ms, "
-            f"total {g['total_ms']:7.1f} ms"
+            f"  generation {gen} collections: {g['count']:>4}, longest {g['max_ms']:7.1f} ms wall"
+            f" / {c['max_ms']:6.1f} ms cpu, total {g['total_ms']:7.1f} ms wall"
+            f" / {c['total_ms']:7.1f} ms cpu"
         )
     print(
-        f"  longest loop stall {w['loop_stall_max_ms']:.1f} ms (p99 {w['loop_stall_p99_ms']:.2f}"
-        f" ms, {w['loop_stalls_over_10ms']} over 10 ms)"
+        f"  longest loop stall {w['loop_stall_max_ms']:.1f} ms wall (p99 "
+        f"{w['loop_stall_p99_ms']:.2f} ms, {w['loop_stalls_over_10ms']} over 10 ms); the loop's"
+        f" own CPU time in a stall: longest {w['loop_stall_cpu_max_ms']:.1f} ms (p99 "
+        f"{w['loop_stall_cpu_p99_ms']:.2f} ms, {w['loop_stalls_cpu_over_10ms']} over 10 ms)"
     )
     print(
-        f"  a full collection forced after the window: {f['forced_full_ms']:.1f} ms "
+        f"  a full collection forced after the window: {f['forced_full_ms']:.1f} ms wall, "
+        f"{f['forced_full_cpu_ms']:.1f} ms cpu "
         f"({f['tracked_objects']:,} tracked objects, {f['frozen_objects']:,} frozen, "
         f"thresholds {tuple(f['thresholds'])})"
     )
     c = result["after_close"]
     print(
         f"  after closing the streams: unfrozen {c['unfrozen']:,} objects, a full collection "
-        f"took {c['forced_full_ms']:.1f} ms and freed {c['collected']:,} unreachable objects"
+        f"took {c['forced_full_ms']:.1f} ms wall ({c['forced_full_cpu_ms']:.1f} ms cpu) "
+        f"and freed {c['collected']:,} unreachable objects"
         + " (cycles the engine froze alive: its hourly thaw frees them)"
     )
     print("  tracked objects by type: " + ", ".join(f"{k} {n:,}" for k, n in f["tracked_by_type"]))
-    worst = max(w["loop_stall_max_ms"], w["gc"]["2"]["max_ms"])
-    print(f"  goal: under {GOAL_MS:g} ms: {'met' if worst < GOAL_MS else 'NOT met'}")
+    worst = max(w["loop_stall_max_ms"], *(w["gc"][g]["max_ms"] for g in "012"))
+    own = max(w["loop_stall_cpu_max_ms"], *(w["gc_cpu"][g]["max_ms"] for g in "012"))
+    print(
+        f"  goal: under {GOAL_MS:g} ms: wall {worst:.1f} ms: "
+        f"{'met' if worst < GOAL_MS else 'NOT met'}"
+        f"; the engine's own (cpu) {own:.1f} ms: {'met' if own < GOAL_MS else 'NOT met'}"
+    )
     if args.json:
         args.json.write_text(json.dumps(result, indent=2))
     shutil.rmtree(tmp, ignore_errors=True)
