@@ -182,6 +182,7 @@ async def test_a_stream_hands_its_frames_over_in_order_and_heartbeats_when_idle(
     first = await reader
     assert b'"n":1' in first
     second = await stream.get(0.01)
-    assert second is not None and b'"n":2' in second
+    assert second is not None
+    assert b'"n":2' in second
     assert await stream.get(0.01) is None
     assert len(await hub.buffered(GVID)) == 3
