@@ -64,6 +64,10 @@ DESKTOP_LINK_TTL_S = 300  # a signed visit-view link: long enough to open, too s
 PACED_WAIT_S = 120  # a paced visitor waits in line this long; most have left the page by then
 ACCEPTED_EXPIRATION_S = 120  # accepted, never launched (tab closed, Widgets absent): failed
 CHAT_MAX_DURATION_S = 3600  # a launched chat with no news of its end for this long: completed
+CALLBACK_GIVE_UP_S = 86_400  # a callback a day late helps nobody: recorded as failed
+# A callback request queued in the outbox: its attempt waits past the outbox's give-up, for its
+# last try (at most a minute after) and GMS's answer to it.
+CALLBACK_QUEUED_S = CALLBACK_GIVE_UP_S + 600
 GMS_TIMEOUT_S = 10  # a GMS request not answered by then is retried (never while in flight)
 LINK_TOKEN_TTL_S = 120  # a link is followed within seconds; a token in a saved URL soon dies
 CHAT_SESSION_MAX_BYTES = 16 * 1024  # Widgets' session data is a few IDs and flags

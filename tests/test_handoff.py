@@ -221,15 +221,50 @@ async def test_gms_down_then_back(
     double = gms[0]
     double.mode = "down"
     attempt_id = await accepted_attempt(client, factory, "WantCall")
-    assert (await send_callback(client, factory, attempt_id)).status == 202
-    await until(lambda: _count(double, 1))
+    r = await send_callback(client, factory, attempt_id)
+    assert r.status == 202, await r.text()
     outbox = client.app[OUTBOX]
+    request_id = (await r.json())["requestID"]
+    await until(lambda: _retry_planned(outbox, request_id))
     assert await outbox.pending() == 1
     double.mode = "up"
     await outbox.deliver_due(now_ms() + 120_000)  # the next retry, without waiting for it
     assert [r["mode"] for r in double.requests] == ["down", "up"]
     assert await outbox.pending() == 0
     await until(lambda: _completed(client, factory))
+
+
+async def test_a_callback_gms_takes_late_is_completed_not_expired(
+    client: Client, factory: Factory, gms: tuple[GMSDouble, TestServer]
+):
+    """GMS down for longer than accepted_expiration_s (120 s): the request waits in the outbox
+    (up to a day), and its attempt waits with it instead of failing as never launched."""
+    double = gms[0]
+    double.mode = "down"
+    attempt_id = await accepted_attempt(client, factory, "WantCall")
+    r = await send_callback(client, factory, attempt_id)
+    assert r.status == 202, await r.text()
+    lifecycle, outbox = client.app[LIFECYCLE], client.app[OUTBOX]
+    request_id = (await r.json())["requestID"]
+    await until(lambda: _retry_planned(outbox, request_id))
+    hour_later = now_ms() + 3_600_000
+    lifecycle.expire_due(hour_later)  # GMS still down an hour later
+    assert (await attempt_of(client, factory))["state"] == "accepted"
+
+    double.mode = "up"
+    await outbox.deliver_due(hour_later)
+    await until(lambda: _completed(client, factory))
+    attempt = await attempt_of(client, factory)
+    assert [(t["state"], t["reason"]) for t in attempt["transitions"][-2:]] == [
+        ("accepted", "callback requested"),
+        ("completed", f"GMS callback gms-{len(double.requests)}"),
+    ]
+
+
+async def _retry_planned(outbox: Any, request_id: str) -> bool:
+    """GMS refused the first try, and the outbox has planned the next (the row let go)."""
+    row = await outbox.get(request_id)
+    return row is not None and row["tries"] >= 1 and row["claimed_until"] == 0
 
 
 async def _count(double: GMSDouble, n: int) -> bool:

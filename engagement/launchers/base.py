@@ -30,6 +30,8 @@ class Outcomes(Protocol):
 
     def record(self, attempt: Attempt, **handoff: Any) -> None: ...
 
+    def queued(self, attempt: Attempt, **handoff: Any) -> None: ...
+
 
 class Launcher(Protocol):
     name: str  # e.g. "widgets_chat"

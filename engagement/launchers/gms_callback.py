@@ -70,7 +70,7 @@ class GMSCallback:
 
     async def _store(self, attempt: Attempt, service: str, form: dict[str, str], when: str) -> str:
         request_id = await self.outbox.enqueue(attempt.attempt_id, attempt.visit_id, service, form)
-        self.outcomes.record(attempt, requestID=request_id, desiredTime=when, service=service)
+        self.outcomes.queued(attempt, requestID=request_id, desiredTime=when, service=service)
         return request_id
 
     def delivered(self, delivery: Delivery) -> None:

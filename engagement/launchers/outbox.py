@@ -46,7 +46,7 @@ RETRY_MAX_S = 60.0  # GMS down for long: try once a minute
 # node's due, since a node killed after storing a request (or during its backoff) never wakes
 # the others; one small query per node and period.
 SHARED_POLL_S = 2.0
-GIVE_UP_AFTER_S = 86_400  # a callback a day late helps nobody: recorded as failed
+GIVE_UP_AFTER_S = C.CALLBACK_GIVE_UP_S
 IDEMPOTENCY_FIELD = "_engagement_request_id"
 
 

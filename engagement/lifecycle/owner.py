@@ -40,6 +40,7 @@ CATCH_UP_RETRIES = 5  # an attempt another node offered, looked for this often .
 CATCH_UP_RETRY_S = 0.02  # ... this far apart (its write to Redis is on its way)
 INVITE_CHANNEL = "gpe.invite"
 CLOSE_INVITE_CHANNEL = "gpe.closeInvite"
+QUEUED_AT = "queuedAt"  # in an attempt's handoff: when its request was queued (see ``queued``)
 
 
 class AttemptStore(Protocol):
@@ -110,6 +111,7 @@ class Timeouts:
     offered_s: float = C.ENGAGEMENT_EXPIRATION_S  # offered, never shown nor answered
     accepted_s: float = C.ACCEPTED_EXPIRATION_S  # accepted, never launched: failed
     launched_s: float = C.CHAT_MAX_DURATION_S  # launched, no news of its end: completed
+    queued_s: float = C.CALLBACK_QUEUED_S  # accepted, its request queued (GMS down): failed
     form_s: float = C.REGISTRATION_FORM_EXPIRATION_S  # the visitor fills the invitation's form
     shown_grace_s: float = C.SHOWN_GRACE_S  # after the page's own timeout of a shown invitation
 
@@ -430,6 +432,15 @@ class Lifecycle:
         self._move(attempt, State.LAUNCHED, now, reason)
         self._expect(attempt, now + _ms(self.timeouts.launched_s))
 
+    def queued(self, attempt: Attempt, **handoff: Any) -> None:
+        """The medium stored the request to deliver it later (a callback in the outbox, retried
+        while GMS is down): recorded, and the accepted attempt waits for that delivery's answer
+        (``queued_s``, past the outbox's own give-up) instead of ``accepted_s``."""
+        now = self.clock()
+        self.record(attempt, **handoff, **{QUEUED_AT: now})
+        if attempt.state is State.ACCEPTED:
+            self._expect(attempt, now + _ms(self.timeouts.queued_s))
+
     def failed(self, attempt: Attempt, reason: str) -> None:
         self._move(attempt, State.FAILED, self.clock(), reason)
 
@@ -449,7 +460,10 @@ class Lifecycle:
         """A live attempt past its deadline ends: unanswered, never launched, or silent."""
         now = self.clock() if now is None else now
         state = attempt.state
-        if state is State.ACCEPTED:
+        if state is State.ACCEPTED and QUEUED_AT in attempt.handoff:
+            seconds = self.timeouts.queued_s
+            self._move(attempt, State.FAILED, now, f"queued, never delivered in {seconds:g} s")
+        elif state is State.ACCEPTED:
             seconds = self.timeouts.accepted_s
             self._move(attempt, State.FAILED, now, f"accepted, never launched in {seconds:g} s")
         elif state is State.LAUNCHED:
@@ -485,7 +499,7 @@ class Lifecycle:
         now = self.clock()
         for attempt in visit.attempts:
             if attempt.live:
-                self._expect(attempt, now + _ms(self._timeout_of(attempt.state)))
+                self._expect(attempt, now + _ms(self._timeout_of(attempt)))
 
     def adopt(self, copy: Attempt) -> None:
         """Several nodes: another node recorded or moved this attempt; this node's copy
@@ -523,7 +537,7 @@ class Lifecycle:
             self.engine.ledger.add(attempt)
             self.by_id[attempt.attempt_id] = attempt
             if attempt.live:
-                self._expect(attempt, now + _ms(self._timeout_of(attempt.state)))
+                self._expect(attempt, now + _ms(self._timeout_of(attempt)))
 
     def resume(self, attempts: Iterable[Attempt], now: int) -> None:
         """After a restart: unanswered attempts of the visits taken back get their timers
@@ -607,9 +621,12 @@ class Lifecycle:
         self._deadline_of[attempt.attempt_id] = seq
         heapq.heappush(self._deadlines, (deadline_ms, seq, attempt, attempt.state))
 
-    def _timeout_of(self, state: State) -> float:
+    def _timeout_of(self, attempt: Attempt) -> float:
+        state = attempt.state
         if state is State.ACCEPTED:
-            return self.timeouts.accepted_s
+            return (
+                self.timeouts.queued_s if QUEUED_AT in attempt.handoff else self.timeouts.accepted_s
+            )
         if state is State.LAUNCHED:
             return self.timeouts.launched_s
         return self.timeouts.offered_s

@@ -18,7 +18,13 @@ from engagement.visits.registry import VisitRegistry
 from tests.strategy.helpers import T0, NoFeed, VisitBuilder, enter, start, strategy
 
 TIMEOUTS = Timeouts(
-    detected_s=30, offered_s=30, accepted_s=120, launched_s=3600, form_s=120, shown_grace_s=5
+    detected_s=30,
+    offered_s=30,
+    accepted_s=120,
+    launched_s=3600,
+    queued_s=1000,
+    form_s=120,
+    shown_grace_s=5,
 )
 
 

@@ -91,6 +91,42 @@ async def test_strict_mode_never_holds_a_visit_for_ever():
         assert not world.engine.busy(world.visit)
 
 
+async def test_an_accepted_attempt_whose_request_is_queued_waits_for_its_delivery(
+    world: World,
+):
+    """A callback stored in the outbox while GMS is down: not failed at accepted_s; failed at
+    queued_s if no delivery's answer ever came (the outbox gives up before)."""
+    attempt = world.new_attempt()
+    for second, code in enumerate(REACH[State.ACCEPTED], start=1):
+        world.clock.at(second)
+        await world.owner.page_reported(attempt, code)
+    world.clock.at(3)
+    world.owner.queued(attempt, requestID="R1")
+    handoff = {"requestID": "R1", "queuedAt": ms(3)}
+    world.owner.tick(world.clock.at(1002.999))
+    assert attempt.as_json() == record(attempt.attempt_id, REACHED[State.ACCEPTED], **handoff)
+    world.owner.tick(world.clock.at(1003))
+    ended = ("failed", 1003, "queued, never delivered in 1000 s")
+    assert attempt.as_json() == record(
+        attempt.attempt_id, [*REACHED[State.ACCEPTED], ended], **handoff
+    )
+
+
+async def test_after_a_restart_a_queued_attempt_still_waits_for_its_delivery(world: World):
+    attempt = world.new_attempt()
+    for second, code in enumerate(REACH[State.ACCEPTED], start=1):
+        world.clock.at(second)
+        await world.owner.page_reported(attempt, code)
+    world.owner.queued(attempt, requestID="R1")
+    restarted = make_world()
+    restarted.clock.at(10)
+    restarted.owner.load_ledger([attempt])
+    restarted.owner.tick(restarted.clock.at(10 + TIMEOUTS.accepted_s + 1))
+    assert attempt.state is State.ACCEPTED
+    restarted.owner.tick(restarted.clock.at(10 + TIMEOUTS.queued_s))
+    assert attempt.transitions[-1] == ("failed", ms(1010), "queued, never delivered in 1000 s")
+
+
 NEVER_OFFERED = [
     # An outside decision-maker that never answers engage / noengage.
     ("{name: ask-crm, decide: external, when: {event: WantChat}, limits: {per_visit: 10}}",
