@@ -325,6 +325,28 @@ async def test_accepted_callback_reaches_gms_with_the_exact_form(
     }
 
 
+@pytest.mark.parametrize(
+    "strategies",
+    [CALLBACK.replace("    offer:", "    limits: {per_visit: 5}\n    offer:")],
+    ids=["callback-5/visit"],
+)
+async def test_a_callback_gms_took_starts_its_cool_down(
+    engine: TestServer, api: Api, browser: Browser, gms: tuple[GMSDouble, TestServer]
+):
+    page, ids = await shopper(browser, engine)
+    await invited(page)
+    await expect(await ask_callback(page, "+33 1 23 45 67 89")).to_contain_text(CONFIRMED)
+    taken = await attempt_in(api, ids["visitID"], "completed")  # GMS took it
+    assert taken["handoff"]["gmsID"] == "gms-1"
+
+    await page.locator(EXPENSIVE).dispatch_event("click")  # the same cart, once more
+    visit = await wait_for_visit(api, ids["visitID"], lambda v: bool(v["heldBack"]))
+    assert [(h["strategy"], h["reason"]) for h in visit["heldBack"]] == [
+        ("big-cart-callback", "limit cooldown_after_callback")
+    ]
+    assert [a["attemptID"] for a in visit["attempts"]] == [taken["attemptID"]]
+
+
 @pytest.mark.parametrize("strategies", [CALLBACK], ids=["callback"])
 async def test_callback_asked_while_gms_is_down_is_delivered_after_recovery(
     engine: TestServer, api: Api, browser: Browser, gms: tuple[GMSDouble, TestServer]
