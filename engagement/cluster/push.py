@@ -214,6 +214,8 @@ class RedisHub:
         """A visitor's erasure: the Redis buffer goes, and every node ends the visit's streams
         (told on its channel); the streams closed here."""
         client = self.link.client
+        with contextlib.suppress(PushUnavailable):  # publications queued (a closing invitation)
+            await self.sent()  # land first: written after the delete, they would bring it back
         await self.link.run(client.delete(*keys_of(visit_id)))
         await self.link.run(client.publish(channel_of(visit_id), f"0 0 {self.node} {FORGET}\n"))
         return self._end(visit_id)

@@ -20,6 +20,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from ..cluster.attempts import visitor_keys
 from ..cluster.claims import DEADLINES_KEY
 from ..cluster.dues import SCHEDULE_KEY
 from ..cluster.redis import RedisLink, shared_key, visit_key
@@ -32,14 +33,23 @@ SUBJECT_KEYS = ("globalVisitIDs", "visitIDs", "identityIds")
 RESUBSCRIBE_S = 1.0  # after a lost connection: Redis restarted, or the network blinked
 
 Told = Callable[[dict[str, list[str]]], Awaitable[object]]
+Drain = Callable[[], Awaitable[None]]
+
+
+def _visitor_keys(global_visit_ids: Sequence[str]) -> list[str]:
+    return [key for gvid in global_visit_ids for key in visitor_keys(gvid)]
 
 
 class SharedErasure:
-    def __init__(self, link: RedisLink) -> None:
+    def __init__(self, link: RedisLink, drain: Drain | None = None) -> None:
         self.link = link
-        self.told = 0  # erasures heard from other nodes, for tests and logs
+        self.drain = drain  # this node's writes to Redis not yet landed
+        self.told = 0  # erasures heard on the channel (this node's own too), for tests and logs
+        self.finished = 0  # ... and done here: memory, rows, the keys this node wrote since
 
-    async def keys_of(self, visit_ids: Sequence[str]) -> list[str]:
+    async def keys_of(
+        self, visit_ids: Sequence[str], global_visit_ids: Sequence[str] = ()
+    ) -> list[str]:
         """The visitor's keys, and their members of the shared schedules (an export)."""
         client, found = self.link.client, []
         for visit_id in visit_ids:
@@ -49,12 +59,23 @@ class SharedErasure:
                     f"{schedule} {m.decode()}"
                     async for m, _ in client.zscan_iter(schedule, match=f"{visit_id} *")
                 ]
-        return found
+        return found + [k for k in _visitor_keys(global_visit_ids) if await client.exists(k)]
 
     async def erase(self, subject: dict[str, list[str]]) -> int:
         """Delete the visitor's keys and schedule members; tell every node. How many."""
-        client, removed, visit_ids = self.link.client, 0, subject["visitIDs"]
-        for visit_id in visit_ids:
+        removed = await self.sweep(subject)
+        await self.link.run(self.link.client.publish(CHANNEL, json.dumps(subject)))
+        return removed
+
+    async def sweep(self, subject: dict[str, list[str]]) -> int:
+        """Delete the visitor's keys (their visits' and the visitor's own attempts across
+        visits) and schedule members, once this node's writes for them have landed (cancelling
+        their attempts writes; landing after the delete, those writes would bring keys back).
+        Every node does it when told, after its own writes. How many."""
+        if self.drain is not None:
+            await self.drain()
+        client, removed = self.link.client, 0
+        for visit_id in subject["visitIDs"]:
             keys = [k async for k in client.scan_iter(match=visit_key(visit_id, "*"))]
             if keys:
                 removed += int(await self.link.run(client.delete(*keys)))
@@ -62,7 +83,9 @@ class SharedErasure:
                 members = [m async for m, _ in client.zscan_iter(schedule, match=f"{visit_id} *")]
                 if members:
                     removed += int(await self.link.run(client.zrem(schedule, *members)))
-        await self.link.run(client.publish(CHANNEL, json.dumps(subject)))
+        visitors = _visitor_keys(subject["globalVisitIDs"])
+        if visitors:
+            removed += int(await self.link.run(client.delete(*visitors)))
         return removed
 
     async def listen(self, told: Told) -> None:
@@ -87,6 +110,8 @@ class SharedErasure:
                         raise
                     except Exception:  # the store failed: this node's copy stays; say so
                         log.exception("erasure told by another node could not finish here")
+                    else:
+                        self.finished += 1
             except (RedisError, OSError) as exc:
                 current = asyncio.current_task()
                 if current is not None and current.cancelling():

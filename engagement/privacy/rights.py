@@ -160,7 +160,11 @@ class VisitorRights:
             counted = await self.limiter.counted(self._limit_keys(subject, numbers))
         mine = set(subject.visit_ids)
         buffers = {v: await self.hub.buffered(v) for v in subject.visit_ids}
-        redis = await self.shared.keys_of(subject.visit_ids) if self.shared is not None else []
+        redis = (
+            await self.shared.keys_of(subject.visit_ids, subject.global_visit_ids)
+            if self.shared is not None
+            else []
+        )
         tokens = await self.links.of_visits(subject.visit_ids)
         return {
             "subject": subject.as_json(),
@@ -224,6 +228,8 @@ class VisitorRights:
         subject.identity_ids += [i for i in orphans if i not in subject.identity_ids]
         await self.records.delete_where(subject.keys())
         await self._drop_unlinked(known, subject.identity_ids)
+        if self.shared is not None:  # what this node wrote for them before it was told
+            await self.shared.sweep(word)
 
     def _live_identities(self, visit_ids: Iterable[str]) -> list[str]:
         """The identities the live visits name now. The stored links may not show them yet:

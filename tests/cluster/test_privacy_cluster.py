@@ -11,10 +11,11 @@ from typing import Any
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
-from engagement.api.state import HISTORY, REGISTRY
+from engagement.api.state import HISTORY, LIFECYCLE, REGISTRY
+from engagement.api.visitors import RIGHTS
 
-from ..conftest import AUTH, Factory, post_events, url
-from ..test_privacy_rights import every_postgres_row
+from ..conftest import AUTH, SITE, Factory, new_id, post_events, url
+from ..test_privacy_rights import every_postgres_row, full_visitor
 
 Client = TestClient[Any, Any]
 MakeNode = Callable[..., Awaitable[Client]]
@@ -93,3 +94,76 @@ async def test_a_link_token_issued_on_one_node_is_redeemed_on_the_other_once(
     assert (await r.json())["visitID"] == visitor.visit_id
     again = await a.post(url(a, "link-redeem"), json={"token": token}, headers={"Origin": pay})
     assert again.status == 409, await again.text()
+
+
+async def redis_holding(redis_url: str, *needles: str) -> list[str]:
+    """Every key whose name, or whose content (any type), holds one of ``needles``."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        found = []
+        async for key in client.scan_iter():
+            kind = (await client.type(key)).decode()
+            if kind == "string":
+                content: Any = await client.get(key)
+            elif kind == "hash":
+                content = await client.hgetall(key)
+            elif kind == "list":
+                content = await client.lrange(key, 0, -1)
+            elif kind == "set":
+                content = await client.smembers(key)
+            elif kind == "zset":
+                content = await client.zrange(key, 0, -1)
+            elif kind == "stream":
+                content = await client.xrange(key)
+            else:
+                content = kind
+            text = f"{key.decode()} {content!r}"
+            if any(n in text for n in needles):
+                found.append(text[:300])
+        return found
+    finally:
+        await client.aclose()
+
+
+async def test_erasing_a_full_visitor_on_the_other_node_leaves_no_key_value_row_or_memory(
+    make_node: MakeNode, redis_url: str, database_url: str
+):
+    """A visitor who left something everywhere (an offered invitation and its push message, a
+    conversion, a callback request and the limits counting it, a link token, a chat session)
+    on node a, erased on node b: no Redis key names them nor holds them in its value."""
+    shop = "http://www.shop.test"
+    domains = {"linked_domains": ["shop.test"], "allowed_origins": [shop, SITE]}
+    a = await make_node("a", redis_url, **domains)
+    b = await make_node("b", redis_url, **domains)
+    visitor = Factory()
+    await full_visitor(a, visitor)
+    ids = {"visitID": visitor.visit_id, "globalVisitID": visitor.global_visit_id}
+    r = await a.post(url(a, "link-issue"), json=ids, headers={"Origin": shop})
+    assert r.status == 200, await r.text()
+    saved = {**ids, "key": new_id(), "data": {"sessionId": "S-1"}}
+    r = await a.post(url(a, "chat-session-save"), json=saved, headers={"Origin": shop})
+    assert r.status == 200, await r.text()
+    needles = (visitor.visit_id, visitor.global_visit_id, "ada@example.com", "+33123456789")
+    assert await redis_holding(redis_url, *needles) != []
+
+    r = await b.delete(url(b, "visitor-erase", globalVisitID=visitor.global_visit_id),
+                       headers=AUTH)  # fmt: skip
+
+    assert r.status == 200, await r.text()
+    deadline = time.monotonic() + DEADLINE_S
+    told = a.app[RIGHTS].shared
+    assert told is not None
+    for _ in iter(lambda: time.monotonic() < deadline, False):  # until done, or the deadline
+        if told.finished:
+            break
+        await asyncio.sleep(0.02)
+    assert told.finished == 1
+    assert await redis_holding(redis_url, *needles) == []
+    assert a.app[REGISTRY].get(visitor.visit_id) is None
+    assert a.app[LIFECYCLE].by_id == {}
+    for node in (a, b):
+        await node.app[HISTORY].flush()
+    rows = await every_postgres_row(database_url)
+    left = [f"{t}: {row!r}" for t, found in rows.items() if t != "audit" for row in found
+            if any(n in repr(row) for n in needles)]  # fmt: skip
+    assert left == []
