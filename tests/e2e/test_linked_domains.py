@@ -13,9 +13,13 @@ import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Browser, Page, expect
 
+from engagement.api.linking import LINKS
 from engagement.app import create_app
+from engagement.monitoring.ingest import now_ms
+from engagement.privacy.links import Link
 from engagement.settings import Settings
 
+from ..conftest import url
 from .conftest import API_KEY, Api, eventually, get_ids, page_ids, wait_for_visit
 
 pytestmark = pytest.mark.browser
@@ -40,7 +44,9 @@ def engine_settings(engine_settings: Settings) -> Settings:
     return engine_settings.model_copy(update={
         "invites_dir": ROOT / "invites",
         "linked_domains": ["shop.test", "shop-pay.test"],
-        "allowed_origins": ["http://www.shop.test:*", "http://www.shop-pay.test:*"],
+        # 127.0.0.1: an allowed site on no linked domain
+        "allowed_origins": ["http://www.shop.test:*", "http://www.shop-pay.test:*",
+                            "http://127.0.0.1:*"],
     })  # fmt: skip
 
 
@@ -126,6 +132,32 @@ async def test_a_forged_token_starts_a_new_visit(
     ids = await entered(api, page)
     visit = await wait_for_visit(api, ids["visitID"], lambda v: v["live"])
     assert [e["eventName"] for e in visit["events"]][:1] == ["VisitStarted"]
+
+
+@pytest.mark.parametrize("case", ["expired", "not a linked domain"])
+async def test_an_expired_token_or_one_on_a_domain_not_linked_starts_a_new_visit(
+    engine: TestServer, api: Api, two_domains_browser: Browser, case: str
+):
+    page = await (await two_domains_browser.new_context()).new_page()
+    await page.goto(on("shop.test", engine, "products.html"))
+    ids = await entered(api, page)
+    link = Link(ids["visitID"], ids["globalVisitID"], None, f"http://www.shop.test:{engine.port}")
+    issued_ms = now_ms() - 3_600_000 if case == "expired" else now_ms()
+    token, _ = await engine.app[LINKS].issue(link, issued_ms)
+    there = "http://127.0.0.1:{}/demo/pricing.html" if case != "expired" else None
+    address = (there or on("shop-pay.test", engine, "pricing.html")).format(engine.port)
+
+    other = await (await two_domains_browser.new_context()).new_page()
+    await other.goto(f"{address}?_eng_link={token}")
+
+    arrived = await entered(api, other)
+    assert arrived["visitID"] != ids["visitID"]
+    assert arrived["globalVisitID"] != ids["globalVisitID"]
+    assert "_eng_link" not in other.url
+    if case != "expired":  # refused for the page's domain, the token was not used up
+        pay = f"http://www.shop-pay.test:{engine.port}"
+        r = await api.post(url(api, "link-redeem"), json={"token": token}, headers={"Origin": pay})
+        assert r.status == 200, await r.text()
 
 
 CHAT_SESSION = """() => new Promise(resolve => _gt.push(['chatSession', resolve]))"""
