@@ -20,8 +20,10 @@ from .parsing import parse_query
 RIGHTS = web.AppKey("visitor_rights", VisitorRights)
 ERASURE_NOTE = (
     "erased on this node, in the shared store and in Redis when this answer was sent; other "
-    "nodes, told over Redis, drop it from memory and delete what they had queued within a "
-    "pub/sub round trip and one write (a node cut from Redis: within visit_timeout_s)"
+    "nodes, told over Redis, drop it from memory and delete what they had queued or written "
+    "since within a pub/sub round trip and a few writes (a node cut from Redis meanwhile is "
+    "not told: erase again once every node is ready and visit_timeout_s has passed); systems "
+    "the engine handed data to (GMS, chat, webhooks) keep theirs"
 )
 
 ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]
