@@ -191,6 +191,21 @@ async def test_a_node_told_of_an_erasure_deletes_the_identity_its_live_visit_nam
                        but=("audit",)) == []  # fmt: skip
 
 
+async def test_a_node_told_of_an_erasure_also_forgets_a_visit_of_the_browser_only_it_knew(
+    client: TestClient[Any, Any], factory: Factory, settings: Settings
+):
+    """The erasing node found the browser's visits in the store; one started here moments
+    before had no row yet. This node, told the globalVisitID, finds it in its memory."""
+    await post_events(client, factory.start())
+
+    await client.app[RIGHTS].told({"globalVisitIDs": [factory.global_visit_id],
+                                   "visitIDs": [], "identityIds": []})  # fmt: skip
+
+    assert client.app[REGISTRY].get(factory.visit_id) is None
+    await client.app[HISTORY].flush()
+    assert rows_naming(settings.db_path, factory.visit_id, but=("audit",)) == []
+
+
 async def test_erasure_by_identity_reaches_every_browser_it_used(client, settings):
     laptop, phone, stranger = Factory(), Factory(), Factory()
     for browser in (laptop, phone):

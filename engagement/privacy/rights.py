@@ -222,6 +222,12 @@ class VisitorRights:
         """Another node erased this subject: its live state leaves this node too, and the rows
         this node had queued for it (written first) are deleted again."""
         subject = Subject(word["globalVisitIDs"], word["visitIDs"], word["identityIds"])
+        gvids, named = set(subject.global_visit_ids), set(subject.visit_ids)
+        subject.visit_ids += [  # a visit started here may have had no row when it was erased
+            v.visit_id
+            for v in self.registry
+            if v.global_visit_id in gvids and v.visit_id not in named
+        ]
         known = self._live_identities(subject.visit_ids)
         await self.forget_here(subject.visit_ids, subject.global_visit_ids)
         orphans = await self._orphaned(subject.visit_ids)  # identities it had queued for them
@@ -229,7 +235,7 @@ class VisitorRights:
         await self.records.delete_where(subject.keys())
         await self._drop_unlinked(known, subject.identity_ids)
         if self.shared is not None:  # what this node wrote for them before it was told
-            await self.shared.sweep(word)
+            await self.shared.sweep(subject.as_json())
 
     def _live_identities(self, visit_ids: Iterable[str]) -> list[str]:
         """The identities the live visits name now. The stored links may not show them yet:
