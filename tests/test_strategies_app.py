@@ -322,3 +322,17 @@ async def test_engage_names_only_a_template_in_invites(client: Client, invite: s
         await client.get(url(client, "visit", visitID=factory.visit_id), headers=AUTH)
     ).json()
     assert visit["attempts"] == []
+
+
+async def test_engage_naming_no_template_says_so_even_when_the_visit_is_busy(client: Client):
+    factory = Factory()
+    await post_events(client, factory.start())
+    engage = client.app.router["engage"].url_for()
+    profile = {"visitID": factory.visit_id, "invite": "chat.html", "media": "chat"}
+    r = await client.post(engage, json={"ixnProfile": profile}, headers=AUTH)
+    assert r.status == 200, await r.text()
+    r = await client.post(
+        engage, json={"ixnProfile": {**profile, "invite": "chatt.html"}}, headers=AUTH
+    )
+    assert r.status == 404, await r.text()
+    assert (await r.json())["details"] == [{"field": "ixnProfile.invite", "message": "unknown"}]

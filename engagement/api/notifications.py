@@ -240,15 +240,15 @@ async def engage(request: web.Request) -> web.StreamResponse:
                 details=[{"field": "ixnProfile.attemptID", "message": "ended"}],
             )
     else:
+        if not request.app[INVITES].exists(profile.invite or ""):  # what to fix first
+            raise NotFound(
+                f"ixnProfile.invite: no template {profile.invite!r} in invites/",
+                details=[{"field": "ixnProfile.invite", "message": "unknown"}],
+            )
         if lifecycle.engine.busy(visit):
             raise Conflict(
                 f"visit {visit.visit_id} already has a live engagement (strict mode)",
                 details=[{"field": "ixnProfile.visitID", "message": "busy"}],
-            )
-        if not request.app[INVITES].exists(profile.invite or ""):
-            raise NotFound(
-                f"ixnProfile.invite: no template {profile.invite!r} in invites/",
-                details=[{"field": "ixnProfile.invite", "message": "unknown"}],
             )
         attempt = lifecycle.new_attempt(
             visit,
