@@ -10,10 +10,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from engagement.app import create_app
 from engagement.settings import Settings, UserData
 
 from . import test_handoff as handoff
-from .conftest import SITE, Factory, post_events, url
+from .conftest import SITE, ClientFactory, Factory, post_events, url
 from .test_handoff import Client, GMSDouble, accepted_attempt, send_callback, until
 from .test_notifications import open_stream
 
@@ -134,3 +135,39 @@ async def test_gms_chat_from_the_documented_request_chat_answer(
             },
         }
     ]
+
+
+async def test_custom_webhook_carries_the_listed_fields_of_the_visit(
+    aiohttp_client: ClientFactory, aiohttp_server: Any, settings: Settings, factory: Factory
+):
+    got: list[dict[str, Any]] = []
+
+    async def sink(request: web.Request) -> web.Response:
+        got.append(await request.json())
+        return web.Response(status=204)
+
+    app = web.Application()
+    app.router.add_post("/hook", sink)
+    server: TestServer = await aiohttp_server(app)
+    hook = {"custom_webhook_url": str(server.make_url("/hook"))}
+    client = await aiohttp_client(create_app(settings.model_copy(update=hook)))
+    await known_visitor(client, factory)
+    attempt_id = await accepted_attempt(client, factory, "WantBot")
+    query = {"visitID": factory.visit_id, "pageID": factory.page_id, "code": "accepted"}
+    r = await client.get(
+        url(client, "disposition", attemptID=attempt_id), params=query, headers={"Origin": SITE}
+    )
+    assert r.status == 200, await r.text()
+
+    async def sent() -> bool:
+        return bool(got)
+
+    await until(sent)
+    assert got[0]["attachedData"] == {
+        "customerTier": "gold",
+        "customerID": "C-1",
+        "timezoneOffset": "-60",
+        "visitID": factory.visit_id,
+        "pageID": factory.page_id,
+        "webengagement": "",
+    }
