@@ -22,7 +22,7 @@ from ..privacy.links import Link, LinkRefused, LinkTokens, on_linked_domain
 from .errors import Forbidden, HTTPError, InvalidInput, NotFound
 from .origins import ORIGIN
 from .parsing import BEACON_TYPES, parse_json
-from .state import REGISTRY, SETTINGS
+from .state import INGESTOR, REGISTRY, SETTINGS
 from .throttling import GUARD
 
 LINKS = web.AppKey("link_tokens", LinkTokens)
@@ -131,6 +131,9 @@ async def post_link(request: web.Request) -> web.StreamResponse:
     _linked(request)
     body = await parse_json(request, LinkIn, BEACON_TYPES)
     visit = request.app[REGISTRY].get(body.visitID)
+    shared = request.app[INGESTOR].shared
+    if visit is None and shared is not None:  # several nodes: its events went to another
+        visit = await shared.visit(body.visitID)
     if visit is None:
         raise NotFound(
             f"visit {body.visitID} is not live",

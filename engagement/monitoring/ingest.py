@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Protocol
 
 from ..privacy.fields import FieldFilter
-from ..visits.model import Event, EventType
+from ..visits.model import Event, EventType, Visit
 from ..visits.registry import VisitRegistry
 from .models import EventIn
 
@@ -24,6 +24,8 @@ class SharedLog(Protocol):
     """Several nodes: the visits' events go through a log they share (engagement.cluster)."""
 
     async def ingest(self, batch: Sequence[EventIn]) -> tuple[list[Event], int]: ...
+
+    async def visit(self, visit_id: str) -> Visit | None: ...  # as every node logged it
 
 
 def now_ms() -> int:

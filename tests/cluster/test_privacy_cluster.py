@@ -167,3 +167,20 @@ async def test_erasing_a_full_visitor_on_the_other_node_leaves_no_key_value_row_
     left = [f"{t}: {row!r}" for t, found in rows.items() if t != "audit" for row in found
             if any(n in repr(row) for n in needles)]  # fmt: skip
     assert left == []
+
+
+async def test_a_link_token_is_issued_by_a_node_that_never_saw_the_visit(
+    make_node: MakeNode, redis_url: str
+):
+    """No sticky sessions: the page's events went to node a, its link request reaches b."""
+    shop = "http://www.shop.test"
+    domains = {"linked_domains": ["shop.test", "shop-pay.test"], "allowed_origins": [shop]}
+    a = await make_node("a", redis_url, **domains)
+    b = await make_node("b", redis_url, **domains)
+    visitor = Factory()
+    await post_events(a, visitor.start(shop + "/"), origin=shop)
+    body = {"visitID": visitor.visit_id, "globalVisitID": visitor.global_visit_id}
+
+    r = await b.post(url(b, "link-issue"), json=body, headers={"Origin": shop})
+
+    assert r.status == 200, await r.text()
