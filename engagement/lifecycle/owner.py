@@ -23,6 +23,7 @@ from .. import constants as C
 from ..attempts import Attempt, Origin, State, new_attempt_id
 from ..experiments.goals import GoalWindows
 from ..experiments.model import Conversion
+from ..launchers.base import Launcher
 from ..launchers.handoff import page_handoff
 from ..pacing.pacer import Pacer
 from ..settings import UserData
@@ -55,15 +56,6 @@ class Pusher(Protocol):
     def publish(
         self, visit_id: str, page_id: str | None, channel: str, data: dict[str, Any], now_ms: int
     ) -> Any: ...
-
-
-class Launcher(Protocol):
-    """The server side of one medium (see ``launchers/``): what happens after "yes"."""
-
-    name: str
-    media: str
-
-    async def accepted(self, attempt: Attempt) -> None: ...
 
 
 class Announcer(Protocol):
