@@ -51,6 +51,9 @@ class Probe:
         self.gc_cpu_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
         self.stalls_ms: list[float] = []
         self.stalls_cpu_ms: list[float] = []
+        # The tick that was due while the probe itself wrote its report (gc.get_objects() of
+        # a million objects) belongs to no window.
+        self.skip_tick = True
 
     def on_gc(self, phase: str, info: dict[str, Any]) -> None:
         if phase == "start":
@@ -67,6 +70,9 @@ class Probe:
             cpu_before = time.thread_time()
             await asyncio.sleep(TICK_S)
             late = time.perf_counter() - before - TICK_S
+            if self.skip_tick:
+                self.skip_tick = False
+                continue
             self.stalls_ms.append(late * 1e3)
             # The loop thread's CPU time in the tick, up to the lateness: its own work
             self.stalls_cpu_ms.append(min(late, time.thread_time() - cpu_before) * 1e3)
