@@ -265,7 +265,7 @@ def _visitor_privacy(app: web.Application, settings: Settings) -> None:
         links, settings.visit_timeout_s,
     )  # fmt: skip
     if REDIS in app:  # several nodes: the visitor's Redis keys, and the word to every node
-        rights.shared = SharedErasure(app[REDIS], app[WRITES].drain)
+        rights.shared = SharedErasure(app[REDIS], settings.visit_timeout_s, app[WRITES].drain)
         links.shared = RedisTokens(app[REDIS])  # a link issued on one node, redeemed on any
         if SHARED in app:
             rights.forget_shared = app[SHARED].forget

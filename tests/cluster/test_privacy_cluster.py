@@ -4,6 +4,7 @@ visit gone from the other node's memory too."""
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -13,6 +14,7 @@ from aiohttp.test_utils import TestClient
 
 from engagement.api.state import HISTORY, LIFECYCLE, REGISTRY
 from engagement.api.visitors import RIGHTS
+from engagement.privacy.cluster import LOG_KEY
 
 from ..conftest import AUTH, SITE, Factory, new_id, post_events, url
 from ..test_privacy_rights import every_postgres_row, full_visitor
@@ -22,13 +24,25 @@ MakeNode = Callable[..., Awaitable[Client]]
 DEADLINE_S = 10  # a deadline to wait for the other node, not a timing assertion
 
 
+async def erasure_log(redis_url: str) -> list[Any]:
+    """What the erasure log holds: each entry's subject (kept on purpose, read separately)."""
+    client = aioredis.Redis.from_url(redis_url)
+    try:
+        return [json.loads(fields[b"subject"]) for _, fields in await client.xrange(LOG_KEY)]
+    finally:
+        await client.aclose()
+
+
 async def redis_naming(redis_url: str, *needles: str) -> list[str]:
-    """Every key, and every member of a sorted set, holding one of ``needles``."""
+    """Every key, and every member of a sorted set, holding one of ``needles``; but the
+    erasure log."""
     client = aioredis.Redis.from_url(redis_url)
     try:
         found = []
         async for key in client.scan_iter():
             name = key.decode()
+            if name == LOG_KEY:
+                continue
             if any(n in name for n in needles):
                 found.append(name)
             if await client.type(key) == b"zset":
@@ -68,6 +82,9 @@ async def test_erasure_on_one_node_reaches_redis_postgresql_and_the_other_node(
     for node in (a, b):
         await node.app[HISTORY].flush()
     assert await redis_naming(redis_url, *needles) == []
+    assert await erasure_log(redis_url) == [
+        {"globalVisitIDs": [visitor.global_visit_id], "visitIDs": [visitor.visit_id]}
+    ]
     rows = await every_postgres_row(database_url)
     left = [f"{t}: {row!r}" for t, found in rows.items() if t != "audit" for row in found
             if any(n in repr(row) for n in needles)]  # fmt: skip
@@ -97,11 +114,14 @@ async def test_a_link_token_issued_on_one_node_is_redeemed_on_the_other_once(
 
 
 async def redis_holding(redis_url: str, *needles: str) -> list[str]:
-    """Every key whose name, or whose content (any type), holds one of ``needles``."""
+    """Every key whose name, or whose content (any type), holds one of ``needles``; but the
+    erasure log."""
     client = aioredis.Redis.from_url(redis_url)
     try:
         found = []
         async for key in client.scan_iter():
+            if key.decode() == LOG_KEY:
+                continue
             kind = (await client.type(key)).decode()
             if kind == "string":
                 content: Any = await client.get(key)
@@ -159,6 +179,8 @@ async def test_erasing_a_full_visitor_on_the_other_node_leaves_no_key_value_row_
         await asyncio.sleep(0.02)
     assert told.finished == 1
     assert await redis_holding(redis_url, *needles) == []
+    logged = {"globalVisitIDs": [visitor.global_visit_id], "visitIDs": [visitor.visit_id]}
+    assert await erasure_log(redis_url) == [logged]  # no identity, e-mail or phone number
     assert a.app[REGISTRY].get(visitor.visit_id) is None
     assert a.app[LIFECYCLE].by_id == {}
     for node in (a, b):
