@@ -12,6 +12,7 @@ from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from .. import constants as C
+from ..privacy.cluster import LOG_MARGIN_S
 from ..privacy.rights import Subject, VisitorRights
 from ..visits.identity import IDENTITY_ID_MAX_CHARS
 from .errors import InvalidInput, NotFound
@@ -20,10 +21,11 @@ from .parsing import parse_query
 RIGHTS = web.AppKey("visitor_rights", VisitorRights)
 ERASURE_NOTE = (
     "erased on this node, in the shared store and in Redis when this answer was sent; other "
-    "nodes, told over Redis, drop it from memory and delete what they had queued or written "
-    "since within a pub/sub round trip and a few writes (a node cut from Redis meanwhile is "
-    "not told: erase again once every node is ready and visit_timeout_s has passed); systems "
-    "the engine handed data to (GMS, chat, webhooks) keep theirs"
+    "nodes read the erasure in Redis's erasure log, drop it from memory and delete what they "
+    "had queued or written since within a read of the log and a few writes (a node cut from "
+    "Redis meanwhile does it when it is back, within its reconnection and its writes, if "
+    f"back within visit_timeout_s and {LOG_MARGIN_S / 60:.0f} minutes); systems the engine "
+    "handed data to (GMS, chat, webhooks) keep theirs"
 )
 
 ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]
