@@ -154,12 +154,18 @@ async def test_holdout_is_recorded_and_shown_nothing(client: Client):
             assert len(buffered(client, f)) == 1
 
 
-async def test_goal_counts_across_visits_for_both_groups(client: Client):
+def held_and_invited() -> tuple[Factory, Factory]:
+    """A visitor whom big-cart's 50 % holdout keeps out, and one it invites."""
     held, invited = Factory(), Factory()
     while bucket(held.global_visit_id, "big-cart") >= 0.5:
         held = Factory()
     while bucket(invited.global_visit_id, "big-cart") < 0.5:
         invited = Factory()
+    return held, invited
+
+
+async def test_goal_counts_across_visits_for_both_groups(client: Client):
+    held, invited = held_and_invited()
     for f in (held, invited):
         await qualify(client, f)
         await post_events(client, [f.event("OrderPlaced", {"total": 0})])  # not the goal
@@ -220,11 +226,7 @@ async def test_an_order_in_two_windows_is_counted_once(client: Client):
     """A visitor picked in two visits has two open windows: one order converts both attempts,
     and the report counts its value once (the holdout, which never makes a visit busy, gets
     more attempts than invited visitors: counting per attempt would favour it)."""
-    held, invited = Factory(), Factory()
-    while bucket(held.global_visit_id, "big-cart") >= 0.5:
-        held = Factory()
-    while bucket(invited.global_visit_id, "big-cart") < 0.5:
-        invited = Factory()
+    held, invited = held_and_invited()
     for f in (held, invited):
         await qualify(client, f)
         f.visit_id, f.page_id = new_id(), new_id()  # back an hour later: picked again
@@ -272,11 +274,7 @@ def invited_arm(f: Factory) -> str:
 
 
 async def test_console_page_and_csv_show_the_arms(client: Client):
-    held, invited = Factory(), Factory()
-    while bucket(held.global_visit_id, "big-cart") >= 0.5:
-        held = Factory()
-    while bucket(invited.global_visit_id, "big-cart") < 0.5:
-        invited = Factory()
+    held, invited = held_and_invited()
     for f in (held, invited):
         await qualify(client, f)
     await post_events(client, [invited.event("OrderPlaced", {"total": 10})])
