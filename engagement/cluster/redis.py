@@ -17,9 +17,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Histogram
+from redis.asyncio.client import Pipeline
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 if TYPE_CHECKING:
@@ -79,13 +81,58 @@ def redacted(url: str) -> str:
     return urlunsplit(parts._replace(netloc=f"{parts.username or ''}:***@{host}"))
 
 
+class ScriptsOncePipeline(Pipeline):
+    """A pipeline that asks Redis whether its Lua scripts are loaded once per script, not on
+    every execute: redis-py sends SCRIPT EXISTS before each pipeline that holds a script, a
+    second round trip for every event and push batch. Redis forgets its scripts only when it
+    restarts (or they are flushed): the pipeline that meets NOSCRIPT then fails like any Redis
+    error (the request is refused and retried) and the next one loads them again."""
+
+    def __init__(self, *args: Any, loaded: set[str], **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loaded = loaded  # the client's: SHAs known to be loaded
+
+    async def load_scripts(self) -> None:
+        shas = {script.sha for script in self.scripts}
+        if not shas <= self.loaded:
+            await super().load_scripts()  # type: ignore[no-untyped-call]
+            self.loaded.update(script.sha for script in self.scripts)
+
+    async def execute(self, raise_on_error: bool = True) -> list[Any]:
+        try:
+            answers: list[Any] = await super().execute(raise_on_error)
+        except NoScriptError:
+            self.loaded.clear()
+            raise
+        if any(isinstance(answer, NoScriptError) for answer in answers):
+            self.loaded.clear()
+        return answers
+
+
+class LinkRedis(aioredis.Redis):
+    """redis-py's client whose pipelines load their scripts once (ScriptsOncePipeline)."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.loaded_scripts: set[str] = set()
+
+    def pipeline(self, transaction: bool = True, shard_hint: str | None = None) -> Pipeline:
+        return ScriptsOncePipeline(
+            self.connection_pool,
+            self.response_callbacks,
+            transaction,
+            shard_hint,
+            loaded=self.loaded_scripts,
+        )
+
+
 class RedisLink:
     """One Redis client for the node (a pool of connections that reconnect by themselves),
     timed: ``run`` counts each round trip and observes its duration."""
 
     def __init__(self, url: str) -> None:
         self.url = redacted(url)
-        self.client: aioredis.Redis = aioredis.Redis.from_url(
+        self.client: aioredis.Redis = LinkRedis.from_url(
             url,
             socket_timeout=SOCKET_TIMEOUT_S,
             socket_connect_timeout=SOCKET_TIMEOUT_S,

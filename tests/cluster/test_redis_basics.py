@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
+from redis.exceptions import NoScriptError
 
 from engagement.app import create_app
 from engagement.cluster.redis import ClusterConfigError, RedisLink, redacted, visit_key
@@ -171,3 +172,37 @@ async def test_a_node_without_room_refuses_a_new_visit_before_logging_it(
         assert await admin.exists(visit_key(factory.visit_id, "log")) == 1
     finally:
         await admin.aclose()
+
+
+async def _script_exists_calls(client: aioredis.Redis) -> int:
+    stats: dict[str, Any] = await client.info("commandstats")
+    return int(stats.get("cmdstat_script|exists", {}).get("calls", 0))
+
+
+async def test_pipelines_ask_whether_their_scripts_are_loaded_once(redis_url: str):
+    """redis-py sends SCRIPT EXISTS before every pipeline holding a script (a second round
+    trip per event); the link's pipelines ask once, and load again after Redis forgot them."""
+    link = RedisLink(redis_url)
+    count = link.script("return redis.call('INCR', KEYS[1])")
+    key = visit_key("pipelined", "n")
+    try:
+
+        async def run_once() -> list[Any]:
+            async with link.client.pipeline(transaction=False) as pipe:
+                await count(keys=[key], client=pipe)
+                pipe.get(key)
+                return list(await pipe.execute())
+
+        before = await _script_exists_calls(link.client)
+        assert await run_once() == [1, b"1"]
+        assert await run_once() == [2, b"2"]
+        assert await run_once() == [3, b"3"]
+        assert await _script_exists_calls(link.client) - before == 1
+
+        await link.client.script_flush()  # as after a restart of Redis
+        with pytest.raises(NoScriptError):
+            await run_once()
+        assert await run_once() == [4, b"4"]  # loaded again; the failed round did not run
+    finally:
+        await link.client.delete(key)
+        await link.close()
