@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from typing import Any
 
 import pytest
@@ -97,3 +99,38 @@ async def test_an_unreadable_row_is_left_out_of_reads(client: Client, factory: F
     assert await metric_lines(
         client, 'engagement_history_rows_unreadable_total{table="events"}'
     ) == ['engagement_history_rows_unreadable_total{table="events"} 1.0']
+
+
+async def test_rows_being_written_still_count_as_not_written(
+    client: Client, factory: Factory, monkeypatch: pytest.MonkeyPatch
+):
+    """/ready's history queue and the queue metric count the rows of the write under way: a
+    flush takes its rows before it awaits the database, and they are not written until it
+    commits (read in between, the queue looked empty while nothing was written)."""
+    history = client.app[HISTORY]
+    await history.flush()
+    await post_events(client, factory.start())
+    queued = history.pending
+    assert queued > 0
+    release = asyncio.Event()
+    opened = history.db.transaction
+
+    def held() -> Any:
+        @contextlib.asynccontextmanager
+        async def transaction() -> Any:
+            await release.wait()
+            async with opened() as tx:
+                yield tx
+
+        return transaction()
+
+    monkeypatch.setattr(history.db, "transaction", held)
+    writing = asyncio.create_task(history.flush())
+    try:
+        await asyncio.sleep(0.05)  # the flush has taken its rows and waits for the database
+        assert not writing.done()
+        assert history.pending == queued
+    finally:
+        release.set()
+        await writing
+    assert history.pending == 0

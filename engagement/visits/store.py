@@ -207,6 +207,7 @@ class History:
         self._attempts: dict[str, Row] = {}
         self._conversions: list[Conversion] = []
         self._behind: dict[str, Visit] = {}  # rows whose last_seen_at is not written yet
+        self._writing = 0  # rows taken by the flush being written (not written yet either)
         self._seq = itertools.count(time.time_ns() // 1000)  # grows across restarts too
         self._wake = asyncio.Event()
         self._writer: asyncio.Task[None] | None = None
@@ -225,8 +226,10 @@ class History:
 
     @property
     def pending(self) -> int:
+        """Rows not written yet: queued, or in the write under way."""
         queued = len(self._visits) + len(self._events) + len(self._attempts)
-        return queued + len(self._conversions) + sum(s.pending for s in self.sources)
+        queued += len(self._conversions) + sum(s.pending for s in self.sources)
+        return queued + self._writing
 
     async def open(self) -> None:
         db = await open_database(self.location)
@@ -346,6 +349,8 @@ class History:
             ]
             more = [(source, source.take()) for source in self.sources]
             batches += [(_table_of(sql), sql, rows) for _, batch in more for sql, rows in batch]
+            self._writing = len(visits) + len(events) + len(attempts) + len(conversions)
+            self._writing += sum(len(rows) for _, batch in more for _, rows in batch)
             started = time.perf_counter()
             try:
                 try:
@@ -368,6 +373,8 @@ class History:
                 for source, batch in more:
                     source.put_back(batch)
                 raise
+            finally:
+                self._writing = 0
             log.debug(
                 "wrote %d visits, %d pages, %d events in %.1f ms",
                 len(visit_rows),
