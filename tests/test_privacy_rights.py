@@ -318,6 +318,14 @@ async def every_postgres_row(database_url: str) -> dict[str, list[tuple[Any, ...
         await conn.close()
 
 
+async def postgres_rows_naming(database_url: str, *needles: str) -> list[str]:
+    """Every row outside the audit log (which keeps the globalVisitID on purpose) whose
+    values name one of ``needles``."""
+    rows = await every_postgres_row(database_url)
+    return [f"{t}: {row!r}" for t, found in rows.items() if t != "audit" for row in found
+            if any(n in repr(row) for n in needles)]  # fmt: skip
+
+
 async def test_erasure_leaves_no_row_on_postgresql(
     aiohttp_client: ClientFactory, settings: Settings, database_url: str
 ):
