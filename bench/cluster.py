@@ -57,6 +57,7 @@ from common import (
     Server,
     free_port,
     pinned,
+    run_main,
 )
 from push import API_KEY, Pages, make_live, new_id, notify_load, pct, raise_nofile
 
@@ -963,10 +964,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"\nBENCHMARK INVALID: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)

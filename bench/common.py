@@ -18,7 +18,7 @@ import urllib.request
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 BENCH_DIR = Path(__file__).resolve().parent
 ROOT = BENCH_DIR.parent
@@ -272,3 +272,15 @@ def run_load(
         server_cpu_s=server_cpu,
         server_core_busy_pct=core_busy,
     )
+
+
+def run_main(main: Callable[[], int]) -> NoReturn:
+    """A benchmark's entry point: its exit status, 2 when the run is invalid (BenchError),
+    130 when interrupted."""
+    try:
+        sys.exit(main())
+    except BenchError as exc:
+        print(f"\nBENCHMARK INVALID: {exc}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

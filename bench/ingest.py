@@ -34,6 +34,7 @@ from common import (
     Server,
     free_port,
     run_load,
+    run_main,
     wrk_path,
 )
 
@@ -418,10 +419,4 @@ def report(results: list[ScenarioResult], args: argparse.Namespace) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"\nBENCHMARK INVALID: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)

@@ -40,6 +40,7 @@ from common import (
     BenchError,
     Server,
     free_port,
+    run_main,
 )
 
 MEMORY_BUDGET = 1.1  # engine bytes per stream <= 1.1 x bare aiohttp's (issue 16)
@@ -817,10 +818,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    try:
-        sys.exit(main())
-    except BenchError as exc:
-        print(f"\nBENCHMARK INVALID: {exc}", file=sys.stderr)
-        sys.exit(2)
-    except KeyboardInterrupt:
-        sys.exit(130)
+    run_main(main)
