@@ -239,6 +239,12 @@ class CallbackOutbox:
         delay_s = min(RETRY_MAX_S, RETRY_FIRST_S * 2 ** (tries - 1))
         if timed_out:  # a slow GMS may still be working on it: give it that long again
             delay_s = max(delay_s, self.timeout_s)
+        await self.db.execute(
+            "UPDATE callbacks SET tries = ?, next_try_at = ?, error = ?, updated_at = ?, "
+            "claimed_until = 0 WHERE request_id = ? AND claimed_by = ?",
+            (tries, now_ms() + int(delay_s * 1000), error, now_ms(), request_id, self.node),
+        )
+        # Told once the claim is given back: any node may take the request from then on.
         self.retries_total += 1
         log.warning(
             "callback %s: %s; try %d in %.0f s",
@@ -247,11 +253,6 @@ class CallbackOutbox:
             tries + 1,
             delay_s,
             extra={"attemptID": row["attempt_id"], "visitID": row["visit_id"]},
-        )
-        await self.db.execute(
-            "UPDATE callbacks SET tries = ?, next_try_at = ?, error = ?, updated_at = ?, "
-            "claimed_until = 0 WHERE request_id = ? AND claimed_by = ?",
-            (tries, now_ms() + int(delay_s * 1000), error, now_ms(), request_id, self.node),
         )
 
     async def _finish(self, row: Record, state: str, gms_id: str | None, error: str | None) -> None:

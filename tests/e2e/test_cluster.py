@@ -236,6 +236,14 @@ async def test_the_demo_loop_survives_kill_9_of_nodes_behind_nginx(
             assert double.requests, "GMS got nothing yet"
 
         await eventually(gms_asked, WAIT_S)
+        if gms_at_kill == "down":
+            # Killed once the 503 is recorded and the claim given back, a second before the
+            # next try; killed while it held the claim, the other node would wait for the
+            # claim to lapse, as in "hanging".
+            async def retry_scheduled() -> None:
+                assert any("try 2 in 1 s" in n.log() for n in nodes), "no refusal recorded yet"
+
+            await eventually(retry_scheduled, WAIT_S)
         await accepting.kill()
         double.mode = "up"
 
