@@ -13,6 +13,7 @@ from pydantic import ValidationError
 
 from engagement.api.state import LIFECYCLE, PACER
 from engagement.app import create_app
+from engagement.availability import WhenStale
 from engagement.monitoring.ingest import now_ms
 from engagement.pacing.model import PRIOR_ACCEPTANCE
 from engagement.settings import Settings
@@ -247,3 +248,17 @@ async def test_a_report_older_than_the_setting_is_stale_and_closed(
     assert (pacer.plan("sales", now).state, pacer.plan("sales", now).allowed_now) == ("fresh", 6)
     later = pacer.plan("sales", now + 11_000)  # the same report, 11 s on
     assert (later.state, later.allowed_now, later.reactive_state) == ("stale", 0, 0.0)
+
+
+async def test_a_group_never_reported_is_open_when_the_setting_says_so(
+    aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path
+):
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    (folder / "cart.yaml").write_text(CART)
+    update = {"strategies_dir": folder, "availability_when_stale": WhenStale.OPEN}
+    client = await aiohttp_client(create_app(settings.model_copy(update=update)))
+    await qualify(client, 5)  # `sales` never reported: no limit, as before any feed
+    assert states(client) == Counter({"offered": 5})
+    plan = client.app[PACER].plan("sales", now_ms())
+    assert (plan.state, plan.open_without_limit, plan.reactive_state) == ("unreported", True, 1.0)
