@@ -27,7 +27,7 @@ from ..launchers.base import Launcher
 from ..launchers.handoff import page_handoff
 from ..pacing.pacer import Pacer
 from ..settings import UserData
-from ..strategy.engine import CompiledStrategy, Engine
+from ..strategy.engine import STRICT_MODE, CompiledStrategy, Engine
 from ..strategy.experiment import arm_of
 from ..visits.model import Event, Visit
 from ..visits.registry import VisitRegistry
@@ -196,7 +196,7 @@ class Lifecycle:
         attempt_id = new_attempt_id()
         until = now + _ms(self.timeouts.detected_s)
         if not await claims.claim(visit.visit_id, attempt_id, until):
-            visit.hold_back(now, strategy.name, "strict mode: an engagement is live")
+            visit.hold_back(now, strategy.name, STRICT_MODE)
             return None
         if self.engine.busy(visit):  # this node started one while the claim was on its way
             claims.release(visit.visit_id, attempt_id)

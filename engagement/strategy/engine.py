@@ -19,6 +19,7 @@ CATEGORY_CACHE_SIZE = 4096  # distinct (URL, title) pairs remembered per strateg
 MIN_RECHECK_MS = 250  # the timer tick; a condition is not asked again sooner than this
 PAGE_EVENTS = frozenset({"PageEntered", "VisitStarted"})
 IDENTITY_EVENTS = frozenset({"SignIn", "SignOut", "UserInfo"})
+STRICT_MODE = "strict mode: an engagement is live"  # why a matching strategy was held back
 
 
 class VisitLookup(Protocol):
@@ -250,7 +251,7 @@ class Engine:
             keys = keys | event_keys(event) if keys else event_keys(event)
         candidates = self.strategies.candidates(keys)
         if self.busy(visit):
-            self._hold_matching(visit, candidates, now_ms, "strict mode: an engagement is live")
+            self._hold_matching(visit, candidates, now_ms, STRICT_MODE)
             return None
         return self._first_match(visit, candidates, now_ms)
 
@@ -278,7 +279,8 @@ class Engine:
         self, visit: Visit, strategies: list[CompiledStrategy], now_ms: int
     ) -> CompiledStrategy | None:
         """Ask the strategies whose time came for this visit, highest priority first."""
-        if self.busy(visit):
+        if self.busy(visit):  # those that hold now say why they did not invite
+            self._hold_matching(visit, strategies, now_ms, STRICT_MODE)
             return None
         strategies.sort(key=lambda s: (-s.priority, s.name))
         return self._first_match(visit, strategies, now_ms)
