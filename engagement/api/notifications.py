@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Annotated, Literal
+from typing import Annotated
 
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, Field, RootModel, TypeAdapter, model_validator
@@ -13,6 +13,7 @@ from .. import constants as C
 from ..attempts import Attempt, Origin, State
 from ..cluster.push import PushUnavailable
 from ..invite import InviteError
+from ..launchers.registry import Media
 from ..lifecycle.owner import Conflict as LifecycleConflict
 from ..lifecycle.transitions import PageCode
 from ..monitoring.bounds import JSONData
@@ -116,7 +117,7 @@ class IxnProfile(BaseModel):
         pattern=r"^[A-Za-z0-9_-][A-Za-z0-9_.-]*$",
         description="template in invites/ (a file name, e.g. chat.html)",
     )
-    media: Literal["chat", "callback", "custom"] | None = None
+    media: Media | None = None
     params: JSONData = Field(default_factory=dict)
     timeoutS: float = Field(30, gt=0, le=3600)
     strategy: str | None = Field(None, max_length=200, description="name in reports")

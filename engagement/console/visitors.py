@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import re
-from typing import Any, Literal
+from typing import Any
 
 from aiohttp import web
 from pydantic import BaseModel, Field, ValidationError
@@ -14,6 +14,7 @@ from ..api.history import held_back_json
 from ..api.parsing import parse_query, read_form
 from ..api.state import HISTORY, LIFECYCLE, REGISTRY, SETTINGS
 from ..attempts import Origin
+from ..launchers.registry import MEDIA, Media
 from ..monitoring.ingest import now_ms
 from ..visits.live import summary
 from ..visits.model import Visit
@@ -22,7 +23,6 @@ from .session import CSRF_FIELD, check_csrf
 from .templating import redirect, render
 
 _ID = re.compile(C.ID_PATTERN)
-MEDIA = ("chat", "callback", "custom")
 AGENT_INVITE_TIMEOUT_S = 30.0  # as long as GWE's engage gives a visitor to answer
 CONSOLE_ROWS = 100  # most recently active visitors the live page shows
 NAME_FIELDS = ("firstName", "lastName")  # what the tracker's UserInfo / SignIn usually carry
@@ -32,7 +32,7 @@ class InviteForm(BaseModel):
     """The "invite now" form of a live visit's page."""
 
     invite: str = Field(min_length=1, max_length=200)
-    media: Literal["chat", "callback", "custom"]
+    media: Media
     agent: str = Field("", max_length=60, pattern=r"^[^\x00-\x1f\x7f]*$")
 
 

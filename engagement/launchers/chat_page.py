@@ -3,16 +3,13 @@ and the GMS scenario in its query; the page reports launched and completed."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..attempts import Attempt
 from ..settings import Settings
 
 
-@dataclass(slots=True)
 class ChatPage:
-    name: str = "chat_page"
-    media: str = "chat"
+    name = "chat_page"
+    media = "chat"
 
     async def accepted(self, attempt: Attempt) -> None:
         """Nothing for the server to do: the page opens the chat page and reports it."""

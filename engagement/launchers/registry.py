@@ -2,14 +2,15 @@
 
 Adding a medium: its file in this folder (a class with ``name``, ``media``, ``enabled`` and
 ``accepted``) and one line below. The first enabled launcher of a media serves it; the others
-of the same media are the page's business (Widgets, else the chat page).
+of the same media are the page's business (Widgets, else the chat page). ``MEDIA``, the offer
+``media:`` names that strategies, the engage call and the console accept, come from this table.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, Literal, Protocol, TypeVar
 
 import aiohttp
 
@@ -37,17 +38,30 @@ class Deps:
     visits: Callable[[str], Visit | None]  # a live visit by ID (its fields go in attached data)
 
 
-Registration = tuple[str, Callable[[Settings], bool], Callable[[Deps], Launcher]]
+class Medium(Protocol):
+    """A launcher's class: what the table reads of it before building it."""
+
+    name: str
+    media: str
+
+    def enabled(self, settings: Settings) -> bool: ...
+
+
+Registration = tuple[Medium, Callable[[Deps], Launcher]]
 
 REGISTRATION: list[Registration] = [
-    ("gms_chat", GMSChat.enabled, lambda d: GMSChat(d.settings, d.session, d.outcomes, d.visits)),
-    ("widgets_chat", WidgetsChat.enabled, lambda d: WidgetsChat()),
-    ("chat_page", ChatPage.enabled, lambda d: ChatPage()),
-    ("gms_callback", GMSCallback.enabled,
-     lambda d: GMSCallback(d.settings, d.session, d.outcomes, d.lookup, d.visits)),
-    ("webhook", CustomWebhook.enabled,
-     lambda d: CustomWebhook(d.settings, d.session, d.outcomes, d.visits)),
-]  # fmt: skip
+    (GMSChat, lambda d: GMSChat(d.settings, d.session, d.outcomes, d.visits)),
+    (WidgetsChat, lambda d: WidgetsChat()),
+    (ChatPage, lambda d: ChatPage()),
+    (GMSCallback, lambda d: GMSCallback(d.settings, d.session, d.outcomes, d.lookup, d.visits)),
+    (CustomWebhook, lambda d: CustomWebhook(d.settings, d.session, d.outcomes, d.visits)),
+]
+
+MEDIA: tuple[str, ...] = tuple(dict.fromkeys(kind.media for kind, _ in REGISTRATION))
+if TYPE_CHECKING:
+    Media = str  # one of MEDIA
+else:
+    Media = Literal[MEDIA]  # the offer's `media:` (pydantic checks it; JSON schemas list it)
 
 
 class Launchers:
@@ -56,9 +70,9 @@ class Launchers:
     def __init__(self, deps: Deps) -> None:
         self.by_name: dict[str, Launcher] = {}
         self.by_media: dict[str, Launcher] = {}
-        for name, enabled, build in REGISTRATION:
-            if enabled(deps.settings):
-                launcher = self.by_name[name] = build(deps)
+        for kind, build in REGISTRATION:
+            if kind.enabled(deps.settings):
+                launcher = self.by_name[kind.name] = build(deps)
                 self.by_media.setdefault(launcher.media, launcher)
 
     def named(self, name: str, kind: type[T]) -> T | None:

@@ -3,16 +3,13 @@ data); the page reports launched, restored, agent_connected, completed... to the
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from ..attempts import Attempt
 from ..settings import Settings
 
 
-@dataclass(slots=True)
 class WidgetsChat:
-    name: str = "widgets_chat"
-    media: str = "chat"
+    name = "widgets_chat"
+    media = "chat"
 
     async def accepted(self, attempt: Attempt) -> None:
         """Nothing for the server to do: the page opens the chat and reports it."""

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from .. import constants as C
+from ..launchers.registry import Media
 
 NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
 Name = Annotated[str, Field(pattern=NAME, max_length=100)]
@@ -284,7 +285,7 @@ class Limits(Strict):
 
 class Offer(Strict):
     invite: str = Field(description="template in invites/, e.g. chat.html")
-    media: Literal["chat", "callback", "custom"]
+    media: Media
     params: dict[str, Any] = Field(default_factory=dict, description="queue, service...")
     timeout_s: Seconds = Field(
         C.OFFER_TIMEOUT_S, description="the invitation closes by itself after this"
@@ -340,7 +341,7 @@ class Variant(Strict):
     name: Name | None = Field(None, description="default: the invite's name, or v1, v2...")
     weight: float = Field(1, gt=0, le=1_000_000)
     invite: str | None = None
-    media: Literal["chat", "callback", "custom"] | None = None
+    media: Media | None = None
     params: dict[str, Any] | None = Field(None, description="replace the offer's params")
     timeout_s: Seconds | None = None
 
