@@ -336,3 +336,29 @@ async def test_engage_naming_no_template_says_so_even_when_the_visit_is_busy(cli
     )
     assert r.status == 404, await r.text()
     assert (await r.json())["details"] == [{"field": "ixnProfile.invite", "message": "unknown"}]
+
+
+async def test_a_template_removed_from_invites_is_reported_by_the_hot_reload(
+    client: Client, strategies_dir: Path, tmp_path: Path
+):
+    """The strategies did not change, the invites/ folder did: the reload says which offers
+    now name no template, and stops saying it once the template is back."""
+    invites = tmp_path / "invites"
+    shutil.copytree(INVITES, invites)
+    library = client.app[LIBRARY]
+    library.invites = invites
+    library.scan()
+    assert library.all_errors() == []
+
+    (invites / "chat.html").rename(invites / "chat-v2.html")
+    assert library.scan() is True
+    body = await (await client.get(url(client, "strategies"), headers=AUTH)).json()
+    assert [e["message"] for e in body["errors"]] == [
+        "offer.invite: no template 'chat.html' in invites/: did you mean 'chat-v2.html'?"
+    ]
+    assert library.scan() is False  # nothing changed since
+
+    (invites / "chat-v2.html").rename(invites / "chat.html")
+    assert library.scan() is True
+    assert library.all_errors() == []
+    assert [s.name for s in library.current.strategies] == ["big-cart", "pricing-dwell"]

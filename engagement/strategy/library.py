@@ -16,6 +16,7 @@ from .loader import (
     _display,
     build_set,
     cross_check,
+    invite_templates,
     load_file,
     strategy_files,
 )
@@ -42,6 +43,7 @@ class StrategyLibrary:
         self.good: dict[Path, LoadedFile] = {}
         self.errors: dict[Path, list[StrategyError]] = {}
         self._stamps: dict[Path, Stamp] = {}
+        self._templates: list[str] | None = None  # invites/ as last checked against
         self.current = StrategySet()
         self.listeners: list[Callable[[StrategySet], None]] = []
         self.reloads = 0
@@ -50,10 +52,15 @@ class StrategyLibrary:
         return [e for path in sorted(self.errors) for e in self.errors[path]]
 
     def scan(self) -> bool:
-        """Reload what changed on disk; True when the running set changed."""
+        """Reload what changed on disk; True when the running set changed. When the templates
+        of invites/ change, every file is read again: an offer may name one that went."""
         present = {p: s for p in strategy_files(self.folder) if (s := _stamp(p)) is not None}
         changed = [p for p, s in present.items() if self._stamps.get(p) != s]
         removed = [p for p in self._stamps if p not in present]
+        templates = invite_templates(self.invites) if self.invites is not None else []
+        if templates != self._templates:
+            self._templates = templates
+            changed = list(present)
         if not changed and not removed:
             return False
         self._stamps = present
