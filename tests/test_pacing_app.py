@@ -262,3 +262,30 @@ async def test_a_group_never_reported_is_open_when_the_setting_says_so(
     assert states(client) == Counter({"offered": 5})
     plan = client.app[PACER].plan("sales", now_ms())
     assert (plan.state, plan.open_without_limit, plan.reactive_state) == ("unreported", True, 1.0)
+
+
+async def test_a_restart_keeps_the_line_and_the_invitations_in_flight(
+    aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path
+):
+    folder = tmp_path / "strategies"
+    folder.mkdir()
+    (folder / "cart.yaml").write_text(CART)
+    settings = settings.model_copy(update={"strategies_dir": folder})
+    client = await aiohttp_client(create_app(settings))
+    await report(client, "sales", {"agentsReady": 1})
+    [invited, *waiting] = await qualify(client, 3)
+    assert states(client) == Counter({"offered": 1, "paced": 2})
+    await client.close()  # one node: its lines and counters were in memory
+
+    client = await aiohttp_client(create_app(settings))
+    await report(client, "sales", {"agentsReady": 1})
+    plan = client.app[PACER].plan("sales", now_ms())
+    assert (len(plan.pending.invited), plan.queued_visitors) == (1, 2)
+    [late] = await qualify(client, 1)  # the invitation in flight still fills the one slot
+    assert [state_of(client, v) for v in (invited, *waiting, late)] == [
+        "offered", "paced", "paced", "paced",
+    ]  # fmt: skip
+    # A second free slot: two more invitations (docs/pacing.md), to the two who waited longest.
+    await report(client, "sales", {"agentsReady": 2})
+    await until(lambda: states(client)["offered"] == 3)
+    assert [state_of(client, v) for v in (*waiting, late)] == ["offered", "offered", "paced"]

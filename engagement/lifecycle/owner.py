@@ -533,13 +533,28 @@ class Lifecycle:
 
     def resume(self, attempts: Iterable[Attempt], now: int) -> None:
         """After a restart: unanswered attempts of the visits taken back get their timers
-        again, counted from now (a shown invitation: its own timeout and the grace)."""
+        again, counted from now (a shown invitation: its own timeout and the grace; a paced
+        one: the wait in line), and their agent group paces them again."""
         for attempt in attempts:
             wait_s = self.timeouts.offered_s
             if attempt.state is State.SHOWN:
                 wait_s = attempt.timeout_s + self.timeouts.shown_grace_s
+            elif attempt.state is State.PACED:
+                wait_s = self.paced_wait_s
             if attempt.live:
                 self._expect(attempt, now + _ms(wait_s))
+                self._resume_pacing(attempt, now)
+
+    def _resume_pacing(self, attempt: Attempt, now: int) -> None:
+        """The attempt's agent group paces it again: in line if it was paced, counted in
+        flight if it was invited and not answered (the pacer's state was in memory)."""
+        strategy = self.engine.strategies.by_name.get(attempt.strategy)
+        if self.pacer is None or strategy is None or attempt.origin is not Origin.STRATEGY:
+            return
+        av = strategy.availability
+        if av is None or strategy.decide == "external":
+            return
+        self.pacer.resume(attempt, av.group, strategy.priority, now, av.min_ready, av.max_wait_s)
 
     def forget_old(self, now: int | None = None) -> None:
         """Drop ended attempts from memory once no limit can need them."""

@@ -171,6 +171,33 @@ class Pacer:
             gone += 1
         return gone
 
+    def resume(
+        self,
+        attempt: Attempt,
+        group: str,
+        priority: int,
+        now_ms: int,
+        min_ready: int | None = None,
+        max_wait_s: float | None = None,
+    ) -> None:
+        """After a restart of a node whose lines and counters were in memory: a paced attempt
+        takes its place in the line again (waiting since it was detected), and an invitation
+        not yet answered counts in flight again (its answer is learnt when it comes)."""
+        if attempt.state in WAITING:
+            key = (-priority, attempt.created_at, next(self._seq))
+            heapq.heappush(
+                self._lines.setdefault(group, []), _Entry(key, attempt, min_ready, max_wait_s)
+            )
+        elif attempt.state in IN_FLIGHT and attempt.attempt_id not in self._tracked:
+            p = self.counters.acceptance(group, attempt.strategy).mean
+            for _ in range(CAS_RETRIES):
+                if self.counters.invite(
+                    group, attempt.attempt_id, p, self.counters.pending(group).version
+                ):
+                    break
+            offered_at = attempt.at(State.OFFERED) or now_ms
+            self._tracked[attempt.attempt_id] = _Tracked(group, attempt, offered_at)
+
     # -- following what was released --
 
     def learn_from(self, attempts: Iterable[Attempt], group_of: Callable[[str], str | None]) -> int:

@@ -14,7 +14,8 @@ from .store import History
 
 log = logging.getLogger(__name__)
 
-UNANSWERED = frozenset({State.DETECTED, State.OFFERED, State.SHOWN})
+# not answered yet: paced ones wait in their agent group's line for an invitation
+UNANSWERED = frozenset({State.DETECTED, State.PACED, State.OFFERED, State.SHOWN})
 
 
 async def restore_visits(history: History, registry: VisitRegistry, since_ms: int) -> list[Visit]:
@@ -52,7 +53,7 @@ def replay(visit: Visit, events: Iterable[Event], caps: VisitCaps) -> None:
 
 def attach_attempts(visits: Iterable[Visit], attempts: Iterable[Attempt]) -> list[Attempt]:
     """Give restored visits their attempts (the same objects the engagements hold), oldest
-    first; returns those still waiting for the visitor's answer."""
+    first; returns those not answered yet (paced: not even invited yet)."""
     by_id = {v.visit_id: v for v in visits}
     waiting = []
     for attempt in sorted(attempts, key=lambda a: a.created_at):
