@@ -79,7 +79,10 @@ class FailureLock(Protocol):
         """Count a failure; the lock it earns, in seconds (0: none yet)."""
         ...
 
-    async def succeeded(self, key: str) -> None: ...
+    async def admit(self, key: str, now_s: float) -> float:
+        """A right key from ``key``: seconds of its lock-out left (refused), or 0: admitted,
+        and its failures are forgotten. One step, so that shared it is one round trip."""
+        ...
 
 
 def _make_room(table: dict[str, float], now_s: float) -> list[str]:
@@ -174,9 +177,12 @@ class MemoryFailureLock:
         self._expiry[key] = max(entry.locked_until_s, now_s + self.forget_after_s)
         return lock_s
 
-    async def succeeded(self, key: str) -> None:
-        self._by_key.pop(key, None)
-        self._expiry.pop(key, None)
+    async def admit(self, key: str, now_s: float) -> float:
+        wait_s = await self.locked_for(key, now_s)
+        if wait_s == 0:
+            self._by_key.pop(key, None)
+            self._expiry.pop(key, None)
+        return wait_s
 
 
 # -- shared by several nodes: the same checks as Lua scripts on Redis --
@@ -211,6 +217,14 @@ if count > free then
 end
 redis.call('PEXPIRE', KEYS[1], math.ceil(math.max(lock, tonumber(ARGV[5])) * 1000))
 return string.format('%.6f', lock)
+"""
+
+# A right key: the lock-out left (refused), or '0' and the address's failures are forgotten.
+_ADMIT = """
+local left = tonumber(redis.call('HGET', KEYS[1], 'until') or '0') - tonumber(ARGV[1])
+if left > 0 then return string.format('%.6f', left) end
+redis.call('DEL', KEYS[1])
+return '0'
 """
 
 LIMITS_TAG = "limits"  # one hash slot for every limit: a request's limits are checked together
@@ -256,6 +270,7 @@ class RedisFailureLock:
         self.free, self.base_s, self.max_s = free, base_s, max_s
         self.forget_after_s = forget_after_s
         self._failed = link.script(_FAILED)
+        self._admit = link.script(_ADMIT)
 
     def _key(self, key: str) -> str:
         return shared_key(LIMITS_TAG, f"failures:{key}")
@@ -268,5 +283,5 @@ class RedisFailureLock:
         args = [now_s, self.free, self.base_s, self.max_s, self.forget_after_s]
         return float(await self.link.run(self._failed(keys=[self._key(key)], args=args)))
 
-    async def succeeded(self, key: str) -> None:
-        await self.link.run(self.link.client.delete(self._key(key)))
+    async def admit(self, key: str, now_s: float) -> float:
+        return float(await self.link.run(self._admit(keys=[self._key(key)], args=[now_s])))

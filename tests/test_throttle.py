@@ -71,8 +71,9 @@ async def test_failures_lock_out_longer_and_longer_up_to_the_cap():
 async def test_success_or_a_quiet_hour_starts_over():
     lock = MemoryFailureLock(free=1, base_s=10, max_s=60, forget_after_s=3600)
     assert [await lock.failed("a", 0.0) for _ in range(2)] == [0, 10]
-    await lock.succeeded("a")
-    assert await lock.locked_for("a", 0.0) == 0
+    assert await lock.admit("a", 0.0) == 10  # a right key while locked out: refused
+    assert await lock.admit("a", 10.0) == 0  # after the lock: admitted, failures forgotten
+    assert await lock.locked_for("a", 10.0) == 0
     assert await lock.failed("a", 0.0) == 0
 
     assert await lock.failed("b", 0.0) == 0

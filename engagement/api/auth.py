@@ -77,31 +77,34 @@ def api_key_required(handler: Handler, role: Role = Role.ADMIN) -> Handler:
 
     @functools.wraps(handler)
     async def wrapper(request: web.Request) -> web.StreamResponse:
+        # A locked-out address gets 429 whatever it sends: the lock is checked before the
+        # answer, with the key's reset in the same step when the key is right.
         guard = request.app[GUARD]
-        await guard.check_locked(request)
         authorization = request.headers.get("Authorization", "")
         users = request.app.get(BASIC_USERS)
         if users and authorization[:6].lower() == "basic ":
             user = _basic_user(authorization, users)
             if user is None:
+                await guard.check_locked(request)
                 await guard.key_failed(request)
                 raise Unauthorized("the user or password is not valid", headers=_challenge(request))
-            await guard.key_succeeded(request)
+            await guard.key_accepted(request)
             request[PRINCIPAL] = user
             require_role(user, role)
             return await handler(request)
         key = _presented_key(request)
-        if key is None:
-            raise Unauthorized(
-                "an API key is required: send it as 'X-API-Key: <key>' or "
-                "'Authorization: Bearer <key>'",
-                headers=_challenge(request),
-            )
-        holder = key_holder(request.app, key)
+        holder = key_holder(request.app, key) if key is not None else None
         if holder is None:
+            await guard.check_locked(request)
+            if key is None:
+                raise Unauthorized(
+                    "an API key is required: send it as 'X-API-Key: <key>' or "
+                    "'Authorization: Bearer <key>'",
+                    headers=_challenge(request),
+                )
             await guard.key_failed(request)
             raise Unauthorized("the API key is not valid", headers=_challenge(request))
-        await guard.key_succeeded(request)
+        await guard.key_accepted(request)
         request[PRINCIPAL] = holder
         require_role(holder, role)
         return await handler(request)

@@ -82,7 +82,9 @@ class Guard:
     async def check_locked(self, request: web.Request) -> None:
         """429 while the client's address is locked out (no sleeping in the handler)."""
         address = self.proxies.client_address(request)
-        wait_s = await self.lock.locked_for(address, time.time())
+        self._refuse_locked(await self.lock.locked_for(address, time.time()))
+
+    def _refuse_locked(self, wait_s: float) -> None:
         if wait_s > 0:
             self.auth_locked_total += 1
             raise TooManyRequests(
@@ -99,8 +101,12 @@ class Guard:
             log.warning("wrong API keys from %s: locked out for %.0f s", address, lock_s)
         return lock_s
 
-    async def key_succeeded(self, request: web.Request) -> None:
-        await self.lock.succeeded(self.proxies.client_address(request))
+    async def key_accepted(self, request: web.Request) -> None:
+        """A right key: 429 all the same while the address is locked out (a guess that hits
+        tells nothing then); else its failures are forgotten. One step (one Redis round trip
+        with several nodes): every authorised request takes it."""
+        address = self.proxies.client_address(request)
+        self._refuse_locked(await self.lock.admit(address, time.time()))
 
 
 GUARD = web.AppKey("guard", Guard)

@@ -49,8 +49,9 @@ async def login(request: web.Request) -> web.StreamResponse:
     key = raw.strip() if isinstance(raw, str) else ""
     next_url = safe_next(str(form.get("next", "")))
     guard = request.app[GUARD]
-    try:
-        await guard.check_locked(request)
+    holder = key_holder(request.app, key) if key else None
+    try:  # a locked-out address is refused whatever it sent; a right key resets it
+        await (guard.check_locked(request) if holder is None else guard.key_accepted(request))
     except TooManyRequests as exc:
         error = (
             f"Too many wrong keys from your address. Try again in {exc.headers['Retry-After']} s."
@@ -58,13 +59,11 @@ async def login(request: web.Request) -> web.StreamResponse:
         page = render(request, "login.html", {"next": next_url, "error": error}, status=429)
         page.headers.update(exc.headers)
         return page
-    holder = key_holder(request.app, key) if key else None
     if holder is None:
         if key:
             await guard.key_failed(request)
         error = "That API key is not valid." if key else "Enter the API key."
         return render(request, "login.html", {"next": next_url, "error": error}, status=401)
-    await guard.key_succeeded(request)
     request[PRINCIPAL] = holder
     record(request, "console-login", 303)
     response = redirect(next_url or str(request.app.router["console-visitors"].url_for()))

@@ -106,12 +106,12 @@ async def _let_in(request: web.Request) -> bool:
     if key is None:
         return False
     guard = request.app[GUARD]
-    await guard.check_locked(request)
     holder = key_holder(request.app, key)
     if holder is None:
+        await guard.check_locked(request)
         await guard.key_failed(request)
         return False
-    await guard.key_succeeded(request)
+    await guard.key_accepted(request)  # 429 while the address is locked out
     request[SESSION] = ""
     request[PRINCIPAL] = holder
     return True

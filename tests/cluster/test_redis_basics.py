@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 from redis.exceptions import NoScriptError
 
+from engagement.api.state import REDIS
 from engagement.app import create_app
 from engagement.cluster.redis import ClusterConfigError, RedisLink, redacted, visit_key
 from engagement.throttle import Rate, RedisRateLimiter, Refusal
@@ -88,6 +89,25 @@ async def test_wrong_keys_on_one_node_lock_the_address_out_on_the_other(
 
     assert r.status == 429, await r.text()
     assert 500 < int(r.headers["Retry-After"]) <= 600
+
+
+async def test_a_right_key_is_checked_and_resets_the_failures_in_one_round_trip(
+    make_node: MakeNode, redis_url: str
+):
+    a = await make_node("a", redis_url, auth_free_failures=1, auth_lockout_base_s=600)
+    b = await make_node("b", redis_url, auth_free_failures=1, auth_lockout_base_s=600)
+    link = a.app[REDIS]
+    guess = {"X-API-Key": "guess"}
+    assert (await b.get(url(b, "strategies"), headers=guess)).status == 401  # one free failure
+
+    before = link.round_trips
+    r = await a.get(url(a, "strategies"), headers=AUTH)
+
+    assert r.status == 200, await r.text()
+    assert link.round_trips - before == 1  # every authorised request pays this: one only
+    # The failure on the other node was forgotten: one wrong key is free again, not locked.
+    assert (await b.get(url(b, "strategies"), headers=guess)).status == 401
+    assert (await a.get(url(a, "strategies"), headers=AUTH)).status == 200
 
 
 async def test_rate_limits_count_requests_of_every_node(redis_url: str):
