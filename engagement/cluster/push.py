@@ -410,7 +410,9 @@ class RedisHub:
             stream.put(resync_frame(stream.last_id, reason))
         stream.born = born
         pending, stream.pending = stream.pending or [], None
-        for message_id, entry_born, page, frame in entries + pending:
+        # In id order: what arrived live may be older than the buffer's first entry (a burst
+        # longer than the bound, published while the page subscribed), and ids drop the rest.
+        for message_id, entry_born, page, frame in sorted(entries + pending, key=_message_id):
             if stream.deliver(message_id, entry_born, page, frame, self.ttl_ms):
                 self.resyncs_total += 1
 
@@ -443,6 +445,10 @@ class RedisHub:
             buckets=buckets,
             sum_value=self._publish_sum_s,
         )
+
+
+def _message_id(item: tuple[int, int, str, bytes]) -> int:
+    return item[0]
 
 
 def _visit_of(channel: str) -> str:

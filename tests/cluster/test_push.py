@@ -16,7 +16,8 @@ from aiohttp.test_utils import TestClient
 
 from engagement.api.state import HUB
 from engagement.app import create_app
-from engagement.cluster.push import channel_of, gap, keys_of
+from engagement.cluster.push import RedisHub, RemoteStream, channel_of, gap, keys_of
+from engagement.cluster.redis import RedisLink
 from engagement.notifications.hub import LocalHub
 from engagement.settings import Settings
 
@@ -149,6 +150,25 @@ async def test_publications_racing_the_replay_come_once_each(
     assert sorted(f["data"]["n"] for f in frames) == list(range(count))
     ids = [f["id"] for f in frames]
     assert ids == sorted(set(ids))
+
+
+async def test_a_burst_longer_than_the_bound_while_the_page_subscribes_comes_whole(
+    redis_url: str,
+):
+    """Messages 1-5 arrived live while the page read its missed ones, and the bound (3) had
+    trimmed 1 and 2 from the buffer by then: the page gets 1 to 5, in order, once each."""
+    link = RedisLink(redis_url)
+    hub = RedisHub(link, buffer_messages=3, ttl_s=TTL_S, max_streams_per_visit=5)
+    stream = RemoteStream("V", "P", since=0)
+
+    def frame(n: int) -> tuple[int, int, str, bytes]:
+        return (100 + n, 101, "-", f"id: {100 + n}\n\n".encode())
+
+    stream.pending = [frame(n) for n in range(1, 6)]
+    hub._go_live(stream, [frame(n) for n in range(3, 6)], None, born=101)
+    await link.close()
+
+    assert stream.waiting() == tuple(frame(n)[3] for n in range(1, 6))
 
 
 async def test_the_redis_buffer_is_bounded_and_expires(
