@@ -187,8 +187,13 @@ async def notify(request: web.Request) -> web.StreamResponse:
     """GWE notify: deliver notifications to the pages of a live visit."""
     visit_id = request.match_info["visitID"]
     body = parse(NOTIFY_BODY, await read_body(request))
-    await request.app[LIFECYCLE].catch_up(visit_id)  # several nodes: as others left it
-    visit = request.app[REGISTRY].get(visit_id)
+    registry = request.app[REGISTRY]
+    visit = registry.get(visit_id)
+    # Several nodes: a notify only needs the visit and its pages, so this node catches up
+    # (one more round trip) only when its own copy cannot say that they are live.
+    if visit is None or any(_page_state(request, visit, m.page) != "open" for m in body.root):
+        await request.app[LIFECYCLE].catch_up(visit_id)
+        visit = registry.get(visit_id)
     if visit is None:
         raise NotFound(
             f"no live visit {visit_id}", details=[{"field": "visitID", "message": "unknown"}]

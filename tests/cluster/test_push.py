@@ -14,7 +14,7 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
-from engagement.api.state import HUB
+from engagement.api.state import HUB, REDIS
 from engagement.app import create_app
 from engagement.cluster.push import RedisHub, RemoteStream, channel_of, gap, keys_of
 from engagement.cluster.redis import RedisLink
@@ -112,6 +112,40 @@ async def test_a_node_that_never_saw_the_visit_notifies_its_page(
         url(b, "notify", visitID=factory.visit_id), json=[message_for_page], headers=AUTH
     )
     assert r.status == 200, await r.text()
+    assert message(await page.next()) == ("offer", {"n": 1})
+
+
+async def test_a_notify_to_a_visit_held_here_costs_only_its_publication(
+    nodes: tuple[Client, Client], factory: Factory
+):
+    a, b = nodes
+    await post_events(a, factory.start())
+    page = await open_page(b, factory)
+    link = a.app[REDIS]
+    before = link.round_trips
+
+    await notify(a, factory, 1)
+
+    # The key's check and the publication: A's copy of the visit says it is live, so no
+    # catch-up with its log first.
+    assert link.round_trips - before == 2
+    assert message(await page.next()) == ("offer", {"n": 1})
+
+
+async def test_a_notify_to_a_page_entered_on_the_other_node_catches_up_first(
+    nodes: tuple[Client, Client], factory: Factory
+):
+    a, b = nodes
+    await post_events(a, factory.start())  # A holds the visit...
+    await post_events(b, factory.navigate(f"{SITE}/pricing", "Pricing"))  # ...B its new page
+    page = await open_page(b, factory)
+    message_for_page = {"page": factory.page_id, "channel": "offer", "data": {"n": 1}}
+
+    r = await a.post(
+        url(a, "notify", visitID=factory.visit_id), json=[message_for_page], headers=AUTH
+    )
+
+    assert r.status == 200, await r.text()  # not 404: A read the new page from the log
     assert message(await page.next()) == ("offer", {"n": 1})
 
 
