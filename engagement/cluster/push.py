@@ -31,12 +31,12 @@ from ..notifications.hub import Message, Stream
 from ..notifications.service import resync_frame
 from . import push_lua
 from .redis import RedisLink, visit_key
+from .subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 
 NODE_CHANNEL = "eng:push-node:"  # + node id: keeps the pub/sub connection listening
 SUBSCRIBE_TIMEOUT_S = 10.0  # a page waits this long at most for its channel's subscription
-LISTEN_POLL_S = 1.0  # below the link's socket timeout: an idle read returns, not fails
 ALL_PAGES = "-"
 FORGET = "!"  # in place of a page: the visit was erased, end its streams
 PUBLISH_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
@@ -130,7 +130,7 @@ class RedisHub:
         self._writing: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pubsub: Any = None
+        self._pubsub = Subscriber(link.connect_url, self._route, self._confirmed)
         self.streams_dropped_total = 0
         self.published_total = 0  # publications this node wrote to Redis
         self.publish_failures_total = 0
@@ -231,9 +231,7 @@ class RedisHub:
     async def start(self) -> None:
         """Open the pub/sub connection (on this node's own channel, so it always listens) and
         start writing publications."""
-        self._pubsub = self.link.client.pubsub()
-        await self._pubsub.subscribe(NODE_CHANNEL + self.node)
-        self._spawn(self._listen())
+        await self._pubsub.start(NODE_CHANNEL + self.node)
         self._spawn(self._write())
 
     async def stop(self) -> None:
@@ -246,8 +244,7 @@ class RedisHub:
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        if self._pubsub is not None:
-            await self._pubsub.aclose()
+        await self._pubsub.aclose()
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -288,23 +285,6 @@ class RedisHub:
         self._publish_counts[bisect.bisect_left(PUBLISH_BUCKETS_S, seconds)] += 1
         self._publish_sum_s += seconds
 
-    async def _listen(self) -> None:
-        pubsub = self._pubsub
-        while True:
-            try:
-                message = await pubsub.get_message(timeout=LISTEN_POLL_S)
-            except RedisError as exc:  # redis-py reconnected and gave up: try again
-                log.warning("push: pub/sub connection lost: %r", exc)
-                await asyncio.sleep(1)
-                continue
-            if message is None:
-                continue
-            kind, channel = message["type"], message["channel"].decode()
-            if kind == "message":
-                self._route(channel, message["data"])
-            elif kind == "subscribe":
-                self._confirmed(channel)
-
     def _route(self, channel: str, payload: bytes) -> None:
         streams = self._streams.get(_visit_of(channel))
         if not streams:
@@ -335,7 +315,7 @@ class RedisHub:
             if not future.done():
                 future.set_result(None)
             return
-        # Not asked for: redis-py reconnected and subscribed again. Messages published while
+        # Not asked for: the subscriber reconnected and subscribed again. Messages published while
         # the connection was down never came: read them from the buffer.
         visit_id = _visit_of(channel)
         if visit_id in self._streams:
@@ -362,7 +342,7 @@ class RedisHub:
             if not self._confirming[channel]:
                 del self._confirming[channel]
             raise
-        # Sent: if the connection drops first, redis-py subscribes again and the confirmation
+        # Sent: if the connection drops first, the subscriber subscribes again and the confirmation
         # still comes; the timeout only keeps a page from waiting for ever.
         async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
             await asyncio.shield(future)

@@ -131,7 +131,8 @@ class RedisLink:
     timed: ``run`` counts each round trip and observes its duration."""
 
     def __init__(self, url: str) -> None:
-        self.url = redacted(url)
+        self.url = redacted(url)  # for logs and errors
+        self.connect_url = url  # with its password: for the pub/sub connection, never logged
         self.client: aioredis.Redis = LinkRedis.from_url(
             url,
             socket_timeout=SOCKET_TIMEOUT_S,
