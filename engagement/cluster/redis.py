@@ -24,7 +24,12 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from .resp import Arg
+from .wire import Script, Wire
+
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from ..settings import Settings
 
 log = logging.getLogger(__name__)
@@ -141,6 +146,8 @@ class RedisLink:
             retry_on_error=[RedisConnectionError, RedisTimeoutError],
             health_check_interval=30,
         )
+        # The hot path (every event's log script): one multiplexed connection, no pool.
+        self.wire = Wire(url, SOCKET_TIMEOUT_S, CONNECT_RETRIES)
         self.round_trips = 0
         self.failures = 0
         self._histogram: Histogram | None = None
@@ -174,7 +181,19 @@ class RedisLink:
         """A Lua script, sent by its SHA (and loaded again when Redis lost it)."""
         return self.client.register_script(lua)
 
+    def wire_script(self, lua: str) -> Script:
+        """A Lua script for ``send``: its ``call(keys, args)`` is the command."""
+        script = Script(lua)
+        self.wire.scripts[script.sha] = lua
+        return script
+
+    async def send(self, *commands: Sequence[Arg]) -> list[Any]:
+        """One round trip of ``commands`` on the hot path's connection (wire.py), counted and
+        timed; their answers in order."""
+        return await self.run(self.wire.execute(*commands))
+
     async def close(self) -> None:
+        await self.wire.close()
         await self.client.aclose()
 
 

@@ -25,54 +25,13 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .redis import SOCKET_TIMEOUT_S, redacted
+from .resp import Incomplete, command, parse
 
 log = logging.getLogger(__name__)
 
 HEALTH_S = 30.0  # silent this long: PING; silent as long again: the connection is dead
 READ_BYTES = 1 << 16
 BACKOFF_S = (0.05, 1.0)  # first and longest wait between reconnection attempts
-
-
-class _Incomplete(Exception):
-    """The buffer ends inside a reply: wait for more bytes."""
-
-
-def parse(buf: bytes, pos: int) -> tuple[Any, int]:
-    """One RESP2 reply at ``pos``: (value, position after it). Bulk strings are bytes, errors
-    are RedisError instances (not raised); _Incomplete when the reply is not all there."""
-    end = buf.find(b"\r\n", pos)
-    if end < 0:
-        raise _Incomplete
-    kind, line, pos = buf[pos], buf[pos + 1 : end], end + 2
-    if kind == 0x24:  # $ bulk string
-        size = int(line)
-        if size < 0:
-            return None, pos
-        if len(buf) < pos + size + 2:
-            raise _Incomplete
-        return buf[pos : pos + size], pos + size + 2
-    if kind == 0x2A:  # * array
-        items = []
-        for _ in range(int(line)):
-            item, pos = parse(buf, pos)
-            items.append(item)
-        return items, pos
-    if kind == 0x3A:  # : integer
-        return int(line), pos
-    if kind == 0x2B:  # + simple string
-        return line, pos
-    if kind == 0x2D:  # - error
-        return RedisError(line.decode(errors="replace")), pos
-    raise RedisError(f"unexpected reply from Redis: {buf[pos - len(line) - 3 : end]!r}")
-
-
-def command(*parts: str) -> bytes:
-    """A command in RESP (an array of bulk strings)."""
-    out = [b"*%d\r\n" % len(parts)]
-    for part in parts:
-        data = part.encode()
-        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
-    return b"".join(out)
 
 
 class Subscriber:
@@ -152,7 +111,7 @@ class Subscriber:
 
     async def _reply(self, reader: asyncio.StreamReader, buf: bytes) -> tuple[Any, bytes]:
         while True:
-            with contextlib.suppress(_Incomplete):
+            with contextlib.suppress(Incomplete):
                 value, pos = parse(buf, 0)
                 return value, buf[pos:]
             data = await reader.read(READ_BYTES)
@@ -209,7 +168,7 @@ class Subscriber:
                 while pos < len(buf):
                     reply, pos = parse(buf, pos)
                     self._dispatch(reply)
-            except _Incomplete:
+            except Incomplete:
                 pass
             buf = buf[pos:]
 

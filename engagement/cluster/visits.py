@@ -114,7 +114,7 @@ class SharedVisits:
         self.node = uuid.uuid4().hex[:12]  # makes the epochs this node starts unique
         self.adopt: Callable[[Attempt], None] | None = None  # the lifecycle's, once it exists
         self.rearm: Callable[[Visit], None] | None = None  # ditto: after Redis lost the visit
-        self._append = link.script(_APPEND)
+        self._append = link.wire_script(_APPEND)
         self.appends = 0  # scripts run, for commands per event
 
     async def ingest(self, batch: Sequence[EventIn]) -> tuple[list[Event], int]:
@@ -132,13 +132,10 @@ class SharedVisits:
             fresh = await self.catch_up(visit_id, events)
         else:  # a batch of several visits: their scripts in one round trip
             visitors = {events[0].global_visit_id for events in by_visit.values()}
-            async with self.link.client.pipeline(transaction=False) as pipe:
-                for visit_id, events in by_visit.items():
-                    keys, args = self._call(visit_id, events)
-                    await self._append(keys=keys, args=args, client=pipe)
-                for gvid in visitors:
-                    pipe.get(visitor_keys(gvid)[1])
-                answers = await self.link.run(pipe.execute())
+            answers = await self.link.send(
+                *(self._append.call(*self._call(v, events)) for v, events in by_visit.items()),
+                *(("GET", visitor_keys(gvid)[1]) for gvid in visitors),
+            )
             for visit_id, answer in zip(by_visit, answers, strict=False):
                 fresh += self._caught_up(visit_id, answer)
             for gvid, revision in zip(visitors, answers[len(by_visit) :], strict=True):
@@ -160,12 +157,10 @@ class SharedVisits:
         keys, args = self._call(visit_id, events)
         revision = None
         if gvid:  # the visitor's attempts' revision in the same round trip
-            async with self.link.client.pipeline(transaction=False) as pipe:
-                await self._append(keys=keys, args=args, client=pipe)
-                pipe.get(visitor_keys(gvid)[1])
-                answer, revision = await self.link.run(pipe.execute())
+            call = self._append.call(keys, args), ("GET", visitor_keys(gvid)[1])
+            answer, revision = await self.link.send(*call)
         else:
-            answer = await self.link.run(self._append(keys=keys, args=args))
+            [answer] = await self.link.send(self._append.call(keys, args))
         own = self._caught_up(visit_id, answer)
         if not gvid and (rebuilt := self.registry.get(visit_id)) is not None:
             gvid = rebuilt.global_visit_id  # a visit this node had never seen

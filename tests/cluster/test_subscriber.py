@@ -8,7 +8,8 @@ import pytest
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
-from engagement.cluster.subscriber import Subscriber, _Incomplete, command, parse
+from engagement.cluster.resp import Incomplete, command, parse
+from engagement.cluster.subscriber import Subscriber
 
 from .conftest import Cuttable
 
@@ -18,7 +19,7 @@ def test_replies_split_anywhere_are_parsed_once_whole():
     confirmation = b"*3\r\n$9\r\nsubscribe\r\n$4\r\nchan\r\n:1\r\n"
     buf = message + confirmation
     for cut in range(1, len(message)):
-        with pytest.raises(_Incomplete):
+        with pytest.raises(Incomplete):
             parse(buf[:cut], 0)
     value, pos = parse(buf, 0)
     assert value == [b"message", b"chan", b"he\r\nllo\r\n!!"]

@@ -1,0 +1,79 @@
+"""The hot path's multiplexed connection: answers in order, scripts, failures as redis-py's."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import NoScriptError, ResponseError
+
+from engagement.cluster.redis import visit_key
+from engagement.cluster.wire import Script, Wire
+
+from .conftest import Cuttable
+
+INCR = Script("return redis.call('INCRBY', KEYS[1], ARGV[1])")
+
+
+def wire_for(url: str) -> Wire:
+    wire = Wire(url, timeout_s=2.0, retries=3)
+    wire.scripts[INCR.sha] = INCR.lua
+    return wire
+
+
+async def test_concurrent_requests_share_one_socket_and_get_their_own_answers(redis_url: str):
+    wire = wire_for(redis_url)
+    key = visit_key("wire", "n")
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        answers = await asyncio.gather(
+            *(
+                wire.execute(INCR.call([key], [1]), ("GET", key), ("ECHO", f"{n}"))
+                for n in range(200)
+            )
+        )
+        assert sorted(a[0] for a in answers) == list(range(1, 201))
+        assert all(a[2] == f"{n}".encode() for n, a in enumerate(answers))
+        assert all(int(a[1]) >= a[0] for a in answers)  # each GET saw its own INCR at least
+        assert await wire.execute() == []
+        with pytest.raises(ResponseError):
+            await wire.execute(("GET", key), ("HGET", key, "f"))  # wrong type: raised
+        assert await wire.execute(("GET", key)) == [b"200"]  # the connection goes on
+    finally:
+        await admin.delete(key)
+        await admin.aclose()
+        await wire.close()
+
+
+async def test_a_script_redis_forgot_fails_once_then_is_loaded_again(redis_url: str):
+    wire = wire_for(redis_url)
+    key = visit_key("wire", "s")
+    admin = aioredis.Redis.from_url(redis_url)
+    try:
+        assert await wire.execute(INCR.call([key], [2])) == [2]
+        await admin.script_flush()  # as after a restart of Redis
+        with pytest.raises(NoScriptError):
+            await wire.execute(INCR.call([key], [2]))
+        assert await wire.execute(INCR.call([key], [2])) == [4]  # the failed one did not run
+    finally:
+        await admin.delete(key)
+        await admin.aclose()
+        await wire.close()
+
+
+async def test_a_dropped_connection_is_opened_again_and_an_outage_fails_the_request(
+    redis_url: str, redis_proxy: tuple[Cuttable, str]
+):
+    proxy, through = redis_proxy
+    wire = wire_for(through)
+    try:
+        assert await wire.execute(("PING",)) == [b"PONG"]
+        await proxy.cut()
+        with pytest.raises(RedisConnectionError):
+            await wire.execute(("PING",))  # retried, backing off, then given up
+        await proxy.restore()
+        assert await wire.execute(("PING",)) == [b"PONG"]
+    finally:
+        await wire.close()
