@@ -38,23 +38,27 @@ PATH = "/monitoring/events"
 ORIGIN = "http://localhost:8000"
 
 
-def bodies(count: int, per_request: int, visitors: int, nonce: str) -> list[bytes]:
-    """The same events as bench/ingest.lua: AddToCart with {sku, price}, unique eventIDs,
-    visitors drawn from a pool (visits accumulate)."""
+def bodies(
+    count: int, per_request: int, visitors: int, nonce: str, pool: str = ""
+) -> list[bytes]:
+    """The same events as bench/ingest.lua: AddToCart with {sku, price}, unique eventIDs
+    (``nonce``), visitors of a pool named by ``pool`` (12 hex; the warm-up and the counted
+    requests share it, so visits accumulate), every visitor of the pool in turn."""
+    pool = pool or nonce
     out = []
     n = 0
     clock = int(time.time() * 1000)
-    for r in range(count):
+    for _ in range(count):
         events = []
         for _ in range(per_request):
             n += 1
             clock += 1
-            v = (n * 7919 + r) % visitors + 1
+            v = n * 7919 % visitors + 1  # 7919 is prime: the whole pool, in a scattered order
             sku = n % 500
             events.append(
                 f'{{"eventType":"BUSINESS","eventName":"AddToCart","eventID":"{nonce}0000{n:016X}",'
-                f'"pageID":"{nonce}0002{v:016X}","visitID":"{nonce}0001{v:016X}",'
-                f'"globalVisitID":"{nonce}0003{v:016X}","timestamp":{clock},'
+                f'"pageID":"{pool}0002{v:016X}","visitID":"{pool}0001{v:016X}",'
+                f'"globalVisitID":"{pool}0003{v:016X}","timestamp":{clock},'
                 f'"url":"http://localhost:8000/products/{v}","category":"","languageCode":"en-GB",'
                 f'"data":{{"sku":"SKU-{sku}","price":{1000 + sku}}}}}'
             )
@@ -181,9 +185,13 @@ def main() -> int:
     for per_request in [int(s) for s in args.scenarios.split(",")]:
         count = max(30, args.requests // per_request)
         for name in names:
-            payloads = bodies(count, per_request, args.visitors, secrets.token_hex(6).upper())
-            # Warm-up: every visitor of the pool seen several times (strategies settle).
-            warm = bodies(args.warmup, 20, args.visitors, secrets.token_hex(6).upper())
+            # Warm-up: every visitor of the pool seen several times (strategies and attempts
+            # settle), then the counted requests from the same visitors.
+            pool = secrets.token_hex(6).upper()
+            warm = bodies(args.warmup, 20, args.visitors, secrets.token_hex(6).upper(), pool)
+            payloads = bodies(
+                count, per_request, args.visitors, secrets.token_hex(6).upper(), pool
+            )
             port = free_port()
             if name == "engine":
                 env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGEMENT_")}
