@@ -4,8 +4,12 @@ counted by valgrind's callgrind (repeatable on a shared, noisy machine, unlike t
 Each server runs under ``valgrind --tool=callgrind --instr-atstart=no`` (startup is not
 counted); after a warm-up, counting is switched on (``callgrind_control -i on``), a fixed
 number of requests is sent, the engine's history writer is waited for (its thread is counted
-too: every instruction of the process, all threads), and the counts are dumped. Instructions
-per event = the process's instructions over the events sent.
+too: every instruction of the process, all threads), and the counts are dumped. Then the same
+server is counted for ``--idle-s`` with no request: what it runs on its own (timers, the
+history writer's wake-ups, the strategies folder's watch) per second. Instructions per event =
+(the process's instructions - that idle rate x the counted window's seconds) / events sent:
+under valgrind the window lasts ~50 x longer than at full speed, and the idle work, a fraction
+of a percent of a core at full speed, would otherwise weigh ~50 x more than it does there.
 
     .venv/bin/python bench/instructions.py [--requests 1000] [--strategies 100]
 
@@ -26,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import aiohttp
@@ -38,9 +43,7 @@ PATH = "/monitoring/events"
 ORIGIN = "http://localhost:8000"
 
 
-def bodies(
-    count: int, per_request: int, visitors: int, nonce: str, pool: str = ""
-) -> list[bytes]:
+def bodies(count: int, per_request: int, visitors: int, nonce: str, pool: str = "") -> list[bytes]:
     """The same events as bench/ingest.lua: AddToCart with {sku, price}, unique eventIDs
     (``nonce``), visitors of a pool named by ``pool`` (12 hex; the warm-up and the counted
     requests share it, so visits accumulate), every visitor of the pool in turn."""
@@ -97,17 +100,41 @@ def callgrind(pid: int, *args: str) -> str:
     return out.stdout
 
 
-def total_instructions(out_dir: Path, pid: int) -> int:
-    """Sum of the ``totals:`` (or ``summary:``) lines of the dumps made since counting began."""
+def total_instructions(out_dir: Path, pid: int, seen: set[Path] | None = None) -> int:
+    """Sum of the ``totals:`` lines of the dumps made since counting began
+    (those not in ``seen``, which gets them)."""
     total = 0
+    seen = set() if seen is None else seen
     for path in out_dir.glob(f"callgrind.out.{pid}*"):
-        if path.name == f"callgrind.out.{pid}":
+        if path.name == f"callgrind.out.{pid}" or path in seen:
             continue  # the final dump at exit (not made: the server is killed)
+        seen.add(path)
         text = path.read_text(errors="replace")
-        m = re.search(r"^(?:totals|summary): (\d+)", text, re.MULTILINE)
+        # totals: the counts of this part; summary: wrong (wrapped) in a part after the first
+        m = re.search(r"^totals: (\d+)", text, re.MULTILINE)
+        m = m or re.search(r"^summary: (\d+)", text, re.MULTILINE)
         if m:
             total += int(m.group(1))
     return total
+
+
+@dataclass
+class Count:
+    instructions: int  # while the requests were sent and the history written
+    events: int
+    seconds: float  # how long that took (under valgrind: ~50 x longer than at full speed)
+    idle_per_s: float = 0.0  # the same server with no request, per second
+
+    @property
+    def raw(self) -> float:
+        return self.instructions / self.events
+
+    @property
+    def per_event(self) -> float:
+        """Instructions per event, less what the server runs on its own meanwhile (timers,
+        its history writer's wake-ups): under valgrind the counted window lasts ~50 x longer
+        than at full speed, so that idle work would weigh ~50 x more than it does there."""
+        return (self.instructions - self.idle_per_s * self.seconds) / self.events
 
 
 def measure(
@@ -118,37 +145,49 @@ def measure(
     per_request: int,
     connections: int,
     settle: bool,
-) -> float:
-    """Instructions per event of ``server`` for ``payloads``."""
+    idle_s: float,
+) -> Count:
+    """Instructions of ``server`` for ``payloads``, and of ``idle_s`` with nothing to do."""
     server.start()
     server.wait_ready(timeout_s=300)
     url = server.base_url + PATH
     asyncio.run(send(url, warmup, connections))
     if settle:
         wait_settled(server)
+    seen: set[Path] = set()
+    total_instructions(out_dir, server.pid, seen)
     callgrind(server.pid, "-i", "on")
+    started = time.monotonic()
     accepted = asyncio.run(send(url, payloads, connections))
     if settle:
         wait_settled(server)
+    seconds = time.monotonic() - started
     callgrind(server.pid, "-d")
     callgrind(server.pid, "-i", "off")
-    instructions = total_instructions(out_dir, server.pid)
+    instructions = total_instructions(out_dir, server.pid, seen)
+    idle = 0
+    if idle_s > 0:
+        callgrind(server.pid, "-i", "on")
+        time.sleep(idle_s)
+        callgrind(server.pid, "-d")
+        callgrind(server.pid, "-i", "off")
+        idle = total_instructions(out_dir, server.pid, seen)
     server.stop()
     if accepted != len(payloads) * per_request:
         raise BenchError(f"{server.name}: accepted {accepted} of {len(payloads) * per_request}")
     if not instructions:
         raise BenchError(f"{server.name}: no callgrind dump in {out_dir}")
-    return instructions / accepted
+    return Count(instructions, accepted, seconds, idle / idle_s if idle_s > 0 else 0.0)
 
 
 def wait_settled(engine: Server, timeout_s: float = 600) -> None:
-    """The engine's history writer has written everything (its work is counted)."""
+    """The engine's history writer has written everything (its work is counted): pending
+    counts the rows of a write under way until it is committed."""
     deadline = time.monotonic() + timeout_s
     while engine.get_json("/health", timeout_s=60)["historyPending"] > 0:
         if time.monotonic() > deadline:
             raise BenchError("history still pending")
         time.sleep(0.5)
-    time.sleep(2)  # pending is 0 once a batch is taken: let its write finish
 
 
 def parse_args() -> argparse.Namespace:
@@ -164,6 +203,9 @@ def parse_args() -> argparse.Namespace:
     )
     p.add_argument("--scenarios", default="1,20", help="events per request, comma-separated")
     p.add_argument("--json", type=Path, help="also write the results to this file")
+    p.add_argument(
+        "--idle-s", type=float, default=30.0, help="seconds counted with no request (0: none)"
+    )
     p.add_argument("--keep", action="store_true", help="keep the dumps (callgrind_annotate)")
     return p.parse_args()
 
@@ -183,14 +225,14 @@ def main() -> int:
     results = []
     names = [f"bare-{stack}" for stack in args.stacks.split(",") if stack] + ["engine"]
     for per_request in [int(s) for s in args.scenarios.split(",")]:
-        count = max(30, args.requests // per_request)
+        requests = max(30, args.requests // per_request)
         for name in names:
             # Warm-up: every visitor of the pool seen several times (strategies and attempts
             # settle), then the counted requests from the same visitors.
             pool = secrets.token_hex(6).upper()
             warm = bodies(args.warmup, 20, args.visitors, secrets.token_hex(6).upper(), pool)
             payloads = bodies(
-                count, per_request, args.visitors, secrets.token_hex(6).upper(), pool
+                requests, per_request, args.visitors, secrets.token_hex(6).upper(), pool
             )
             port = free_port()
             if name == "engine":
@@ -202,6 +244,11 @@ def main() -> int:
                     ENGAGEMENT_API_KEYS='["bench"]',
                     ENGAGEMENT_LOG_LEVEL="WARNING",
                     ENGAGEMENT_DEMO="false",
+                    # No attempt expires while counting: under valgrind the run lasts ~50 x
+                    # longer, and the warm-up's attempts timing out in the counted window
+                    # would weigh ~50 x more than at full speed. Every visit holds its live
+                    # attempt: each event is decided under strict mode (held back).
+                    ENGAGEMENT_ENGAGEMENT_EXPIRATION_S="3600",
                 )
                 argv = [*valgrind, str(venv_bin / "engagement"), "serve"]
             else:
@@ -211,17 +258,22 @@ def main() -> int:
                         "--stack", name.removeprefix("bare-")]  # fmt: skip
             server = Server(name, argv, port, tmp / f"{name}-{per_request}.log", env=env, cwd=tmp)
             try:
-                per_event = measure(
-                    server, tmp, payloads, warm, per_request, args.connections, name == "engine"
-                )
+                count = measure(
+                    server, tmp, payloads, warm, per_request, args.connections,
+                    settle=name == "engine", idle_s=args.idle_s,
+                )  # fmt: skip
             finally:
                 if server.proc is not None:
                     server.stop()
+            per_event = count.per_event
             results.append({"server": name, "events_per_request": per_request,
-                            "requests": count, "instructions_per_event": per_event})  # fmt: skip
+                            "requests": requests, "instructions_per_event": per_event,
+                            "instructions_per_event_raw": count.raw, "seconds": count.seconds,
+                            "idle_instructions_per_s": count.idle_per_s})  # fmt: skip
             print(
                 f"{per_request:>3} event(s)/request  {name:<10} {per_event:>10,.0f} instructions "
-                f"per event ({count} requests counted)",
+                f"per event ({requests} requests counted; {count.raw:,.0f} before taking off "
+                f"{count.idle_per_s:,.0f} per second of idle work over {count.seconds:.1f} s)",
                 flush=True,
             )
     print()
