@@ -170,7 +170,11 @@ def event_test(cond: EventCondition) -> Callable[[Event], bool]:
     checks = [(path, op, v) for path, ops in cond.where.items() for op, v in ops.items()]
 
     def test(event: Event) -> bool:
-        return all(_op_holds(op, _lookup(event.data, path), v) for path, op, v in checks)
+        data = event.data
+        for path, op, v in checks:  # noqa: SIM110 - no generator: once per event
+            if not _op_holds(op, _lookup(data, path), v):
+                return False
+        return True
 
     return test
 
@@ -202,7 +206,9 @@ def _event(cond: EventCondition) -> Pred:
             start = len(events) - 1
             while start > 0 and events[start - 1] is not last:
                 start -= 1
-            seen += sum(1 for e in events[start:] if e.event_name == name and test(e))
+            for i in range(start, len(events)):
+                if events[i].event_name == name and test(events[i]):
+                    seen += 1
             counts[key] = (events[-1], seen)
         return TRUE if seen >= count else FALSE
 
@@ -384,8 +390,13 @@ def compile_condition(c: Condition) -> Pred:
 
 def _sequence(names: tuple[str, ...]) -> Pred:
     def pred(ctx: Ctx) -> Verdict:
-        it = iter(ctx.visit.category_sequence)
-        return TRUE if all(any(seen == n for seen in it) for n in names) else FALSE
+        sequence, start = ctx.visit.category_sequence, 0
+        for name in names:  # each after the one before it (list.index: no generator per name)
+            try:
+                start = sequence.index(name, start) + 1
+            except ValueError:
+                return FALSE
+        return TRUE
 
     return pred
 

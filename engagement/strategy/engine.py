@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ..attempts import Attempt, State
+from ..attempts import LIVE, Attempt, State
 from ..visits.model import Event, Visit
 from .conditions import IDENTITY, PAGE, AvailabilityView, Ctx, Pred, Verdict
 from .experiment import CompiledGoal, Experiment
@@ -241,7 +241,12 @@ class Engine:
 
     def busy(self, visit: Visit) -> bool:
         """Strict mode: one live engagement at a time per visit."""
-        return self.strict and any(a.live for a in visit.attempts)
+        if not self.strict:
+            return False
+        for attempt in visit.attempts:  # noqa: SIM110 - every event: no generator
+            if attempt.state in LIVE:
+                return True
+        return False
 
     def on_events(
         self, visit: Visit, events: Iterable[Event], now_ms: int

@@ -160,12 +160,17 @@ class Visit:
 
     def hold_back(self, now_ms: int, strategy: str, why: str) -> None:
         """Record why a strategy that matched did not invite (the last HELD_BACK_KEPT)."""
-        held = self.held_back if self.held_back is not None else []
-        if held and held[-1][1:] == (strategy, why):
+        held = self.held_back
+        if held is None:
+            self.held_back = [(now_ms, strategy, why)]
+            return
+        last = held[-1]
+        if last[1] == strategy and last[2] == why:
             held[-1] = (now_ms, strategy, why)  # the same reason again: its latest time
-        else:
-            held.append((now_ms, strategy, why))
-        self.held_back = held[-HELD_BACK_KEPT:]
+            return
+        held.append((now_ms, strategy, why))
+        if len(held) > HELD_BACK_KEPT:
+            del held[0]
 
     def is_duplicate(self, event_id: str) -> bool:
         return event_id in self._seen_event_ids
