@@ -14,7 +14,7 @@ from pydantic import (
 )
 
 from .. import constants as C
-from .bounds import SYSTEM_DATA, WHOLE, JSONData, UrlText
+from .bounds import SYSTEM_DATA, WHOLE, UncheckedJSONData, UrlText, check_data
 
 ID = Annotated[str, StringConstraints(pattern=C.ID_PATTERN)]
 
@@ -39,15 +39,19 @@ class EventIn(BaseModel):
     url: UrlText
     category: Annotated[str, StringConstraints(max_length=1000)] = ""
     languageCode: Annotated[str, StringConstraints(max_length=C.MAX_LANGUAGE_CODE_CHARS)] = ""
-    data: JSONData = Field(default_factory=dict)
+    data: UncheckedJSONData = Field(default_factory=dict)  # checked by _data
 
     @field_validator("data")
     @classmethod
-    def _system_data(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
-        """The keys the engine reads from system events have their types and bounds."""
-        model = SYSTEM_DATA.get(info.data.get("eventName", ""))
-        if model is not None and info.data.get("eventType") == "SYSTEM":
-            model.model_validate(data)  # a refusal names events.N.data.<key>
+    def _data(cls, data: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        """``data`` within the bounds of any event's (``check_data``, as ``JSONData`` checks
+        it: here in the same call), and the keys the engine reads from system events with
+        their types and bounds."""
+        check_data(data)
+        if info.data.get("eventType") == "SYSTEM":
+            model = SYSTEM_DATA.get(info.data.get("eventName", ""))
+            if model is not None:
+                model.model_validate(data)  # a refusal names events.N.data.<key>
         return data
 
 
