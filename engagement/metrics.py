@@ -3,14 +3,20 @@ hot path but the request-latency histogram)."""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 import time
 from collections.abc import Awaitable, Iterator
-from typing import Any
 
 from aiohttp import web
 from aiohttp.typedefs import Handler
-from prometheus_client import CollectorRegistry, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector
 
 from .api.state import HISTORY, HUB, INGESTOR, LIBRARY, LIFECYCLE, OUTBOX, REGISTRY
@@ -21,26 +27,37 @@ from .visits.registry import VisitRegistry
 METRICS = web.AppKey("metrics", CollectorRegistry)
 
 
-class Latency:
-    """The request-latency histogram, with its label lookups cached (they cost more than the
-    observation itself)."""
+class Latency(Collector):
+    """The request-latency histogram, by route, method and status: counts in plain lists,
+    written out when scraped (prometheus_client's Histogram takes a lock for its sum and for
+    a bucket on every request, several calls; this is one list lookup and a bisect)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.histogram = Histogram(
-            "engagement_http_request_duration_seconds",
-            "Time to answer, by route",
-            ["route", "method", "status"],
-            registry=registry,
-            buckets=LATENCY_BUCKETS_S,
-        )
-        self._children: dict[tuple[str, str, int], Any] = {}
+        # per series: requests per bucket (the last: over every bound), then the sum
+        self._series: dict[tuple[str, str, int], list[float]] = {}
+        registry.register(self)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
-        child = self._children.get(key)
-        if child is None:
-            child = self._children[key] = self.histogram.labels(route, method, str(status))
-        child.observe(seconds)
+        series = self._series.get(key)
+        if series is None:
+            series = self._series[key] = [0.0] * (len(LATENCY_BUCKETS_S) + 2)
+        series[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1  # le: at most the bound
+        series[-1] += seconds
+
+    def collect(self) -> Iterator[Metric]:
+        family = HistogramMetricFamily(
+            "engagement_http_request_duration_seconds",
+            "Time to answer, by route",
+            labels=["route", "method", "status"],
+        )
+        bounds = [str(b) for b in LATENCY_BUCKETS_S] + ["+Inf"]  # as Histogram writes them
+        for (route, method, status), series in self._series.items():
+            cumulative = list(itertools.accumulate(series[:-1]))
+            family.add_metric(
+                [route, method, str(status)], list(zip(bounds, cumulative, strict=True)), series[-1]
+            )
+        yield family
 
 
 LATENCY = web.AppKey("latency", Latency)
@@ -184,12 +201,13 @@ def latency_middleware(request: web.Request, handler: Handler) -> Awaitable[web.
     """The request-latency histogram. A push stream lasts as long as the page: not a latency,
     so its handler is returned as it is, without a frame of this middleware held for the
     stream's life (memory per open stream; aiohttp awaits what a middleware returns)."""
-    if request.match_info.route.name == "stream":
+    route = request.match_info.route.name
+    if route == "stream":
         return handler(request)
-    return _timed(request, handler)
+    return _timed(request, handler, route or "unmatched")
 
 
-async def _timed(request: web.Request, handler: Handler) -> web.StreamResponse:
+async def _timed(request: web.Request, handler: Handler, route: str) -> web.StreamResponse:
     started = time.perf_counter()
     status = 500
     try:
@@ -200,7 +218,6 @@ async def _timed(request: web.Request, handler: Handler) -> web.StreamResponse:
         status = exc.status
         raise
     finally:
-        route = request.match_info.route.name or "unmatched"
         request.app[LATENCY].observe(route, request.method, status, time.perf_counter() - started)
 
 

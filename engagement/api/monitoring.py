@@ -16,15 +16,16 @@ EVENT_BATCH = TypeAdapter(EventBatch)
 async def post_events(request: web.Request) -> web.StreamResponse:
     """Take a batch of tracker events (JSON, or text/plain from sendBeacon)."""
     batch = parse(EVENT_BATCH, await read_body(request, BEACON_TYPES))
-    ingestor = request.app[INGESTOR]
+    app = request.app  # a property: read once
+    ingestor = app[INGESTOR]
     if ingestor.shared is None:
         fresh, duplicates = ingestor.ingest(batch.events)
         if fresh:
-            request.app[LIFECYCLE].decide(fresh)  # may start an attempt: offer, then push
+            app[LIFECYCLE].decide(fresh)  # may start an attempt: offer, then push
     else:  # one of several nodes (engagement.cluster): the visit's log is in Redis
         fresh, duplicates = await ingestor.shared.ingest(batch.events)
         if fresh:
-            await request.app[LIFECYCLE].decide_shared(fresh)
+            await app[LIFECYCLE].decide_shared(fresh)
     body = b'{"accepted":%d,"duplicates":%d}' % (len(fresh), duplicates)  # two ints: no encoder
     return web.Response(body=body, content_type="application/json")
 
