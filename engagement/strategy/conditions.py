@@ -391,6 +391,8 @@ def compile_condition(c: Condition) -> Pred:
 def _sequence(names: tuple[str, ...]) -> Pred:
     def pred(ctx: Ctx) -> Verdict:
         sequence, start = ctx.visit.category_sequence, 0
+        if len(sequence) < len(names):  # too short (often empty): no ValueError to make
+            return FALSE
         for name in names:  # each after the one before it (list.index: no generator per name)
             try:
                 start = sequence.index(name, start) + 1

@@ -251,10 +251,11 @@ class Engine:
     def on_events(
         self, visit: Visit, events: Iterable[Event], now_ms: int
     ) -> CompiledStrategy | None:
-        keys: frozenset[str] = frozenset()
-        for event in events:
-            keys = keys | event_keys(event) if keys else event_keys(event)
-        candidates = self.strategies.candidates(keys)
+        keys: frozenset[str] | None = None
+        for event in events:  # most often one event: its cached keys as they are
+            found = _keys(event.event_name, event.category)
+            keys = found if keys is None else keys | found
+        candidates = self.strategies.candidates(keys or frozenset())
         if self.busy(visit):
             self._hold_matching(visit, candidates, now_ms, STRICT_MODE)
             return None
