@@ -236,7 +236,7 @@ def create_app(settings: Settings | None = None) -> web.Application:
 
     def use_strategies(current: StrategySet) -> None:
         engine.strategies = current
-        ingestor.categorize = current.categorize
+        ingestor.categorize = current.stamp
         tracker.rebuild(_tracker_config(settings, current))
 
     library.listeners.append(use_strategies)

@@ -102,13 +102,12 @@ class Replay:
         if not self._next_sweep:
             self._next_sweep = now + SWEEP_MS
         self._advance(now)
-        categorize = self.strategies.categorize
+        stamp = self.strategies.stamp
         for event in batch:
             title = event.data.get("title") if event.event_name == "PageEntered" else ""
-            found = categorize(event.url, title if isinstance(title, str) else "")
-            if found:
-                sent = [c for c in event.category.split(";") if c]
-                event.category = ";".join(dict.fromkeys(sent + found))
+            event.category = stamp(
+                event.category, event.url, title if isinstance(title, str) else ""
+            )
         fresh, _ = self.registry.ingest(batch)
         self.events_replayed += len(fresh)
         visit = self.registry.get(batch[0].visit_id)

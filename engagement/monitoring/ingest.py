@@ -36,7 +36,8 @@ class Ingestor:
     def __init__(self, registry: VisitRegistry, identities: IdentitySink | None = None) -> None:
         self.registry = registry
         self.identities = identities
-        self.categorize: Callable[[str, str], list[str]] | None = None
+        # StrategySet.stamp of the strategies running: (sent, url, title) -> category
+        self.categorize: Callable[[str, str, str], str] | None = None
         self.fields: FieldFilter | None = None  # the allow-list of UserInfo/SignIn fields
         self.erased: dict[str, int] = {}  # visitID -> until (ms): erased, its events dropped
         self.accepted_total = 0
@@ -104,7 +105,7 @@ class Ingestor:
         return events
 
     def _stamp_categories(
-        self, events: list[Event], categorize: Callable[[str, str], list[str]]
+        self, events: list[Event], categorize: Callable[[str, str, str], str]
     ) -> None:
         """Every event carries the categories its page's URL or title matched."""
         for event in events:
@@ -113,7 +114,4 @@ class Ingestor:
                 visit = self.registry.get(event.visit_id)
                 page = visit.pages.get(event.page_id) if visit else None
                 title = page.title if page else ""
-            found = categorize(event.url, title)
-            if found:
-                sent = [c for c in event.category.split(";") if c]
-                event.category = ";".join(dict.fromkeys(sent + found))
+            event.category = categorize(event.category, event.url, title)

@@ -106,6 +106,7 @@ class StrategySet:
         # Pages repeat: the same URL and title get the same categories (one cache per set, so a
         # reload starts afresh).
         self._categorize_cached = functools.lru_cache(maxsize=CATEGORY_CACHE_SIZE)(self._categorize)
+        self._stamped_cached = functools.lru_cache(maxsize=CATEGORY_CACHE_SIZE)(self._stamped)
         # Few distinct key sets (event names x categories): their candidates, once each.
         self._candidates_cached = functools.lru_cache(maxsize=CATEGORY_CACHE_SIZE)(self._candidates)
 
@@ -148,6 +149,20 @@ class StrategySet:
     def _categorize(self, url: str, title: str) -> list[str]:
         url, title = url.lower(), title.lower()
         return [name for name, tags in self._tags if any(t in url or t in title for t in tags)]
+
+    def stamp(self, sent: str, url: str, title: str) -> str:
+        """An event's ``category``: the categories it was sent with (``;``-separated), then
+        those its page's URL or title match, each once; as sent when none matches. Cached:
+        events of a page repeat these three, and share the one string."""
+        if not self._tags:
+            return sent
+        return self._stamped_cached(sent, url, title)
+
+    def _stamped(self, sent: str, url: str, title: str) -> str:
+        found = self._categorize_cached(url, title)
+        if not found:
+            return sent
+        return ";".join(dict.fromkeys([c for c in sent.split(";") if c] + found))
 
 
 def event_keys(event: Event) -> frozenset[str]:

@@ -614,3 +614,24 @@ def test_categorize(url: str, title: str, expected: list[str]) -> None:
 
 def test_categorize_without_categories() -> None:
     assert StrategySet().categorize("https://shop.example/pricing", "Pricing") == []
+
+
+@pytest.mark.parametrize(
+    ("sent", "url", "title", "expected"),
+    [
+        ("", "https://shop.example/faq", "Our PRICING", "pricing;support"),
+        ("sale", "https://shop.example/pricing", "", "sale;pricing"),
+        ("pricing;;sale", "https://shop.example/pricing", "", "pricing;sale"),  # each once
+        ("a;;b", "https://shop.example/", "Home", "a;;b"),  # none matched: as it was sent
+    ],
+)
+def test_stamp_adds_the_matched_categories_to_the_sent_ones(
+    sent: str, url: str, title: str, expected: str
+) -> None:
+    strategies = StrategySet((), CATEGORIES)
+    assert strategies.stamp(sent, url, title) == expected
+    assert strategies.stamp(sent, url, title) is strategies.stamp(sent, url, title)  # shared
+
+
+def test_stamp_without_categories_keeps_what_was_sent() -> None:
+    assert StrategySet().stamp("sale", "https://shop.example/pricing", "Pricing") == "sale"
