@@ -7,6 +7,7 @@ event can change it). Dues are how a visitor who just sits on a page still gets 
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import operator
 import re
@@ -142,49 +143,66 @@ def field_value(data: dict[str, Any], path: str) -> Any:
     return None if value is _MISSING else value
 
 
-def _coerce(actual: Any, expected: Any) -> Any:
+def _numeric(expected: Any) -> bool:
     """'600' compares as 600 when the strategy compares with a number (or numbers)."""
-    numeric = isinstance(expected, int | float) or (
+    return isinstance(expected, int | float) or (
         isinstance(expected, list) and any(isinstance(e, int | float) for e in expected)
     )
-    if numeric and isinstance(actual, str):
+
+
+# A test of a `where`: the path's parts, the operator's function (None for exists), the value
+# to compare with and whether it compares as a number; worked out once per strategy.
+Check = tuple[tuple[str, ...], Callable[[Any, Any], bool] | None, Any, bool]
+
+
+def _checks(where: dict[str, dict[Op, Any]]) -> list[Check]:
+    return [
+        (tuple(path.split(".")), _OPS.get(op), v, _numeric(v))
+        for path, ops in where.items()
+        for op, v in ops.items()
+    ]
+
+
+def _holds(checks: list[Check], data: dict[str, Any]) -> bool:
+    """Whether every check holds on ``data`` (one call per event: no call per check)."""
+    for parts, compare, expected, numeric in checks:
+        actual: Any = data
+        for part in parts:
+            if not isinstance(actual, dict) or part not in actual:
+                actual = _MISSING
+                break
+            actual = actual[part]
+        if compare is None:  # exists
+            if (actual is not _MISSING) != bool(expected):
+                return False
+            continue
+        if actual is _MISSING:
+            return False
+        if numeric and isinstance(actual, str):
+            with contextlib.suppress(ValueError):
+                actual = float(actual)
         try:
-            return float(actual)
-        except ValueError:
-            return actual
-    return actual
-
-
-def _op_holds(op: str, actual: Any, expected: Any) -> bool:
-    if op == "exists":
-        return (actual is not _MISSING) == bool(expected)
-    if actual is _MISSING:
-        return False
-    try:
-        return bool(_OPS[op](_coerce(actual, expected), expected))
-    except TypeError:  # "abc" > 5: not a match, not a crash
-        return False
+            if not compare(actual, expected):
+                return False
+        except TypeError:  # "abc" > 5: not a match, not a crash
+            return False
+    return True
 
 
 def event_test(cond: EventCondition) -> Callable[[Event], bool]:
-    checks = [(path, op, v) for path, ops in cond.where.items() for op, v in ops.items()]
+    checks = _checks(cond.where)
 
     def test(event: Event) -> bool:
-        data = event.data
-        for path, op, v in checks:  # noqa: SIM110 - no generator: once per event
-            if not _op_holds(op, _lookup(data, path), v):
-                return False
-        return True
+        return _holds(checks, event.data)
 
     return test
 
 
 def _user(where: dict[str, dict[Op, Any]]) -> Pred:
-    checks = [(path, op, v) for path, ops in where.items() for op, v in ops.items()]
+    checks = _checks(where)
 
     def pred(ctx: Ctx) -> Verdict:
-        info = ctx.visit.user_info
-        return TRUE if all(_op_holds(op, _lookup(info, p), v) for p, op, v in checks) else FALSE
+        return TRUE if _holds(checks, ctx.visit.user_info) else FALSE
 
     return pred
 
