@@ -80,6 +80,20 @@ def test_check_names_experiment_mistakes(tmp_path: Path, capsys: pytest.CaptureF
     ]
 
 
+def test_a_goal_window_is_at_most_30_days(tmp_path: Path):
+    """A restart rebuilds open windows from the attempts of the last 30 days (the ones limits
+    read), and other nodes read a visitor's attempts that long: a longer window would stop
+    counting conversions after a restart."""
+    (tmp_path / "x.yaml").write_text(EXPERIMENT.replace("within_h: 24", "within_h: 1200"))
+    _, errors = check_folder(tmp_path)
+    assert [str(e) for e in errors] == [
+        f"{tmp_path.name}/x.yaml:9:17: strategies.goal.within_h: Input should be less than or "
+        "equal to 720"
+    ]
+    (tmp_path / "x.yaml").write_text(EXPERIMENT.replace("within_h: 24", "within_h: 720"))
+    assert check_folder(tmp_path)[1] == []
+
+
 def test_variants_take_their_offer_and_a_name(tmp_path: Path):
     (tmp_path / "x.yaml").write_text(EXPERIMENT)
     strategies, errors = check_folder(tmp_path)

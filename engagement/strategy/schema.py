@@ -311,7 +311,11 @@ class Goal(Strict):
 
     event: EventCondition | None = Field(None, description="e.g. {name: OrderPlaced, where: ...}")
     page: TextCondition | None = Field(None, description="a page whose URL matches")
-    within_h: float = Field(24, gt=0, le=24 * 90, description="hours after the invitation")
+    # At most as far back as attempts are kept for limits (30 days): a restart rebuilds open
+    # windows from those attempts, and other nodes read a visitor's attempts that long.
+    within_h: float = Field(
+        24, gt=0, le=24 * C.LEDGER_DAYS, description="hours after the invitation (30 days at most)"
+    )
     value: str | None = Field(
         None, max_length=200, description="event data field to sum, e.g. total (event goals)"
     )
