@@ -313,6 +313,49 @@ async def test_console_page_and_csv_show_the_arms(client: Client):
     ]
 
 
+PLAIN = """
+strategies:
+  - name: help
+    when: {event: Help}
+    offer: {invite: chat.html, media: chat}
+  - name: question
+    when: {event: Question}
+    offer: {invite: chat.html, media: chat}
+    goal: OrderPlaced
+"""
+
+
+async def test_the_report_leaves_out_strategies_without_an_experiment(
+    aiohttp_client: ClientFactory, experiment: Settings
+):
+    """A strategy with no goal, holdout or variants has nothing to report: listed, it would
+    read as converting 0 % of its visitors. One with a goal alone is listed before any
+    conversion (0 % is then what it measured)."""
+    (experiment.strategies_dir / "plain.yaml").write_text(PLAIN)
+    client = await aiohttp_client(create_app(experiment))
+    held, _ = held_and_invited()
+    await qualify(client, held)
+    for name in ("Help", "Question"):
+        f = Factory()
+        await post_events(client, [*f.start(), f.event(name)])
+    assert {a.strategy for a in client.app[LIFECYCLE].by_id.values()} == {
+        "big-cart", "help", "question",
+    }  # fmt: skip
+
+    r = await client.get(client.app.router["report-experiments"].url_for(), headers=AUTH)
+    assert r.status == 200, await r.text()
+    arms = [(a["strategy"], a["arm"], a["qualified"]) for a in (await r.json())["arms"]]
+    assert arms == [("big-cart", "holdout", 1), ("question", "invited", 1)]
+    r = await client.get(client.app.router["console-experiments-csv"].url_for(), headers=AUTH)
+    assert [line.split(",")[:2] for line in (await r.text()).splitlines()[1:]] == [
+        ["big-cart", "holdout"], ["question", "invited"],
+    ]  # fmt: skip
+    r = await client.get(client.app.router["console-experiments"].url_for(), headers=AUTH)
+    html = await r.text()
+    assert "question, invited: 0.0 % converted" in html
+    assert "help, invited" not in html
+
+
 async def test_report_needs_the_api_key(client: Client):
     r = await client.get(client.app.router["report-experiments"].url_for())
     assert r.status == 401, await r.text()

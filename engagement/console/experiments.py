@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from .. import reports
 from ..api.errors import InvalidInput
 from ..api.parsing import parse_query
-from ..api.state import HISTORY
+from ..api.state import HISTORY, LIBRARY
 from ..experiments import report as xr
 from ..experiments.stats import CONFIDENCE, Lift
 from .chart import experiment_chart
@@ -58,6 +58,12 @@ class ExperimentReportOut(BaseModel):
     arms: list[ArmOut]
 
 
+def _running(request: web.Request) -> set[str]:
+    """The strategies running now that run an experiment (a goal, holdout or variants)."""
+    strategies = request.app[LIBRARY].current.strategies
+    return {s.name for s in strategies if s.experiment is not None}
+
+
 def arm_json(row: xr.ArmRow) -> dict[str, Any]:
     interval = row.rate_interval
     lf = row.lift
@@ -90,7 +96,7 @@ def _lift_json(lf: Lift) -> dict[str, Any]:
 async def get_experiment_report(request: web.Request) -> web.StreamResponse:
     """Experiments per strategy and arm: conversions and lift against the holdout."""
     query = parse_query(request, ReportQuery)
-    rows = await xr.read_experiments(request.app[HISTORY], query.as_filter())
+    rows = await xr.read_experiments(request.app[HISTORY], query.as_filter(), _running(request))
     return web.json_response({
         "from": query.since.isoformat() if query.since else None,
         "until": query.until.isoformat() if query.until else None,
@@ -103,7 +109,7 @@ async def get_experiment_report(request: web.Request) -> web.StreamResponse:
 async def experiments_csv(request: web.Request) -> web.StreamResponse:
     """The experiment rows as CSV, with the page's filters."""
     query = parse_query(request, ReportQuery)
-    rows = await xr.read_experiments(request.app[HISTORY], query.as_filter())
+    rows = await xr.read_experiments(request.app[HISTORY], query.as_filter(), _running(request))
     name = f"experiments-{query.since or 'start'}-{query.until or 'now'}.csv"
     return web.Response(
         text=xr.to_csv(rows),
@@ -128,6 +134,6 @@ async def experiments_page(request: web.Request) -> web.StreamResponse:
     except InvalidInput as exc:
         context["error"] = exc.message.removeprefix("invalid query: ")
         return render(request, "experiments.html", context, status=400)
-    rows = await xr.read_experiments(history, where)
+    rows = await xr.read_experiments(history, where, _running(request))
     context.update(rows=rows, chart=experiment_chart(rows))
     return render(request, "experiments.html", context)

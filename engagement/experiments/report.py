@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,8 +163,13 @@ WHERE a.origin = 'strategy'
 """
 
 
-async def read_experiments(history: History, where: ReportFilter) -> list[ArmRow]:
-    """The rows for the strategies' attempts created in the filter's days."""
+async def read_experiments(
+    history: History, where: ReportFilter, running: Collection[str]
+) -> list[ArmRow]:
+    """The rows for the strategies' attempts created in the filter's days, of strategies that
+    run an experiment: ``running`` now (a goal, holdout or variants), or in the period (an
+    attempt held out or of a variant, or a conversion). The others have nothing to compare
+    and no goal: listed, they would read as converting 0 % of their visitors."""
     await history.flush()
     sql, args = SELECT, list[object]()
     start, end = where.bounds_ms()
@@ -178,7 +183,10 @@ async def read_experiments(history: History, where: ReportFilter) -> list[ArmRow
         sql += " AND a.strategy = ?"
         args.append(where.strategy)
     found = await history.db.fetchall(sql, args)
-    return experiment_rows(_records(found))
+    records = _records(found)
+    experiments = {r.strategy for r in records if r.variant != INVITED or r.goals}
+    experiments.update(running)
+    return experiment_rows(r for r in records if r.strategy in experiments)
 
 
 def _records(rows: Iterable[Any]) -> list[ExperimentRecord]:
