@@ -491,6 +491,10 @@ async def test_a_seeded_population_with_an_effect_shows_it_within_its_interval(s
     assert lift["low"] <= 0.20 <= lift["high"]
     assert lift["low"] > 0
     assert lift["significant"] is True
+    # The console's chart says so, in green.
+    r = await seeded.get(seeded.app.router["console-experiments"].url_for(), headers=AUTH)
+    note = f"{lift['difference'] * 100:+.1f} pts ({lift['low'] * 100:+.1f} to"
+    assert f'fill="#15803d">better: {note}' in await r.text()
 
 
 async def test_a_seeded_population_without_an_effect_claims_none(seeded: Client):
