@@ -109,6 +109,55 @@ async def test_withdrawing_consent_deletes_what_was_stored(
     assert await stored(context, page) == {"cookies": [], "localStorage": []}
 
 
+async def test_withdrawing_in_one_tab_holds_in_the_other_tabs_of_the_site(
+    engine: TestServer, api: Api, two_domains_browser: Browser
+):
+    """A tab of the site open since before the withdrawal finds the consent cookie gone: it
+    neither writes its cookies again nor sends anything more."""
+    context = await two_domains_browser.new_context()
+    first = await context.new_page()
+    await first.goto(shop(engine, "products.html"))
+    await first.evaluate("() => _gt.push(['consent', {analytics: true, engagement: true}])")
+    other = await context.new_page()
+    await other.goto(shop(engine, "pricing.html"))  # the choice remembered: the visit goes on
+    ids = await get_ids(other)
+    await wait_for_visit(api, ids["visitID"], lambda v: ids["pageID"] in page_ids(v))
+    sent = recorder(other)
+
+    await first.evaluate("() => _gt.push(['consent', {analytics: false, engagement: false}])")
+
+    await other.evaluate("""() => { history.pushState({}, '', 'pricing.html?plan=pro');
+                                   _gt.push(['event', 'AddToCart', {data: {price: 10}}]); }""")
+    assert await stored(context, other) == {"cookies": [], "localStorage": []}
+    await other.goto(shop(engine, "products.html"))  # its last page's exit: not sent either
+    await other.wait_for_load_state("networkidle")
+    assert sent == []
+    assert await stored(context, other) == {"cookies": [], "localStorage": []}
+
+
+async def test_a_grant_in_one_tab_is_followed_by_the_other_tabs_of_the_site(
+    engine: TestServer, api: Api, two_domains_browser: Browser
+):
+    """Analytics granted alone, then engagement too in another tab: this tab follows the
+    visitor's choice (its events go out) and keeps what it stores."""
+    context = await two_domains_browser.new_context()
+    first = await context.new_page()
+    await first.goto(shop(engine, "products.html"))
+    await first.evaluate("() => _gt.push(['consent', {analytics: true}])")
+    other = await context.new_page()
+    await other.goto(shop(engine, "pricing.html"))
+    gvid = (await get_ids(other))["globalVisitID"]
+
+    await first.evaluate("() => _gt.push(['consent', {analytics: true, engagement: true}])")
+
+    await other.evaluate("() => _gt.push(['event', 'AddToCart', {data: {price: 10}}])")
+    ids = await get_ids(other)  # the visit the engine hears of starts now
+    visit = await wait_for_visit(api, ids["visitID"], lambda v: "AddToCart" in [
+        e["eventName"] for e in v["events"]])  # fmt: skip
+    assert visit["globalVisitID"] == gvid
+    assert "_eng_consent" in (await stored(context, other))["cookies"]
+
+
 async def test_engagement_alone_sends_with_ids_kept_in_memory(
     engine: TestServer, api: Api, two_domains_browser: Browser
 ):

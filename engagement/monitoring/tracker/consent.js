@@ -8,8 +8,9 @@
 /* exported CONSENT, mayEngage, mayStore, sending, setConsent */
 var CK_CONSENT = PFX + 'consent',
   CONSENT = {analytics: true, engagement: true},
-  unsent = false; // events were dropped for want of consent: the visit starts anew once sent
-if (CFG.consentMode) setFlags(getCookie(CK_CONSENT) || ''); // remembered from an earlier page
+  unsent = false, // events were dropped for want of consent: the visit starts anew once sent
+  kept; // consent_mode: the choice in the consent cookie as this page last read or wrote it
+if (CFG.consentMode) setFlags((kept = getCookie(CK_CONSENT)) || ''); // from an earlier page
 allowCookies(mayStore());
 allowStorage(mayStore());
 
@@ -25,7 +26,10 @@ function mayEngage() {
   return CONSENT.engagement;
 }
 function sending() {
-  // may an event go out now? (events.js)
+  // may an event go out now? (events.js) Another tab of the site may have changed the choice
+  // since this page last read or wrote the consent cookie (a withdrawal deleted it): follow it
+  var c = getCookie(CK_CONSENT);
+  if (kept && c !== kept) setConsent({analytics: !!c, engagement: /e/.test(c)});
   if (!mayEngage()) unsent = true;
   return mayEngage();
 }
@@ -53,6 +57,7 @@ function setConsent(o) {
   }
   if (mayStore() && CFG.consentMode)
     setCookie(CK_CONSENT, 'a' + (mayEngage() ? 'e' : ''), CFG.gvidCookieMaxAgeS);
+  kept = getCookie(CK_CONSENT); // none without consent_mode
   if (e && !mayEngage()) {
     pageLeft(); // the push stream closes
     dropQueued();
