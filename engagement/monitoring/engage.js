@@ -15,9 +15,37 @@
     on = T.listen,
     guard = T.guard,
     warn = T.warn;
-  var lsGet = T.store.get,
-    lsSet = T.store.set,
-    lsJSON = T.store.json;
+  // The state the visit's tabs share (invitation, focus, answers, chat) is in localStorage;
+  // without it (no consent to store, engagement alone; or the browser's storage off) it lives
+  // in this page, which is then the one that shows an invitation.
+  var S = T.store,
+    M = {},
+    shared;
+  function stores() {
+    if (!T.consent.analytics) return false;
+    if (shared == null) {
+      S.set(FK + '_probe', '1');
+      shared = S.get(FK + '_probe') === '1';
+      S.set(FK + '_probe', null);
+    }
+    return shared;
+  }
+  function lsGet(k) {
+    if (stores()) return S.get(k);
+    return k === FK ? P() : k in M ? M[k] : null;
+  }
+  function lsSet(k, v) {
+    if (stores()) S.set(k, v);
+    else if (v == null) delete M[k];
+    else M[k] = typeof v === 'string' ? v : JSON.stringify(v);
+  }
+  function lsJSON(k) {
+    try {
+      return JSON.parse(lsGet(k));
+    } catch (e) {
+      return null;
+    }
+  }
   var allowed = T.allowed,
     engineURL = T.engineURL,
     getHTML = T.fetchHTML,

@@ -3,12 +3,13 @@ pushes consent; the engine's own first-party cookie; withdrawing deletes what wa
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Page, Request
+from playwright.async_api import Browser, BrowserContext, Page, Request, expect
 
 from engagement.api.state import REGISTRY
 from engagement.app import create_app
@@ -18,10 +19,21 @@ from .conftest import Api, get_ids, page_ids, wait_for_visit
 
 pytestmark = pytest.mark.browser
 
+ROOT = Path(__file__).resolve().parents[2]
+BIG_CART = """
+strategies:
+  - name: big-cart
+    when: {event: {name: AddToCart, where: {price: {gt: 500}}}}
+    offer: {invite: chat.html, media: chat}
+"""
+
 
 @pytest.fixture
 def engine_settings(engine_settings: Settings) -> Settings:
+    engine_settings.strategies_dir.mkdir(parents=True)
+    (engine_settings.strategies_dir / "cart.yaml").write_text(BIG_CART)
     return engine_settings.model_copy(update={
+        "invites_dir": ROOT / "invites",
         "consent_mode": True,
         "allowed_origins": [*engine_settings.allowed_origins, "http://shop.test:*"],
     })  # fmt: skip
@@ -171,6 +183,15 @@ async def test_engagement_alone_sends_with_ids_kept_in_memory(
 
     ids = await get_ids(page)
     await wait_for_visit(api, ids["visitID"], lambda v: ids["pageID"] in page_ids(v))
+    assert await stored(context, page) == {"cookies": [], "localStorage": []}
+
+    # Invitations come (the strategy invites) and show, their state kept in the page only.
+    await page.click(".add-to-cart[data-price='1199']")
+    await expect(page.locator(".eng-invite-host")).to_have_count(1)
+    await page.locator(".eng-invite-host [data-eng-action=decline]").click()
+    await wait_for_visit(api, ids["visitID"], lambda v: [a["state"] for a in v["attempts"]]
+                         == ["declined"])  # fmt: skip
+    await expect(page.locator(".eng-invite-host")).to_have_count(0)
     assert await stored(context, page) == {"cookies": [], "localStorage": []}
 
 
