@@ -54,9 +54,10 @@ def banner(settings: Settings, generated: str | None) -> str:
     else:
         key = f"{_masked(settings.resolved_api_keys()[0])}  (in {settings.api_key_file}; "
         key += "`engagement api-key` prints it)"
+    demo = f"  demo site:   {base}/demo/\n" if settings.demo else ""
     return (
         f"engagement {__version__} on {base}\n"
-        f"  demo site:   {base}/demo/\n"
+        f"{demo}"
         f"  tracker:     {base}/tracker.js\n"
         f"  console:     {base}/console/  (log in with the API key)\n"
         f"  OpenAPI:     {base}/api/openapi.json\n"

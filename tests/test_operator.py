@@ -151,6 +151,15 @@ def test_the_banner_shows_the_key_once_when_generated_then_masked(tmp_path: Path
     assert "  API key:     kkkk…  (from the settings)" in configured
 
 
+def test_the_banner_names_the_demo_site_only_when_it_is_served(tmp_path: Path):
+    served = banner(Settings(data_dir=tmp_path, api_keys=["k" * 32]), None)
+    off = banner(Settings(data_dir=tmp_path, api_keys=["k" * 32], demo=False), None)
+
+    assert "  demo site:   http://localhost:9081/demo/\n" in served
+    assert "demo site" not in off
+    assert "  tracker:     http://localhost:9081/tracker.js\n" in off
+
+
 # -- readiness --
 
 
