@@ -127,7 +127,7 @@ def simulate(args: argparse.Namespace) -> int:
     if not args.folder.is_dir():
         print(f"{args.folder}: no such folder", file=sys.stderr)
         return 2
-    draft, errors = check_folder(args.folder)
+    draft, errors = check_folder(args.folder, settings.invites_dir)  # as `check` does
     for error in errors:
         print(error)
     if errors:

@@ -284,3 +284,42 @@ async def test_console_checks_the_draft_first(client: Client, tmp_path: Path):
     r = await client.post(url, data=upload({}, folder=str(tmp_path / "none")), headers=AUTH)
     assert r.status == 400, await r.text()
     assert "none: no such folder on the server." in await r.text()
+
+
+TYPO = """
+strategies:
+  - name: cart
+    when: {event: AddToCart}
+    offer: {invite: chats.html, media: chat}
+"""
+
+
+def test_the_command_checks_the_draft_against_the_templates(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+):
+    """As `engagement check` does: a template missing from invites/ is named before a replay
+    that would count invitations nobody could have seen."""
+    invites = tmp_path / "invites"
+    invites.mkdir()
+    (invites / "chat.html").write_text("<p>hi</p>")
+    draft = tmp_path / "draft"
+    draft.mkdir()
+    (draft / "typo.yaml").write_text(TYPO)
+    monkeypatch.setenv("ENGAGEMENT_INVITES_DIR", str(invites))
+
+    code = main(["simulate", "--since", "1d", str(draft), "--data-dir", str(tmp_path / "data")])
+
+    assert code == 1
+    assert capsys.readouterr().out.splitlines()[0] == (
+        "draft/typo.yaml:3:1: offer.invite: no template 'chats.html' in invites/: "
+        "did you mean 'chat.html'?"
+    )
+
+
+async def test_console_checks_the_draft_against_the_templates(client: Client):
+    url = client.app.router["console-simulate-run"].url_for()
+
+    r = await client.post(url, data=upload({"typo.yaml": TYPO}), headers=AUTH)
+
+    assert r.status == 400, await r.text()
+    assert "no template &#39;chats.html&#39; in invites/" in await r.text()

@@ -89,11 +89,11 @@ async def simulate_run(request: web.Request) -> web.StreamResponse:
             problem = _copy_yaml(choice.folder.strip(), draft_dir)
             if problem:
                 return render(request, "simulate.html", _context(form, error=problem), status=400)
-        draft, errors = check_folder(draft_dir)
+        settings = request.app[SETTINGS]
+        draft, errors = check_folder(draft_dir, settings.invites_dir)  # as `check` does
         if errors:
             shown = [str(e) for e in errors]
             return render(request, "simulate.html", _context(form, errors=shown), status=400)
-        settings = request.app[SETTINGS]
         last = choice.until or dt.datetime.now(dt.UTC).date()
         until = int(dt.datetime(last.year, last.month, last.day, tzinfo=dt.UTC).timestamp())
         until = min(until * 1000 + DAY_MS, now_ms())
