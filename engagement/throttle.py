@@ -270,7 +270,7 @@ class RedisFailureLock:
         self.free, self.base_s, self.max_s = free, base_s, max_s
         self.forget_after_s = forget_after_s
         self._failed = link.script(_FAILED)
-        self._admit = link.script(_ADMIT)
+        self._admit = link.wire_script(_ADMIT)  # every authorised request: the lean path
 
     def _key(self, key: str) -> str:
         return shared_key(LIMITS_TAG, f"failures:{key}")
@@ -284,4 +284,5 @@ class RedisFailureLock:
         return float(await self.link.run(self._failed(keys=[self._key(key)], args=args)))
 
     async def admit(self, key: str, now_s: float) -> float:
-        return float(await self.link.run(self._admit(keys=[self._key(key)], args=[now_s])))
+        [left] = await self.link.send(self._admit.call([self._key(key)], [now_s]))
+        return float(left)

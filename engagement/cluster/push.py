@@ -31,6 +31,7 @@ from ..notifications.hub import Message, Stream
 from ..notifications.service import resync_frame
 from . import push_lua
 from .redis import RedisLink, visit_key
+from .resp import Arg
 from .subscriber import Subscriber
 
 log = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class RedisHub:
         self.ttl_s = max(1, round(ttl_s))
         self.max_streams_per_visit = max_streams_per_visit
         self.node = uuid.uuid4().hex[:12]  # tells this node's own publications from others'
-        self._publish = link.script(push_lua.PUBLISH)
+        self._publish = link.wire_script(push_lua.PUBLISH)
         self._read = link.script(push_lua.READ)
         self._streams: dict[str, list[RemoteStream]] = {}
         # A future per SUBSCRIBE sent and not yet confirmed, in order, per channel.
@@ -252,7 +253,7 @@ class RedisHub:
         task.add_done_callback(self._tasks.discard)
 
     async def _write(self) -> None:
-        """One pipeline per batch: publications queued while one is written go in the next."""
+        """One round trip per batch: publications queued while one is written go in the next."""
         while True:
             await self._wake.wait()
             self._wake.clear()
@@ -263,12 +264,7 @@ class RedisHub:
             self._writing = done
             started = time.perf_counter()
             try:
-                async with self.link.client.pipeline(transaction=False) as pipe:
-                    for visit_id, page, body in batch:
-                        args: list[str | int] = [page, body, self.buffer_messages, self.ttl_s]
-                        args += [channel_of(visit_id), "PUBLISH", self.node]
-                        await self._publish(keys_of(visit_id), args, client=pipe)
-                    await self.link.run(pipe.execute())
+                await self.link.send(*(self._publication(*message) for message in batch))
             except RedisError as exc:
                 self.publish_failures_total += len(batch)
                 log.error("push: Redis did not take %d publications: %r", len(batch), exc)
@@ -280,6 +276,11 @@ class RedisHub:
             finally:
                 self._writing = None
             self._observe(time.perf_counter() - started)
+
+    def _publication(self, visit_id: str, page: str, body: str) -> tuple[Arg, ...]:
+        """The PUBLISH script's call for one message (push_lua.PUBLISH says the arguments)."""
+        args: list[Arg] = [page, body, self.buffer_messages, self.ttl_s, channel_of(visit_id)]
+        return self._publish.call(keys_of(visit_id), [*args, "PUBLISH", self.node])
 
     def _observe(self, seconds: float) -> None:
         self._publish_counts[bisect.bisect_left(PUBLISH_BUCKETS_S, seconds)] += 1

@@ -11,10 +11,11 @@ of one event-loop turn share its socket writes and reads.
 Failures behave as redis-py's did: a dropped connection is opened again and the request sent
 again (``CONNECT_RETRIES`` times, backing off), an answer later than ``SOCKET_TIMEOUT_S`` fails
 the request (and the connection, since later answers would be out of step), errors come back
-as redis-py's exceptions (``ResponseError``, ``NoScriptError``), so callers catch
-``RedisError`` as before. Scripts are sent by SHA; a connection loads each script once
-(``SCRIPT LOAD`` ahead of its first use), and a script Redis forgot (restarted, flushed) fails
-that request with ``NoScriptError`` and is loaded again by the next.
+as redis-py's exceptions (``ResponseError``...), so callers catch ``RedisError`` as before.
+Scripts are sent by SHA; a connection loads each script once (``SCRIPT LOAD`` ahead of its
+first use). When Redis forgot them (restarted, ``SCRIPT FLUSH``), the commands answered
+NOSCRIPT did not run: they alone are sent again after loading their scripts, and the others'
+answers are kept (a redis-py pipeline failed the whole request instead).
 """
 
 from __future__ import annotations
@@ -69,12 +70,23 @@ class Wire:
         """Send ``commands`` in one write; their answers, in order (the first error raised)."""
         if not commands:
             return []
+        answers = await self._round_trip(commands)
+        forgot = [i for i, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
+        if forgot:  # those did not run: load the scripts again and send them once more
+            again = await self._round_trip([commands[i] for i in forgot])
+            for i, answer in zip(forgot, again, strict=True):
+                answers[i] = answer
+        for answer in answers:
+            if isinstance(answer, RedisError):
+                raise answer
+        return answers
+
+    async def _round_trip(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
         attempt = 0
         while True:
             try:
                 conn = await self._connection()
                 answers = await conn.request(commands, self.timeout_s)
-                break
             except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
                 attempt += 1
                 if attempt > self.retries:
@@ -82,12 +94,10 @@ class Wire:
                         raise
                     raise RedisConnectionError(f"Redis: {exc!r}") from exc
                 await asyncio.sleep(min(0.5, 0.01 * 2**attempt))
-        for answer in answers:
-            if isinstance(answer, NoScriptError):
-                conn.loaded.clear()  # Redis forgot them: the next request loads them again
-            if isinstance(answer, RedisError):
-                raise answer
-        return answers
+                continue
+            if any(isinstance(answer, NoScriptError) for answer in answers):
+                conn.loaded.clear()  # Redis forgot them (restarted, flushed): load them again
+            return answers
 
     async def close(self) -> None:
         if self._conn is not None:
