@@ -1,8 +1,9 @@
 """The node's Redis connection, its key names and its round-trip figures.
 
 Every key of a visit carries the visit's hash tag (``{visitID}``), so that a visit's keys live
-in one hash slot and a multi-key script about one visit runs unchanged on a single Redis, under
-Sentinel, or on Redis Cluster. Keys about no visit name their own tag (``{limits}``...).
+in one hash slot and a multi-key script about one visit would run unchanged on Redis Cluster
+(the connections here speak to one server: see docs/cluster.md). Keys about no visit name
+their own tag (``{limits}``...).
 The connection is shared by everything that uses Redis on this node (state, push routing).
 """
 
