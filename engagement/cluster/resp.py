@@ -4,11 +4,43 @@ simple strings, errors. Pure Python, parsing a whole buffer at once."""
 
 from __future__ import annotations
 
+import asyncio
+import ssl
+from dataclasses import dataclass
 from typing import Any
 
+from redis.asyncio.connection import parse_url
 from redis.exceptions import NoScriptError, RedisError, ResponseError
 
 Arg = str | bytes | int | float
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """The server a ``redis://``, ``rediss://`` or ``unix://`` URL names, and how to log in."""
+
+    options: dict[str, Any]
+    tls: bool
+
+    @classmethod
+    def from_url(cls, url: str) -> Endpoint:
+        return cls(dict(parse_url(url)), url.startswith("rediss://"))
+
+    async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        o = self.options
+        if "path" in o:
+            return await asyncio.open_unix_connection(o["path"])
+        context = ssl.create_default_context() if self.tls else None
+        return await asyncio.open_connection(
+            o.get("host", "localhost"), o.get("port", 6379), ssl=context
+        )
+
+    def auth(self) -> tuple[Arg, ...] | None:
+        """The AUTH command the URL asks for, if any."""
+        o = self.options
+        if o.get("password") is None:
+            return None
+        return ("AUTH", *([o["username"]] if o.get("username") else []), o["password"])
 
 
 class Incomplete(Exception):

@@ -16,16 +16,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import ssl
 from collections.abc import Callable
 from typing import Any
 
-from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
 from .redis import SOCKET_TIMEOUT_S, redacted
-from .resp import Incomplete, command, parse
+from .resp import Endpoint, Incomplete, command, parse
 
 log = logging.getLogger(__name__)
 
@@ -46,8 +44,7 @@ class Subscriber:
         on_subscribed: Callable[[str], None],
     ) -> None:
         self.url = redacted(url)
-        self._options = parse_url(url)
-        self._tls = url.startswith("rediss://")
+        self._endpoint = Endpoint.from_url(url)
         self.on_message = on_message
         self.on_subscribed = on_subscribed
         self.channels: set[str] = set()  # subscribed (or to be, once connected again)
@@ -84,19 +81,11 @@ class Subscriber:
 
     async def _connect(self) -> asyncio.StreamReader:
         """Open, authenticate, subscribe to every channel; the reader, once all is sent."""
-        o = self._options
         async with asyncio.timeout(SOCKET_TIMEOUT_S):
-            if "path" in o:
-                reader, writer = await asyncio.open_unix_connection(o["path"])
-            else:
-                context = ssl.create_default_context() if self._tls else None
-                reader, writer = await asyncio.open_connection(
-                    o.get("host", "localhost"), o.get("port", 6379), ssl=context
-                )
+            reader, writer = await self._endpoint.open()
             try:
-                if o.get("password") is not None:
-                    auth = [o["username"]] if o.get("username") else []
-                    writer.write(command("AUTH", *auth, o["password"]))
+                if auth := self._endpoint.auth():
+                    writer.write(command(*auth))
                     answer, _ = await self._reply(reader, b"")
                     if isinstance(answer, RedisError):
                         raise answer

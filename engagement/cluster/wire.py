@@ -23,18 +23,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
-import ssl
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from redis.asyncio.connection import parse_url
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .resp import Arg, Incomplete, command, parse
+from .resp import Arg, Endpoint, Incomplete, command, parse
 
 READ_BYTES = 1 << 16
 
@@ -58,8 +56,7 @@ class Wire:
     """One multiplexed connection (opened at the first request, again after a failure)."""
 
     def __init__(self, url: str, timeout_s: float, retries: int) -> None:
-        self._options = parse_url(url)
-        self._tls = url.startswith("rediss://")
+        self._endpoint = Endpoint.from_url(url)
         self.timeout_s = timeout_s
         self.retries = retries
         self.scripts: dict[str, str] = {}  # SHA -> Lua, of every script seen
@@ -123,21 +120,14 @@ class Wire:
         return await asyncio.shield(self._opening)
 
     async def _open(self) -> _Connection:
-        o = self._options
         async with asyncio.timeout(self.timeout_s):
-            if "path" in o:
-                reader, writer = await asyncio.open_unix_connection(o["path"])
-            else:
-                context = ssl.create_default_context() if self._tls else None
-                reader, writer = await asyncio.open_connection(
-                    o.get("host", "localhost"), o.get("port", 6379), ssl=context
-                )
+            reader, writer = await self._endpoint.open()
         conn = _Connection(reader, writer, self.scripts)
         hello: list[Sequence[Arg]] = []
-        if o.get("password") is not None:
-            hello.append(("AUTH", *([o["username"]] if o.get("username") else []), o["password"]))
-        if o.get("db"):
-            hello.append(("SELECT", o["db"]))
+        if auth := self._endpoint.auth():
+            hello.append(auth)
+        if db := self._endpoint.options.get("db"):
+            hello.append(("SELECT", db))
         if hello:
             try:
                 for answer in await conn.request(hello, self.timeout_s):
