@@ -120,7 +120,12 @@ class SharedErasure:
         a lost connection it applies every erasure it missed, in order."""
         last: str | None = None
         lost = False
+        me = asyncio.current_task()
         while True:
+            if me is not None and me.cancelling():
+                # A cancel the client library caught and did not raise again (a read that
+                # returned instead) still stops the loop, or a stopping node would wait for it.
+                raise asyncio.CancelledError
             try:
                 if last is None:  # "$" resolved once: a read retried from "$" would miss some
                     newest: Any = await self.link.client.xrevrange(LOG_KEY, count=1)
@@ -133,8 +138,7 @@ class SharedErasure:
                     await self._apply(entry_id.decode(), fields, told)
                     last = entry_id.decode()
             except (RedisError, OSError) as exc:
-                current = asyncio.current_task()
-                if current is not None and current.cancelling():
+                if me is not None and me.cancelling():
                     # redis-py can turn the cancel of a read into a connection error: stopping
                     # must still stop (the loop would otherwise read again for ever).
                     raise asyncio.CancelledError from exc

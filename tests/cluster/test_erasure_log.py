@@ -212,3 +212,45 @@ async def test_a_listener_back_after_its_erasures_were_trimmed_says_so(
         await admin.aclose()
         await link.close()
         await node.close()
+
+
+async def test_a_cancel_the_redis_client_swallows_still_stops_the_listener(redis_url: str):
+    """redis-py may catch the cancel of a blocked read and answer as if the read had timed out:
+    the listener stops all the same (a stopping node, and these tests, wait for it)."""
+    link = RedisLink(redis_url)
+    listening = SharedErasure(link, 60)
+    reads, swallow = 0, True
+    read = link.client.xread
+
+    async def swallowing_xread(*args: Any, **kwargs: Any) -> Any:
+        nonlocal reads
+        reads += 1
+        try:
+            return await read(*args, **kwargs)
+        except asyncio.CancelledError:
+            if not swallow:
+                raise
+            return []  # as a client that caught the cancel and answered "nothing new"
+
+    link.client.xread = swallowing_xread  # type: ignore[method-assign]
+
+    async def told(subject: dict[str, list[str]]) -> None:
+        pass
+
+    task = asyncio.create_task(listening.listen(told))
+    try:
+        await until(lambda: _eq_int(reads, 1), "the listener blocks in XREAD")
+        task.cancel()
+        done, _ = await asyncio.wait({task}, timeout=5)
+        assert done == {task}, "the listener went on reading after its cancel"
+        assert task.cancelled()
+    finally:
+        swallow = False  # a listener left reading (the assertion failed) is stopped for good
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await link.close()
+
+
+async def _eq_int(value: int, expected: int) -> bool:
+    return value >= expected
