@@ -3,8 +3,6 @@ hot path but the request-latency histogram)."""
 
 from __future__ import annotations
 
-import bisect
-import itertools
 import time
 from collections.abc import Awaitable, Iterator
 
@@ -21,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from .api.state import HISTORY, HUB, INGESTOR, LIBRARY, LIFECYCLE, OUTBOX, REGISTRY
 from .api.throttling import GUARD
+from .buckets import Buckets
 from .notifications.hub import PushHub
 from .visits.registry import VisitRegistry
 
@@ -33,17 +32,15 @@ class Latency(Collector):
     a bucket on every request, several calls; this is one list lookup and a bisect)."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        # per series: requests per bucket (the last: over every bound), then the sum
-        self._series: dict[tuple[str, str, int], list[float]] = {}
+        self._series: dict[tuple[str, str, int], Buckets] = {}
         registry.register(self)
 
     def observe(self, route: str, method: str, status: int, seconds: float) -> None:
         key = (route, method, status)
         series = self._series.get(key)
         if series is None:
-            series = self._series[key] = [0.0] * (len(LATENCY_BUCKETS_S) + 2)
-        series[bisect.bisect_left(LATENCY_BUCKETS_S, seconds)] += 1  # le: at most the bound
-        series[-1] += seconds
+            series = self._series[key] = Buckets(LATENCY_BUCKETS_S)
+        series.observe(seconds)
 
     def collect(self) -> Iterator[Metric]:
         family = HistogramMetricFamily(
@@ -51,12 +48,8 @@ class Latency(Collector):
             "Time to answer, by route",
             labels=["route", "method", "status"],
         )
-        bounds = [str(b) for b in LATENCY_BUCKETS_S] + ["+Inf"]  # as Histogram writes them
         for (route, method, status), series in self._series.items():
-            cumulative = list(itertools.accumulate(series[:-1]))
-            family.add_metric(
-                [route, method, str(status)], list(zip(bounds, cumulative, strict=True)), series[-1]
-            )
+            family.add_metric([route, method, str(status)], series.cumulative(), series.sum)
         yield family
 
 

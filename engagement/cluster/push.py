@@ -14,7 +14,6 @@ compares this with Centrifugo's Redis engine.
 from __future__ import annotations
 
 import asyncio
-import bisect
 import contextlib
 import json
 import logging
@@ -27,6 +26,7 @@ from typing import Any
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from redis.exceptions import RedisError
 
+from ..buckets import Buckets
 from ..notifications.hub import Message, Stream
 from ..notifications.service import resync_frame
 from . import push_lua
@@ -138,8 +138,7 @@ class RedisHub:
         self.received_total = 0  # messages from pub/sub for a stream held here
         self.cross_node_total = 0  # ... of which another node published
         self.resyncs_total = 0
-        self._publish_counts = [0] * (len(PUBLISH_BUCKETS_S) + 1)
-        self._publish_sum_s = 0.0
+        self._publish_s = Buckets(PUBLISH_BUCKETS_S)
 
     # -- the PushHub protocol --
 
@@ -275,16 +274,12 @@ class RedisHub:
                 done.set_result(None)
             finally:
                 self._writing = None
-            self._observe(time.perf_counter() - started)
+            self._publish_s.observe(time.perf_counter() - started)
 
     def _publication(self, visit_id: str, page: str, body: str) -> tuple[Arg, ...]:
         """The PUBLISH script's call for one message (push_lua.PUBLISH says the arguments)."""
         args: list[Arg] = [page, body, self.buffer_messages, self.ttl_s, channel_of(visit_id)]
         return self._publish.call(keys_of(visit_id), [*args, "PUBLISH", self.node])
-
-    def _observe(self, seconds: float) -> None:
-        self._publish_counts[bisect.bisect_left(PUBLISH_BUCKETS_S, seconds)] += 1
-        self._publish_sum_s += seconds
 
     def _route(self, channel: str, payload: bytes) -> None:
         streams = self._streams.get(_visit_of(channel))
@@ -414,17 +409,11 @@ class RedisHub:
              "(gpe.resync)", self.resyncs_total),
         ):  # fmt: skip
             yield CounterMetricFamily(name, doc, value=value)
-        buckets, total = [], 0
-        for bound, count in zip(
-            (*PUBLISH_BUCKETS_S, float("inf")), self._publish_counts, strict=True
-        ):
-            total += count
-            buckets.append(("+Inf" if bound == float("inf") else str(bound), total))
         yield HistogramMetricFamily(
             "engagement_push_publish_seconds",
             "Redis round trip of a batch of push publications",
-            buckets=buckets,
-            sum_value=self._publish_sum_s,
+            buckets=self._publish_s.cumulative(),
+            sum_value=self._publish_s.sum,
         )
 
 
