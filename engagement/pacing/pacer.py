@@ -86,9 +86,21 @@ class Pacer:
     ) -> list[Attempt]:
         """Put a new attempt in its group's line; the attempts to invite now (it among them,
         or not: then it waits, and the caller records it as paced)."""
-        entry = _Entry((-priority, now_ms, next(self._seq)), attempt, min_ready, max_wait_s)
-        heapq.heappush(self._lines.setdefault(group, []), entry)
+        self._queue(attempt, group, priority, now_ms, min_ready, max_wait_s)
         return self.release(group, now_ms)
+
+    def _queue(
+        self,
+        attempt: Attempt,
+        group: str,
+        priority: int,
+        since_ms: int,
+        min_ready: int | None,
+        max_wait_s: float | None,
+    ) -> None:
+        """In the group's line: by priority, then by how long it has waited."""
+        entry = _Entry((-priority, since_ms, next(self._seq)), attempt, min_ready, max_wait_s)
+        heapq.heappush(self._lines.setdefault(group, []), entry)
 
     def refresh(self, now_ms: int) -> list[Attempt]:
         """Release every line whose refresh period has passed (the scheduled job)."""
@@ -184,10 +196,7 @@ class Pacer:
         takes its place in the line again (waiting since it was detected), and an invitation
         not yet answered counts in flight again (its answer is learnt when it comes)."""
         if attempt.state in WAITING:
-            key = (-priority, attempt.created_at, next(self._seq))
-            heapq.heappush(
-                self._lines.setdefault(group, []), _Entry(key, attempt, min_ready, max_wait_s)
-            )
+            self._queue(attempt, group, priority, attempt.created_at, min_ready, max_wait_s)
         elif attempt.state in IN_FLIGHT and attempt.attempt_id not in self._tracked:
             p = self.counters.acceptance(group, attempt.strategy).mean
             for _ in range(CAS_RETRIES):
