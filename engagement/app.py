@@ -317,7 +317,7 @@ async def _redis(app: web.Application) -> AsyncIterator[None]:
     later outages are retried per command and reported by /ready."""
     link = app[REDIS]
     try:
-        await link.ping()
+        await link.connect()
     except Exception as exc:
         await link.close()
         raise RedisUnreachable(f"Redis at {link.url} does not answer: {exc}") from exc

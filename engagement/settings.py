@@ -294,9 +294,10 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None,
-        pattern=r"^(rediss?|unix)://",
+        pattern=r"^(rediss?|unix|redis\+cluster)://",
         description="Redis for live state shared by several nodes (docs/cluster.md); "
-        "needs database_url too, or single_node",
+        "needs database_url too, or single_node. redis+cluster://[[user]:password@]host:port"
+        "[,host:port...] names seed nodes of a Redis Cluster (no database)",
     )
     single_node: bool = Field(
         False,

@@ -13,6 +13,7 @@ from aiohttp.test_utils import TestClient
 from engagement.app import create_app
 from engagement.settings import Settings
 
+from .redis_cluster import cluster_url, redis_cluster  # noqa: F401  (a real Redis Cluster)
 from .servers import database_url, redis_url  # noqa: F401  (fixtures: real Redis, PostgreSQL)
 
 API_KEY = "test-api-key"

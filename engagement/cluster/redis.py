@@ -1,9 +1,9 @@
 """The node's Redis connection, its key names and its round-trip figures.
 
 Every key of a visit carries the visit's hash tag (``{visitID}``), so that a visit's keys live
-in one hash slot and a multi-key script about one visit would run unchanged on Redis Cluster
-(the connections here speak to one server: see docs/cluster.md). Keys about no visit name
-their own tag (``{limits}``...).
+in one hash slot and a multi-key script about one visit runs unchanged on Redis Cluster
+(``redis+cluster://`` URLs: shards.py routes each command to its slot's primary). Keys about
+no visit name their own tag (``{limits}``...).
 The connection is shared by everything that uses Redis on this node (state, push routing).
 """
 
@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 import redis.asyncio as aioredis
 from prometheus_client import CollectorRegistry, Histogram
 from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -26,6 +27,7 @@ from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .resp import Arg
+from .shards import ClusterWire, LinkRedisCluster, cluster_client, is_cluster
 from .wire import Script, Wire
 
 if TYPE_CHECKING:
@@ -139,16 +141,22 @@ class RedisLink:
     def __init__(self, url: str) -> None:
         self.url = redacted(url)  # for logs and errors
         self.connect_url = url  # with its password: for the pub/sub connection, never logged
-        self.client: aioredis.Redis = LinkRedis.from_url(
-            url,
-            socket_timeout=SOCKET_TIMEOUT_S,
-            socket_connect_timeout=SOCKET_TIMEOUT_S,
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.01), CONNECT_RETRIES),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-            health_check_interval=30,
-        )
+        options: dict[str, Any] = {
+            "socket_timeout": SOCKET_TIMEOUT_S,
+            "socket_connect_timeout": SOCKET_TIMEOUT_S,
+            "retry": Retry(ExponentialBackoff(cap=0.5, base=0.01), CONNECT_RETRIES),
+            "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+            "health_check_interval": 30,
+        }
+        self.client: aioredis.Redis | RedisCluster
         # The hot path (every event's log script): one multiplexed connection, no pool.
-        self.wire = Wire(url, SOCKET_TIMEOUT_S, CONNECT_RETRIES)
+        self.wire: Wire | ClusterWire
+        if is_cluster(url):  # Redis Cluster: commands routed by slot (shards.py)
+            self.client = cluster_client(url, **options)
+            self.wire = ClusterWire(url, SOCKET_TIMEOUT_S, CONNECT_RETRIES)
+        else:
+            self.client = LinkRedis.from_url(url, **options)
+            self.wire = Wire(url, SOCKET_TIMEOUT_S, CONNECT_RETRIES)
         self.round_trips = 0
         self.failures = 0
         self._histogram: Histogram | None = None
@@ -177,6 +185,15 @@ class RedisLink:
 
     async def ping(self) -> None:
         await self.run(self.client.ping())
+
+    async def connect(self) -> None:
+        """At start: Redis answers. On a cluster, the slot map is loaded and the scripts
+        registered so far are loaded on every primary, so that the first requests do not
+        pay for them (a node's first writes would otherwise land late)."""
+        await self.ping()
+        if isinstance(self.client, LinkRedisCluster) and isinstance(self.wire, ClusterWire):
+            await self.wire.refresh()
+            await self.run(self.client.load_scripts())
 
     def script(self, lua: str) -> Any:
         """A Lua script, sent by its SHA (and loaded again when Redis lost it)."""

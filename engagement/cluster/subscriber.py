@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from .redis import SOCKET_TIMEOUT_S, redacted
 from .resp import Endpoint, Incomplete, command, parse
+from .shards import node_urls
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ class Subscriber:
         on_subscribed: Callable[[str], None],
     ) -> None:
         self.url = redacted(url)
-        self._endpoint = Endpoint.from_url(url)
+        # A Redis Cluster's seed nodes, tried in turn (classic pub/sub reaches every node).
+        self._endpoints = [Endpoint.from_url(u) for u in node_urls(url)]
+        self._turn = 0
         self.on_message = on_message
         self.on_subscribed = on_subscribed
         self.channels: set[str] = set()  # subscribed (or to be, once connected again)
@@ -54,7 +57,13 @@ class Subscriber:
     async def start(self, *channels: str) -> None:
         """Connect and subscribe (raises when Redis cannot be reached); then keep reading."""
         self.channels.update(channels)
-        reader = await self._connect()
+        for _ in self._endpoints[1:]:  # a cluster's seed nodes, in turn: the last one raises
+            with contextlib.suppress(OSError, RedisError, TimeoutError):
+                reader = await self._connect()
+                break
+            self._turn += 1
+        else:
+            reader = await self._connect()
         self._task = asyncio.get_running_loop().create_task(self._run(reader))
 
     async def subscribe(self, *channels: str) -> None:
@@ -81,10 +90,11 @@ class Subscriber:
 
     async def _connect(self) -> asyncio.StreamReader:
         """Open, authenticate, subscribe to every channel; the reader, once all is sent."""
+        endpoint = self._endpoints[self._turn % len(self._endpoints)]
         async with asyncio.timeout(SOCKET_TIMEOUT_S):
-            reader, writer = await self._endpoint.open()
+            reader, writer = await endpoint.open()
             try:
-                if auth := self._endpoint.auth():
+                if auth := endpoint.auth():
                     writer.write(command(*auth))
                     answer, _ = await self._reply(reader, b"")
                     if isinstance(answer, RedisError):
@@ -131,6 +141,7 @@ class Subscriber:
                 return await self._connect()
             except (OSError, RedisError, TimeoutError) as exc:
                 log.warning("push: cannot reach Redis at %s for pub/sub: %r", self.url, exc)
+                self._turn += 1  # a cluster's next seed node
                 wait_s = min(BACKOFF_S[1], wait_s * 2)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:

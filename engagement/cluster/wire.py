@@ -67,10 +67,10 @@ class Wire:
         """Send ``commands`` in one write; their answers, in order (the first error raised)."""
         if not commands:
             return []
-        answers = await self._round_trip(commands)
+        answers = await self.round_trip(commands)
         forgot = [i for i, answer in enumerate(answers) if isinstance(answer, NoScriptError)]
         if forgot:  # those did not run: load the scripts again and send them once more
-            again = await self._round_trip([commands[i] for i in forgot])
+            again = await self.round_trip([commands[i] for i in forgot])
             for i, answer in zip(forgot, again, strict=True):
                 answers[i] = answer
         for answer in answers:
@@ -78,7 +78,9 @@ class Wire:
                 raise answer
         return answers
 
-    async def _round_trip(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+    async def round_trip(self, commands: Sequence[Sequence[Arg]]) -> list[Any]:
+        """One round trip (the connection opened again as needed): the answers, errors as
+        values (a NOSCRIPT answer makes the next round trip load the scripts again)."""
         attempt = 0
         while True:
             try:

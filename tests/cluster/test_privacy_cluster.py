@@ -9,7 +9,6 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
 from engagement.api.state import HISTORY, LIFECYCLE, REGISTRY
@@ -17,6 +16,7 @@ from engagement.api.visitors import RIGHTS
 from engagement.privacy.cluster import LOG_KEY
 
 from ..conftest import AUTH, SITE, Factory, new_id, post_events, url
+from ..redis_cluster import redis_client
 from ..test_privacy_rights import full_visitor, postgres_rows_naming
 
 Client = TestClient[Any, Any]
@@ -26,7 +26,7 @@ DEADLINE_S = 10  # a deadline to wait for the other node, not a timing assertion
 
 async def erasure_log(redis_url: str) -> list[Any]:
     """What the erasure log holds: each entry's subject (kept on purpose, read separately)."""
-    client = aioredis.Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     try:
         return [json.loads(fields[b"subject"]) for _, fields in await client.xrange(LOG_KEY)]
     finally:
@@ -36,7 +36,7 @@ async def erasure_log(redis_url: str) -> list[Any]:
 async def redis_naming(redis_url: str, *needles: str) -> list[str]:
     """Every key, and every member of a sorted set, holding one of ``needles``; but the
     erasure log."""
-    client = aioredis.Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     try:
         found = []
         async for key in client.scan_iter():
@@ -113,7 +113,7 @@ async def test_a_link_token_issued_on_one_node_is_redeemed_on_the_other_once(
 async def redis_holding(redis_url: str, *needles: str) -> list[str]:
     """Every key whose name, or whose content (any type), holds one of ``needles``; but the
     erasure log."""
-    client = aioredis.Redis.from_url(redis_url)
+    client = redis_client(redis_url)
     try:
         found = []
         async for key in client.scan_iter():

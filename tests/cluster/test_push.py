@@ -22,6 +22,7 @@ from engagement.notifications.hub import LocalHub
 from engagement.settings import Settings
 
 from ..conftest import AUTH, SITE, ClientFactory, Factory, post_events, url
+from ..redis_cluster import redis_client
 from .conftest import Cuttable
 from .test_two_nodes import until
 
@@ -302,7 +303,7 @@ async def test_a_visitor_s_export_and_erasure_reach_the_redis_buffer(
     assert r.status == 200, await r.text()
     rest = await asyncio.wait_for(page.response.content.read(), 5)
     assert b"data:" not in rest  # node B ended the page's stream, nothing more came
-    redis = aioredis.Redis.from_url(redis_url)
+    redis = redis_client(redis_url)
     try:
         assert await redis.exists(*keys_of(factory.visit_id)) == 0
     finally:

@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import redis.asyncio as aioredis
 from aiohttp.test_utils import TestClient
 
 from engagement.api.state import LIFECYCLE, REGISTRY
@@ -17,6 +16,7 @@ from engagement.attempts import Attempt
 from engagement.cluster.dues import SCHEDULE_KEY
 
 from ..conftest import AUTH, SITE, Factory, post_events, url
+from ..redis_cluster import redis_client
 
 Client = TestClient[Any, Any]
 MakeNode = Callable[..., Awaitable[Client]]
@@ -152,7 +152,7 @@ async def test_a_dwell_fires_once_on_the_node_left_when_the_other_stops(
     nodes: Callable[[], Awaitable[tuple[Client, Client]]], factory: Factory, redis_url: str
 ):
     a, b = await nodes()
-    schedule = aioredis.Redis.from_url(redis_url)
+    schedule = redis_client(redis_url)
     try:
         await post_events(a, factory.start())
         await post_events(a, factory.navigate(f"{SITE}/pricing", "Pricing"))
