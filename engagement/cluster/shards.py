@@ -157,10 +157,7 @@ class ClusterWire:
             groups: dict[str, list[int]] = {}
             for i in todo:
                 groups.setdefault(self.address_of(commands[i]), []).append(i)
-            results = await asyncio.gather(
-                *(self._send(a, [commands[i] for i in ix]) for a, ix in groups.items()),
-                return_exceptions=True,
-            )
+            results = await self._send_all(commands, groups)
             todo, stale, lost = [], False, None
             for indexes, result in zip(groups.values(), results, strict=True):
                 if isinstance(result, (RedisConnectionError, RedisTimeoutError, OSError)):
@@ -195,6 +192,22 @@ class ClusterWire:
             if isinstance(answer, RedisError):
                 raise answer
         return answers
+
+    async def _send_all(
+        self, commands: Sequence[Sequence[Arg]], groups: dict[str, list[int]]
+    ) -> list[Any]:
+        """Each shard's part at once: its answers, or the exception it raised."""
+        if len(groups) == 1:  # most requests: one visit, one shard (no task to gather)
+            [(address, indexes)] = groups.items()
+            try:
+                return [await self._send(address, [commands[i] for i in indexes])]
+            except (RedisError, OSError) as exc:
+                return [exc]
+        results: list[Any] = await asyncio.gather(
+            *(self._send(a, [commands[i] for i in ix]) for a, ix in groups.items()),
+            return_exceptions=True,
+        )
+        return results
 
     async def _send(self, address: str, commands: list[Sequence[Arg]]) -> list[Any]:
         """One round trip to one shard (scripts Redis forgot loaded and sent again)."""

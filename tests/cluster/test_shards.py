@@ -7,6 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator
 
 import pytest
+from aiohttp.test_utils import unused_port
 from redis.exceptions import ResponseError
 
 from engagement.cluster.redis import RedisLink, shared_key, visit_key
@@ -209,3 +210,21 @@ async def test_classic_pub_sub_reaches_a_subscriber_on_any_node(
         assert heard == [(channel, b"hello")]
     finally:
         await subscriber.aclose()
+
+
+async def test_a_seed_that_does_not_answer_is_passed_over(
+    cluster_url: str, redis_cluster: LocalCluster
+):
+    dead = unused_port()
+    url = cluster_url.replace("redis+cluster://", f"redis+cluster://127.0.0.1:{dead},")
+    link = RedisLink(url)
+    subscribed = asyncio.Event()
+    subscriber = Subscriber(url, lambda c, p: None, lambda c: subscribed.set())
+    try:
+        await link.connect()  # the slot map from the next seed
+        assert await link.send(("SET", "{x}k", "1"), ("GET", "{x}k")) == [b"OK", b"1"]
+        await subscriber.start(visit_key("SEEDS", "push"))
+        await asyncio.wait_for(subscribed.wait(), 10)
+    finally:
+        await subscriber.aclose()
+        await link.close()
