@@ -261,3 +261,24 @@ def test_held_back_keeps_the_last_five_reasons_and_one_per_repeat():
         (6, "e", "limit per_visit"),
         (7, "f", "limit per_visit"),
     ]
+
+
+async def test_a_visit_seen_again_moves_only_its_rows_last_seen(tmp_path: Path):
+    """Past the refresh interval a visit's row gets its new last_seen_at; the rest of the row
+    stays as written whole (an UPDATE of that one column, not the whole upsert)."""
+    history = SQLiteHistory(tmp_path / "h.sqlite3", flush_interval_s=3600)
+    await history.open()
+    try:
+        registry = VisitRegistry(history, visit_timeout_s=3600)
+        start = ev("VisitStarted", PAGE1, 1_000, {"userAgent": "ua", "timezoneOffset": -60})
+        registry.ingest([start, ev("PageEntered", PAGE1, 1_000, {"title": "Home"})])
+        await history.flush()
+        registry.ingest([ev("AddToCart", PAGE1, 12_000, system=False)])  # 11 s later
+        await history.flush()
+        row = await history.db.fetchone("SELECT * FROM visits WHERE visit_id = ?", (VISIT,))
+        assert row is not None
+        assert tuple(row) == (
+            VISIT, GVID, 1_000, 12_000, None, "anonymous", "{}", 0, "ua", "fr", -60
+        )  # fmt: skip
+    finally:
+        await history.close()
