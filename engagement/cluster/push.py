@@ -32,7 +32,8 @@ from ..notifications.service import resync_frame
 from . import push_lua
 from .redis import RedisLink, visit_key
 from .resp import Arg
-from .subscriber import Subscriber
+from .shard_pubsub import subscriber_for
+from .shards import is_cluster
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +132,9 @@ class RedisHub:
         self._writing: asyncio.Future[None] | None = None
         self._wake = asyncio.Event()
         self._tasks: set[asyncio.Task[None]] = set()
-        self._pubsub = Subscriber(link.connect_url, self._route, self._confirmed)
+        self._pubsub = subscriber_for(link.connect_url, self._route, self._confirmed)
+        # On Redis Cluster a channel lives on its slot's shard (shard_pubsub.py).
+        self.publish_command = "SPUBLISH" if is_cluster(link.connect_url) else "PUBLISH"
         self.streams_dropped_total = 0
         self.published_total = 0  # publications this node wrote to Redis
         self.publish_failures_total = 0
@@ -217,7 +220,8 @@ class RedisHub:
         with contextlib.suppress(PushUnavailable):  # publications queued (a closing invitation)
             await self.sent()  # land first: written after the delete, they would bring it back
         await self.link.run(client.delete(*keys_of(visit_id)))
-        await self.link.run(client.publish(channel_of(visit_id), f"0 0 {self.node} {FORGET}\n"))
+        forget = f"0 0 {self.node} {FORGET}\n"
+        await self.link.send((self.publish_command, channel_of(visit_id), forget))
         return self._end(visit_id)
 
     def _end(self, visit_id: str) -> int:
@@ -279,7 +283,7 @@ class RedisHub:
     def _publication(self, visit_id: str, page: str, body: str) -> tuple[Arg, ...]:
         """The PUBLISH script's call for one message (push_lua.PUBLISH says the arguments)."""
         args: list[Arg] = [page, body, self.buffer_messages, self.ttl_s, channel_of(visit_id)]
-        return self._publish.call(keys_of(visit_id), [*args, "PUBLISH", self.node])
+        return self._publish.call(keys_of(visit_id), [*args, self.publish_command, self.node])
 
     def _route(self, channel: str, payload: bytes) -> None:
         streams = self._streams.get(_visit_of(channel))

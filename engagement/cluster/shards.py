@@ -353,9 +353,3 @@ def cluster_client(url: str, **options: Any) -> LinkRedisCluster:
         password=parsed.password,
         **options,
     )
-
-
-def node_urls(url: str) -> list[str]:
-    """The ``redis://`` URLs a connection to ``url`` may use: a cluster's seed nodes, or the
-    URL itself."""
-    return ClusterUrl.parse(url).node_urls() if is_cluster(url) else [url]

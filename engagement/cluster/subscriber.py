@@ -24,7 +24,6 @@ from redis.exceptions import RedisError
 
 from .redis import SOCKET_TIMEOUT_S, redacted
 from .resp import Endpoint, Incomplete, command, parse
-from .shards import node_urls
 
 log = logging.getLogger(__name__)
 
@@ -43,11 +42,16 @@ class Subscriber:
         url: str,
         on_message: Callable[[str, bytes], None],
         on_subscribed: Callable[[str], None],
+        sharded: bool = False,
+        on_moved: Callable[[], None] | None = None,
     ) -> None:
         self.url = redacted(url)
-        # A Redis Cluster's seed nodes, tried in turn (classic pub/sub reaches every node).
-        self._endpoints = [Endpoint.from_url(u) for u in node_urls(url)]
-        self._turn = 0
+        # Sharded pub/sub (Redis Cluster, one connection per shard: shard_pubsub.py). Redis
+        # unsubscribes the channels of a slot that moved away, and refuses one it does not
+        # serve (MOVED): both, and a lost connection, call ``on_moved``.
+        self._verbs = ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
+        self.on_moved = on_moved
+        self._endpoint = Endpoint.from_url(url)
         self.on_message = on_message
         self.on_subscribed = on_subscribed
         self.channels: set[str] = set()  # subscribed (or to be, once connected again)
@@ -57,13 +61,7 @@ class Subscriber:
     async def start(self, *channels: str) -> None:
         """Connect and subscribe (raises when Redis cannot be reached); then keep reading."""
         self.channels.update(channels)
-        for _ in self._endpoints[1:]:  # a cluster's seed nodes, in turn: the last one raises
-            with contextlib.suppress(OSError, RedisError, TimeoutError):
-                reader = await self._connect()
-                break
-            self._turn += 1
-        else:
-            reader = await self._connect()
+        reader = await self._connect()
         self._task = asyncio.get_running_loop().create_task(self._run(reader))
 
     async def subscribe(self, *channels: str) -> None:
@@ -72,12 +70,12 @@ class Subscriber:
         if self._writer is None:
             raise RedisConnectionError(f"pub/sub connection to {self.url} is down")
         self.channels.update(channels)
-        self._writer.write(command("SUBSCRIBE", *channels))
+        self._writer.write(command(self._verbs[0], *channels))
 
     async def unsubscribe(self, *channels: str) -> None:
         self.channels.difference_update(channels)
         if self._writer is not None:
-            self._writer.write(command("UNSUBSCRIBE", *channels))
+            self._writer.write(command(self._verbs[1], *channels))
 
     async def aclose(self) -> None:
         if self._task is not None:
@@ -90,17 +88,16 @@ class Subscriber:
 
     async def _connect(self) -> asyncio.StreamReader:
         """Open, authenticate, subscribe to every channel; the reader, once all is sent."""
-        endpoint = self._endpoints[self._turn % len(self._endpoints)]
         async with asyncio.timeout(SOCKET_TIMEOUT_S):
-            reader, writer = await endpoint.open()
+            reader, writer = await self._endpoint.open()
             try:
-                if auth := endpoint.auth():
+                if auth := self._endpoint.auth():
                     writer.write(command(*auth))
                     answer, _ = await self._reply(reader, b"")
                     if isinstance(answer, RedisError):
                         raise answer
                 if self.channels:
-                    writer.write(command("SUBSCRIBE", *sorted(self.channels)))
+                    writer.write(command(self._verbs[0], *sorted(self.channels)))
                 await writer.drain()
             except BaseException:
                 writer.transport.abort()
@@ -131,6 +128,8 @@ class Subscriber:
             except (OSError, RedisError, TimeoutError) as exc:
                 log.warning("push: pub/sub connection lost: %r; reconnecting", exc)
             self._close()
+            if self.on_moved is not None:
+                self.on_moved()  # maybe a failover: the shard's slots are served elsewhere
             reader = await self._reconnect()
 
     async def _reconnect(self) -> asyncio.StreamReader:
@@ -141,7 +140,6 @@ class Subscriber:
                 return await self._connect()
             except (OSError, RedisError, TimeoutError) as exc:
                 log.warning("push: cannot reach Redis at %s for pub/sub: %r", self.url, exc)
-                self._turn += 1  # a cluster's next seed node
                 wait_s = min(BACKOFF_S[1], wait_s * 2)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:
@@ -176,11 +174,19 @@ class Subscriber:
         try:
             if isinstance(reply, list) and reply:
                 kind = reply[0]
-                if kind == b"message":
+                if kind == b"message" or kind == b"smessage":
                     self.on_message(reply[1].decode(), reply[2])
-                elif kind == b"subscribe":
+                elif kind == b"subscribe" or kind == b"ssubscribe":
                     self.on_subscribed(reply[1].decode())
+                elif kind == b"sunsubscribe" and self.on_moved is not None:
+                    channel = reply[1].decode()
+                    if channel in self.channels:  # not asked for: its slot moved away
+                        self.channels.discard(channel)
+                        self.on_moved()
             elif isinstance(reply, RedisError):
-                log.error("push: Redis refused a pub/sub command: %s", reply)
+                if str(reply).startswith("MOVED") and self.on_moved is not None:
+                    self.on_moved()
+                else:
+                    log.error("push: Redis refused a pub/sub command: %s", reply)
         except Exception:  # one message's handling failed: the others still go through
             log.exception("push: handling a pub/sub message failed")

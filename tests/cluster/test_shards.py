@@ -1,5 +1,6 @@
 """Routing on a real Redis Cluster (tests/redis_cluster.py): slots, a request split by shard
-and its answers in order, scripts on every shard, MOVED and ASK after a slot moved."""
+and its answers in order, scripts on every shard, MOVED and ASK after a slot moved, seed
+nodes. Sharded pub/sub: test_shard_pubsub.py."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from aiohttp.test_utils import unused_port
 from redis.exceptions import ResponseError
 
 from engagement.cluster.redis import RedisLink, shared_key, visit_key
+from engagement.cluster.shard_pubsub import ShardedSubscriber
 from engagement.cluster.shards import (
     ClusterUrl,
     ClusterUrlError,
@@ -18,7 +20,6 @@ from engagement.cluster.shards import (
     first_key,
     slot_of,
 )
-from engagement.cluster.subscriber import Subscriber
 
 from ..redis_cluster import LocalCluster
 
@@ -188,30 +189,6 @@ async def test_the_redis_py_client_pipelines_scripts_on_several_shards(
         await link.close()
 
 
-async def test_classic_pub_sub_reaches_a_subscriber_on_any_node(
-    cluster_url: str, redis_cluster: LocalCluster
-):
-    heard: list[tuple[str, bytes]] = []
-    subscribed: asyncio.Event = asyncio.Event()
-    channel = visit_key("PUSHED", "push")
-    subscriber = Subscriber(
-        cluster_url, lambda c, p: heard.append((c, p)), lambda c: subscribed.set()
-    )
-    await subscriber.start(channel)
-    try:
-        await asyncio.wait_for(subscribed.wait(), 10)
-        # Published on the shard of the channel's slot (as the push script does):
-        port = redis_cluster.primary_of(slot_of(channel))
-        redis_cluster.node(port).publish(channel, b"hello")
-        for _ in range(200):
-            if heard:
-                break
-            await asyncio.sleep(0.05)
-        assert heard == [(channel, b"hello")]
-    finally:
-        await subscriber.aclose()
-
-
 async def test_a_seed_that_does_not_answer_is_passed_over(
     cluster_url: str, redis_cluster: LocalCluster
 ):
@@ -219,7 +196,7 @@ async def test_a_seed_that_does_not_answer_is_passed_over(
     url = cluster_url.replace("redis+cluster://", f"redis+cluster://127.0.0.1:{dead},")
     link = RedisLink(url)
     subscribed = asyncio.Event()
-    subscriber = Subscriber(url, lambda c, p: None, lambda c: subscribed.set())
+    subscriber = ShardedSubscriber(url, lambda c, p: None, lambda c: subscribed.set())
     try:
         await link.connect()  # the slot map from the next seed
         assert await link.send(("SET", "{x}k", "1"), ("GET", "{x}k")) == [b"OK", b"1"]

@@ -1,0 +1,91 @@
+"""Sharded pub/sub on a real Redis Cluster (tests/redis_cluster.py): a channel is subscribed
+on its slot's shard, hears SPUBLISH there, and follows its slot when it moves."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from engagement.cluster.redis import visit_key
+from engagement.cluster.shard_pubsub import ShardedSubscriber
+from engagement.cluster.shards import slot_of
+
+from ..redis_cluster import LocalCluster
+
+DEADLINE_S = 10  # a deadline for a state to be reached, not a timing assertion
+
+
+class Heard:
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, bytes]] = []
+        self.confirmed: list[str] = []
+
+    def message(self, channel: str, payload: bytes) -> None:
+        self.messages.append((channel, payload))
+
+    def subscribed(self, channel: str) -> None:
+        self.confirmed.append(channel)
+
+
+async def until(check: object, what: str) -> None:
+    deadline = asyncio.get_running_loop().time() + DEADLINE_S
+    while not check():  # type: ignore[operator]
+        assert asyncio.get_running_loop().time() < deadline, f"never: {what}"
+        await asyncio.sleep(0.02)
+
+
+@pytest.fixture
+async def heard(cluster_url: str) -> AsyncIterator[tuple[Heard, ShardedSubscriber]]:
+    heard = Heard()
+    subscriber = ShardedSubscriber(cluster_url, heard.message, heard.subscribed)
+    yield heard, subscriber
+    await subscriber.aclose()
+
+
+def numsub(cluster: LocalCluster, port: int, channel: str) -> int:
+    _, count = cluster.node(port).execute_command("PUBSUB", "SHARDNUMSUB", channel)
+    return int(count)
+
+
+async def test_a_channel_is_subscribed_on_its_shard_only(
+    heard: tuple[Heard, ShardedSubscriber], redis_cluster: LocalCluster
+):
+    messages, subscriber = heard
+    channel = visit_key("SHARDED", "push")
+    home = redis_cluster.primary_of(slot_of(channel))
+
+    await subscriber.start(channel)
+    await until(lambda: messages.confirmed == [channel], "the subscription is confirmed")
+    redis_cluster.node(home).execute_command("SPUBLISH", channel, b"hello")
+    await until(lambda: messages.messages, "the message came")
+
+    assert messages.messages == [(channel, b"hello")]
+    assert [numsub(redis_cluster, p, channel) for p in redis_cluster.ports] == [
+        int(p == home) for p in redis_cluster.ports
+    ]
+
+
+async def test_a_channel_follows_its_slot_to_another_shard(
+    heard: tuple[Heard, ShardedSubscriber], redis_cluster: LocalCluster
+):
+    messages, subscriber = heard
+    channel = visit_key("MOVINGPUSH", "push")
+    slot = slot_of(channel)
+    await subscriber.start(channel)
+    await until(lambda: messages.confirmed == [channel], "the subscription is confirmed")
+    source = redis_cluster.primary_of(slot)
+    target = next(p for p in redis_cluster.ports if p != source)
+
+    redis_cluster.move_slot(slot, target)  # Redis unsubscribes the slot's channels
+    try:
+        await until(lambda: len(messages.confirmed) == 2, "subscribed again on the new shard")
+        redis_cluster.node(target).execute_command("SPUBLISH", channel, b"there")
+        await until(lambda: messages.messages, "the message came")
+
+        assert messages.messages == [(channel, b"there")]
+        assert subscriber.where[channel] == f"127.0.0.1:{target}"
+        assert numsub(redis_cluster, target, channel) == 1
+    finally:
+        redis_cluster.move_slot(slot, source)
