@@ -70,6 +70,7 @@ from .notifications.hub import LocalHub, PushHub
 from .notifications.journal import MessageJournal, recent_messages
 from .notifications.service import Notifier
 from .pacing.counters import LocalCounters, PacingCounters
+from .pacing.orphans import Orphans
 from .pacing.pacer import PACED, Pacer
 from .pacing.redis_counters import RedisCounters
 from .privacy.chat_sessions import ChatSessions
@@ -376,6 +377,7 @@ async def _engine(app: web.Application) -> AsyncIterator[None]:
                 app[BOARD].pull,
                 lambda: visits.refresh_visitors(pacer.following()),
                 counters.pull,
+                Orphans(counters, pacer, lifecycle.adopt, now_ms).pull,
             ]
             shared = {
                 CLOSE_IDLE: shared_sweep(app[SHARED]),

@@ -112,7 +112,7 @@ class SharedVisits:
         self.epochs: dict[str, bytes] = {}  # visitID -> the epoch of its log applied here
         self.visitors: dict[str, bytes] = {}  # globalVisitID -> revision of its attempts seen
         self.node = uuid.uuid4().hex[:12]  # makes the epochs this node starts unique
-        self.adopt: Callable[[Attempt], None] | None = None  # the lifecycle's, once it exists
+        self.adopt: Callable[[Attempt], object] | None = None  # the lifecycle's, once it exists
         self.rearm: Callable[[Visit], None] | None = None  # ditto: after Redis lost the visit
         self._append = link.wire_script(_APPEND)
         self.appends = 0  # scripts run, for commands per event

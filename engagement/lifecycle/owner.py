@@ -493,9 +493,9 @@ class Lifecycle:
             if attempt.live:
                 self._expect(attempt, now + _ms(self._timeout_of(attempt)))
 
-    def adopt(self, copy: Attempt) -> None:
+    def adopt(self, copy: Attempt) -> Attempt:
         """Several nodes: another node recorded or moved this attempt; this node's copy
-        follows (never backwards: a copy with fewer transitions is older)."""
+        follows (never backwards: a copy with fewer transitions is older). This node's copy."""
         mine = self.by_id.get(copy.attempt_id)
         if mine is None:
             mine = self.by_id[copy.attempt_id] = copy
@@ -513,6 +513,7 @@ class Lifecycle:
                 visit.attempts.append(mine)
                 visit.attempts.sort(key=lambda a: a.created_at)
             self.registry.mark_changed(visit)
+        return mine
 
     # -- lookups and memory --
 

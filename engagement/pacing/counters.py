@@ -20,9 +20,12 @@ class PacingCounters(Protocol):
     def pending(self, group: str) -> Pending:
         """The group's unanswered invitations and accepted-not-connected count, with a version."""
 
-    def invite(self, group: str, attempt_id: str, p_accept: float, version: int) -> bool:
+    def invite(
+        self, group: str, attempt_id: str, p_accept: float, version: int, visitor: str = ""
+    ) -> bool:
         """Count one more invitation in flight, unless the group changed since ``version`` was
-        read (another node invited or an answer came): then nothing changes, re-plan."""
+        read (another node invited or an answer came): then nothing changes, re-plan.
+        ``visitor`` (the attempt's globalVisitID) lets other nodes find the attempt."""
 
     def answered(
         self, group: str, attempt_id: str, strategy: str, accepted: bool, answer_s: float | None
@@ -89,7 +92,9 @@ class LocalCounters:
         g = self._group(group)
         return Pending(tuple(g.invited.values()), len(g.accepted), g.version)
 
-    def invite(self, group: str, attempt_id: str, p_accept: float, version: int) -> bool:
+    def invite(
+        self, group: str, attempt_id: str, p_accept: float, version: int, visitor: str = ""
+    ) -> bool:
         g = self._group(group)
         if g.version != version:
             return False

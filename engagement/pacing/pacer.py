@@ -156,7 +156,8 @@ class Pacer:
             accepts.add(p)
             if not alg.fits(cfg, accepts, x):
                 return False
-            if self.counters.invite(group, entry.attempt.attempt_id, p, pending.version):
+            a = entry.attempt
+            if self.counters.invite(group, a.attempt_id, p, pending.version, a.global_visit_id):
                 return True
         return False
 
@@ -200,14 +201,26 @@ class Pacer:
         elif attempt.state in IN_FLIGHT and attempt.attempt_id not in self._tracked:
             p = self.counters.acceptance(group, attempt.strategy).mean
             for _ in range(CAS_RETRIES):
+                version = self.counters.pending(group).version
                 if self.counters.invite(
-                    group, attempt.attempt_id, p, self.counters.pending(group).version
+                    group, attempt.attempt_id, p, version, attempt.global_visit_id
                 ):
                     break
             offered_at = attempt.at(State.OFFERED) or now_ms
             self._tracked[attempt.attempt_id] = _Tracked(group, attempt, offered_at)
 
     # -- following what was released --
+
+    def follow(self, group: str, attempt: Attempt, answered: bool) -> None:
+        """Follow an invitation another node released (that node stopped following it: see
+        orphans.py) as if this node had: its answer and connection are counted as they come."""
+        if attempt.attempt_id not in self._tracked:
+            offered_at = attempt.at(State.OFFERED) or attempt.created_at
+            self._tracked[attempt.attempt_id] = _Tracked(group, attempt, offered_at, answered)
+
+    def followed(self) -> set[str]:
+        """The attempt IDs of the invitations this node follows."""
+        return set(self._tracked)
 
     def learn_from(self, attempts: Iterable[Attempt], group_of: Callable[[str], str | None]) -> int:
         """Start from what the recorded attempts teach (oldest first): each invitation that

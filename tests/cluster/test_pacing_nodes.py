@@ -17,6 +17,7 @@ from engagement.availability import AvailabilityBoard, GroupState
 from engagement.cluster.availability import SharedBoard
 from engagement.cluster.redis import RedisLink, WriteBehind
 from engagement.monitoring.ingest import now_ms
+from engagement.pacing import orphans
 
 from ..conftest import AUTH, SITE, Factory, post_events, url
 
@@ -118,3 +119,57 @@ async def test_a_report_sent_earlier_never_replaces_a_later_one(redis_url: str):
         assert there.groups["sales"].agents_ready == 3
     finally:
         await link.close()
+
+
+async def test_an_invitation_a_stopped_node_followed_is_let_go_by_the_other(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], monkeypatch: pytest.MonkeyPatch
+):
+    """Only the node that invited follows the answer. When it is gone, the other node counts
+    the invitation answered once its attempt has ended, instead of keeping the group's room
+    taken for IN_FLIGHT_MAX_MS (an hour)."""
+    monkeypatch.setattr(orphans, "CHECK_EVERY_MS", 100)
+    monkeypatch.setattr(orphans, "GRACE_MS", 300)
+    a, b = await nodes()
+    await feed(a, {"agentsReady": 1})
+    first = await qualify(a)
+    invited = attempt_of(a, first)
+    assert invited.state.value == "offered"
+    await until(lambda: len(b.app[PACER].counters.pending("sales").invited) == 1, "b counts it")
+    await a.close()  # node a stops: nobody follows its invitation now
+
+    path = url(b, "disposition", {"visitID": first.visit_id, "code": "declined"},
+               attemptID=invited.attempt_id)  # fmt: skip
+    r = await b.get(path, headers={"Origin": SITE})
+    assert r.status == 200, await r.text()
+
+    await until(lambda: not b.app[PACER].counters.pending("sales").invited, "the room freed")
+    later = await qualify(b)
+    assert attempt_of(b, later).state.value == "offered"
+    # What the decline taught counts once, cluster-wide.
+    assert b.app[PACER].counters.acceptance("sales", "cart").observations == pytest.approx(1.0)
+
+
+async def test_an_acceptance_a_stopped_node_followed_is_connected_by_the_other(
+    nodes: Callable[[], Awaitable[tuple[Client, Client]]], monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setattr(orphans, "CHECK_EVERY_MS", 100)
+    monkeypatch.setattr(orphans, "GRACE_MS", 300)
+    a, b = await nodes()
+    await feed(a, {"agentsReady": 1})
+    first = await qualify(a)
+    invited = attempt_of(a, first)
+
+    async def report(node: Client, code: str) -> None:
+        path = url(node, "disposition", {"visitID": first.visit_id, "code": code},
+                   attemptID=invited.attempt_id)  # fmt: skip
+        r = await node.get(path, headers={"Origin": SITE})
+        assert r.status == 200, await r.text()
+
+    await report(a, "accepted")
+    await until(lambda: b.app[PACER].counters.pending("sales").accepted == 1, "b counts it")
+    await a.close()  # node a stops while the visitor waits for the chat to open
+    await report(b, "launched")
+    await asyncio.sleep(0.01)
+    await feed(b, {"agentsReady": 0, "agentsBusy": 1})  # the feed now counts that chat
+
+    await until(lambda: b.app[PACER].counters.pending("sales").accepted == 0, "connected")
