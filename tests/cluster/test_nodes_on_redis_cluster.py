@@ -1,7 +1,7 @@
 """Two nodes on a real Redis Cluster (tests/redis_cluster.py: three primaries): the two-node
-tests of test_two_nodes.py and test_privacy_cluster.py, run again with ``redis_url`` set to
-the cluster's ``redis+cluster://`` URL. A visit's keys, the schedules, the limits and the
-erasure log then live on different shards."""
+tests of test_two_nodes.py and test_privacy_cluster.py, and the erasure log's trimming, run
+again with ``redis_url`` set to the cluster's ``redis+cluster://`` URL. A visit's keys, the
+schedules, the limits and the erasure log then live on different shards."""
 
 from __future__ import annotations
 
@@ -11,6 +11,9 @@ from engagement.api.state import REDIS
 from engagement.cluster.shards import ClusterWire
 
 from ..conftest import Factory, post_events
+from .test_erasure_log import (  # noqa: F401  (collected here, on the cluster)
+    test_the_erasure_log_is_trimmed_by_age,
+)
 from .test_privacy_cluster import (  # noqa: F401  (collected here, on the cluster)
     test_a_link_token_issued_on_one_node_is_redeemed_on_the_other_once,
     test_erasing_a_full_visitor_on_the_other_node_leaves_no_key_value_row_or_memory,
