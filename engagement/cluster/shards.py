@@ -8,7 +8,8 @@ specification says). A request's commands are split by shard, sent to all shards
 their answers given back in the request's order. A shard that answers ``MOVED`` (the slot was
 moved, or a replica took over) makes the node load the map again and send the command there;
 ``ASK`` (a slot being migrated) sends it once to the named node after ``ASKING``; a shard
-lost for good (its wire gave up) makes the node load the map again and try once more.
+lost for good (its wire gave up) makes the node load the map again and try once more (a
+second loss fails the request, as a lost single server does).
 
 Every key of the engine carries a hash tag (``eng:{visitID}:...``, ``eng:{limits}:...``), and
 every script touches the keys of one tag, so no command spans two slots (docs/cluster.md).
@@ -153,6 +154,7 @@ class ClusterWire:
             await self.refresh()
         answers: list[Any] = [None] * len(commands)
         todo = list(range(len(commands)))
+        was_lost = False
         for turn in range(MAX_REDIRECTS + 1):
             groups: dict[str, list[int]] = {}
             for i in todo:
@@ -161,6 +163,8 @@ class ClusterWire:
             todo, stale, lost = [], False, None
             for indexes, result in zip(groups.values(), results, strict=True):
                 if isinstance(result, (RedisConnectionError, RedisTimeoutError, OSError)):
+                    if was_lost:  # lost again after reading the map: down, not moved
+                        raise result
                     lost, stale = result, True  # the shard may have failed over: ask again
                     todo += indexes
                     continue
@@ -180,6 +184,7 @@ class ClusterWire:
                             todo.append(i)
             if not todo:
                 break
+            was_lost = was_lost or lost is not None
             if turn == MAX_REDIRECTS:
                 if lost is not None:
                     raise lost

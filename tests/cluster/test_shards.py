@@ -205,3 +205,22 @@ async def test_a_seed_that_does_not_answer_is_passed_over(
     finally:
         await subscriber.aclose()
         await link.close()
+
+
+async def test_a_primary_that_is_gone_is_replaced_by_what_the_map_says(
+    cluster_url: str, redis_cluster: LocalCluster
+):
+    wire = ClusterWire(cluster_url, 2.0, 1)
+    try:
+        key = visit_key("GONE", "log")
+        await wire.execute(("SET", key, "kept"))
+        loads = wire.refreshes
+        home = wire.slots[slot_of(key)]
+        wire.slots[slot_of(key)] = f"127.0.0.1:{unused_port()}"  # as if its primary had gone
+
+        assert await wire.execute(("GET", key)) == [b"kept"]
+
+        assert wire.refreshes == loads + 1  # the connection was lost: the map read again
+        assert wire.slots[slot_of(key)] == home
+    finally:
+        await wire.close()
