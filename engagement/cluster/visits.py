@@ -37,6 +37,8 @@ LOG_ENTRIES_MAX = 2000  # per visit; older entries leave the log (a rebuild star
 # added, entries, revision, attempts, epoch}: entries[i] has seq first + 1 + i; the last
 # `added` are ours; the attempts (a flat hash) only when their revision is not the one this
 # node has. A log that lost its epoch (Redis restarted empty) starts a new one from seq 1.
+# A log shorter than this node has applied lost its last entries (a failover to a replica that
+# had not received them): answered from its end before this call's entries, and `behind` 1.
 _APPEND = """
 local epoch = redis.call('GET', KEYS[6])
 if not epoch then
@@ -72,8 +74,13 @@ if added > 0 then
 end
 local from = tonumber(ARGV[1]) - base
 if epoch ~= ARGV[5] then from = 0 end
+local behind = 0
+if from > len - added then
+  from = len - added
+  behind = 1
+end
 if from < 0 then from = 0 end
-return {base + from, added, redis.call('LRANGE', KEYS[1], from, -1), rev, attempts, epoch}
+return {base + from, added, redis.call('LRANGE', KEYS[1], from, -1), rev, attempts, epoch, behind}
 """
 _TYPES = {t.value: t for t in EventType}
 
@@ -210,7 +217,7 @@ class SharedVisits:
 
     def _caught_up(self, visit_id: str, answer: Any) -> list[Event]:
         """Apply what the log script answered; the events this node logged."""
-        first, added, entries, revision, attempts, epoch = answer
+        first, added, entries, revision, attempts, epoch, behind = answer
         lost = False
         if epoch != self.epochs.get(visit_id):  # a new log (Redis lost the old one): from 1
             if visit_id in self.epochs:
@@ -220,6 +227,14 @@ class SharedVisits:
             self.applied[visit_id] = 0
         # Another request of this node may have applied some entries while this one waited.
         known = self.applied.get(visit_id, 0)
+        if behind:
+            # This node keeps what it applied of the lost entries (it cannot take them back);
+            # it goes on from the log's end, so what is logged from now on is applied here.
+            log.warning(
+                "visit %s: its log in Redis lost %d entries applied here (a failover?); going "
+                "on from its end", visit_id, known - first,
+            )  # fmt: skip
+            known = self.applied[visit_id] = first
         last = first + len(entries)
         own: list[Event] = []
         if last > known or added:

@@ -146,3 +146,36 @@ async def test_the_timers_say_once_that_redis_is_gone_and_when_they_are_back(
         await until("engagement timers back after")
 
     assert said("engagement timers failed") == 1  # not one traceback per tick
+
+
+async def test_a_log_that_lost_its_last_entries_goes_on_from_its_end(
+    make_node: MakeNode, redis_url: str, factory: Factory
+):
+    """A failover to a replica that had not received the master's last writes: the visit's log
+    is shorter than what node a applied. Events logged after it are applied on every node (a
+    node whose count ran ahead of the log took them for entries it had, and answered them as
+    duplicates); what a applied of the lost entries stays in its copy."""
+    a = await make_node("a", redis_url)
+    await post_events(a, factory.start())
+    lost = [factory.event("Lost1"), factory.event("Lost2")]
+    await post_events(a, lost)
+    admin = aioredis.Redis.from_url(redis_url)
+    try:  # the replica never had them
+        await admin.rpop(visit_key(factory.visit_id, "log"), 2)
+        await admin.srem(visit_key(factory.visit_id, "ids"), *(e["eventID"] for e in lost))
+    finally:
+        await admin.aclose()
+
+    assert await post_events(a, [factory.event("After")]) == {"accepted": 1, "duplicates": 0}
+    b = await make_node("b", redis_url)
+    await post_events(b, [factory.event("OnB")])
+    await a.app[SHARED].visit(factory.visit_id)
+
+    names = {
+        node: [e.event_name for e in node.app[REGISTRY].get(factory.visit_id).events]
+        for node in (a, b)
+    }
+    assert names == {
+        a: ["PageEntered", "Lost1", "Lost2", "After", "OnB"],
+        b: ["PageEntered", "After", "OnB"],
+    }
