@@ -294,10 +294,13 @@ class Settings(BaseSettings):
     )
     redis_url: str | None = Field(
         None,
-        pattern=r"^(rediss?|unix|redis\+cluster)://",
-        description="Redis for live state shared by several nodes (docs/cluster.md); "
-        "needs database_url too, or single_node. redis+cluster://[[user]:password@]host:port"
-        "[,host:port...] names seed nodes of a Redis Cluster (no database)",
+        pattern=r"^(rediss?|unix|redis\+cluster|redis\+sentinel)://",
+        description="Redis for live state shared by several nodes (docs/cluster.md): one "
+        "server (redis://host:port/db, rediss://, unix://); under Redis Sentinel, the master "
+        "the sentinels name (redis+sentinel://[[user]:password@]host:port[,host:port...]/"
+        "master-name[/db]), followed through failovers; or the seed nodes of a Redis Cluster "
+        "(redis+cluster://[[user]:password@]host:port[,host:port...], no database). Needs "
+        "database_url too, or single_node",
     )
     single_node: bool = Field(
         False,

@@ -34,6 +34,7 @@ from .redis import RedisLink, visit_key
 from .resp import Arg
 from .shard_pubsub import subscriber_for
 from .shards import is_cluster
+from .subscriber import Subscriber
 
 log = logging.getLogger(__name__)
 
@@ -135,6 +136,8 @@ class RedisHub:
         self._pubsub = subscriber_for(link.connect_url, self._route, self._confirmed)
         # On Redis Cluster a channel lives on its slot's shard (shard_pubsub.py).
         self.publish_command = "SPUBLISH" if is_cluster(link.connect_url) else "PUBLISH"
+        if isinstance(self._pubsub, Subscriber):  # under Sentinel: to the new master
+            link.on_master_switch.append(self._pubsub.reconnect)
         self.streams_dropped_total = 0
         self.published_total = 0  # publications this node wrote to Redis
         self.publish_failures_total = 0

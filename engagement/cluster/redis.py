@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Awaitable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -21,12 +21,15 @@ from prometheus_client import CollectorRegistry, Histogram
 from redis.asyncio.client import Pipeline
 from redis.asyncio.cluster import RedisCluster
 from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .resp import Arg
+from .sentinel import SENTINEL_TIMEOUT_S, Sentinels, SwitchWatch, is_sentinel
+from .sentinel import parse_url as parse_sentinel_url
 from .shards import ClusterWire, LinkRedisCluster, cluster_client, is_cluster
 from .wire import Script, Wire
 
@@ -151,9 +154,18 @@ class RedisLink:
         self.client: aioredis.Redis | RedisCluster
         # The hot path (every event's log script): one multiplexed connection, no pool.
         self.wire: Wire | ClusterWire
+        self._sentinel: Sentinel | None = None
+        self._watch: SwitchWatch | None = None
+        # Under Sentinel: told when the master moved; others' connections to let go then.
+        self.on_master_switch: list[Callable[[], None]] = []
         if is_cluster(url):  # Redis Cluster: commands routed by slot (shards.py)
             self.client = cluster_client(url, **options)
             self.wire = ClusterWire(url, SOCKET_TIMEOUT_S, CONNECT_RETRIES)
+        elif is_sentinel(url):  # the master the sentinels name (sentinel.py)
+            self.client, self._sentinel = _sentinel_client(url, options)
+            self.wire = Wire(url, SOCKET_TIMEOUT_S, CONNECT_RETRIES)
+            sentinels = Sentinels(parse_sentinel_url(url))
+            self._watch = SwitchWatch(sentinels, self._master_switched)
         else:
             self.client = LinkRedis.from_url(url, **options)
             self.wire = Wire(url, SOCKET_TIMEOUT_S, CONNECT_RETRIES)
@@ -183,8 +195,31 @@ class RedisLink:
             if self._histogram is not None:
                 self._histogram.observe(time.perf_counter() - started)
 
+    @property
+    def master_switches(self) -> int:
+        """How many times the sentinels announced a new master since start (0 without)."""
+        return self._watch.switches if self._watch is not None else 0
+
+    async def _master_switched(self) -> None:
+        """The sentinels named a new master: every connection to the old one is let go, and
+        opened again to the new one (requests under way are sent again)."""
+        await self.wire.close()
+        if isinstance(self.client, aioredis.Redis):
+            await self.client.connection_pool.disconnect()
+        for let_go in self.on_master_switch:
+            let_go()
+
     async def ping(self) -> None:
-        await self.run(self.client.ping())
+        """Redis answers; one server (or the Sentinel master) as a master: a server that
+        turned replica (a failover) does not do. The pool then lets its connections go, to
+        connect again (to the master the sentinels name now, under Sentinel)."""
+        if not isinstance(self.client, aioredis.Redis):  # a cluster: any node answers
+            await self.run(self.client.ping())
+            return
+        role = await self.run(self.client.execute_command("ROLE"))  # type: ignore[no-untyped-call]
+        if role[0] not in (b"master", "master"):
+            await self.client.connection_pool.disconnect()
+            raise RedisConnectionError(f"Redis at {self.url} is a replica now, not a master")
 
     async def connect(self) -> None:
         """At start: Redis answers. On a cluster, the slot map is loaded and the scripts
@@ -194,6 +229,8 @@ class RedisLink:
         if isinstance(self.client, LinkRedisCluster) and isinstance(self.wire, ClusterWire):
             await self.wire.refresh()
             await self.run(self.client.load_scripts())
+        if self._watch is not None:  # under Sentinel: hear of failovers from now on
+            self._watch.start()
 
     def script(self, lua: str) -> Any:
         """A Lua script, sent by its SHA (and loaded again when Redis lost it)."""
@@ -211,8 +248,29 @@ class RedisLink:
         return await self.run(self.wire.execute(*commands))
 
     async def close(self) -> None:
+        if self._watch is not None:
+            await self._watch.aclose()
         await self.wire.close()
         await self.client.aclose()
+        if self._sentinel is not None:
+            await self._sentinel.aclose()
+
+
+def _sentinel_client(url: str, options: dict[str, Any]) -> tuple[aioredis.Redis, Sentinel]:
+    """redis-py's client for the master of a ``redis+sentinel://`` URL, and the sentinels it
+    asks (to close)."""
+    config = parse_sentinel_url(url)
+    timeouts = {"socket_timeout": SENTINEL_TIMEOUT_S, "socket_connect_timeout": SENTINEL_TIMEOUT_S}
+    sentinel = Sentinel(list(config.sentinels), sentinel_kwargs=timeouts)  # type: ignore[no-untyped-call]
+    client = sentinel.master_for(
+        config.master,
+        redis_class=LinkRedis,
+        username=config.username,
+        password=config.password,
+        db=config.db,
+        **options,
+    )
+    return client, sentinel
 
 
 class WriteBehind:

@@ -7,40 +7,90 @@ from __future__ import annotations
 import asyncio
 import ssl
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from redis.asyncio.connection import parse_url
-from redis.exceptions import NoScriptError, RedisError, ResponseError
+from redis.exceptions import (
+    BusyLoadingError,
+    NoScriptError,
+    ReadOnlyError,
+    RedisError,
+    ResponseError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+if TYPE_CHECKING:
+    from .sentinel import Sentinels
 
 Arg = str | bytes | int | float
+# Errors by their code, as redis-py names them. READONLY (a replica: the master failed over)
+# and LOADING (a server still reading its data) mean the command did not run, there.
+ERRORS: dict[str, type[RedisError]] = {
+    "NOSCRIPT": NoScriptError,
+    "READONLY": ReadOnlyError,
+    "LOADING": BusyLoadingError,
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Endpoint:
-    """The server a ``redis://``, ``rediss://`` or ``unix://`` URL names, and how to log in."""
+    """The server a ``redis://``, ``rediss://`` or ``unix://`` URL names, or the master the
+    sentinels of a ``redis+sentinel://`` URL name (sentinel.py), and how to log in."""
 
     options: dict[str, Any]
     tls: bool
+    sentinels: Sentinels | None = None
 
     @classmethod
     def from_url(cls, url: str) -> Endpoint:
+        from . import sentinel  # which speaks through this module
+
+        if sentinel.is_sentinel(url):
+            config = sentinel.parse_url(url)
+            login = {"username": config.username, "password": config.password, "db": config.db}
+            return cls(login, False, sentinel.Sentinels(config))
         return cls(dict(parse_url(url)), url.startswith("rediss://"))
 
     async def open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        """A connection, logged in, on the URL's database; under Sentinel, to the master the
+        sentinels name now, which must say it is one (a replica is refused)."""
         o = self.options
-        if "path" in o:
-            return await asyncio.open_unix_connection(o["path"])
-        context = ssl.create_default_context() if self.tls else None
-        return await asyncio.open_connection(
-            o.get("host", "localhost"), o.get("port", 6379), ssl=context
-        )
+        if self.sentinels is not None:
+            host, port = await self.sentinels.master_address()
+            reader, writer = await asyncio.open_connection(host, port)
+        elif "path" in o:
+            reader, writer = await asyncio.open_unix_connection(o["path"])
+        else:
+            context = ssl.create_default_context() if self.tls else None
+            reader, writer = await asyncio.open_connection(
+                o.get("host", "localhost"), o.get("port", 6379), ssl=context
+            )
+        try:
+            await self._hello(reader, writer)
+        except BaseException:
+            writer.transport.abort()
+            raise
+        return reader, writer
 
-    def auth(self) -> tuple[Arg, ...] | None:
-        """The AUTH command the URL asks for, if any."""
+    async def _hello(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         o = self.options
-        if o.get("password") is None:
-            return None
-        return ("AUTH", *([o["username"]] if o.get("username") else []), o["password"])
+        hello: list[tuple[Arg, ...]] = []
+        if o.get("password") is not None:
+            hello.append(("AUTH", *([o["username"]] if o.get("username") else []), o["password"]))
+        if o.get("db"):
+            hello.append(("SELECT", o["db"]))
+        if self.sentinels is not None:
+            hello.append(("ROLE",))
+        if not hello:
+            return
+        writer.write(b"".join(command(*cmd) for cmd in hello))
+        answers = await replies(reader, len(hello))
+        if self.sentinels is not None and answers[-1][0] != b"master":
+            role = answers[-1][0].decode()
+            raise RedisConnectionError(
+                f"the server the sentinels named as master {self.sentinels.master!r} is a "
+                f"{role} (a failover is under way): asking them again"
+            )
 
 
 class Incomplete(Exception):
@@ -73,7 +123,7 @@ def parse(buf: bytes, pos: int) -> tuple[Any, int]:
         return line, pos
     if kind == 0x2D:  # - error, as redis-py names them (a script Redis forgot: NoScriptError)
         text = line.decode(errors="replace")
-        return (NoScriptError if text.startswith("NOSCRIPT") else ResponseError)(text), pos
+        return ERRORS.get(text.split(" ", 1)[0], ResponseError)(text), pos
     raise RedisError(f"unexpected reply from Redis: {buf[pos - len(line) - 3 : end]!r}")
 
 
@@ -89,3 +139,22 @@ def command(*parts: Arg) -> bytes:
             data = repr(part).encode()
         out.append(b"$%d\r\n%s\r\n" % (len(data), data))
     return b"".join(out)
+
+
+async def replies(reader: asyncio.StreamReader, count: int) -> list[Any]:
+    """The next ``count`` replies on a connection that holds no others (a handshake's); the
+    first error raised."""
+    buf, pos, answers = b"", 0, list[Any]()
+    while len(answers) < count:
+        try:
+            answer, pos = parse(buf, pos)
+        except Incomplete:
+            data = await reader.read(1 << 12)
+            if not data:
+                raise RedisConnectionError("Redis closed the connection") from None
+            buf += data
+            continue
+        if isinstance(answer, RedisError):
+            raise answer
+        answers.append(answer)
+    return answers

@@ -77,6 +77,10 @@ class Subscriber:
         if self._writer is not None:
             self._writer.write(command(self._verbs[1], *channels))
 
+    def reconnect(self) -> None:
+        """Let the connection go (the master moved): the reading task opens it again."""
+        self._close()
+
     async def aclose(self) -> None:
         if self._task is not None:
             self._task.cancel()
@@ -87,15 +91,10 @@ class Subscriber:
     # -- the connection --
 
     async def _connect(self) -> asyncio.StreamReader:
-        """Open, authenticate, subscribe to every channel; the reader, once all is sent."""
+        """Open (logged in), subscribe to every channel; the reader, once all is sent."""
         async with asyncio.timeout(SOCKET_TIMEOUT_S):
             reader, writer = await self._endpoint.open()
             try:
-                if auth := self._endpoint.auth():
-                    writer.write(command(*auth))
-                    answer, _ = await self._reply(reader, b"")
-                    if isinstance(answer, RedisError):
-                        raise answer
                 if self.channels:
                     writer.write(command(self._verbs[0], *sorted(self.channels)))
                 await writer.drain()
@@ -104,16 +103,6 @@ class Subscriber:
                 raise
         self._writer = writer
         return reader
-
-    async def _reply(self, reader: asyncio.StreamReader, buf: bytes) -> tuple[Any, bytes]:
-        while True:
-            with contextlib.suppress(Incomplete):
-                value, pos = parse(buf, 0)
-                return value, buf[pos:]
-            data = await reader.read(READ_BYTES)
-            if not data:
-                raise RedisConnectionError("Redis closed the connection")
-            buf += data
 
     def _close(self) -> None:
         if self._writer is not None:

@@ -28,13 +28,17 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import BusyLoadingError, NoScriptError, ReadOnlyError, RedisError
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError, RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from .resp import Arg, Endpoint, Incomplete, command, parse
 
 READ_BYTES = 1 << 16
+# Answers from a server this node should no longer talk to: a master that failed over (now a
+# replica: READONLY) or one still loading its data. The commands did not run: connect again
+# (under Sentinel, to the master the sentinels name now) and send them again.
+MOVED_ON = (ReadOnlyError, BusyLoadingError)
 
 
 @dataclass(frozen=True)
@@ -86,6 +90,10 @@ class Wire:
             try:
                 conn = await self._connection()
                 answers = await conn.request(commands, self.timeout_s)
+                if moved := next((a for a in answers if isinstance(a, MOVED_ON)), None):
+                    # A replica now (failed over), or loading: nothing was written there.
+                    conn.close(RedisConnectionError(str(moved)))
+                    raise RedisConnectionError(f"Redis answered {moved}: connecting again")
             except (RedisConnectionError, RedisTimeoutError, OSError, TimeoutError) as exc:
                 attempt += 1
                 if attempt > self.retries:
@@ -123,22 +131,8 @@ class Wire:
 
     async def _open(self) -> _Connection:
         async with asyncio.timeout(self.timeout_s):
-            reader, writer = await self._endpoint.open()
-        conn = _Connection(reader, writer, self.scripts)
-        hello: list[Sequence[Arg]] = []
-        if auth := self._endpoint.auth():
-            hello.append(auth)
-        if db := self._endpoint.options.get("db"):
-            hello.append(("SELECT", db))
-        if hello:
-            try:
-                for answer in await conn.request(hello, self.timeout_s):
-                    if isinstance(answer, RedisError):
-                        raise answer
-            except BaseException:
-                conn.close(RedisConnectionError("handshake failed"))
-                raise
-        return conn
+            reader, writer = await self._endpoint.open()  # logged in, on its database
+        return _Connection(reader, writer, self.scripts)
 
 
 class _Connection:
