@@ -9,6 +9,7 @@ is replaced by it at its next catch-up (docs/cluster.md).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -74,7 +75,7 @@ def decode(attempt_id: str, stored: bytes) -> Attempt:
 
 class SharedAttemptStore:
     """The lifecycle's store: history as before, and each change written through to Redis
-    (batched per event-loop turn; ``write_attempt`` waits for Redis too)."""
+    (batched per event-loop turn; ``write_attempt`` and ``shared`` wait for Redis)."""
 
     def __init__(self, history: AttemptStore, link: RedisLink, spawn: Spawn) -> None:
         self.history = history
@@ -82,6 +83,7 @@ class SharedAttemptStore:
         self.spawn = spawn
         self._write = link.script(_WRITE)
         self._dirty: dict[str, Attempt] = {}
+        self._sending: dict[str, asyncio.Future[None]] = {}  # attempt ID -> its batch's write
         self.refused = 0  # writes that would have taken an attempt backwards
 
     def record_attempt(self, attempt: Attempt) -> None:
@@ -95,9 +97,29 @@ class SharedAttemptStore:
         self._dirty.pop(attempt.attempt_id, None)
         await self._send([attempt])
 
+    async def shared(self, attempt: Attempt) -> None:
+        """Its write queued for the end of the loop turn is sent now; a write already on its
+        way is awaited (a failed one was logged: the attempt is written again at its next
+        change, as from a batch)."""
+        if self._dirty.pop(attempt.attempt_id, None) is not None:
+            await self._send([attempt])
+        elif (sending := self._sending.get(attempt.attempt_id)) is not None:
+            await asyncio.shield(sending)
+
     async def _flush(self) -> None:
         dirty, self._dirty = self._dirty, {}
-        await self._send(list(dirty.values()))
+        if not dirty:  # ``shared`` sent them already
+            return
+        done = asyncio.get_running_loop().create_future()
+        for attempt_id in dirty:
+            self._sending[attempt_id] = done
+        try:
+            await self._send(list(dirty.values()))
+        finally:
+            for attempt_id in dirty:
+                if self._sending.get(attempt_id) is done:
+                    del self._sending[attempt_id]
+            done.set_result(None)
 
     async def _send(self, attempts: list[Attempt]) -> None:
         """One round trip: each visit's attempts to the visit's hash (compare-and-set), and

@@ -51,6 +51,9 @@ class AttemptStore(Protocol):
     async def write_attempt(self, attempt: Attempt) -> None:
         """Write the record now (committed when this returns)."""
 
+    async def shared(self, attempt: Attempt) -> None:
+        """Return once every node reads the attempt as it is now (one node: at once)."""
+
 
 class Pusher(Protocol):
     def publish(
@@ -376,7 +379,8 @@ class Lifecycle:
 
     async def page_reported(self, attempt: Attempt, code: PageCode) -> None:
         """Apply what the page reports (see ``transitions.PAGE_MOVES``); repeats change
-        nothing. An acceptance is written to history before this returns."""
+        nothing. An acceptance is written to history before this returns, and every node
+        reads the attempt's new state by then."""
         now = self.clock()
         found = page_moves(attempt.state, code)
         if found is None:
@@ -399,6 +403,8 @@ class Lifecycle:
             self._expect(attempt, now + _ms(self.timeouts.launched_s))
         if path == (State.SHOWN,):
             self._expect(attempt, now + _ms(attempt.timeout_s + self.timeouts.shown_grace_s))
+        # The page's next report may reach another node: it must find this one there.
+        await self.store.shared(attempt)
 
     async def accept(self, attempt: Attempt, reason: str) -> None:
         """The visitor said yes: written to history, the invitation leaves every tab, and the

@@ -303,6 +303,9 @@ class History:
     def record_conversion(self, conversion: Conversion) -> None:
         self._conversions.append(conversion)
 
+    async def shared(self, attempt: Attempt) -> None:
+        """One node: its own memory is what every request reads."""
+
     async def write_attempt(self, attempt: Attempt) -> None:
         """Write the attempt now, committed when this returns (an acceptance is kept before
         the visitor is told of it)."""

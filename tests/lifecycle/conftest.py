@@ -57,6 +57,9 @@ class MemoryHistory:
     def record_attempt(self, attempt: Attempt) -> None:
         self.queued[attempt.attempt_id] = attempt.as_json()
 
+    async def shared(self, attempt: Attempt) -> None:
+        pass
+
     async def write_attempt(self, attempt: Attempt) -> None:
         await asyncio.sleep(0)  # a real store awaits its commit
         self.committed[attempt.attempt_id] = attempt.as_json()
