@@ -23,6 +23,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections import Counter
 from typing import Any
@@ -33,6 +34,14 @@ import engagement.cli as cli
 
 TICK_S = 0.002
 OUT = os.environ.get("PROBE_OUT", "probe.json")
+# PROBE_STACKS_MS=4: a watchdog thread samples the loop thread's stack while a tick is this
+# late, and the report names what ran in the longest stalls (where the loop's time went).
+STACKS_MS = float(os.environ.get("PROBE_STACKS_MS", "0"))
+# PROBE_CALLBACKS_MS=2: the engine runs on the plain asyncio loop (uvloop's callbacks cannot be
+# timed from Python) and every callback is timed in the loop thread's CPU time; the report
+# names those over this many ms (the coroutine a task step ran, or the callback).
+CALLBACKS_MS = float(os.environ.get("PROBE_CALLBACKS_MS", "0"))
+YOUNG = bool(os.environ.get("PROBE_YOUNG"))
 
 
 class Probe:
@@ -54,8 +63,29 @@ class Probe:
         # The tick that was due while the probe itself wrote its report (gc.get_objects() of
         # a million objects) belongs to no window.
         self.skip_tick = True
+        self.tick_due = 0.0
+        self.tick_cpu = 0.0
+        self.samples: list[tuple[str, ...]] = []
+        self.stall_samples: list[tuple[float, float, list[tuple[str, ...]]]] = []
+        self.slow_callbacks: dict[str, list[float]] = {}
+        self.young: list[dict[str, Any]] = []
 
     def on_gc(self, phase: str, info: dict[str, Any]) -> None:
+        if phase == "start" and YOUNG and len(self.young) < 40 and info["generation"] == 0:
+            young = gc.get_objects(generation=0)
+            big = sorted(
+                (
+                    (len(o), type(o).__qualname__)
+                    for o in young
+                    if isinstance(o, (dict, list, set, tuple))
+                ),
+                reverse=True,
+            )[:5]
+            kinds = Counter(type(o).__qualname__ for o in young).most_common(6)
+            self.young.append(
+                {"n": len(young), "big": big, "kinds": kinds, "gen_counts": gc.get_count()}
+            )
+            del young
         if phase == "start":
             self._gc_started = time.perf_counter()
             self._gc_cpu_started = time.thread_time()
@@ -68,14 +98,42 @@ class Probe:
         while True:
             before = time.perf_counter()
             cpu_before = time.thread_time()
+            self.samples = []
+            self.tick_cpu = cpu_before
+            self.tick_due = before + TICK_S
             await asyncio.sleep(TICK_S)
             late = time.perf_counter() - before - TICK_S
+            self.tick_due = 0.0
             if self.skip_tick:
                 self.skip_tick = False
                 continue
             self.stalls_ms.append(late * 1e3)
             # The loop thread's CPU time in the tick, up to the lateness: its own work
-            self.stalls_cpu_ms.append(min(late, time.thread_time() - cpu_before) * 1e3)
+            cpu = min(late, time.thread_time() - cpu_before) * 1e3
+            self.stalls_cpu_ms.append(cpu)
+            if self.samples:
+                self.stall_samples.append((cpu, late * 1e3, self.samples))
+
+    def watchdog(self, loop_thread: int) -> None:
+        """Samples the loop thread's stack while a tick is overdue and the loop thread itself
+        has run for PROBE_STACKS_MS of CPU since the tick began (PROBE_STACKS_MS)."""
+        clock = time.pthread_getcpuclockid(loop_thread)
+        while True:
+            time.sleep(0.001)
+            due = self.tick_due
+            if not due or time.perf_counter() - due < STACKS_MS / 1e3:
+                continue
+            if (time.clock_gettime(clock) - self.tick_cpu) * 1e3 < STACKS_MS:
+                continue
+            frame = sys._current_frames().get(loop_thread)
+            stack: list[str] = []
+            while frame is not None and len(stack) < 40:
+                code = frame.f_code
+                name = os.path.basename(code.co_filename)
+                stack.append(f"{name}:{code.co_name}:{frame.f_lineno}")
+                frame = frame.f_back
+            if len(self.samples) < 30:
+                self.samples.append(tuple(stack))
 
     def report(self, forced_full_ms: float | None = None) -> dict[str, Any]:
         stalls = sorted(self.stalls_ms)
@@ -100,6 +158,21 @@ class Probe:
             "frozen_objects": gc.get_freeze_count(),
             "thresholds": gc.get_threshold(),
         }
+        if YOUNG:
+            out["young"] = self.young
+        if CALLBACKS_MS:
+            slow = sorted(self.slow_callbacks.items(), key=lambda kv: -max(kv[1]))
+            out["slow_callbacks"] = [
+                {"callback": k, "count": len(v), "max_cpu_ms": max(v), "total_cpu_ms": sum(v)}
+                for k, v in slow[:30]
+            ]
+        if STACKS_MS:
+            worst = sorted(self.stall_samples, key=lambda s: -s[0])[:15]
+            out["stall_stacks"] = [
+                {"cpu_ms": c, "wall_ms": w, "samples": [list(x) for x in samples]}
+                for c, w, samples in worst
+            ]
+            self.stall_samples = []
         if forced_full_ms is not None:
             out["forced_full_ms"] = forced_full_ms
             out["forced_full_cpu_ms"] = self.forced_cpu_ms
@@ -128,6 +201,9 @@ def _probed_app(*args: Any, **kwargs: Any) -> web.Application:
     async def start(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
         PROBE.task = asyncio.create_task(PROBE.watch_loop())
+        if STACKS_MS:
+            loop_thread = threading.get_ident()
+            threading.Thread(target=PROBE.watchdog, args=(loop_thread,), daemon=True).start()
         loop.add_signal_handler(signal.SIGUSR1, PROBE.write)
         loop.add_signal_handler(signal.SIGUSR2, forced_full)
         loop.add_signal_handler(signal.SIGWINCH, unfrozen_full)
@@ -153,8 +229,45 @@ def _probed_app(*args: Any, **kwargs: Any) -> web.Application:
     return app
 
 
+def _name(handle: asyncio.Handle) -> str:
+    callback = handle._callback  # type: ignore[attr-defined]
+    task = getattr(callback, "__self__", None)
+    if isinstance(task, asyncio.Task):
+        coro = task.get_coro()
+        stack = task.get_stack()  # where the step stopped, for a request its handler
+        where = " > ".join(f"{f.f_code.co_name}:{f.f_lineno}" for f in stack[-3:])
+        return f"task {getattr(coro, '__qualname__', coro)!s} [{where}]"
+    return repr(getattr(callback, "__qualname__", callback))
+
+
+def _time_callbacks() -> None:
+    import uvloop
+
+    run = asyncio.events.Handle._run
+    threshold_s = CALLBACKS_MS / 1e3
+
+    def timed_run(handle: asyncio.Handle) -> None:
+        path = ""
+        task = getattr(handle._callback, "__self__", None)  # type: ignore[attr-defined]
+        if isinstance(task, asyncio.Task):
+            frame = getattr(task.get_coro(), "cr_frame", None)
+            if frame is not None and frame.f_code.co_name == "_handle_request":
+                request = frame.f_locals.get("request")
+                path = f" {request.method} {request.path}" if request is not None else ""
+        started = time.thread_time()
+        run(handle)
+        cpu = time.thread_time() - started
+        if cpu > threshold_s:
+            PROBE.slow_callbacks.setdefault(_name(handle) + path, []).append(cpu * 1e3)
+
+    asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
+    uvloop.new_event_loop = asyncio.new_event_loop  # type: ignore[assignment]
+
+
 if __name__ == "__main__":
     gc.callbacks.append(PROBE.on_gc)
+    if CALLBACKS_MS:
+        _time_callbacks()
     cli.create_app = _probed_app  # type: ignore[assignment]
     sys.argv = ["engagement", "serve"]
     sys.exit(cli.main())
