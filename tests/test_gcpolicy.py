@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import weakref
 from collections.abc import Iterator
 
 import pytest
+from aiohttp import web
 
-from engagement.gcpolicy import freeze_survivors, thaw_and_collect
+from engagement.gcpolicy import (
+    freeze_survivors,
+    keep_long_lived_frozen,
+    thaw_and_collect,
+)
 
 
 class Node:
@@ -65,3 +72,30 @@ def test_without_the_policy_nothing_is_frozen() -> None:
     gc.collect(1)
     assert tracked(node)
     assert gc.get_freeze_count() == 0
+
+
+async def test_a_young_pass_runs_on_the_clock_whatever_the_count() -> None:
+    """A freed frozen object lowers the collector's count: under steady traffic the count
+    alone may never start a pass while the young generation fills."""
+    gc.unfreeze()
+    gc.collect()
+    passed = asyncio.Event()
+
+    def seen(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop":
+            passed.set()
+
+    app = web.Application()
+    context = keep_long_lived_frozen(app)
+    await anext(context)
+    gc.callbacks.append(seen)
+    try:
+        node = Node()
+        async with asyncio.timeout(5):
+            await passed.wait()
+        assert not tracked(node)  # the pass froze it
+    finally:
+        gc.callbacks.remove(seen)
+        with contextlib.suppress(StopAsyncIteration):
+            await anext(context)
+        gc.unfreeze()
