@@ -64,7 +64,8 @@ def test_an_event_goal_counts_inside_its_window_only():
                    visitor, "OrderPlaced", inside.server_time, 19.9),
     ]  # fmt: skip
     assert windows.close_ended(DECIDED + 2 * HOUR_MS - 1) == 0
-    assert windows.close_ended(DECIDED + 2 * HOUR_MS) == 1
+    assert windows.close_ended(DECIDED + 2 * HOUR_MS, [other]) == 0  # a sweep's slice
+    assert windows.close_ended(DECIDED + 2 * HOUR_MS, [other, visitor]) == 1
     assert len(windows) == 0
 
 

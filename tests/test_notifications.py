@@ -262,6 +262,18 @@ async def test_decline_starts_the_cool_down(client: Client, factory: Factory):
     assert [a["state"] for a in visit["attempts"]] == ["declined"]
 
 
+async def test_ended_attempts_are_forgotten_slice_by_slice(client: Client, factory: Factory):
+    _, invite = await invited(client, factory)
+    attempt_id = invite["attemptID"]
+    assert (await disposition(client, factory, attempt_id, "declined")).status == 200
+    lifecycle = client.app[LIFECYCLE]
+    later = now_ms() + 121_000  # past the push messages' TTL: no page can ask for it again
+    assert lifecycle.forget_old(later, [new_id()]) == 0  # a slice without it
+    assert attempt_id in lifecycle.by_id
+    assert lifecycle.forget_old(later, [attempt_id, new_id()]) == 1
+    assert attempt_id not in lifecycle.by_id
+
+
 async def test_a_form_being_filled_holds_the_invitation(client: Client, factory: Factory):
     _, invite = await invited(client, factory)
     attempt_id = invite["attemptID"]

@@ -282,3 +282,34 @@ async def test_a_visit_seen_again_moves_only_its_rows_last_seen(tmp_path: Path):
         )  # fmt: skip
     finally:
         await history.close()
+
+
+async def test_the_idle_sweep_closes_every_idle_visit_slice_by_slice():
+    from engagement.monitoring.ingest import now_ms
+
+    sink = ListSink()
+    registry = VisitRegistry(sink, visit_timeout_s=60)
+    idle = [new_id() for _ in range(7)]
+    registry.ingest([ev("PageEntered", PAGE1, 1_000 + i, visit=v) for i, v in enumerate(idle)])
+    registry.ingest([ev("PageEntered", PAGE1, now_ms(), visit=VISIT)])  # active
+
+    assert await close_idle_visits(registry, slice_size=3) == 7
+
+    assert sink.closed == idle
+    assert registry.visit_ids() == [VISIT]
+
+
+async def test_a_visit_active_again_during_the_sweep_stays_open():
+    from engagement.monitoring.ingest import now_ms
+
+    registry = VisitRegistry(ListSink(), visit_timeout_s=60)
+    first, second = new_id(), new_id()
+    registry.ingest([ev("PageEntered", PAGE1, 1_000, visit=v) for v in (first, second)])
+
+    async def comes_back() -> None:  # runs between the sweep's two slices
+        registry.ingest([ev("PageEntered", PAGE2, now_ms(), visit=second)])
+
+    back = asyncio.create_task(comes_back())
+    assert await close_idle_visits(registry, slice_size=1) == 1
+    await back
+    assert registry.visit_ids() == [second]

@@ -77,16 +77,21 @@ class GoalWindows:
             extra={"visitID": event.visit_id, "attemptID": w.attempt_id},
         )
 
-    def close_ended(self, now_ms: int) -> int:
-        """Forget windows that ended; returns how many."""
+    def close_ended(self, now_ms: int, visitor_ids: Iterable[str] | None = None) -> int:
+        """Forget windows that ended (given ``visitor_ids``, a slice of a sweep: only
+        theirs); returns how many."""
         dropped = 0
-        for gvid in list(self.by_visitor):
-            kept = [w for w in self.by_visitor[gvid] if w.closes_at > now_ms]
-            dropped += len(self.by_visitor[gvid]) - len(kept)
+        by_visitor = self.by_visitor
+        for gvid in list(by_visitor) if visitor_ids is None else visitor_ids:
+            windows = by_visitor.get(gvid)
+            if windows is None:
+                continue
+            kept = [w for w in windows if w.closes_at > now_ms]
+            dropped += len(windows) - len(kept)
             if kept:
-                self.by_visitor[gvid] = kept
+                by_visitor[gvid] = kept
             else:
-                del self.by_visitor[gvid]
+                del by_visitor[gvid]
         return dropped
 
     def reopen(self, attempts: Iterable[Attempt], goals: dict[str, CompiledGoal], now: int) -> None:

@@ -563,14 +563,27 @@ class Lifecycle:
             return
         self.pacer.resume(attempt, av.group, strategy.priority, now, av.min_ready, av.max_wait_s)
 
-    def forget_old(self, now: int | None = None) -> None:
-        """Drop ended attempts from memory once no limit can need them."""
+    def forget_old(self, now: int | None = None, attempt_ids: Iterable[str] | None = None) -> int:
+        """Drop ended attempts from memory once no limit can need them, and the limits'
+        records older than any limit looks back; how many attempts were dropped. Given
+        ``attempt_ids`` (a slice of a sweep), only those attempts are looked at."""
         now = self.clock() if now is None else now
-        self.engine.ledger.forget_before(now - C.LEDGER_DAYS * 86_400_000)
+        if attempt_ids is None:
+            self.engine.ledger.forget_before(now - C.LEDGER_DAYS * 86_400_000)
+            attempt_ids = list(self.by_id)
         stale_before = now - _ms(C.PUSH_MESSAGE_TTL_S)
-        for attempt_id, attempt in list(self.by_id.items()):
-            if not attempt.live and attempt.transitions[-1][1] < stale_before:
-                del self.by_id[attempt_id]
+        by_id = self.by_id
+        forgotten = 0
+        for attempt_id in attempt_ids:
+            attempt = by_id.get(attempt_id)
+            if (
+                attempt is not None
+                and not attempt.live
+                and attempt.transitions[-1][1] < stale_before
+            ):
+                del by_id[attempt_id]
+                forgotten += 1
+        return forgotten
 
     def forget_visitor(self, visit_ids: Collection[str], global_visit_ids: Collection[str]) -> int:
         """A visitor's erasure: their live attempts end (``cancelled``, reason ``erased``: an

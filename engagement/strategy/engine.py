@@ -193,13 +193,22 @@ class VisitorLedger:
     def of(self, global_visit_id: str) -> list[Attempt]:
         return self.by_visitor.get(global_visit_id, [])
 
-    def forget_before(self, cutoff_ms: int) -> None:
-        for gvid in list(self.by_visitor):
-            kept = [a for a in self.by_visitor[gvid] if a.created_at >= cutoff_ms]
+    def forget_before(self, cutoff_ms: int, visitor_ids: Iterable[str] | None = None) -> int:
+        """Drop attempts created before ``cutoff_ms`` (given ``visitor_ids``, a slice of a
+        sweep: only theirs); how many visitors were left with none."""
+        by_visitor = self.by_visitor
+        gone = 0
+        for gvid in list(by_visitor) if visitor_ids is None else visitor_ids:
+            attempts = by_visitor.get(gvid)
+            if attempts is None:
+                continue
+            kept = [a for a in attempts if a.created_at >= cutoff_ms]
             if kept:
-                self.by_visitor[gvid] = kept
+                by_visitor[gvid] = kept
             else:
-                del self.by_visitor[gvid]
+                del by_visitor[gvid]
+                gone += 1
+        return gone
 
 
 def blocked_by_limits(

@@ -223,12 +223,22 @@ class VisitRegistry:
         self.version = next(self._version)
         self._gone.append((self.version, visit.visit_id))
 
-    def close_idle(self, now_ms: int) -> list[Visit]:
-        """Close visits idle past the timeout; their history stays in the store."""
+    def visit_ids(self) -> list[str]:
+        """The live visits' ids, least recently active first (a snapshot to sweep in slices)."""
+        return list(self._visits)
+
+    def close_idle(self, now_ms: int, visit_ids: Iterable[str] | None = None) -> list[Visit]:
+        """Close visits idle past the timeout; their history stays in the store. Given
+        ``visit_ids`` (a slice of a sweep), only those of them still live are looked at."""
         limit = now_ms - self.visit_timeout_ms
-        closed = [v for v in self._visits.values() if v.last_seen_at < limit]
+        if visit_ids is None:
+            candidates: Iterable[Visit] = self._visits.values()
+        else:
+            live = self._visits
+            candidates = [v for i in visit_ids if (v := live.get(i)) is not None]
+        closed = [v for v in candidates if v.last_seen_at < limit]
         for visit in closed:
             self._close(visit, now_ms)
-        if closed:
+        if closed and visit_ids is None:
             log.info("closed %d idle visits, %d live", len(closed), len(self._visits))
         return closed

@@ -388,6 +388,17 @@ def test_ledger_forgets_old_attempts() -> None:
     assert ledger.by_visitor == {}
 
 
+def test_ledger_forgets_a_slice_of_visitors() -> None:
+    ledger = VisitorLedger()
+    first, second = visit_with(start(0), enter("/", 0)), visit_with(start(0), enter("/", 0))
+    second.global_visit_id = "G2"
+    a, b = attempt_for(first, "a", 0), attempt_for(second, "b", 0)
+    ledger.add(a)
+    ledger.add(b)
+    assert ledger.forget_before(ms(50), ["G2", "unknown"]) == 1
+    assert ledger.by_visitor == {"G1": [a]}
+
+
 # -- dues: conditions that ripen while the visitor just sits there --
 
 SIT_ON_PRICING = {"name": "pricing-30s", "when": {"url": "/pricing", "time_on_page_s": 30}}
