@@ -42,6 +42,9 @@ STACKS_MS = float(os.environ.get("PROBE_STACKS_MS", "0"))
 # names those over this many ms (the coroutine a task step ran, or the callback).
 CALLBACKS_MS = float(os.environ.get("PROBE_CALLBACKS_MS", "0"))
 YOUNG = bool(os.environ.get("PROBE_YOUNG"))
+# PROBE_SWITCH_MS=1: sys.setswitchinterval for the engine's process (an A/B of how long the
+# loop waits for the GIL held by another thread, such as the SQLite writer's; default 5 ms).
+SWITCH_MS = float(os.environ.get("PROBE_SWITCH_MS", "0"))
 
 
 class Probe:
@@ -266,6 +269,8 @@ def _time_callbacks() -> None:
 
 if __name__ == "__main__":
     gc.callbacks.append(PROBE.on_gc)
+    if SWITCH_MS:
+        sys.setswitchinterval(SWITCH_MS / 1e3)
     if CALLBACKS_MS:
         _time_callbacks()
     cli.create_app = _probed_app  # type: ignore[assignment]
