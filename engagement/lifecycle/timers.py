@@ -26,7 +26,12 @@ async def run_timers(
 ) -> None:
     failing_since: float | None = None
     last_said = 0.0
+    me = asyncio.current_task()
     while True:
+        if me is not None and me.cancelling():
+            # A cancel the client library caught and did not raise again (a call that
+            # returned instead) still stops the loop, or a stopping node would wait for it.
+            raise asyncio.CancelledError
         await asyncio.sleep(tick_s)
         try:
             if shared is None:
@@ -36,8 +41,7 @@ async def run_timers(
                 await shared.tick(now)
                 lifecycle.expire_due(now)
         except Exception as exc:
-            current = asyncio.current_task()
-            if current is not None and current.cancelling():
+            if me is not None and me.cancelling():
                 # redis-py can turn the cancel of a call into a connection error: stopping
                 # must still stop (the loop would otherwise tick for ever).
                 raise asyncio.CancelledError from exc
