@@ -23,7 +23,7 @@ from engagement.settings import Settings
 
 from ..conftest import AUTH, SITE, ClientFactory, Factory, post_events, url
 from ..redis_cluster import redis_client
-from .conftest import Cuttable
+from .conftest import Cuttable, fewest_round_trips
 from .test_two_nodes import until
 
 Client = TestClient[Any, Any]
@@ -122,15 +122,18 @@ async def test_a_notify_to_a_visit_held_here_costs_only_its_publication(
     a, b = nodes
     await post_events(a, factory.start())
     page = await open_page(b, factory)
-    link = a.app[REDIS]
-    before = link.round_trips
+    sent = iter(range(1, 4))
 
-    await notify(a, factory, 1)
+    cost = await fewest_round_trips(a.app[REDIS], lambda: notify(a, factory, next(sent)))
 
     # The key's check and the publication: A's copy of the visit says it is live, so no
     # catch-up with its log first.
-    assert link.round_trips - before == 2
-    assert message(await page.next()) == ("offer", {"n": 1})
+    assert cost == 2
+    assert [message(await page.next()) for _ in range(3)] == [
+        ("offer", {"n": 1}),
+        ("offer", {"n": 2}),
+        ("offer", {"n": 3}),
+    ]
 
 
 async def test_a_notify_to_a_page_entered_on_the_other_node_catches_up_first(
