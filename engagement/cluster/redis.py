@@ -24,10 +24,9 @@ from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import NoScriptError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .resp import Arg
+from .resp import Arg, answers_noting_noscript
 from .sentinel import SENTINEL_TIMEOUT_S, Sentinels, SwitchWatch, is_sentinel
 from .sentinel import parse_url as parse_sentinel_url
 from .shards import ClusterWire, LinkRedisCluster, cluster_client, is_cluster
@@ -110,14 +109,7 @@ class ScriptsOncePipeline(Pipeline):
             self.loaded.update(script.sha for script in self.scripts)
 
     async def execute(self, raise_on_error: bool = True) -> list[Any]:
-        try:
-            answers: list[Any] = await super().execute(raise_on_error)
-        except NoScriptError:
-            self.loaded.clear()
-            raise
-        if any(isinstance(answer, NoScriptError) for answer in answers):
-            self.loaded.clear()
-        return answers
+        return await answers_noting_noscript(super().execute(raise_on_error), self.loaded)
 
 
 class LinkRedis(aioredis.Redis):

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -157,4 +158,18 @@ async def replies(reader: asyncio.StreamReader, count: int) -> list[Any]:
         if isinstance(answer, RedisError):
             raise answer
         answers.append(answer)
+    return answers
+
+
+async def answers_noting_noscript(execute: Awaitable[list[Any]], loaded: set[str]) -> list[Any]:
+    """A pipeline's answers. When Redis answered NOSCRIPT (it forgot its scripts: restarted,
+    flushed, a new primary), the SHAs known to be loaded are forgotten too, so that the next
+    pipeline loads them again."""
+    try:
+        answers = await execute
+    except NoScriptError:
+        loaded.clear()
+        raise
+    if any(isinstance(answer, NoScriptError) for answer in answers):
+        loaded.clear()
     return answers

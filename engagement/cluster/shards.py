@@ -32,7 +32,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import NoScriptError, RedisClusterException, RedisError, ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from .resp import Arg
+from .resp import Arg, answers_noting_noscript
 from .wire import Wire
 
 SCHEME = "redis+cluster://"
@@ -313,14 +313,8 @@ class ScriptsOnceClusterPipeline(ClusterPipeline):
         client = self.link_client
         queue = self._execution_strategy._command_queue  # type: ignore[attr-defined]
         await client.load_scripts({str(cmd.args[1]) for cmd in queue if cmd.args[0] == "EVALSHA"})
-        try:
-            answers: list[Any] = await super().execute(raise_on_error, allow_redirections)
-        except NoScriptError:
-            client.loaded_scripts.clear()
-            raise
-        if any(isinstance(answer, NoScriptError) for answer in answers):
-            client.loaded_scripts.clear()
-        return answers
+        execute = super().execute(raise_on_error, allow_redirections)
+        return await answers_noting_noscript(execute, client.loaded_scripts)
 
 
 class LinkRedisCluster(RedisCluster):
