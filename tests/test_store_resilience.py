@@ -11,6 +11,7 @@ from aiohttp.test_utils import TestClient
 
 from engagement.api.state import HISTORY, REGISTRY
 from engagement.settings import Settings
+from engagement.visits import store
 
 from .conftest import AUTH, Factory, post_events
 
@@ -134,3 +135,43 @@ async def test_rows_being_written_still_count_as_not_written(
         release.set()
         await writing
     assert history.pending == 0
+
+
+async def test_a_flush_lets_the_loop_run_while_it_builds_event_rows(
+    client: Client, factory: Factory, monkeypatch: pytest.MonkeyPatch
+):
+    """Event rows are built a slice at a time with the loop let run in between (a flush of
+    thousands of events built whole held the loop for milliseconds); every row is written,
+    in the order the events came."""
+    monkeypatch.setattr(store, "EVENT_ROWS_PER_SLICE", 2)
+    history = client.app[HISTORY]
+    await history.flush()
+    await post_events(client, factory.start())
+    await post_events(client, [factory.event("AddToCart", {"n": n}) for n in range(5)])
+    turns = 0
+
+    async def ticker() -> None:
+        nonlocal turns
+        while True:
+            turns += 1
+            await asyncio.sleep(0)
+
+    opened = history.db.transaction
+    turns_when_writing: list[int] = []
+
+    def counted() -> Any:
+        turns_when_writing.append(turns)
+        return opened()
+
+    monkeypatch.setattr(history.db, "transaction", counted)
+    ticking = asyncio.create_task(ticker())
+    await asyncio.sleep(0)
+    try:
+        before = turns
+        await history.flush()
+    finally:
+        ticking.cancel()
+    # 7 events in slices of 2: the loop ran between the 4 slices, before the write began.
+    assert turns_when_writing[0] - before >= 3
+    visit = await read_visit(client, factory.visit_id)
+    assert [e["data"].get("n") for e in visit["events"][2:]] == [0, 1, 2, 3, 4]

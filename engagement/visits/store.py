@@ -180,6 +180,9 @@ def _conversion_row(c: Conversion) -> Row:
             c.goal, c.at, c.value)  # fmt: skip
 
 
+EVENT_ROWS_PER_SLICE = 250  # event rows built between two turns of the loop
+
+
 def _event_row(e: Event, seq: int) -> Row:
     return (
         e.visit_id,
@@ -300,6 +303,13 @@ class History:
                 self._set_aside(table, _key_of(item), exc)
         return rows
 
+    def _event_rows(self, events: list[Event]) -> list[Row]:
+        seq = self._seq
+        try:  # one comprehension; a row that cannot be built sends the slice the slow way
+            return [_event_row(e, next(seq)) for e in events]
+        except ROW_ERRORS:
+            return self._build("events", lambda e: _event_row(e, next(seq)), events)
+
     def record_conversion(self, conversion: Conversion) -> None:
         self._conversions.append(conversion)
 
@@ -337,7 +347,7 @@ class History:
             visits, events, attempts = self._visits, self._events, self._attempts
             conversions = self._conversions
             self._visits, self._events, self._attempts, self._conversions = {}, [], {}, []
-            # Rows are built here, before the first await: a consistent snapshot.
+            # Visit and page rows are built here, before the first await: a consistent snapshot.
             seq = self._seq
             if final:  # rows held back by the refresh interval are written now
                 visits = {**self._behind, **visits}
@@ -351,7 +361,7 @@ class History:
                     del self._behind[v.visit_id]
             unwritten_pages = [(v, _take_dirty_pages(v)) for v in visits.values()]
             page_rows = [_page_row(v, p, next(seq)) for v, pages in unwritten_pages for p in pages]
-            event_rows = self._build("events", lambda e: _event_row(e, next(seq)), events)
+            event_rows: list[Row] = []
             batches = [
                 ("visits", UPSERT_VISIT, visit_rows),
                 ("visits", TOUCH_VISIT, seen_rows),
@@ -370,6 +380,13 @@ class History:
             self._writing += sum(len(rows) for _, batch in more for _, rows in batch)
             started = time.perf_counter()
             try:
+                # An event does not change once applied: its rows are built a slice at a time,
+                # letting the loop run between slices (a flush of 2,000 events built whole
+                # held the loop for several milliseconds).
+                for start in range(0, len(events), EVENT_ROWS_PER_SLICE):
+                    if start:
+                        await asyncio.sleep(0)
+                    event_rows += self._event_rows(events[start : start + EVENT_ROWS_PER_SLICE])
                 try:
                     async with self.db.transaction() as tx:
                         for _, sql, rows in batches:
