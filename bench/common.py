@@ -174,14 +174,15 @@ class LoadResult:
         return 100 * self.server_cpu_s / self.duration_s
 
 
-def cpu_ticks(cpu: str) -> tuple[int, int]:
-    """(busy, total) jiffies of one CPU from /proc/stat; busy excludes idle and iowait, so it
-    includes the kernel's softirq work for loopback TCP, which no process is charged for."""
+def cpu_ticks(cpu: str) -> tuple[int, int, int]:
+    """(busy, total, steal) jiffies of one CPU from /proc/stat; busy excludes idle and iowait,
+    so it includes the kernel's softirq work for loopback TCP, which no process is charged
+    for, and steal: the time this virtual machine's host ran something else on the core."""
     for line in Path("/proc/stat").read_text().splitlines():
         name, *values = line.split()
         if name == f"cpu{cpu}":
             v = [int(x) for x in values[:8]]
-            return sum(v) - v[3] - v[4], sum(v)
+            return sum(v) - v[3] - v[4], sum(v), v[7]
     raise BenchError(f"cpu{cpu} not in /proc/stat")
 
 

@@ -30,7 +30,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_DIR, BenchError, free_port
+from common import BENCH_DIR, CLK_TCK, SERVER_CPU, BenchError, cpu_ticks, free_port
 from push import (
     ORIGIN,
     NofileServer,
@@ -109,12 +109,20 @@ async def run(engine: NofileServer, out: Path, args: argparse.Namespace) -> dict
         print(f"{args.streams:,} streams open in {time.monotonic() - t:.1f} s", flush=True)
         await asyncio.sleep(args.settle_s)
         probe(engine, signal.SIGUSR1, out)  # the window starts now
+        core, own = cpu_ticks(SERVER_CPU), engine.cpu_s()
         live = [v for v, _ in ids[: min(1000, args.streams)]]
         notified, events = await asyncio.gather(
             notify_load(engine, pages, session, live, args.rate, args.duration_s),
             events_load(engine.base_url, session, ids, args.duration_s),
         )
         window = probe(engine, signal.SIGUSR1, out)
+        busy, total, steal = (b - a for a, b in zip(core, cpu_ticks(SERVER_CPU), strict=True))
+        own_ticks = (engine.cpu_s() - own) * CLK_TCK
+        window["core"] = {  # shares of the engine's core over the window (pinned there)
+            "engine": own_ticks / total,
+            "others": max(0.0, busy - steal - own_ticks) / total,
+            "steal": steal / total,
+        }
         forced = probe(engine, signal.SIGUSR2, out)
         pages.close_all()
         await asyncio.sleep(args.linger_s)  # closed streams end at their next heartbeat
@@ -187,6 +195,11 @@ def main() -> int:
         f"{w['loop_stall_p99_ms']:.2f} ms, {w['loop_stalls_over_10ms']} over 10 ms); the loop's"
         f" own CPU time in a stall: longest {w['loop_stall_cpu_max_ms']:.1f} ms (p99 "
         f"{w['loop_stall_cpu_p99_ms']:.2f} ms, {w['loop_stalls_cpu_over_10ms']} over 10 ms)"
+    )
+    core = w["core"]
+    print(
+        f"  the engine's core over the window: engine {core['engine']:.0%}, other processes "
+        f"{core['others']:.0%}, taken by the virtual machine's host (steal) {core['steal']:.0%}"
     )
     print(
         f"  a full collection forced after the window: {f['forced_full_ms']:.1f} ms wall, "
