@@ -3,19 +3,20 @@ pushes consent; the engine's own first-party cookie; withdrawing deletes what wa
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
 from aiohttp.test_utils import TestServer
-from playwright.async_api import Browser, BrowserContext, Page, Request, expect
+from playwright.async_api import Browser, BrowserContext, Page, Request, Route, expect
 
 from engagement.api.state import REGISTRY
 from engagement.app import create_app
 from engagement.settings import Settings
 
-from .conftest import Api, get_ids, page_ids, wait_for_visit
+from .conftest import Api, eventually, get_ids, page_ids, wait_for_visit
 
 pytestmark = pytest.mark.browser
 
@@ -39,8 +40,8 @@ def engine_settings(engine_settings: Settings) -> Settings:
     })  # fmt: skip
 
 
-def shop(engine: TestServer, page: str = "") -> str:
-    return f"http://shop.test:{engine.port}/demo/{page}"
+def shop(engine: TestServer, page: str = "", host: str = "shop.test") -> str:
+    return f"http://{host}:{engine.port}/demo/{page}"
 
 
 async def stored(context: BrowserContext, page: Page) -> dict[str, Any]:
@@ -50,6 +51,18 @@ async def stored(context: BrowserContext, page: Page) -> dict[str, Any]:
         "cookies": sorted(c["name"] for c in await context.cookies()),
         "localStorage": sorted(keys),
     }
+
+
+# The EventSources a page opens, counted as it opens them (its request goes out later).
+COUNT_STREAMS = """(() => {
+  const Real = window.EventSource;
+  window.streamsOpened = 0;
+  window.EventSource = function (url, init) { window.streamsOpened++; return new Real(url, init); };
+})()"""
+
+
+async def stream_asked(sent: list[str]) -> None:
+    assert "notifications/stream" in sent, sent
 
 
 def recorder(page: Page) -> list[str]:
@@ -131,10 +144,14 @@ async def test_withdrawing_in_one_tab_holds_in_the_other_tabs_of_the_site(
     await first.goto(shop(engine, "products.html"))
     await first.evaluate("() => _gt.push(['consent', {analytics: true, engagement: true}])")
     other = await context.new_page()
+    sent = recorder(other)
     await other.goto(shop(engine, "pricing.html"))  # the choice remembered: the visit goes on
     ids = await get_ids(other)
     await wait_for_visit(api, ids["visitID"], lambda v: ids["pageID"] in page_ids(v))
-    sent = recorder(other)
+    # Its push stream, opened once the answer to its PageEntered came, and asked for after that
+    # (the engine may see the visit before the page does): what follows is what it sends after.
+    await eventually(lambda: stream_asked(sent))
+    sent.clear()
 
     await first.evaluate("() => _gt.push(['consent', {analytics: false, engagement: false}])")
 
@@ -145,6 +162,51 @@ async def test_withdrawing_in_one_tab_holds_in_the_other_tabs_of_the_site(
     await other.wait_for_load_state("networkidle")
     assert sent == []
     assert await stored(context, other) == {"cookies": [], "localStorage": []}
+
+
+async def test_a_tab_yet_to_hear_of_a_withdrawal_opens_no_push_stream(
+    engine: TestServer, api: Api, two_domains_browser: Browser
+):
+    """The other tab's first events are on their way when the visitor withdraws in the first;
+    their answer, which would open its push stream, comes before the storage event of the
+    withdrawal. Here that event never comes: the tabs are on two subdomains of the site, which
+    share the consent cookie but not localStorage. The tab reads the cookie, not its memory of
+    it: no stream, nothing sent."""
+    context = await two_domains_browser.new_context()
+    first = await context.new_page()
+    await first.goto(shop(engine, "products.html", "www.shop.test"))
+    await first.evaluate("() => _gt.push(['consent', {analytics: true, engagement: true}])")
+    other = await context.new_page()
+    await other.add_init_script(COUNT_STREAMS)
+    held: list[Route] = []  # its requests of events, not answered until the test says
+
+    async def hold(route: Route) -> None:
+        held.append(route)
+
+    await other.route("**/monitoring/events", hold)
+    await other.goto(shop(engine, "pricing.html", "store.shop.test"))
+
+    async def on_their_way() -> None:
+        assert [json.loads(r.request.post_data or "")["events"][-1]["eventName"] for r in held] == [
+            "PageEntered"]  # fmt: skip
+
+    await eventually(on_their_way)
+    queue = f"_eng_q_{(await get_ids(other))['pageID']}"  # its events, mirrored until answered
+    assert queue in await other.evaluate("() => Object.keys(localStorage)")
+    sent = recorder(other)
+    await first.evaluate("() => _gt.push(['consent', {analytics: false, engagement: false}])")
+    assert await stored(context, first) == {"cookies": [], "localStorage": []}
+
+    await held[0].continue_()
+
+    async def answered() -> None:  # the answer handled, in the task that would open the stream
+        assert queue not in await other.evaluate("() => Object.keys(localStorage)")
+
+    await eventually(answered)
+    assert await other.evaluate("() => window.streamsOpened") == 0
+    await other.evaluate("() => _gt.push(['event', 'AddToCart', {data: {price: 10}}])")
+    assert await stored(context, other) == {"cookies": [], "localStorage": []}
+    assert sent == []
 
 
 async def test_a_grant_in_one_tab_is_followed_by_the_other_tabs_of_the_site(

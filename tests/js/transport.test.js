@@ -3,8 +3,10 @@ const test = require('node:test');
 const assert = require('node:assert/strict');
 const {load, config, page, clock} = require('./load');
 
-// transport.js with a fetch the test answers, its own clock, and Math.random = 0.5.
+// transport.js with a fetch the test answers, its own clock, and Math.random = 0.5; consent to
+// engage as consent.js would find it now (its engaging()), which the test may withdraw.
 function transport(cfg, {beacon} = {}) {
+  const consent = {engaging: true};
   const {w, d} = page('https://www.shop.test/');
   const calls = [];
   w.fetch = (url, init) =>
@@ -24,6 +26,7 @@ function transport(cfg, {beacon} = {}) {
       CFG: config(cfg),
       N,
       pageID: 'P1',
+      engaging: () => consent.engaging,
       stream: () => {},
       setTimeout: timers.setTimeout,
       clearTimeout: timers.clearTimeout,
@@ -33,7 +36,7 @@ function transport(cfg, {beacon} = {}) {
     ['enqueue', 'flush', 'flushOnExit', 'openQueue', 'retryNow', 'buf', 'backoff']
   );
   t.openQueue('P1');
-  return {t, w, calls, timers, beacons, warned};
+  return {t, w, calls, timers, beacons, warned, consent};
 }
 const ev = (n) => ({eventID: 'E' + n, eventName: 'N' + n, pageID: 'P1', timestamp: n});
 const names = (events) => events.map((e) => e.eventID);
@@ -86,6 +89,17 @@ test('a failing engine is retried with backoff that doubles up to retryMaxMs, th
   assert.equal(t.backoff, 0);
   timers.runNext();
   assert.deepEqual(names(calls[5].body.events), ['E2']);
+});
+
+test('a retry finds consent withdrawn (in another tab): nothing more is sent', async () => {
+  const {t, calls, timers, consent} = transport();
+  t.enqueue(ev(1));
+  timers.runNext();
+  await fail(calls[0]);
+  consent.engaging = false;
+  timers.runNext(); // the retry
+  t.flush(); // the page hidden, the browser back online...
+  assert.equal(calls.length, 1);
 });
 
 test('429 is retried; another 4xx gives the batch up (retrying cannot help) and warns', async () => {

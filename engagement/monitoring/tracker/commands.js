@@ -54,12 +54,8 @@ var COMMANDS = {
       m.chatSession(cb); // crossdomain.js
     });
   },
-  subscribe: function (name, fn) {
-    bus.subscribe(name, fn);
-  },
-  publish: function (name, data) {
-    bus.publish(name, data);
-  }
+  subscribe: bus.subscribe,
+  publish: bus.publish
 };
 var warned = {};
 function run(cmd) {

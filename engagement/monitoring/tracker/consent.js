@@ -5,7 +5,7 @@
  * <prefix>consent cookie only once analytics is granted; withdrawing deletes every cookie and
  * key the tracker wrote (and asks the engine to drop its own cookie). docs/privacy.md. */
 /* global PFX, allowCookies, allowStorage, begun, claim, clearStorage, curRef, deleteCookie, dropQueued, endpoint, ensureVisit, enterPage, getCookie, pageLeft, pendingInvite, prepare, restartVisit, setCookie, visitCookies, warn */
-/* exported CONSENT, mayEngage, mayStore, sending, setConsent */
+/* exported CONSENT, engaging, mayEngage, mayStore, sending, setConsent */
 var CK_CONSENT = PFX + 'consent',
   CONSENT = {analytics: true, engagement: true},
   unsent = false, // events were dropped for want of consent: the visit starts anew once sent
@@ -25,12 +25,18 @@ function mayStore() {
 function mayEngage() {
   return CONSENT.engagement;
 }
-function sending() {
-  // may an event go out now? (events.js) Another tab of the site may have changed the choice
-  // since this page last read or wrote the consent cookie (a withdrawal deleted it): follow it
+function engaging() {
+  // may anything go to the engine now? (events, the push stream) Another tab of the site may
+  // have changed the choice since this page last read or wrote the consent cookie (a withdrawal
+  // deleted it) and its storage event not be here yet (nor ever come, from another subdomain
+  // or when only engagement was withdrawn): follow the cookie, not this page's memory
   var c = getCookie(CK_CONSENT);
   if (kept && c !== kept) setConsent({analytics: !!c, engagement: /e/.test(c)});
-  if (!mayEngage()) unsent = true;
+  return mayEngage();
+}
+function sending() {
+  // may an event go out now? (events.js)
+  if (!engaging()) unsent = true;
   return mayEngage();
 }
 function setConsent(o) {

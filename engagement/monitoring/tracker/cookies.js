@@ -36,14 +36,8 @@ function domain() {
   cookieDomain = '';
   if (CFG.cookieDomain) return (cookieDomain = CFG.cookieDomain);
   var h = L.hostname;
-  if (
-    !/^https?:$/.test(L.protocol) ||
-    !h ||
-    h === 'localhost' ||
-    /^[\d.]+$/.test(h) ||
-    h.indexOf(':') >= 0 ||
-    h.charAt(0) === '['
-  )
+  // host-only: not http(s), localhost, IPv4, IPv6 (its hostname is [...] with colons)
+  if (!/^https?:$/.test(L.protocol) || !h || h === 'localhost' || /^[\d.]+$|:/.test(h))
     return cookieDomain;
   // Shortest suffix the browser accepts: "test", then "shop.test", then "www.shop.test"...
   var parts = h.split('.'),

@@ -38,8 +38,7 @@ function sync() {
 }
 function pendingInvite() {
   // one is waiting (another page or tab got it): load what shows it
-  if (E) E.sync();
-  else if (lsGet(IK))
+  if (E || lsGet(IK))
     engage(function (m) {
       m.sync();
     });

@@ -4,7 +4,7 @@
  * handled); within a document a high-water mark skips duplicates, so a message to the visit is
  * handled once by every open tab, and once across a reload. Channels: see HANDLERS; any other
  * is published on the bus under its own name. Off with CFG.push = false. */
-/* global PFX, appendContent, endpoint, engage, guard, lsGet, lsSet, mayEngage, pageID, pub, removeContent, visitID */
+/* global PFX, appendContent, endpoint, engage, engaging, guard, lsGet, lsSet, pageID, pub, removeContent, visitID */
 /* exported pageLeft, stream */
 var es = null,
   esTimer = 0,
@@ -26,7 +26,7 @@ function pageLeft() {
   esPage = 0;
 }
 function stream(force) {
-  if (CFG.push === false || !mayEngage() || !w.EventSource || (!force && esPage === pageID)) return;
+  if (CFG.push === false || !w.EventSource || (!force && esPage === pageID) || !engaging()) return;
   unstream();
   if (seenVisit !== visitID) {
     seenVisit = visitID;
@@ -40,12 +40,14 @@ function stream(force) {
   s.onopen = function () {
     esBack = 0;
   };
+  // consent withdrawn in another tab: engaging() closes the stream (so the browser does not
+  // reconnect it either) before a message is handled or a retry made
   s.onmessage = guard(function (e) {
-    if (s === es && v === visitID) message(JSON.parse(e.data), +e.lastEventId);
+    if (engaging() && s === es && v === visitID) message(JSON.parse(e.data), +e.lastEventId);
   });
   s.onerror = guard(function () {
     // CONNECTING: the browser retries by itself; CLOSED: we do
-    if (s !== es || s.readyState !== 2) return;
+    if (!engaging() || s !== es || s.readyState !== 2) return;
     esBack = Math.min(esBack * 2 || CFG.retryBaseMs, CFG.retryMaxMs);
     esTimer = setTimeout(
       guard(function () {
@@ -76,22 +78,18 @@ var HANDLERS = {
     pub(o.event, o.data);
     w.dispatchEvent(new CustomEvent('engagement', {detail: {event: o.event, data: o.data}}));
   },
-  'gpe.invite': function (o) {
-    engage(function (m) {
-      m.invite(o);
-    });
-  },
-  'gpe.closeInvite': function (o) {
-    engage(function (m) {
-      m.close(o);
-    });
-  },
-  'gpe.engaged': function (o) {
-    engage(function (m) {
-      m.follow(o);
-    });
-  } // the visit's live chat
+  'gpe.invite': toEngage('invite'),
+  'gpe.closeInvite': toEngage('close'),
+  'gpe.engaged': toEngage('follow') // the visit's live chat
 };
+function toEngage(f) {
+  // a channel handled by engage.js's module function f
+  return function (o) {
+    engage(function (m) {
+      m[f](o);
+    });
+  };
+}
 function handle(c, x, n) {
   if ({}.hasOwnProperty.call(HANDLERS, c)) HANDLERS[c](x || {}, n);
   else pub(c, x);

@@ -1,6 +1,6 @@
 /* start: called once by the joiner after every part is defined. Takes over the _gt queue,
  * enters the page and listens to what the page does. */
-/* global E, ENGAGE, FK, IK, PFX, backoff, bus, claim, crossdomain, curRef, emit, engage, ensureVisit, enterPage, flush, flushOnExit, ids, lsGet, lsSet, markPage, newPage, on, openQueue, pageID, pageLeft, pendingInvite, prepare, pushed, retryNow, runQueued, sending, setFocus, setLeaving, setupDeclaredEvents, wrapHistory */
+/* global E, ENGAGE, FK, IK, PFX, backoff, bus, claim, crossdomain, curRef, emit, engage, engaging, ensureVisit, enterPage, flush, flushOnExit, ids, lsGet, lsSet, markPage, newPage, on, openQueue, pageID, pageLeft, pendingInvite, prepare, pushed, retryNow, runQueued, setFocus, setLeaving, setupDeclaredEvents, wrapHistory */
 /* exported begun, start */
 var begun = false; // the page was entered (the engine hears of it once consent allows)
 function start() {
@@ -10,9 +10,7 @@ function start() {
     push: function () {
       for (var i = 0; i < arguments.length; i++) pushed(arguments[i]);
     },
-    ids: function () {
-      return ids();
-    },
+    ids: ids,
     bus: bus
   };
   Object.defineProperty(api, 'engage', {enumerable: false, value: ENGAGE});
@@ -61,7 +59,7 @@ function begin(queued) {
     else if (!backoff) flush();
   });
   on(w, 'storage', function (e) {
-    sending(); // a withdrawal in another tab cleared the keys: the push stream closes here too
+    engaging(); // a withdrawal in another tab cleared the keys: the push stream closes here too
     if (e.key == null || e.key === IK || e.key === FK) pendingInvite();
   });
   on(

@@ -3,7 +3,7 @@
  * CFG.batchEvents POSTed as text/plain (a CORS simple request); on failure, retried with
  * backoff (CFG.retryBaseMs doubling to CFG.retryMaxMs, plus up to CFG.retryJitterMs); on page
  * exit, sendBeacon. The engine drops duplicates by eventID. */
-/* global LS, N, PFX, endpoint, guard, pageID, stream, warn */
+/* global LS, N, PFX, endpoint, engaging, guard, pageID, stream, warn */
 /* exported backoff, dropQueued, enqueue, flush, flushOnExit, openQueue, retryNow */
 var buf = [],
   timer = 0,
@@ -90,7 +90,7 @@ var EVENT_POST = {
 function flush() {
   clearTimeout(timer);
   timer = 0;
-  if (inflight || !buf.length || !w.fetch) return;
+  if (inflight || !buf.length || !w.fetch || !engaging()) return; // withdrawn: buf dropped
   var batch = buf.slice(0, CFG.batchEvents),
     body = JSON.stringify({events: batch}),
     p = pageID,
