@@ -1,7 +1,9 @@
 """A Redis master, its replica and a Sentinel watching them: real processes on free ports.
 
 Nothing is written to disk (``--save "" --appendonly no``); Sentinel is told to act fast
-(``down-after-milliseconds`` 1000) so that a failover takes seconds, not the default minutes.
+(``down-after-milliseconds`` 1000) so that a failover takes seconds, not the default minutes;
+a master sends its data to a new replica at once (``repl-diskless-sync-delay`` 0), not after
+waiting 5 s for more replicas to share the transfer.
 """
 
 from __future__ import annotations
@@ -109,7 +111,8 @@ class Sentinels:
     async def start(self) -> None:
         binary = redis_server()
         master, replica, sentinel = unused_port(), unused_port(), unused_port()
-        data = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        data = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                "--repl-diskless-sync-delay", "0"]  # fmt: skip
         self.servers = [
             Server("master", self.folder / "master", master, ["--port", str(master), *data]),
             Server(
@@ -147,6 +150,17 @@ class Sentinels:
         finally:
             await client.aclose()
 
+    async def replicated(self) -> None:
+        """Wait until the replica has acknowledged every write the master took (``WAIT``):
+        replication is asynchronous, so a master killed before that loses its last writes
+        (docs/cluster.md, "Redis Sentinel"), more often the sooner after the replica's sync."""
+        client = aioredis.Redis(port=self.master.port, socket_timeout=DEADLINE_S + 1)
+        try:
+            acked = await client.execute_command("WAIT", 1, DEADLINE_S * 1000)
+        finally:
+            await client.aclose()
+        assert acked == 1, "never: the replica acknowledged the master's writes"
+
     async def failover(self) -> None:
         """``SENTINEL FAILOVER``: the replica becomes the master, the master its replica."""
         client = aioredis.Redis(port=self.sentinel.port, socket_timeout=2)
@@ -166,8 +180,9 @@ class Sentinels:
         return await role(self.replica.port) == "master"
 
     async def _replica_known(self) -> bool:
-        """The sentinel lists the replica as connected, and the replica is in sync (the
-        sentinel itself hears of the sync only at its next INFO, up to 10 s later)."""
+        """The sentinel lists the replica as connected, the replica is in sync (the sentinel
+        itself hears of the sync only at its next INFO, up to 10 s later) and the master
+        streams its writes to it."""
         client = aioredis.Redis(port=self.sentinel.port, socket_timeout=2, decode_responses=True)
         try:
             replicas = await client.execute_command("SENTINEL", "REPLICAS", MASTER_NAME)
@@ -181,7 +196,17 @@ class Sentinels:
             info = await replica.info("replication")
         finally:
             await replica.aclose()
-        return bool(info.get("master_link_status") == "up")
+        if info.get("master_link_status") != "up":
+            return False
+        # The master streams its writes to a replica only once it is online there (after the
+        # replica's first acknowledgement, which follows its load): writes before that wait in
+        # the master's buffer, and a failover meanwhile loses them.
+        master = aioredis.Redis(port=self.master.port, socket_timeout=2, decode_responses=True)
+        try:
+            info = await master.info("replication")
+        finally:
+            await master.aclose()
+        return bool(info.get("slave0", {}).get("state") == "online")
 
 
 async def role(port: int) -> str:

@@ -157,6 +157,7 @@ async def test_the_nodes_follow_a_failover(
         await sentinels.failover()
         assert await role(old.port) == "master"  # not demoted yet: it still takes writes
     else:
+        await sentinels.replicated()  # the writes so far are not the ones a kill may lose
         await old.kill()
         await sentinels.switched()
 
