@@ -22,7 +22,7 @@ from engagement.cluster.sentinel import SentinelUrl, parse_url
 from engagement.cluster.wire import Wire
 
 from ..conftest import AUTH, SITE, Factory, post_events, url
-from .sentinels import DEADLINE_S, Sentinels, role, until
+from .sentinels import DEADLINE_S, MASTER_NAME, Sentinels, role, until
 from .test_push import Page, message, notify, open_page
 from .test_two_nodes import state_of
 
@@ -209,3 +209,26 @@ async def test_redis_is_not_ready_when_the_server_is_a_replica(sentinels: Sentin
             await link.ping()
     finally:
         await link.close()
+
+
+async def test_a_dead_sentinel_is_asked_once_per_master_lookup(sentinels: Sentinels):
+    """A sentinel that hangs up is asked once, then the next one: retrying it (redis-py's
+    default, with ~1 s backoffs) held every master lookup, a node's start among them."""
+    asked = 0
+
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal asked
+        asked += 1
+        writer.transport.abort()
+
+    dead = await asyncio.start_server(hang_up, "127.0.0.1", 0)
+    port = dead.sockets[0].getsockname()[1]
+    live = f"127.0.0.1:{sentinels.sentinel.port}"
+    link = RedisLink(f"redis+sentinel://127.0.0.1:{port},{live}/{MASTER_NAME}/0")
+    try:
+        await link.ping()
+    finally:
+        await link.close()
+        dead.close()
+        await dead.wait_closed()
+    assert asked == 1
