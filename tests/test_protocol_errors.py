@@ -7,10 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
-from pathlib import Path
 from typing import Any
 
 import pytest
+import pytest_asyncio
 
 from .conftest import SITE
 from .test_process import DEADLINE_S, Engine, serving
@@ -21,9 +21,16 @@ EVENTS_HEAD = (
 )
 
 
-@pytest.fixture
-async def engine(tmp_path: Path) -> AsyncIterator[Engine]:
-    async with serving(tmp_path, allowed_origins=[SITE], shutdown_timeout_s=2) as engine:
+# One engine for the module: every test leaves it as it found it (its connections closed, no
+# state written), and each checks that the engine still answers after its request. Starting
+# `engagement serve` for each of the 10 tests cost 2-7 s apiece on the shared machine.
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+
+@pytest_asyncio.fixture(scope="module", loop_scope="module")
+async def engine(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Engine]:
+    folder = tmp_path_factory.mktemp("engine")
+    async with serving(folder, allowed_origins=[SITE], shutdown_timeout_s=2) as engine:
         yield engine
 
 
