@@ -22,6 +22,9 @@ from .conftest import AUTH, SITE, ClientFactory, Factory, post_events
 
 Client = TestClient[Any, Any]
 WAIT_S = 10.0  # deadline for what the scheduled job does (refreshPeriod 2 s, tick 1 s)
+# `sales` released by the scheduled job every 0.5 s (its tick follows), for the tests that wait
+# for that job; each waited ~2-3 s per release at the default refreshPeriod of 2 s.
+QUICK_SALES = {"sales": {"refreshPeriod": 0.5}}
 
 CART = """
 strategies:
@@ -38,16 +41,22 @@ strategies:
 
 
 @pytest.fixture
-async def client(aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path) -> Client:
+def groups() -> dict[str, Any]:
+    """The pacing groups of ``client``'s settings (a test may parametrize it)."""
+    return {"calls": {"channel": "webcallback"}}
+
+
+@pytest.fixture
+async def client(
+    aiohttp_client: ClientFactory, settings: Settings, tmp_path: Path, groups: dict[str, Any]
+) -> Client:
     folder = tmp_path / "strategies"
     folder.mkdir()
     (folder / "cart.yaml").write_text(CART)
     settings = settings.model_copy(
         update={
             "strategies_dir": folder,
-            "pacing": settings.pacing.model_validate(
-                {"groups": {"calls": {"channel": "webcallback"}}}
-            ),
+            "pacing": settings.pacing.model_validate({"groups": groups}),
         }
     )
     return await aiohttp_client(create_app(settings))
@@ -128,6 +137,7 @@ async def test_a_group_never_reported_is_closed(client: Client):
     assert states(client) == Counter({"paced": 2})
 
 
+@pytest.mark.parametrize("groups", [QUICK_SALES], ids=["sales-every-0.5s"])
 async def test_an_agent_freeing_up_invites_the_next_in_line_with_no_browser_event(
     client: Client,
 ):
@@ -270,7 +280,8 @@ async def test_a_restart_keeps_the_line_and_the_invitations_in_flight(
     folder = tmp_path / "strategies"
     folder.mkdir()
     (folder / "cart.yaml").write_text(CART)
-    settings = settings.model_copy(update={"strategies_dir": folder})
+    pacing = settings.pacing.model_validate({"groups": QUICK_SALES})
+    settings = settings.model_copy(update={"strategies_dir": folder, "pacing": pacing})
     client = await aiohttp_client(create_app(settings))
     await report(client, "sales", {"agentsReady": 1})
     [invited, *waiting] = await qualify(client, 3)
