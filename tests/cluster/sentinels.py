@@ -1,9 +1,7 @@
 """A Redis master, its replica and a Sentinel watching them: real processes on free ports.
 
 Nothing is written to disk (``--save "" --appendonly no``); Sentinel is told to act fast
-(``down-after-milliseconds`` 1000) so that a failover takes seconds, not the default minutes;
-a master sends its data to a new replica at once (``repl-diskless-sync-delay`` 0), not after
-waiting 5 s for more replicas to share the transfer.
+(``down-after-milliseconds`` 1000) so that a failover takes seconds, not the default minutes.
 """
 
 from __future__ import annotations
@@ -111,8 +109,7 @@ class Sentinels:
     async def start(self) -> None:
         binary = redis_server()
         master, replica, sentinel = unused_port(), unused_port(), unused_port()
-        data = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                "--repl-diskless-sync-delay", "0"]  # fmt: skip
+        data = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
         self.servers = [
             Server("master", self.folder / "master", master, ["--port", str(master), *data]),
             Server(
