@@ -45,10 +45,14 @@ def _free_port() -> int:
 
 
 class LocalCluster:
-    """Three primaries on 127.0.0.1; ``url`` is the engine's ``redis+cluster://`` setting."""
+    """Three primaries on 127.0.0.1, each with ``replicas`` replicas; ``url`` is the engine's
+    ``redis+cluster://`` setting. ``node_timeout_ms``: how long a primary may not answer
+    before the others count it failed and a replica takes its place."""
 
-    def __init__(self, folder: Path) -> None:
+    def __init__(self, folder: Path, replicas: int = 0, node_timeout_ms: int = 15_000) -> None:
         self.folder = folder
+        self.replicas = replicas
+        self.node_timeout_ms = node_timeout_ms
         self.ports: list[int] = []
         self.processes: list[subprocess.Popen[bytes]] = []
 
@@ -60,12 +64,13 @@ class LocalCluster:
         return redis.Redis(host="127.0.0.1", port=port)
 
     def start(self) -> None:
-        for _ in range(PRIMARIES):
+        for _ in range(PRIMARIES * (1 + self.replicas)):
             port = _free_port()
             home = self.folder / str(port)
             home.mkdir()
             args = ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
                     "--cluster-enabled", "yes", "--cluster-config-file", str(home / "nodes.conf"),
+                    "--cluster-node-timeout", str(self.node_timeout_ms),
                     "--dir", str(home), "--save", "", "--appendonly", "no",
                     "--logfile", str(home / "redis.log")]  # fmt: skip
             self.processes.append(subprocess.Popen(args, stdout=subprocess.DEVNULL))
@@ -74,11 +79,46 @@ class LocalCluster:
             self._until(lambda p=port: self.node(p).ping(), f"redis-server on {port} answers")
         subprocess.run(
             ["redis-cli", "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports),
-             "--cluster-replicas", "0", "--cluster-yes"],
+             "--cluster-replicas", str(self.replicas), "--cluster-yes"],
             check=True, capture_output=True, timeout=START_DEADLINE_S,
         )  # fmt: skip
         for port in self.ports:
             self._until(lambda p=port: self.ok(p), f"node {port} says cluster_state:ok")
+        if self.replicas:
+            self._until(self._replicas_in_sync, "every replica in sync with its primary")
+
+    def _replicas_in_sync(self) -> bool:
+        return all(
+            self.node(port).info("replication").get("master_link_status") == "up"
+            for port in self.ports
+            if port not in self.primaries()
+        )
+
+    def primaries(self) -> set[int]:
+        """The ports of the nodes that serve slots now."""
+        slots = self.node(self._alive()).execute_command("CLUSTER", "SLOTS")
+        return {int(primary[1]) for _, _, primary, *_ in slots}
+
+    def replica_of(self, primary: int) -> int:
+        """The port of a replica of the primary at ``primary`` (as the replica says)."""
+        for port, process in zip(self.ports, self.processes, strict=True):
+            if port != primary and process.poll() is None:
+                info = self.node(port).info("replication")
+                if info.get("role") == "slave" and int(info.get("master_port", 0)) == primary:
+                    return port
+        raise LookupError(primary)
+
+    def _alive(self) -> int:
+        """A port whose server still runs (a test may have killed some)."""
+        return next(
+            p for p, proc in zip(self.ports, self.processes, strict=True) if proc.poll() is None
+        )
+
+    def kill(self, port: int) -> None:
+        """kill -9 of the server at ``port``."""
+        process = self.processes[self.ports.index(port)]
+        process.kill()
+        process.wait()
 
     def ok(self, port: int) -> bool:
         return bool(self.node(port).cluster("INFO")["cluster_state"] == "ok")
@@ -94,12 +134,12 @@ class LocalCluster:
             time.sleep(0.05)
 
     def flush(self) -> None:
-        for port in self.ports:
+        for port in self.primaries():  # replicas follow
             self.node(port).flushall()
 
     def primary_of(self, slot: int) -> int:
         """The port of the primary that serves ``slot``."""
-        for start, end, primary, *_ in self.node(self.ports[0]).execute_command("CLUSTER", "SLOTS"):
+        for start, end, primary, *_ in self.node(self._alive()).execute_command("CLUSTER", "SLOTS"):
             if start <= slot <= end:
                 return int(primary[1])
         raise LookupError(slot)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -50,6 +50,7 @@ class Subscriber:
         # unsubscribes the channels of a slot that moved away, and refuses one it does not
         # serve (MOVED): both, and a lost connection, call ``on_moved``.
         self._verbs = ("SSUBSCRIBE", "SUNSUBSCRIBE") if sharded else ("SUBSCRIBE", "UNSUBSCRIBE")
+        self._sharded = sharded
         self.on_moved = on_moved
         self._endpoint = Endpoint.from_url(url)
         self.on_message = on_message
@@ -70,12 +71,19 @@ class Subscriber:
         if self._writer is None:
             raise RedisConnectionError(f"pub/sub connection to {self.url} is down")
         self.channels.update(channels)
-        self._writer.write(command(self._verbs[0], *channels))
+        self._writer.write(self._commands(self._verbs[0], channels))
 
     async def unsubscribe(self, *channels: str) -> None:
         self.channels.difference_update(channels)
         if self._writer is not None:
-            self._writer.write(command(self._verbs[1], *channels))
+            self._writer.write(self._commands(self._verbs[1], channels))
+
+    def _commands(self, verb: str, channels: Iterable[str]) -> bytes:
+        """One command for all the channels; sharded, one per channel: a shard serves many
+        slots, and Redis refuses an SSUBSCRIBE whose channels are of several (CROSSSLOT)."""
+        if self._sharded:
+            return b"".join(command(verb, channel) for channel in channels)
+        return command(verb, *channels)
 
     def reconnect(self) -> None:
         """Let the connection go (the master moved): the reading task opens it again."""
@@ -96,7 +104,7 @@ class Subscriber:
             reader, writer = await self._endpoint.open()
             try:
                 if self.channels:
-                    writer.write(command(self._verbs[0], *sorted(self.channels)))
+                    writer.write(self._commands(self._verbs[0], sorted(self.channels)))
                 await writer.drain()
             except BaseException:
                 writer.transport.abort()
@@ -129,6 +137,8 @@ class Subscriber:
                 return await self._connect()
             except (OSError, RedisError, TimeoutError) as exc:
                 log.warning("push: cannot reach Redis at %s for pub/sub: %r", self.url, exc)
+                if self.on_moved is not None:  # a shard that died: by now the slot map may
+                    self.on_moved()  # name the replica that took its place
                 wait_s = min(BACKOFF_S[1], wait_s * 2)
 
     async def _read(self, reader: asyncio.StreamReader) -> None:

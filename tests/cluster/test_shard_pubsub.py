@@ -89,3 +89,29 @@ async def test_a_channel_follows_its_slot_to_another_shard(
         assert numsub(redis_cluster, target, channel) == 1
     finally:
         redis_cluster.move_slot(slot, source)
+
+
+async def test_a_shard_s_channels_of_several_slots_are_subscribed_again_after_a_drop(
+    heard: tuple[Heard, ShardedSubscriber], redis_cluster: LocalCluster
+):
+    """A shard serves many slots: its connection, opened again, subscribes each channel by
+    itself (one SSUBSCRIBE of channels of several slots is refused: CROSSSLOT)."""
+    messages, subscriber = heard
+    first = visit_key("DROPPED0", "push")
+    home = redis_cluster.primary_of(slot_of(first))
+    second = next(
+        c
+        for n in range(1, 1000)
+        if redis_cluster.primary_of(slot_of(c := visit_key(f"DROPPED{n}", "push"))) == home
+        and slot_of(c) != slot_of(first)
+    )
+    await subscriber.start(first, second)
+    await until(lambda: sorted(messages.confirmed) == sorted([first, second]), "both confirmed")
+
+    redis_cluster.node(home).execute_command("CLIENT", "KILL", "TYPE", "pubsub")
+    await until(lambda: len(messages.confirmed) == 4, "both subscribed again")
+    for channel in (first, second):
+        redis_cluster.node(home).execute_command("SPUBLISH", channel, b"after")
+    await until(lambda: len(messages.messages) == 2, "both messages came")
+
+    assert sorted(messages.messages) == sorted([(first, b"after"), (second, b"after")])

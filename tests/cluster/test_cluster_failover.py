@@ -1,0 +1,85 @@
+"""Nodes on a Redis Cluster whose shards have replicas: a shard's primary hands over to its
+replica (``CLUSTER FAILOVER``) or dies (kill -9, its replica promoted by the others), and the
+nodes keep serving the visits of that shard: events logged on the new primary, one visit
+state on both nodes, a notification through sharded pub/sub to a page held on the other
+node, ``/ready`` back to ok."""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engagement.app import SHARED
+from engagement.cluster.redis import visit_key
+from engagement.cluster.shards import slot_of
+
+from ..conftest import Factory, post_events
+from ..redis_cluster import LocalCluster, _need_binaries
+from .sentinels import until
+from .test_push import message, notify, open_page
+from .test_sentinel import MakeNode, accepted, logged_ids, notified, until_ready
+from .test_two_nodes import state_of
+
+NODE = {"push_heartbeat_s": 0.3}
+NODE_TIMEOUT_MS = 1000  # a dead primary is counted failed after 1 s (Redis's default: 15 s)
+
+
+@pytest.fixture
+def replicated() -> Iterator[LocalCluster]:
+    """Three primaries with one replica each, for this test alone (a failover changes
+    which server is primary)."""
+    _need_binaries()
+    folder = Path(tempfile.mkdtemp(prefix="redis-cluster-replicas-"))
+    cluster = LocalCluster(folder, replicas=1, node_timeout_ms=NODE_TIMEOUT_MS)
+    try:
+        cluster.start()
+        yield cluster
+    finally:
+        cluster.stop()
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.mark.parametrize("how", ["CLUSTER FAILOVER", "kill -9 of the primary"])
+async def test_the_nodes_follow_a_shard_failover(
+    replicated: LocalCluster, make_node: MakeNode, factory: Factory, how: str
+):
+    a = await make_node("a", replicated.url, **NODE)
+    b = await make_node("b", replicated.url, **NODE)
+    posted: list[dict[str, Any]] = factory.start()
+    await post_events(a, posted)
+    page = await open_page(b, factory)
+    await notify(a, factory, 1)
+    assert message(await page.next()) == ("offer", {"n": 1})
+    slot = slot_of(visit_key(factory.visit_id, "log"))
+    old = replicated.primary_of(slot)
+    new = replicated.replica_of(old)
+
+    if how == "CLUSTER FAILOVER":
+        replicated.node(new).execute_command("CLUSTER", "FAILOVER")
+    else:
+        replicated.kill(old)
+
+    async def promoted() -> bool:
+        return replicated.primary_of(slot) == new
+
+    await until(promoted, f"the replica on {new} serves the visit's slot")
+
+    after = [factory.event("AfterFailover")]
+    await accepted(a, after)
+    again = [factory.event("AgainOnB")]
+    await accepted(b, again)
+    for node in (a, b):
+        await node.app[SHARED].visit(factory.visit_id)
+    assert state_of(a, factory.visit_id) == state_of(b, factory.visit_id)
+    logged = await logged_ids(new, factory.visit_id)
+    assert {e["eventID"] for e in posted + after + again} <= logged
+
+    await notified(a, factory, 2)  # the page's channel, subscribed again on the new primary
+    assert message(await page.next(timeout_s=30)) == ("offer", {"n": 2})
+    for node in (a, b):
+        assert (await until_ready(node))["checks"]["redis"] == "ok"
