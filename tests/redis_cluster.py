@@ -108,6 +108,11 @@ class LocalCluster:
                     return port
         raise LookupError(primary)
 
+    def synced(self, primary: int, replica: int) -> bool:
+        """Whether the replica has everything the primary wrote so far."""
+        offset = int(self.node(primary).info("replication")["master_repl_offset"])
+        return int(self.node(replica).info("replication")["slave_repl_offset"]) >= offset
+
     def _alive(self) -> int:
         """A port whose server still runs (a test may have killed some)."""
         return next(

@@ -129,6 +129,9 @@ class ShardedSubscriber:
     async def _reroute(self) -> None:
         wait_s = REROUTE_BACKOFF_S[0]
         while True:
+            # A moment first: the cluster's nodes agree on a new map within moments of a
+            # change, and a refused subscription asks for this again (at most 20 a second).
+            await asyncio.sleep(REROUTE_BACKOFF_S[0])
             try:
                 await self._map.refresh()
                 self.reroutes += 1
@@ -146,7 +149,9 @@ class ShardedSubscriber:
             old = self.where.get(channel, "")
             shard = self._shards.get(old)
             if old != address or shard is None or channel not in shard.channels:
-                moved.setdefault(old, []).append(channel)  # moved, or Redis dropped it
+                # Moved, or Redis dropped it, or refused it (MOVED: a map read while the
+                # cluster changed still named the old primary).
+                moved.setdefault(old, []).append(channel)
         for old, found in moved.items():
             if (shard := self._shards.get(old)) is not None:
                 shard.channels.difference_update(found)  # not subscribed there again

@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -56,6 +57,10 @@ class Subscriber:
         self.on_message = on_message
         self.on_subscribed = on_subscribed
         self.channels: set[str] = set()  # subscribed (or to be, once connected again)
+        # Sharded: (verb, channel) of each command sent on this connection and not answered
+        # yet, oldest first (Redis answers them in order), to know which channel an error
+        # answer refuses.
+        self._unanswered: deque[tuple[bytes, str]] = deque()
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
 
@@ -82,8 +87,17 @@ class Subscriber:
         """One command for all the channels; sharded, one per channel: a shard serves many
         slots, and Redis refuses an SSUBSCRIBE whose channels are of several (CROSSSLOT)."""
         if self._sharded:
-            return b"".join(command(verb, channel) for channel in channels)
+            sent = [(verb.lower().encode(), channel) for channel in channels]
+            self._unanswered.extend(sent)
+            return b"".join(command(verb, channel) for _, channel in sent)
         return command(verb, *channels)
+
+    def _answered(self, kind: bytes, channel: str) -> bool:
+        """Whether this answer is the one to the oldest command not answered yet."""
+        if self._unanswered and self._unanswered[0] == (kind, channel):
+            self._unanswered.popleft()
+            return True
+        return False
 
     def reconnect(self) -> None:
         """Let the connection go (the master moved): the reading task opens it again."""
@@ -113,6 +127,7 @@ class Subscriber:
         return reader
 
     def _close(self) -> None:
+        self._unanswered.clear()
         if self._writer is not None:
             self._writer.transport.abort()
             self._writer = None
@@ -176,14 +191,25 @@ class Subscriber:
                 if kind == b"message" or kind == b"smessage":
                     self.on_message(reply[1].decode(), reply[2])
                 elif kind == b"subscribe" or kind == b"ssubscribe":
-                    self.on_subscribed(reply[1].decode())
+                    channel = reply[1].decode()
+                    self._answered(kind, channel)
+                    self.on_subscribed(channel)
                 elif kind == b"sunsubscribe" and self.on_moved is not None:
                     channel = reply[1].decode()
-                    if channel in self.channels:  # not asked for: its slot moved away
+                    asked = self._answered(kind, channel)
+                    if not asked and channel in self.channels:  # its slot moved away
                         self.channels.discard(channel)
                         self.on_moved()
             elif isinstance(reply, RedisError):
-                if str(reply).startswith("MOVED") and self.on_moved is not None:
+                refused = self._unanswered.popleft() if self._unanswered else None
+                if self.on_moved is not None and refused is not None:
+                    # MOVED (the map this node read still named this shard), CLUSTERDOWN...:
+                    # not subscribed here; the map is read again and the channel asked for
+                    # where it says.
+                    if refused[0] == b"ssubscribe":
+                        self.channels.discard(refused[1])
+                    self.on_moved()
+                elif str(reply).startswith("MOVED") and self.on_moved is not None:
                     self.on_moved()
                 else:
                     log.error("push: Redis refused a pub/sub command: %s", reply)

@@ -59,6 +59,12 @@ async def test_the_nodes_follow_a_shard_failover(
     old = replicated.primary_of(slot)
     new = replicated.replica_of(old)
 
+    # Replication is asynchronous: what a primary took in its last instant and its replica
+    # had not received dies with it (docs/cluster.md). Here the replica has it all.
+    async def synced() -> bool:
+        return replicated.synced(old, new)
+
+    await until(synced, f"the replica on {new} has what {old} wrote")
     if how == "CLUSTER FAILOVER":
         replicated.node(new).execute_command("CLUSTER", "FAILOVER")
     else:

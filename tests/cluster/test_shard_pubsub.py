@@ -115,3 +115,41 @@ async def test_a_shard_s_channels_of_several_slots_are_subscribed_again_after_a_
     await until(lambda: len(messages.messages) == 2, "both messages came")
 
     assert sorted(messages.messages) == sorted([(first, b"after"), (second, b"after")])
+
+
+async def test_a_channel_refused_while_the_map_is_stale_is_asked_for_again(
+    heard: tuple[Heard, ShardedSubscriber], redis_cluster: LocalCluster
+):
+    """While a slot changes hands, the map a node reads may still name the old primary, which
+    now refuses the channel (MOVED): the node asks again until the map names the new one,
+    instead of counting the refused channel as subscribed."""
+    messages, subscriber = heard
+    await subscriber.start()
+    mapper = subscriber._map.slots[0]  # the node the subscriber reads its map from first
+    channel, slot, source = next(
+        (c, s, p)
+        for n in range(1000)
+        if (p := redis_cluster.primary_of(s := slot_of(c := visit_key(f"STALE{n}", "push"))))
+        != int(mapper.rpartition(":")[2])
+    )
+    target = next(p for p in redis_cluster.ports if p not in (source,))
+    await subscriber.subscribe(channel)
+    await until(lambda: messages.confirmed == [channel], "the subscription is confirmed")
+
+    # Only the old primary is told: it drops the channel and refuses it from now on, while
+    # the node the map is read from still says it serves the slot.
+    target_id = redis_cluster.node_id(target)
+    rerouted = subscriber.reroutes
+    redis_cluster.node(source).execute_command("CLUSTER", "SETSLOT", slot, "NODE", target_id)
+    try:
+        # Dropped, asked for again on the map's word, refused (MOVED), and asked again.
+        await until(lambda: subscriber.reroutes >= rerouted + 2, "asked for again once refused")
+        redis_cluster.end_move(slot, target)  # now every node says so
+        await until(lambda: subscriber.where.get(channel) == f"127.0.0.1:{target}", "moved")
+        await until(lambda: numsub(redis_cluster, target, channel) == 1, "subscribed there")
+        redis_cluster.node(target).execute_command("SPUBLISH", channel, b"there")
+        await until(lambda: messages.messages, "the message came")
+
+        assert messages.messages == [(channel, b"there")]
+    finally:
+        redis_cluster.move_slot(slot, source)
