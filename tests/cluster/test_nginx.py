@@ -97,13 +97,17 @@ async def test_requests_reach_both_nodes_and_ready_and_metrics_tell_the_cluster(
         query = {"visitID": factory.visit_id, "pageID": factory.page_id}
         async with http.get(nodes[0].url(stream), params=query, headers=headers) as sse:
             assert sse.status == 200
-            body = [{"page": factory.page_id, "channel": "demo.hello", "data": {"n": 1}}]
             notify = nodes[1].url(path("notify", visitID=factory.visit_id))
-            async with http.post(notify, json=body, headers=headers) as r:
-                assert r.status == 200, await r.text()
-            async for line in sse.content:
-                if line.startswith(b"data:") and b"demo.hello" in line:
-                    break
+            # The first may reach the page from the visit's buffer (posted before node a's
+            # subscription was confirmed); once it came, the page is live on the channel and
+            # the second comes through Redis pub/sub from node b.
+            for n in (1, 2):
+                body = [{"page": factory.page_id, "channel": "demo.hello", "data": {"n": n}}]
+                async with http.post(notify, json=body, headers=headers) as r:
+                    assert r.status == 200, await r.text()
+                async for line in sse.content:
+                    if line.startswith(b"data:") and b'"n":%d' % n in line:
+                        break
 
         # Each node's own /metrics (what Prometheus scrapes): valid, and the cluster's figures.
         figures = {}
@@ -118,4 +122,4 @@ async def test_requests_reach_both_nodes_and_ready_and_metrics_tell_the_cluster(
             assert code == 0, said
         for name in ("a", "b"):
             assert figures[name]["engagement_cluster_log_appends_total"] > 0, figures
-        assert figures["a"]["engagement_push_cross_node_total"] == 1, figures
+        assert figures["a"]["engagement_push_cross_node_total"] in (1, 2), figures
