@@ -204,18 +204,25 @@ def _need_binaries() -> None:
     pytest.skip(f"{message}; set CI to make this a failure")
 
 
-@pytest.fixture(scope="session")
-def redis_cluster() -> Iterator[LocalCluster]:
-    """Three primaries of a Redis Cluster, for the whole test session."""
+@contextlib.contextmanager
+def running_cluster(replicas: int = 0, node_timeout_ms: int = 15_000) -> Iterator[LocalCluster]:
+    """A cluster started in a folder of its own, stopped and removed after."""
     _need_binaries()
     folder = Path(tempfile.mkdtemp(prefix="redis-cluster-"))
-    cluster = LocalCluster(folder)
+    cluster = LocalCluster(folder, replicas, node_timeout_ms)
     try:
         cluster.start()
         yield cluster
     finally:
         cluster.stop()
         shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster() -> Iterator[LocalCluster]:
+    """Three primaries of a Redis Cluster, for the whole test session."""
+    with running_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture

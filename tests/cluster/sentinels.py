@@ -14,6 +14,7 @@ import subprocess
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
@@ -188,22 +189,23 @@ class Sentinels:
         known = [r for r in replicas if r["port"] == str(self.replica.port)]
         if not known or known[0]["flags"] != "slave":
             return False
-        replica = aioredis.Redis(port=self.replica.port, socket_timeout=2, decode_responses=True)
-        try:
-            info = await replica.info("replication")
-        finally:
-            await replica.aclose()
-        if info.get("master_link_status") != "up":
+        if (await replication_info(self.replica.port)).get("master_link_status") != "up":
             return False
         # The master streams its writes to a replica only once it is online there (after the
         # replica's first acknowledgement, which follows its load): writes before that wait in
         # the master's buffer, and a failover meanwhile loses them.
-        master = aioredis.Redis(port=self.master.port, socket_timeout=2, decode_responses=True)
-        try:
-            info = await master.info("replication")
-        finally:
-            await master.aclose()
+        info = await replication_info(self.master.port)
         return bool(info.get("slave0", {}).get("state") == "online")
+
+
+async def replication_info(port: int) -> dict[str, Any]:
+    """``INFO replication`` of the server on ``port``."""
+    client = aioredis.Redis(port=port, socket_timeout=2, decode_responses=True)
+    try:
+        info: dict[str, Any] = await client.info("replication")
+        return info
+    finally:
+        await client.aclose()
 
 
 async def role(port: int) -> str:

@@ -6,24 +6,19 @@ node, ``/ready`` back to ok."""
 
 from __future__ import annotations
 
-import shutil
-import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
-from engagement.app import SHARED
 from engagement.cluster.redis import visit_key
 from engagement.cluster.shards import slot_of
 
 from ..conftest import Factory, post_events
-from ..redis_cluster import LocalCluster, _need_binaries
+from ..redis_cluster import LocalCluster, running_cluster
 from .sentinels import until
 from .test_push import message, notify, open_page
-from .test_sentinel import MakeNode, accepted, logged_ids, notified, until_ready
-from .test_two_nodes import state_of
+from .test_sentinel import MakeNode, both_take_events, notified, until_ready
 
 NODE = {"push_heartbeat_s": 0.3}
 NODE_TIMEOUT_MS = 1000  # a dead primary is counted failed after 1 s (Redis's default: 15 s)
@@ -33,15 +28,8 @@ NODE_TIMEOUT_MS = 1000  # a dead primary is counted failed after 1 s (Redis's de
 def replicated() -> Iterator[LocalCluster]:
     """Three primaries with one replica each, for this test alone (a failover changes
     which server is primary)."""
-    _need_binaries()
-    folder = Path(tempfile.mkdtemp(prefix="redis-cluster-replicas-"))
-    cluster = LocalCluster(folder, replicas=1, node_timeout_ms=NODE_TIMEOUT_MS)
-    try:
-        cluster.start()
+    with running_cluster(replicas=1, node_timeout_ms=NODE_TIMEOUT_MS) as cluster:
         yield cluster
-    finally:
-        cluster.stop()
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 @pytest.mark.parametrize("how", ["CLUSTER FAILOVER", "kill -9 of the primary"])
@@ -75,15 +63,8 @@ async def test_the_nodes_follow_a_shard_failover(
 
     await until(promoted, f"the replica on {new} serves the visit's slot")
 
-    after = [factory.event("AfterFailover")]
-    await accepted(a, after)
-    again = [factory.event("AgainOnB")]
-    await accepted(b, again)
-    for node in (a, b):
-        await node.app[SHARED].visit(factory.visit_id)
-    assert state_of(a, factory.visit_id) == state_of(b, factory.visit_id)
-    logged = await logged_ids(new, factory.visit_id)
-    assert {e["eventID"] for e in posted + after + again} <= logged
+    logged = await both_take_events(a, b, factory, new)
+    assert {e["eventID"] for e in posted} <= logged
 
     await notified(a, factory, 2)  # the page's channel, subscribed again on the new primary
     assert message(await page.next(timeout_s=30)) == ("offer", {"n": 2})

@@ -67,6 +67,22 @@ async def accepted(node: Client, events: list[dict[str, Any]]) -> tuple[Any, int
         await asyncio.sleep(0.1)
 
 
+async def both_take_events(a: Client, b: Client, factory: Factory, port: int) -> set[str]:
+    """After a failover: an event through each node is taken (503s first, while there is no
+    master), both nodes hold one visit state, and the server on ``port`` (the new master)
+    logged both. The eventIDs it logged."""
+    after = [factory.event("AfterFailover")]
+    await accepted(a, after)
+    again = [factory.event("AgainOnB")]
+    await accepted(b, again)
+    for node in (a, b):
+        await node.app[SHARED].visit(factory.visit_id)
+    assert state_of(a, factory.visit_id) == state_of(b, factory.visit_id)
+    logged = await logged_ids(port, factory.visit_id)
+    assert {after[0]["eventID"], again[0]["eventID"]} <= logged
+    return logged
+
+
 async def notified(node: Client, factory: Factory, n: int) -> None:
     """A notification the node takes (503 while there is no master)."""
     deadline = asyncio.get_running_loop().time() + DEADLINE_S
@@ -168,15 +184,7 @@ async def test_the_nodes_follow_a_failover(
 
     await until(heard, "both nodes heard the sentinel announce the new master")
 
-    after = [factory.event("AfterFailover")]
-    await accepted(a, after)
-    again = [factory.event("AgainOnB")]
-    await accepted(b, again)
-    for node in (a, b):
-        await node.app[SHARED].visit(factory.visit_id)
-    assert state_of(a, factory.visit_id) == state_of(b, factory.visit_id)
-    logged = await logged_ids(new.port, factory.visit_id)
-    assert {after[0]["eventID"], again[0]["eventID"]} <= logged
+    await both_take_events(a, b, factory, new.port)
 
     await notified(a, factory, 2)
     assert message(await page.next(timeout_s=DEADLINE_S)) == ("offer", {"n": 2})
