@@ -28,20 +28,11 @@ class CancelBecomesAnError:
             if self.turned:
                 raise
             self.turned += 1
-            raise ConnectionError("Connection closed by server.") from None
+            self.cancelled()
         return 0
 
-
-async def test_the_timers_stop_when_a_cancel_comes_back_as_a_connection_error(world: World):
-    shared = CancelBecomesAnError()
-    task = asyncio.create_task(run_timers(world.owner, tick_s=0, shared=shared))
-    await shared.ticking.wait()
-
-    task.cancel()
-
-    done, _ = await asyncio.wait({task}, timeout=DEADLINE_S)
-    assert task in done
-    assert task.cancelled()
+    def cancelled(self) -> None:
+        raise ConnectionError("Connection closed by server.") from None
 
 
 class CancelSwallowed(CancelBecomesAnError):
@@ -49,19 +40,11 @@ class CancelSwallowed(CancelBecomesAnError):
     client that caught the cancel and did not raise it again): seen as a node's stop that hung
     in a test's teardown for five minutes."""
 
-    async def tick(self, now: int) -> int:
-        self.ticking.set()
-        try:
-            await asyncio.sleep(3600)
-        except asyncio.CancelledError:
-            if self.turned:
-                raise
-            self.turned += 1
-        return 0
+    def cancelled(self) -> None:
+        pass
 
 
-async def test_the_timers_stop_when_a_cancel_is_swallowed(world: World):
-    shared = CancelSwallowed()
+async def stops_when_cancelled(world: World, shared: CancelBecomesAnError) -> None:
     task = asyncio.create_task(run_timers(world.owner, tick_s=0, shared=shared))
     await shared.ticking.wait()
 
@@ -70,3 +53,11 @@ async def test_the_timers_stop_when_a_cancel_is_swallowed(world: World):
     done, _ = await asyncio.wait({task}, timeout=DEADLINE_S)
     assert task in done
     assert task.cancelled()
+
+
+async def test_the_timers_stop_when_a_cancel_comes_back_as_a_connection_error(world: World):
+    await stops_when_cancelled(world, CancelBecomesAnError())
+
+
+async def test_the_timers_stop_when_a_cancel_is_swallowed(world: World):
+    await stops_when_cancelled(world, CancelSwallowed())
