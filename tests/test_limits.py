@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
 
 from engagement.api.state import HISTORY, REGISTRY
-from engagement.notifications.hub import CLOSED, LocalHub
+from engagement.notifications.hub import CLOSED, LocalHub, encode
 from engagement.settings import Settings
 from engagement.strategy.conditions import Ctx, compile_condition
 from engagement.strategy.schema import Condition
@@ -186,3 +187,31 @@ async def test_a_stream_hands_its_frames_over_in_order_and_heartbeats_when_idle(
     assert b'"n":2' in second
     assert await stream.get(0.01) is None
     assert len(await hub.buffered(GVID)) == 3
+
+
+async def test_a_cancelled_reader_leaves_the_stream_as_it_was():
+    hub = LocalHub()
+    stream = hub.connect(GVID, "P1", 0, 1000)
+    reader = asyncio.ensure_future(stream.get(5))
+    await asyncio.sleep(0)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    hub.publish(GVID, None, "c", {"n": 1}, 1001)  # no reader: the frame waits
+    frame = await stream.get(5)
+    assert frame is not None
+    assert b'"n":1' in frame
+
+
+def test_a_frame_is_the_message_as_json_and_only_a_message_moves_the_replay_point():
+    data = {"text": "Caf\u00e9 \u2028 </script>", "n": 9007199254740991, "x": [1.5, None]}
+    frame = encode(42, "gpe.appendContent", data)
+    assert frame.startswith(b"id: 42\nevent: message\ndata: ")
+    assert frame.endswith(b"\n\n")
+    assert json.loads(frame.split(b"data: ", 1)[1]) == {
+        "id": 42,
+        "channel": "gpe.appendContent",
+        "data": data,
+    }
+    engaged = encode(0, "gpe.engaged", {})
+    assert engaged == b'event: message\ndata: {"id":0,"channel":"gpe.engaged","data":{}}\n\n'

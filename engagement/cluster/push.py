@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import time
 import uuid
@@ -23,6 +22,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import Any
 
+import orjson
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from redis.exceptions import RedisError
 
@@ -156,7 +156,7 @@ class RedisHub:
         self, visit_id: str, page_id: str | None, channel: str, data: dict[str, Any], now_ms: int
     ) -> None:
         """Queue a message for Redis (in order); ``sent`` waits until Redis has it."""
-        body = json.dumps({"channel": channel, "data": data}, separators=(",", ":"))[1:]
+        body = orjson.dumps({"channel": channel, "data": data})[1:].decode()  # as hub.encode
         self._outbox.append((visit_id, page_id or ALL_PAGES, body))
         if self._queued is None:
             self._queued = asyncio.get_running_loop().create_future()
@@ -209,7 +209,7 @@ class RedisHub:
         for entry_id, fields in entries:
             message_id = int(entry_id.split(b"-", 1)[0])
             page, frame = fields[b"p"].decode(), fields[b"f"]
-            payload = json.loads(frame.split(b"data: ", 1)[1])
+            payload = orjson.loads(frame.split(b"data: ", 1)[1])
             page_id = None if page == ALL_PAGES else page
             messages.append(
                 Message(message_id, page_id, payload["channel"], payload["data"], message_id, frame)

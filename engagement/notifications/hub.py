@@ -4,12 +4,13 @@ connects or reconnects, and numbered per visit so that none is handled twice."""
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
+
+import orjson
 
 from .. import constants as C
 
@@ -30,13 +31,21 @@ class Message:
 
 
 def encode(message_id: int, channel: str, data: dict[str, Any]) -> bytes:
-    payload = json.dumps(
-        {"id": message_id, "channel": channel, "data": data}, separators=(",", ":")
-    )
-    return f"id: {message_id}\nevent: message\ndata: {payload}\n\n".encode()
+    """A message's SSE frame. Its SSE id is the message's, so a page that reconnects says
+    where it stopped; id 0 (``gpe.engaged``, ``gpe.resync``) has none, moving no replay point.
+    orjson writes the JSON (compact UTF-8; ``data`` is checked JSON: str keys, safe integers)."""
+    payload = orjson.dumps({"id": message_id, "channel": channel, "data": data})
+    if message_id:
+        return b"id: %d\nevent: message\ndata: %s\n\n" % (message_id, payload)
+    return b"event: message\ndata: %s\n\n" % payload
 
 
 CLOSED = b""  # the frame that ends a stream
+
+
+def _end_wait(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 class Stream:
@@ -71,14 +80,18 @@ class Stream:
         """The next frame, or None after ``timeout_s`` (time for a heartbeat)."""
         frames = self._frames
         if not frames:
-            waiter = self._waiter = asyncio.get_running_loop().create_future()
+            loop = asyncio.get_running_loop()
+            waiter = self._waiter = loop.create_future()
+            # A timer that ends the wait, not asyncio.timeout: no Timeout object, no cancel
+            # and uncancel of the task, at every frame of every stream.
+            timer = loop.call_later(timeout_s, _end_wait, waiter)
             try:
-                async with asyncio.timeout(timeout_s):  # no Task per wait, unlike wait_for
-                    await waiter
-            except TimeoutError:
-                return None
+                await waiter
             finally:
+                timer.cancel()
                 self._waiter = None
+            if not frames:
+                return None
         return frames.pop(0)
 
 

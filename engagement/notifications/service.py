@@ -6,13 +6,12 @@ names the visit's live chat (``gpe.engaged``) so every page follows it."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
 from ..attempts import Attempt, State
 from ..visits.model import Visit
-from .hub import PushHub
+from .hub import PushHub, encode
 
 ENGAGED_CHANNEL = "gpe.engaged"  # a page's first frame: the visit's live chat, to follow
 RESYNC_CHANNEL = "gpe.resync"  # messages the page missed are lost: it may ask for its state
@@ -48,15 +47,11 @@ def engaged_frame(attempt: Attempt) -> bytes:
     """The SSE frame telling a page which chat to follow. Its id is 0 (and it has no SSE id):
     every page handles it, and it moves no page's replay point."""
     data = {"attemptID": attempt.attempt_id, "media": attempt.media, "state": attempt.state.value}
-    frame = {"id": 0, "channel": ENGAGED_CHANNEL, "data": data}
-    payload = json.dumps(frame, separators=(",", ":"))
-    return f"event: message\ndata: {payload}\n\n".encode()
+    return encode(0, ENGAGED_CHANNEL, data)
 
 
 def resync_frame(since: int, reason: str) -> bytes:
     """The SSE frame telling a page that messages after ``since`` may be lost ("lost": the
     buffer went with Redis; "bound": trimmed before the page came back; "unavailable": Redis
     could not be read). Like ``gpe.engaged`` it has id 0: it moves no replay point."""
-    data = {"since": since, "reason": reason}
-    payload = json.dumps({"id": 0, "channel": RESYNC_CHANNEL, "data": data}, separators=(",", ":"))
-    return f"event: message\ndata: {payload}\n\n".encode()
+    return encode(0, RESYNC_CHANNEL, {"since": since, "reason": reason})
