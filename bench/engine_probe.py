@@ -61,6 +61,7 @@ class Probe:
         self.since = time.monotonic()
         self.gc_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
         self.gc_cpu_ms: dict[int, list[float]] = {0: [], 1: [], 2: []}
+        self.gc_freed: dict[int, int] = {0: 0, 1: 0, 2: 0}  # unreachable objects collected
         self.stalls_ms: list[float] = []
         self.stalls_cpu_ms: list[float] = []
         # The tick that was due while the probe itself wrote its report (gc.get_objects() of
@@ -96,6 +97,7 @@ class Probe:
             gen = info["generation"]
             self.gc_ms[gen].append((time.perf_counter() - self._gc_started) * 1e3)
             self.gc_cpu_ms[gen].append((time.thread_time() - self._gc_cpu_started) * 1e3)
+            self.gc_freed[gen] += info["collected"]
 
     async def watch_loop(self) -> None:
         while True:
@@ -154,7 +156,12 @@ class Probe:
             "loop_stall_p99_ms": stalls[int(len(stalls) * 0.99)] if stalls else 0.0,
             "loop_stalls_over_10ms": sum(1 for s in stalls if s > 10),
             "gc": {
-                str(g): {"count": len(v), "max_ms": max(v, default=0.0), "total_ms": sum(v)}
+                str(g): {
+                    "count": len(v),
+                    "max_ms": max(v, default=0.0),
+                    "total_ms": sum(v),
+                    "freed": self.gc_freed[g],
+                }
                 for g, v in self.gc_ms.items()
             },
             "tracked_objects": len(gc.get_objects()),
