@@ -65,7 +65,9 @@
     pending,
     invTimer;
   function dispo(a, code, then) {
-    // GET, retried on network errors; then(answer)
+    // GET, retried on network errors; then(answer). Nothing once engagement is withdrawn,
+    // here or in another tab of the site (T.engaging() reads the consent cookie)
+    if (!T.engaging()) return;
     var u = T.endpoint('disposition', a) + '?visitID=' + V() + '&pageID=' + P() + '&code=' + code,
       n = 0;
     (function go() {
@@ -105,6 +107,11 @@
     return true;
   }
   function finish(s, code, form) {
+    if (!T.engaging()) {
+      // withdrawn since it showed: the invitation goes, and no answer nor visit data leaves
+      if (host) unrender();
+      return false;
+    }
     var ok = settle(s.attemptID);
     if (ok) {
       dispo(s.attemptID, code);
@@ -421,6 +428,7 @@
         o = {};
       if (!f.matches('[data-eng-form]') || h !== host) return;
       e.preventDefault();
+      if (!T.engaging()) return unrender(); // a callback form's details do not leave either
       var bad = f.querySelector(':invalid'),
         msg = f.querySelector('[data-eng-error]');
       if (msg) msg.textContent = bad ? bad.validationMessage : '';

@@ -16,7 +16,7 @@ from engagement.api.state import REGISTRY
 from engagement.app import create_app
 from engagement.settings import Settings
 
-from .conftest import Api, eventually, get_ids, page_ids, wait_for_visit
+from .conftest import Api, eventually, fetch_visit, get_ids, page_ids, wait_for_visit
 
 pytestmark = pytest.mark.browser
 
@@ -207,6 +207,44 @@ async def test_a_tab_yet_to_hear_of_a_withdrawal_opens_no_push_stream(
     await other.evaluate("() => _gt.push(['event', 'AddToCart', {data: {price: 10}}])")
     assert await stored(context, other) == {"cookies": [], "localStorage": []}
     assert sent == []
+
+
+async def test_an_invitation_answered_after_a_withdrawal_elsewhere_sends_nothing(
+    engine: TestServer, api: Api, two_domains_browser: Browser
+):
+    """An invitation is on screen in a tab when the visitor withdraws in another tab of the site
+    (another subdomain: no storage event comes). Accepting it then hands no visit data to a chat
+    and tells the engine nothing: the invitation closes, the attempt stays as it was."""
+    context = await two_domains_browser.new_context()
+    first = await context.new_page()
+    await first.goto(shop(engine, "products.html", "www.shop.test"))
+    await first.evaluate("() => _gt.push(['consent', {analytics: true, engagement: true}])")
+    other = await context.new_page()
+    await other.goto(shop(engine, "products.html", "store.shop.test"))
+    ids = await get_ids(other)
+    await wait_for_visit(api, ids["visitID"], lambda v: ids["pageID"] in page_ids(v))
+    await other.click(".add-to-cart[data-price='1199']")
+    dialog = other.locator(".eng-invite-host .eng-invite")
+    await expect(dialog).to_be_visible()
+    visit = await wait_for_visit(api, ids["visitID"], lambda v: bool(v["attempts"]))
+    attempt = visit["attempts"][-1]
+    await eventually(lambda: shown(api, ids["visitID"]))
+    sent = recorder(other)
+    await first.evaluate("() => _gt.push(['consent', {analytics: false, engagement: false}])")
+
+    await dialog.locator("[data-eng-action=accept]").click()
+    await expect(dialog).to_be_hidden()
+    await other.wait_for_load_state("networkidle")
+    assert sent == []
+    assert await other.evaluate("() => (window.__webchatOpens || []).length") == 0
+    visit = await fetch_visit(api, ids["visitID"])
+    assert [(a["attemptID"], a["state"]) for a in visit["attempts"]] == [
+        (attempt["attemptID"], "shown")]  # fmt: skip
+
+
+async def shown(api: Api, visit_id: str) -> None:
+    visit = await fetch_visit(api, visit_id)
+    assert visit["attempts"][-1]["state"] == "shown", visit["attempts"][-1]
 
 
 async def test_a_grant_in_one_tab_is_followed_by_the_other_tabs_of_the_site(

@@ -9,12 +9,13 @@
  *   store               localStorage that survives being disabled: get(k), set(k, v|null), json(k)
  *   allowed(url), engineURL(url), fetchHTML(url), parseHTML(html): content from allowed origins
  *   leaving()           true once the page is being left (pagehide)
+ *   engaging()          may anything go to the engine now (the consent cookie, as every tab sees it)
  *   ready(module)       engage.js is loaded: module = {invite(o), close(o), follow(o), sync(), keys(e)}
  * and for crossdomain.js: consent ({analytics, engagement} now), base (the engine's URL),
  * uuid(), cookie(name),
  * deleteCookie(name), continueVisit(visitID, globalVisitID), useGvid(id, returning),
  * linkParam, crossdomainReady({arrive(done), chatSession(cb)}). */
-/* global BASE, CONSENT, FK, IK, LINK_PARAM, PFX, allowed, continueVisit, crossdomainReady, deleteCookie, endpoint, engageReady, engineURL, frag, getCookie, getHTML, guard, ids, leaving, lsGet, lsJSON, lsSet, on, pub, useGvid, uuid, warn */
+/* global BASE, CONSENT, FK, IK, LINK_PARAM, PFX, allowed, continueVisit, crossdomainReady, deleteCookie, endpoint, engageReady, engaging, engineURL, frag, getCookie, getHTML, guard, ids, leaving, lsGet, lsJSON, lsSet, on, pub, useGvid, uuid, warn */
 /* exported ENGAGE */
 var ENGAGE = {
   config: CFG,
@@ -35,6 +36,7 @@ var ENGAGE = {
   },
   ready: engageReady,
   consent: CONSENT,
+  engaging: engaging,
   base: BASE,
   uuid: uuid,
   cookie: getCookie,
