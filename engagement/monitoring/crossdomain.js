@@ -30,6 +30,11 @@
     KEY = CFG.cookiePrefix + 'key',
     memKey;
 
+  function granted(k) {
+    // the choice as the consent cookie says now: another tab of the site may have changed it
+    T.engaging();
+    return T.consent[k];
+  }
   function post(url, body, credentials) {
     // a promise of the JSON answer, or null; text/plain: a CORS simple request
     return w
@@ -85,7 +90,7 @@
         linkKey = j.key;
       });
     }
-    if (CFG.firstPartyCookie && T.consent.analytics) {
+    if (CFG.firstPartyCookie && granted('analytics')) {
       steps = steps.then(function () {
         var mine = T.ids().globalVisitID || T.cookie(CFG.cookiePrefix + 'gvid');
         var body = /^[0-9A-F]{32}$/.test(mine || '') ? {globalVisitID: mine} : {};
@@ -125,7 +130,7 @@
         then(u.href);
       }
     }
-    if (T.consent.engagement && ids.visitID) {
+    if (T.engaging() && ids.visitID) {
       post(P.linkIssue, {
         visitID: ids.visitID,
         globalVisitID: ids.globalVisitID,
@@ -192,7 +197,7 @@
           // Widgets' getSessionData(sessionData, Cookie, CookieOptions)
           var now = T.ids();
           saved = data == null ? null : JSON.stringify(data);
-          if (T.consent.engagement && now.visitID) {
+          if (T.engaging() && now.visitID) {
             post(P.chatSave, {
               visitID: now.visitID,
               globalVisitID: now.globalVisitID,
@@ -206,7 +211,7 @@
         } // Widgets' setSessionData(Open, Cookie, CookieOptions)
       };
     var loaded =
-      key && T.consent.engagement
+      key && T.engaging()
         ? post(P.chatLoad, {globalVisitID: ids.globalVisitID, key: key})
         : Promise.resolve(null);
     loaded.then(function (j) {

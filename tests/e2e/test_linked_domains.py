@@ -216,3 +216,34 @@ async def test_with_consent_mode_the_token_leaves_the_address_bar_before_consent
     await page.evaluate("() => _gt.push(['consent', {analytics: true, engagement: true}])")
     there = await entered(api, page)
     assert (there["visitID"], there["globalVisitID"]) == (ids["visitID"], ids["globalVisitID"])
+
+
+async def test_a_link_followed_after_a_withdrawal_in_another_tab_carries_no_visit(
+    aiohttp_server: Any, aiohttp_client: Any, engine_settings: Settings,
+    two_domains_browser: Browser,
+):  # fmt: skip
+    """The visitor withdraws in one tab of the site; another tab, on another subdomain (no
+    storage event comes), has not heard of it when the visitor follows its link to the linked
+    domain: the link carries no token and the engine is asked for none."""
+    settings = engine_settings.model_copy(update={
+        "consent_mode": True,
+        "allowed_origins": [*engine_settings.allowed_origins, "http://store.shop.test:*"],
+    })  # fmt: skip
+    engine: TestServer = await aiohttp_server(create_app(settings))
+    api: Api = await aiohttp_client(engine, headers={"X-API-Key": API_KEY})
+    context = await two_domains_browser.new_context()
+    first = await context.new_page()
+    await first.goto(on("shop.test", engine, "products.html"))
+    await first.evaluate("() => _gt.push(['consent', {analytics: true, engagement: true}])")
+    other = await context.new_page()
+    await other.goto(f"http://store.shop.test:{engine.port}/demo/products.html")
+    await entered(api, other)
+    asked: list[str] = []
+    other.on("request", lambda r: asked.append(r.url) if "_eng_link=" in r.url or
+             "/link" in r.url else None)  # fmt: skip
+
+    await first.evaluate("() => _gt.push(['consent', {analytics: false, engagement: false}])")
+    await link_to(other, on("shop-pay.test", engine, "pricing.html"))
+
+    await other.wait_for_url(on("shop-pay.test", engine, "pricing.html"))
+    assert asked == []
