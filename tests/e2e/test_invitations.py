@@ -216,6 +216,7 @@ async def test_two_tabs_show_it_once_and_both_drop_it_when_answered(
     "moment",
     [
         "before-it-arrives",
+        "while-its-script-loads",
         "while-its-html-loads",
         "after-it-is-shown",
     ],
@@ -256,6 +257,11 @@ async def test_reload_while_the_invitation_is_in_flight_shows_it_once(
     if moment == "before-it-arrives":  # the old page is gone, the new one not connected yet
         await page.route(lambda url: "/notifications/stream" in url, hold)
         answer, _ = await asyncio.gather(engage_once_held(), page.reload())
+    elif moment == "while-its-script-loads":  # the page got the message, engage.js not yet
+        await page.route(lambda url: "/engage.js" in url, hold)
+        answer, _ = await asyncio.gather(
+            engage(api, visit_id), reload_once(asyncio.wait_for(held.wait(), 10))
+        )
     elif moment == "while-its-html-loads":  # the page got the message and fetches the dialog
         await page.route(lambda url: "/invites/" in url, hold)
         answer, _ = await asyncio.gather(

@@ -3,7 +3,7 @@
  * (<prefix>invite, <prefix>answered); the tab named by <prefix>focus renders it. What engage.js
  * may use of the tracker is ENGAGE (engage-api.js), nothing else. */
 /* global PFX, endpoint, guard, lsGet, lsSet, pageID */
-/* exported E, FK, IK, claim, engage, engageReady, fk, leaving, loadScript, pendingInvite, setLeaving */
+/* exported E, FK, IK, claim, engage, engageReady, eq, fk, leaving, loadScript, pendingInvite, setLeaving */
 var IK = PFX + 'invite',
   FK = PFX + 'focus',
   leaving = 0,
@@ -16,9 +16,8 @@ function engage(fn) {
   if (eq.push(fn) < 2) loadScript('engage');
 }
 function loadScript(name) {
-  // one of the engine's scripts (engage.js, crossdomain.js)
+  // one of the engine's scripts (engage.js, crossdomain.js); inserted scripts run async
   var s = d.createElement('script');
-  s.async = true;
   s.src = endpoint(name);
   d.head.appendChild(s);
 }

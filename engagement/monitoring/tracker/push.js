@@ -4,11 +4,11 @@
  * handled); within a document a high-water mark skips duplicates, so a message to the visit is
  * handled once by every open tab, and once across a reload. Channels: see HANDLERS; any other
  * is published on the bus under its own name. Off with CFG.push = false. */
-/* global PFX, appendContent, endpoint, engage, engaging, guard, lsGet, lsSet, pageID, pub, removeContent, visitID */
+/* global PFX, appendContent, endpoint, engage, engaging, eq, guard, lsGet, lsSet, pageID, pub, removeContent, visitID */
 /* exported pageLeft, stream */
-var es = null,
-  esTimer = 0,
-  esBack = 0,
+var es,
+  esTimer,
+  esBack,
   esPage,
   seen = 0,
   seenVisit;
@@ -57,9 +57,11 @@ function stream(force) {
     );
   });
 }
+function handled() {
+  lsSet(seqKey(), Math.max(seen, +lsGet(seqKey()) || 0));
+}
 function message(m, lastID) {
-  var n = m.id != null ? +m.id : lastID || 0,
-    k = seqKey(); // id 0: handled by every page
+  var n = m.id != null ? +m.id : lastID || 0; // id 0: handled by every page
   if (n) {
     if (n <= seen) return; // seen starts at the stored replay point: reloads skip what was handled
     seen = n;
@@ -67,7 +69,9 @@ function message(m, lastID) {
   try {
     handle(m.channel, m.data, n);
   } finally {
-    if (n) lsSet(k, String(Math.max(n, +lsGet(k) || 0)));
+    // While engage.js loads, what it is to run waits in eq, and the replay point waits behind
+    // it: a page left meanwhile leaves the invitation to the next page, which gets it again.
+    if (n) eq.length ? eq.push(handled) : handled();
   }
 }
 var HANDLERS = {
