@@ -5,13 +5,15 @@ passed: an accepted callback answered 500 "database is locked")."""
 from __future__ import annotations
 
 import asyncio
+import os
+import threading
 from pathlib import Path
 from typing import Any
 
 from aiohttp.test_utils import TestClient
 
 from engagement.api.state import HISTORY, OUTBOX
-from engagement.db.sqlite import SQLiteDatabase
+from engagement.db.sqlite import WRITER_NICE, SQLiteDatabase
 
 
 async def test_the_history_and_the_outbox_write_through_one_connection(
@@ -44,3 +46,18 @@ async def test_a_write_waits_for_a_long_transaction_of_the_other_user(tmp_path: 
         await outbox.close()
         assert (await history.fetchone("SELECT 1")) is not None  # still open for its last user
         await history.close()
+
+
+async def test_the_writer_thread_yields_the_core_to_the_event_loop(tmp_path: Path):
+    """On one busy core the loop goes first: the connection's thread runs at a lower priority
+    (nice), the loop's thread keeps its own."""
+    db = await SQLiteDatabase.open(tmp_path / "engagement.sqlite3")
+    try:
+        writer = await db.db._execute(threading.get_native_id)
+        loop_thread = threading.get_native_id()
+        assert writer != loop_thread
+        base = os.getpriority(os.PRIO_PROCESS, loop_thread)
+        assert os.getpriority(os.PRIO_PROCESS, writer) == min(base + WRITER_NICE, 19)
+        assert os.getpriority(os.PRIO_PROCESS, loop_thread) == base
+    finally:
+        await db.close()
