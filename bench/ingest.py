@@ -57,6 +57,7 @@ class ScenarioResult:
     scenario: Scenario
     baseline_runs: list[LoadResult]
     engine_runs: list[LoadResult]
+    ceiling_runs: list[LoadResult]
 
     @property
     def baseline(self) -> LoadResult:
@@ -65,6 +66,18 @@ class ScenarioResult:
     @property
     def engine(self) -> LoadResult:
         return max(self.engine_runs, key=lambda r: r.events_per_s)
+
+    @property
+    def ceiling(self) -> LoadResult | None:
+        return max(self.ceiling_runs, key=lambda r: r.requests_per_s, default=None)
+
+    @property
+    def ceiling_ratio(self) -> float | None:
+        """The validation ceiling's events/s over the baseline's, for the judged ratio's unit:
+        what an engine that validates with the same model reaches at best."""
+        if self.ceiling is None:
+            return None
+        return self.ceiling.requests_per_s / self.baseline.requests_per_s
 
     @property
     def ratio(self) -> float:
@@ -112,6 +125,12 @@ def parse_args() -> argparse.Namespace:
         default="fast",
         help="the bare app's stack: fast (uvloop + orjson, as the engine ships; default) or "
         "plain (asyncio's loop, json), to see what the choices gain",
+    )
+    p.add_argument(
+        "--no-ceiling",
+        action="store_true",
+        help="skip the validation ceiling (the bare app validating with the engine's model, "
+        "doing nothing else: bare_ingest.py --validate engine)",
     )
     p.add_argument("--json", type=Path, help="also write the results to this file")
     p.add_argument("--keep-data", action="store_true", help="keep the engine's data dir")
@@ -258,7 +277,7 @@ def main() -> int:
         from strategies import write_folder
 
         write_folder(tmp / "strategies", args.strategies)
-    eport, bport = free_port(), free_port()
+    eport, bport, cport = free_port(), free_port(), free_port()
     engine = Server(
         "engine",
         [str(engagement), "serve"],
@@ -283,10 +302,33 @@ def main() -> int:
         tmp / "baseline.log",
         cwd=tmp,
     )
+    ceiling = None
+    if not args.no_ceiling:
+        ceiling = Server(
+            "ceiling",
+            [
+                sys.executable,
+                str(BENCH_DIR / "bare_ingest.py"),
+                "--host",
+                HOST,
+                "--port",
+                str(cport),
+                "--stack",
+                args.stack,
+                "--validate",
+                "engine",
+            ],
+            cport,
+            tmp / "ceiling.log",
+            cwd=tmp,
+        )
     results: list[ScenarioResult] = []
     try:
         engine.start()
         baseline.start()
+        if ceiling is not None:
+            ceiling.start()
+            ceiling.wait_ready()
         engine.wait_ready()
         baseline.wait_ready()
         print(
@@ -295,7 +337,8 @@ def main() -> int:
             f"{'wrk' if wrk_path() else 'pyload.py'} -c{args.connections}, "
             f"{args.duration_s:g} s runs, {args.visitors} visitors"
             + (f", config {args.config}" if args.config else "")
-            + f", {args.strategies} strategies loaded",
+            + f", {args.strategies} strategies loaded"
+            + (f"; validation ceiling pid {ceiling.pid} (CPU 1)" if ceiling else ""),
             flush=True,
         )
         session_nonce = secrets.token_hex(6).upper()
@@ -304,16 +347,22 @@ def main() -> int:
         for scenario in scenarios:
             print(f"{scenario.name}:", flush=True)
             one_run(baseline, scenario, args.warmup_s, args, session_nonce, "warm-up")
+            if ceiling is not None:
+                one_run(ceiling, scenario, args.warmup_s, args, session_nonce, "warm-up")
             engine_accepted += one_run(
                 engine, scenario, args.warmup_s, args, session_nonce, "warm-up"
             ).accepted
             in_flight_bound += args.connections * scenario.events_per_request
             settle(engine)
-            result = ScenarioResult(scenario, [], [])
+            result = ScenarioResult(scenario, [], [], [])
             for i in range(1, args.rounds + 1):
                 result.baseline_runs.append(
                     one_run(baseline, scenario, args.duration_s, args, session_nonce, f"run {i}")
                 )
+                if ceiling is not None:
+                    result.ceiling_runs.append(
+                        one_run(ceiling, scenario, args.duration_s, args, session_nonce, f"run {i}")
+                    )
                 r = one_run(engine, scenario, args.duration_s, args, session_nonce, f"run {i}")
                 result.engine_runs.append(r)
                 engine_accepted += r.accepted
@@ -354,6 +403,8 @@ def main() -> int:
                                 "name": r.scenario.name,
                                 "events_per_request": r.scenario.events_per_request,
                                 "ratio": r.ratio,
+                                "ceiling_ratio": r.ceiling_ratio,
+                                "ceiling_runs": [asdict(x) for x in r.ceiling_runs],
                                 "judged": r.judged,
                                 "pass": r.passed,
                                 "baseline_runs": [asdict(x) for x in r.baseline_runs],
@@ -373,7 +424,10 @@ def main() -> int:
             )
         return 0 if ok else 1
     finally:
-        print(f"engine {engine.stop()}; baseline {baseline.stop()}")
+        print(
+            f"engine {engine.stop()}; baseline {baseline.stop()}"
+            + (f"; ceiling {ceiling.stop()}" if ceiling is not None else "")
+        )
         if args.keep_data:
             print(f"data and logs kept in {tmp}")
         else:
@@ -387,11 +441,14 @@ def report(results: list[ScenarioResult], args: argparse.Namespace) -> None:
         f"{'server CPU':>10} {'CPU 1 busy':>10} {'loadgen CPU':>11} {'p99 ms':>7}"
     )
     for res in results:
-        for name, r in (("baseline", res.baseline), ("engine", res.engine)):
+        rows = [("baseline", res.baseline), ("engine", res.engine)]
+        if res.ceiling is not None:
+            rows.insert(1, ("ceiling", res.ceiling))
+        for name, r in rows:
             events = (
-                r.requests_per_s * res.scenario.events_per_request
-                if name == "baseline"
-                else r.events_per_s
+                r.events_per_s
+                if name == "engine"
+                else r.requests_per_s * res.scenario.events_per_request
             )
             print(
                 f"{res.scenario.name:<20} {name:<9} {r.requests_per_s:>11,.0f} {events:>11,.0f} "
@@ -399,7 +456,8 @@ def report(results: list[ScenarioResult], args: argparse.Namespace) -> None:
                 f"{r.loadgen_cpu_pct:>10.0f}% "
                 f"{r.lat_p99_ms:>7.1f}"
             )
-    if any(noisy(r) for res in results for r in (res.baseline, res.engine)):
+    kept = [r for res in results for r in (res.baseline, res.engine, res.ceiling) if r]
+    if any(noisy(r) for r in kept):
         print("warning: a kept run shared CPU 1 with other work; the ratios are less reliable")
     print()
     print(f"baseline stack: {args.stack}")
@@ -414,6 +472,12 @@ def report(results: list[ScenarioResult], args: argparse.Namespace) -> None:
             f"{res.scenario.name:<20} {what:<40} = {res.judged:5.2f}  "
             f"(budget >= {res.budget})  {verdict}"
         )
+        if res.ceiling_ratio is not None:
+            print(
+                f"{res.scenario.name:<20} {'(info) validation ceiling / baseline':<40} = "
+                f"{res.ceiling_ratio:5.2f}  (the bare app validating with the engine's model, "
+                "nothing else: the most a validating engine reaches)"
+            )
     print("instructions per event, engine and bare (repeatable where times are not): "
           "bench/instructions.py")  # fmt: skip
 
