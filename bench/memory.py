@@ -108,7 +108,7 @@ def child(mode: str, visits: int, cap: int) -> dict[str, Any]:
     if mode == "bare":
         for body in payloads:
             for e in adapter.validate_json(body).events:
-                kept[e.visitID] = (e.globalVisitID, e.pageID)
+                kept[e["visitID"]] = (e["globalVisitID"], e["pageID"])
         live = len(kept)
     else:
         if mode == "capped":

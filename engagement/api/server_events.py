@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, StringConstraints, Validation
 from .. import constants as C
 from ..monitoring.bounds import WHOLE, JSONData
 from ..monitoring.ingest import now_ms
-from ..monitoring.models import EventIn
+from ..monitoring.models import EVENT_IN
 from .errors import Conflict, InvalidInput, NotFound
 from .gwe_history import path_id
 from .parsing import parse_json
@@ -96,7 +96,7 @@ async def post_visit_event(request: web.Request) -> web.StreamResponse:
         "data": body.data,
     }
     try:
-        event = EventIn.model_validate(envelope)  # the tracker's rules, exactly
+        event = EVENT_IN.validate_python(envelope)  # the tracker's rules, exactly
     except ValidationError as exc:
         raise InvalidInput.from_validation(exc) from exc
     fresh, duplicates = request.app[INGESTOR].ingest([event])
@@ -104,9 +104,9 @@ async def post_visit_event(request: web.Request) -> web.StreamResponse:
         request.app[LIFECYCLE].decide(fresh)  # strategies see it as a tracker event
     accepted = len(fresh)
     out = {
-        "eventID": event.eventID,
+        "eventID": event["eventID"],
         "visitID": visit_id,
-        "globalVisitID": event.globalVisitID,
+        "globalVisitID": event["globalVisitID"],
         "pageID": page_id,
         "accepted": accepted,
         "duplicates": duplicates,

@@ -57,6 +57,19 @@ def _refuse(loc: Loc, kind: str, message: str, value: Any) -> ValidationError:
     return ValidationError.from_exception_data("data", [error])
 
 
+def within(prefix: str | int, exc: ValidationError) -> ValidationError:
+    """``exc``'s errors as errors of the field ``prefix`` holds (their locations below it)."""
+    errors: list[InitErrorDetails] = [
+        InitErrorDetails(
+            type=PydanticCustomError(e["type"], e["msg"]),
+            loc=(prefix, *e["loc"]),
+            input=e["input"],
+        )
+        for e in exc.errors()
+    ]
+    return ValidationError.from_exception_data(exc.title, errors)
+
+
 def check_data(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` as JSON a browser and the store can hold: finite numbers, safe integers, at
     most ``MAX_EVENT_DATA_DEPTH`` levels and ``MAX_EVENT_DATA_BYTES`` bytes."""

@@ -74,24 +74,24 @@ class Ingestor:
         server_time = now_ms()
         if self.erased:
             erased = self.erased
-            kept = [e for e in batch if erased.get(e.visitID, 0) <= server_time]
+            kept = [e for e in batch if erased.get(e["visitID"], 0) <= server_time]
             self.erased_dropped_total += len(batch) - len(kept)
             batch = kept
         types = _EVENT_TYPES
         events = [
             Event(  # by position, in Event's field order (keywords cost more, per event)
-                e.eventID,
-                types[e.eventType],
-                e.eventName,
-                e.visitID,
-                e.pageID,
-                e.globalVisitID,
-                e.timestamp,
+                e["eventID"],
+                types[e["eventType"]],
+                e["eventName"],
+                e["visitID"],
+                e["pageID"],
+                e["globalVisitID"],
+                e["timestamp"],
                 server_time,
-                e.url,
-                e.category,
-                e.languageCode,
-                e.data,
+                e["url"],
+                e.get("category", ""),
+                e.get("languageCode", ""),
+                e.get("data") or {},
             )
             for e in batch
         ]
