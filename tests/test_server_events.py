@@ -123,6 +123,13 @@ async def test_refusals_name_the_field(client: Client, factory: Factory):
         ({"data": {}}, "eventName", 400, "invalid_input"),
         ({"eventName": "X", "pageID": "p1"}, "pageID", 400, "invalid_input"),
         ({"eventName": "X", "colour": "red"}, "colour", 400, "invalid_input"),
+        # the tracker's own checks of a system event's data, after the body's
+        (
+            {"eventType": "SYSTEM", "eventName": "PageEntered", "data": {"title": 5}},
+            "data.title",
+            400,
+            "invalid_input",
+        ),
         # each valid, but not with this path's visit: a conflict, not a malformed body
         ({"eventName": "X", "visitID": new_id()}, "visitID", 409, "conflict"),
         ({"eventName": "X", "globalVisitID": new_id()}, "globalVisitID", 409, "conflict"),
