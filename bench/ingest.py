@@ -254,6 +254,13 @@ def wait_recorded(engine: Server, db_path: Path, expected: int, timeout_s: float
         time.sleep(0.2)
 
 
+def bare_server(name: str, port: int, stack: str, tmp: Path, validate: str = "none") -> Server:
+    """bench/bare_ingest.py on ``stack``: the baseline, or (``validate="engine"``) the ceiling."""
+    argv = [sys.executable, str(BENCH_DIR / "bare_ingest.py"), "--host", HOST, "--port",
+            str(port), "--stack", stack, "--validate", validate]  # fmt: skip
+    return Server(name, argv, port, tmp / f"{name}.log", cwd=tmp)
+
+
 def main() -> int:
     args = parse_args()
     scenarios = [
@@ -286,42 +293,8 @@ def main() -> int:
         env=engine_env(eport, data_dir, args.config),
         cwd=tmp,
     )
-    baseline = Server(
-        "baseline",
-        [
-            sys.executable,
-            str(BENCH_DIR / "bare_ingest.py"),
-            "--host",
-            HOST,
-            "--port",
-            str(bport),
-            "--stack",
-            args.stack,
-        ],
-        bport,
-        tmp / "baseline.log",
-        cwd=tmp,
-    )
-    ceiling = None
-    if not args.no_ceiling:
-        ceiling = Server(
-            "ceiling",
-            [
-                sys.executable,
-                str(BENCH_DIR / "bare_ingest.py"),
-                "--host",
-                HOST,
-                "--port",
-                str(cport),
-                "--stack",
-                args.stack,
-                "--validate",
-                "engine",
-            ],
-            cport,
-            tmp / "ceiling.log",
-            cwd=tmp,
-        )
+    baseline = bare_server("baseline", bport, args.stack, tmp)
+    ceiling = None if args.no_ceiling else bare_server("ceiling", cport, args.stack, tmp, "engine")
     results: list[ScenarioResult] = []
     try:
         engine.start()
