@@ -13,11 +13,10 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from . import __version__
+from . import __version__, gcpolicy
 from .app import create_app
 from .db.connect import describe
 from .experiments.simulate import PeriodError, dry_run, parse_moment, render_text
-from .gcpolicy import freeze_startup_objects, keep_long_lived_frozen
 from .logs import setup_logging
 from .process import arm_watchdog, fail_start, run_server, start_error
 from .settings import CONFIG_ENV, Settings, describe_errors, load_settings, settings_file
@@ -75,8 +74,7 @@ def serve(args: argparse.Namespace) -> int:
         app = create_app(settings)
     except Exception as exc:
         return fail_start(start_error(exc, settings), stop_s)
-    app.on_startup.append(freeze_startup_objects)  # long-lived objects out of full GC passes
-    app.cleanup_ctx.append(keep_long_lived_frozen)
+    gcpolicy.install(app)  # long-lived objects out of full GC passes
     arm_watchdog(app, stop_s)
     text = banner(settings, generated)
     try:

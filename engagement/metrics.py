@@ -3,6 +3,7 @@ hot path but the request-latency histogram)."""
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Awaitable, Iterator
 
@@ -20,6 +21,7 @@ from prometheus_client.registry import Collector
 from .api.state import HISTORY, HUB, INGESTOR, LIBRARY, LIFECYCLE, OUTBOX, REGISTRY
 from .api.throttling import GUARD
 from .buckets import Buckets
+from .gcpolicy import FROZEN
 from .notifications.hub import PushHub
 from .visits.registry import VisitRegistry
 
@@ -129,6 +131,23 @@ class EngineCollector(Collector):
             "Requests refused (429) while their address was locked out for wrong keys",
             guard.auth_locked_total,
         )
+        heap = app.get(FROZEN)  # `engagement serve`'s collection policy (engagement/gcpolicy.py)
+        if heap is not None:
+            yield _gauge(
+                "engagement_gc_frozen_objects", "Objects no collection walks until a thaw",
+                gc.get_freeze_count(),
+            )  # fmt: skip
+            yield _counter(
+                "engagement_gc_thaws", "Full collections of the frozen objects", heap.thaws
+            )
+            yield _counter(
+                "engagement_gc_thaw_garbage", "Unreachable objects the thaws found",
+                heap.collected_total,
+            )  # fmt: skip
+            yield _gauge(
+                "engagement_gc_last_thaw_seconds", "How long the last thaw stopped the loop",
+                heap.last_pause_s,
+            )  # fmt: skip
         yield _gauge("engagement_strategies", "Strategies running", len(app[LIBRARY].current))
         yield _gauge(
             "engagement_strategy_errors", "Strategy files with errors", len(app[LIBRARY].errors)

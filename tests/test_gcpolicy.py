@@ -12,9 +12,15 @@ import pytest
 from aiohttp import web
 
 from engagement.gcpolicy import (
+    FROZEN,
+    THAW_GROWTH,
+    THAW_GROWTH_MAX,
+    THAW_MIN_INTERVAL_S,
+    FrozenHeap,
     freeze_survivors,
     keep_long_lived_frozen,
     thaw_and_collect,
+    thaw_when_grown,
 )
 
 
@@ -86,6 +92,7 @@ async def test_a_young_pass_runs_on_the_clock_whatever_the_count() -> None:
             passed.set()
 
     app = web.Application()
+    app[FROZEN] = FrozenHeap()
     context = keep_long_lived_frozen(app)
     await anext(context)
     gc.callbacks.append(seen)
@@ -99,3 +106,79 @@ async def test_a_young_pass_runs_on_the_clock_whatever_the_count() -> None:
         with contextlib.suppress(StopAsyncIteration):
             await anext(context)
         gc.unfreeze()
+
+
+def test_a_thaw_waits_for_growth_and_for_the_interval() -> None:
+    heap = FrozenHeap(baseline=1000, since=0.0)
+    later = THAW_MIN_INTERVAL_S
+    assert not heap.due(1250, later)  # 25 % more: not yet
+    assert heap.due(1251, later)
+    assert not heap.due(1251, later - 1)  # grown, but the last thaw was too recent
+
+
+def test_growth_that_was_live_state_doubles_the_allowance_up_to_a_doubling() -> None:
+    heap = FrozenHeap(baseline=1000, since=0.0)
+    allowances = []
+    for n in range(4):
+        before = int(heap.baseline * (1 + heap.growth)) + 1
+        heap.thawed(before, collected=10, after=before - 10, now=n * 4000.0, pause_s=0.1)
+        allowances.append(heap.growth)
+    assert allowances == [THAW_GROWTH * 2, THAW_GROWTH * 4, THAW_GROWTH_MAX, THAW_GROWTH_MAX]
+    assert heap.thaws == 4
+    assert heap.collected_total == 40
+
+
+def test_growth_that_was_garbage_keeps_the_allowance() -> None:
+    heap = FrozenHeap(baseline=1000, since=0.0, growth=THAW_GROWTH_MAX)
+    heap.thawed(2001, collected=900, after=1101, now=4000.0, pause_s=0.1)
+    assert heap.growth == THAW_GROWTH
+    assert (heap.baseline, heap.since) == (1101, 4000.0)
+
+
+def frozen_garbage(policy: None) -> weakref.ref[Node]:
+    """A cycle frozen while alive, then dropped: only a thaw frees it."""
+    node = Node()
+    gone = weakref.ref(node)
+    gc.collect(0)
+    del node
+    gc.collect()
+    assert gone() is not None
+    return gone
+
+
+async def run_checks(heap: FrozenHeap, clock: float, rounds: int = 5) -> None:
+    task = asyncio.create_task(thaw_when_grown(heap, 0.001, clock=lambda: clock))
+    try:
+        for _ in range(rounds * 20):
+            await asyncio.sleep(0.001)
+            if heap.thaws:
+                return
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def test_frozen_garbage_is_freed_once_the_heap_grew(policy: None) -> None:
+    gone = frozen_garbage(policy)
+    heap = FrozenHeap(baseline=1, since=0.0)  # everything frozen is growth
+    await run_checks(heap, clock=THAW_MIN_INTERVAL_S)
+    assert gone() is None
+    assert heap.thaws == 1
+    assert heap.collected_total > 0
+    assert heap.baseline == pytest.approx(gc.get_freeze_count(), rel=0.01)  # the survivors
+    assert heap.growth == THAW_GROWTH * 2  # the growth was mostly live: the allowance doubles
+
+
+@pytest.mark.parametrize(
+    ("grown", "clock"), [(False, THAW_MIN_INTERVAL_S), (True, THAW_MIN_INTERVAL_S - 1)]
+)
+async def test_no_thaw_without_growth_or_before_the_interval(
+    policy: None, grown: bool, clock: float
+) -> None:
+    gone = frozen_garbage(policy)
+    baseline = 1 if grown else gc.get_freeze_count()
+    heap = FrozenHeap(baseline=baseline, since=0.0)
+    await run_checks(heap, clock=clock)
+    assert heap.thaws == 0
+    assert gone() is not None  # still frozen, not walked

@@ -13,7 +13,10 @@ from typing import Any
 import pytest
 from aiohttp.test_utils import TestClient
 
+from engagement.app import create_app
+from engagement.gcpolicy import FROZEN, FrozenHeap
 from engagement.logs import JSONFormatter
+from engagement.settings import Settings
 
 from .conftest import Factory, post_events, url
 
@@ -103,9 +106,37 @@ async def test_metrics_pass_promtool(client: Client, factory: Factory):
     r = await client.get(url(client, "metrics"))
     assert r.status == 200
     body = await r.read()
+    await promtool_check(body)
+
+
+async def promtool_check(body: bytes) -> None:
     assert PROMTOOL is not None, "CI must have promtool (.ci/run installs Debian's prometheus)"
     proc = await asyncio.create_subprocess_exec(
         PROMTOOL, "check", "metrics", stdin=PIPE, stdout=PIPE, stderr=PIPE
     )
     out, err = await proc.communicate(body)
     assert proc.returncode == 0, out.decode() + err.decode()
+
+
+@pytest.mark.skipif(
+    PROMTOOL is None and not os.environ.get("CI"),
+    reason="promtool not installed (Debian package prometheus; .ci/run installs it)",
+)
+async def test_metrics_tell_what_the_thaws_did(settings: Settings, aiohttp_client: Any):
+    """`engagement serve`'s collection policy (engagement/gcpolicy.py) in /metrics."""
+    app = create_app(settings)
+    app[FROZEN] = FrozenHeap(thaws=2, collected_total=40, last_pause_s=0.5)
+    client = await aiohttp_client(app)
+    r = await client.get(url(client, "metrics"))
+    body = await r.read()
+    text = body.decode()
+    assert sample(text, "engagement_gc_thaws_total") == 2
+    assert sample(text, "engagement_gc_thaw_garbage_total") == 40
+    assert sample(text, "engagement_gc_last_thaw_seconds") == 0.5
+    assert sample(text, "engagement_gc_frozen_objects") >= 0
+    await promtool_check(body)
+
+
+async def test_metrics_without_the_serve_policy_say_nothing_of_it(client: Client):
+    text = await (await client.get(url(client, "metrics"))).text()
+    assert "engagement_gc_" not in text
