@@ -9,10 +9,13 @@ from typing import Any
 
 import pytest
 from aiohttp.test_utils import TestClient
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from engagement import constants as C
 from engagement.console.session import SESSION_COOKIE
 from engagement.console.templating import FLASH_COOKIE
+from engagement.monitoring.bounds import _size_bound, _surely_within, check_data, check_exactly
 from engagement.settings import Settings
 
 from .conftest import AUTH, SITE, ClientFactory, Factory, post_events
@@ -200,3 +203,56 @@ async def test_a_broken_form_is_a_400_naming_the_body(client: Client):
     body = await r.json()
     assert body["error"] == "invalid_input"
     assert body["details"] == [{"field": "body", "message": "not a readable form"}]
+
+
+JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**60), 2**60)
+    | st.floats()
+    | st.text(max_size=40)
+    | st.text(max_size=4000),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
+    max_leaves=30,
+)
+
+
+@settings(database=None, max_examples=400, deadline=None)
+@given(st.dictionaries(st.text(max_size=8), JSON_VALUES, max_size=6))
+def test_the_quick_check_passes_only_what_the_exact_one_does(data: dict[str, Any]) -> None:
+    """What `check_data` lets through without writing the JSON, the long way accepts too,
+    and its size bound is never under the real size."""
+    if not _surely_within(data):
+        return
+    assert check_exactly(data) is data
+    size = len(json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode())
+    assert size <= _size_bound(data, 1) <= C.MAX_EVENT_DATA_BYTES
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"a": deep(7)},  # eight levels: the cap
+        {"event": "Bench", "data": {"sent": C.MAX_SAFE_INTEGER, "x": [1.5, None, True]}},
+        {"k": "\u0000" * 2000},  # every character its longest escape
+    ],
+)
+def test_nested_data_within_every_bound_takes_the_quick_path(data: dict[str, Any]) -> None:
+    assert _surely_within(data)
+    assert check_data(data) is data
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"a": deep(8)},  # nine levels
+        {"a": {"b": [C.MAX_SAFE_INTEGER + 1]}},
+        {"a": [{"b": float("inf")}]},
+        {"a": ["x" * 3000] * 2},  # may be over 16 KB as JSON: measured
+        {1: "not a string key"},
+    ],
+)
+def test_what_the_exact_check_must_see_is_not_passed_quickly(data: dict[str, Any]) -> None:
+    assert not _surely_within(data)

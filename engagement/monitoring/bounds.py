@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from typing import Annotated, Any
 
 from pydantic import (
@@ -73,8 +74,13 @@ def within(prefix: str | int, exc: ValidationError) -> ValidationError:
 def check_data(data: dict[str, Any]) -> dict[str, Any]:
     """``data`` as JSON a browser and the store can hold: finite numbers, safe integers, at
     most ``MAX_EVENT_DATA_DEPTH`` levels and ``MAX_EVENT_DATA_BYTES`` bytes."""
-    if _flat_and_small(data):  # most events: a few key/values, surely within every bound
+    if _surely_within(data):  # most data: a few key/values, surely within every bound
         return data
+    return check_exactly(data)
+
+
+def check_exactly(data: dict[str, Any]) -> dict[str, Any]:
+    """``check_data`` the long way: every value looked at, the JSON written and measured."""
     stack: list[tuple[Loc, Any, int]] = [((), data, 1)]
     while stack:
         loc, value, depth = stack.pop()
@@ -112,31 +118,51 @@ def check_data(data: dict[str, Any]) -> dict[str, Any]:
 
 _FLOAT_CHARS = 24  # the longest repr of a finite float: -1.7976931348623157e+308
 _SAFE_INT_CHARS = len(str(-C.MAX_SAFE_INTEGER))
+_NOT_SURE = C.MAX_EVENT_DATA_BYTES + 1  # any bound over the cap: check_data looks closer
 
 
-def _flat_and_small(data: dict[str, Any]) -> bool:
-    """Whether ``data`` has no nesting, only values ``check_data`` accepts, and a JSON size
-    surely under the cap without writing it: every character counted as its longest escape
-    (``\\uXXXX``, 6 bytes); anything else takes the exact path."""
-    bound = 2  # {}
-    for key, value in data.items():
-        bound += 6 * len(key) + 4  # "key": and a comma
+def _surely_within(data: dict[str, Any]) -> bool:
+    """Whether ``data`` holds only values ``check_data`` accepts, nested no deeper than
+    allowed, with a JSON size surely under the cap without writing it: every character counted
+    as its longest escape (``\\uXXXX``, 6 bytes). Anything else takes the exact path."""
+    return _size_bound(data, 1) <= C.MAX_EVENT_DATA_BYTES
+
+
+def _size_bound(container: dict[str, Any] | list[Any], depth: int) -> int:
+    """An upper bound of a dict's or a list's size as JSON, or more than the cap when
+    ``check_data`` must look closer (a value it may refuse, nesting deeper than the cap, a
+    bound over it). Scalars inline: most data is one flat dict, one call."""
+    if depth > C.MAX_EVENT_DATA_DEPTH:
+        return _NOT_SURE
+    bound = 2  # {} or []
+    values: Iterable[Any] = container
+    if type(container) is dict:
+        for key in container:
+            if type(key) is not str:
+                return _NOT_SURE
+            bound += 6 * len(key) + 3  # "key":
+        values = container.values()
+    for value in values:
         kind = type(value)
         if kind is str:
-            bound += 6 * len(value) + 2
+            bound += 6 * len(value) + 3  # and a comma
         elif kind is int:
             if abs(value) > C.MAX_SAFE_INTEGER:
-                return False
-            bound += _SAFE_INT_CHARS
+                return _NOT_SURE
+            bound += _SAFE_INT_CHARS + 1
         elif kind is bool or value is None:
-            bound += 5
+            bound += 6
         elif kind is float:
             if not math.isfinite(value):
-                return False
-            bound += _FLOAT_CHARS
+                return _NOT_SURE
+            bound += _FLOAT_CHARS + 1
+        elif kind is dict or kind is list:
+            bound += _size_bound(value, depth + 1) + 1
         else:
-            return False
-    return bound <= C.MAX_EVENT_DATA_BYTES
+            return _NOT_SURE
+        if bound > C.MAX_EVENT_DATA_BYTES:
+            return _NOT_SURE
+    return bound
 
 
 class _SystemData(BaseModel):
