@@ -11,6 +11,8 @@ from collections.abc import Iterator
 import pytest
 from aiohttp import web
 
+from engagement.api.state import HISTORY, REGISTRY
+from engagement.app import create_app
 from engagement.gcpolicy import (
     FROZEN,
     THAW_GROWTH,
@@ -22,6 +24,10 @@ from engagement.gcpolicy import (
     thaw_and_collect,
     thaw_when_grown,
 )
+from engagement.monitoring.ingest import now_ms
+from engagement.settings import Settings
+
+from .conftest import ClientFactory, Factory, post_events
 
 
 class Node:
@@ -182,3 +188,37 @@ async def test_no_thaw_without_growth_or_before_the_interval(
     await run_checks(heap, clock=clock)
     assert heap.thaws == 0
     assert gone() is not None  # still frozen, not walked
+
+
+CHAT_ON_WANT = """
+strategies:
+  - name: chat-me
+    when: {event: WantChat}
+    offer: {invite: chat.html, media: chat}
+"""
+
+
+async def test_a_closed_visit_is_freed_without_the_collector(
+    aiohttp_client: ClientFactory, settings: Settings, factory: Factory
+) -> None:
+    """The freeze policy's premise: what the engine drops, reference counting frees. A cycle
+    through a visit would keep every closed visit frozen until a thaw."""
+    settings.strategies_dir.mkdir(exist_ok=True)
+    (settings.strategies_dir / "chat.yaml").write_text(CHAT_ON_WANT)
+    app = create_app(settings)
+    client = await aiohttp_client(app)
+    await post_events(client, factory.start())
+    await post_events(client, [factory.event("WantChat")])  # an invitation: an attempt
+    visit = app[REGISTRY].get(factory.visit_id)
+    assert visit is not None
+    assert visit.attempts
+    ids = {id(visit), *(id(p) for p in visit.pages.values()), *(id(e) for e in visit.events)}
+    del visit
+    gc.collect()
+    gc.disable()
+    try:
+        assert len(app[REGISTRY].close_idle(now_ms() + 10**9)) == 1
+        await app[HISTORY].flush(final=True)  # the history held it until written
+        assert not [o for o in gc.get_objects() if id(o) in ids]
+    finally:
+        gc.enable()
