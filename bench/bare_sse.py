@@ -15,6 +15,10 @@ with ``print=None`` and the default access logger ``aiohttp.access`` set to WARN
 Python, same aiohttp, default asyncio event loop.
 
     .venv/bin/python bench/bare_sse.py --port 9183 [--host 127.0.0.1] [--heartbeat-s 15]
+
+For bench/pauses.py, ``--probe`` adds engine_probe.py's probes (loop stalls, collections,
+its signals; ``PROBE_OUT``) and ``POST /monitoring/events``, which reads and parses each
+batch and answers how many events it held; ``--uvloop`` runs it on the engine's loop.
 """
 
 from __future__ import annotations
@@ -90,6 +94,15 @@ async def notify(request: web.Request) -> web.StreamResponse:
     return web.Response(status=200)
 
 
+async def events(request: web.Request) -> web.StreamResponse:
+    try:
+        batch = json.loads(await request.read())
+    except ValueError:
+        return web.json_response({"error": "invalid_input"}, status=400)
+    accepted = len(batch.get("events", [])) if isinstance(batch, dict) else 0
+    return web.json_response({"accepted": accepted, "duplicates": 0})
+
+
 async def health(request: web.Request) -> web.StreamResponse:
     open_streams = sum(len(q) for q in request.app[QUEUES].values())
     return web.json_response({"status": "ok", "openStreams": open_streams})
@@ -111,13 +124,29 @@ def main() -> None:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, required=True)
     parser.add_argument("--heartbeat-s", type=float, default=15.0)
+    parser.add_argument("--probe", action="store_true", help="bench/pauses.py's baseline")
+    parser.add_argument("--uvloop", action="store_true", help="the engine's event loop")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     print(f"RLIMIT_NOFILE {soft}/{hard}", flush=True)
     # As engagement.logs.setup_logging(level="WARNING") leaves it for the engine.
     logging.basicConfig(level=logging.WARNING)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
-    web.run_app(create_app(args.heartbeat_s), host=args.host, port=args.port, print=None)
+    app = create_app(args.heartbeat_s)
+    if args.probe:
+        import gc
+
+        import engine_probe
+
+        gc.callbacks.append(engine_probe.PROBE.on_gc)
+        engine_probe.attach(app)
+        app.router.add_post("/monitoring/events", events)
+    loop = None
+    if args.uvloop:
+        import uvloop
+
+        loop = uvloop.new_event_loop()
+    web.run_app(app, host=args.host, port=args.port, print=None, loop=loop)
 
 
 if __name__ == "__main__":

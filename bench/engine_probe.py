@@ -26,11 +26,10 @@ import sys
 import threading
 import time
 from collections import Counter
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
-
-import engagement.cli as cli
 
 TICK_S = 0.002
 OUT = os.environ.get("PROBE_OUT", "probe.json")
@@ -202,11 +201,20 @@ class Probe:
 
 
 PROBE = Probe()
-_create_app = cli.create_app
+# engagement.cli.create_app, set in __main__: bare_sse.py --probe imports this module and must
+# not load the engine (its modules would weigh on the baseline's collections)
+_create_app: Callable[..., web.Application] | None = None
 
 
 def _probed_app(*args: Any, **kwargs: Any) -> web.Application:
+    assert _create_app is not None
     app = _create_app(*args, **kwargs)
+    attach(app)
+    return app
+
+
+def attach(app: web.Application) -> None:
+    """The probes on ``app`` (the engine's, or bare_sse.py's with ``--probe``)."""
 
     async def start(app: web.Application) -> None:
         loop = asyncio.get_running_loop()
@@ -236,7 +244,6 @@ def _probed_app(*args: Any, **kwargs: Any) -> web.Application:
         PROBE.write((time.perf_counter() - started) * 1e3)
 
     app.on_startup.append(start)
-    return app
 
 
 def _name(handle: asyncio.Handle) -> str:
@@ -280,6 +287,9 @@ if __name__ == "__main__":
         sys.setswitchinterval(SWITCH_MS / 1e3)
     if CALLBACKS_MS:
         _time_callbacks()
+    import engagement.cli as cli
+
+    _create_app = cli.create_app
     cli.create_app = _probed_app  # type: ignore[assignment]
     sys.argv = ["engagement", "serve"]
     sys.exit(cli.main())
