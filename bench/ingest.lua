@@ -1,8 +1,11 @@
 -- wrk script for bench/ingest.py: POST /monitoring/events with fresh, valid tracker events.
 --
 --   wrk -t1 -c64 -d10s -s bench/ingest.lua http://127.0.0.1:PORT/monitoring/events \
---       -- EVENTS_PER_REQUEST RUN_NONCE SESSION_NONCE VISITORS
+--       -- EVENTS_PER_REQUEST RUN_NONCE SESSION_NONCE VISITORS [BATCHES]
 --
+-- BATCHES "mixed" (the default): each event of a request from a visitor drawn for it, a
+-- batch no tracker sends (the worst case: every event a different visit); "visit": the whole
+-- request from one visitor, as the tracker batches one page's events.
 -- RUN_NONCE (12 hex) makes every eventID of this wrk run unique across runs; SESSION_NONCE
 -- (12 hex) names a pool of VISITORS visitors (visitID, pageID, globalVisitID) shared by all
 -- runs of one benchmark, so visits accumulate as on a real site. Every response is checked:
@@ -17,7 +20,7 @@ function setup(thread)
 end
 
 -- per-thread state (each wrk thread has its own Lua state)
-local per_request, run_nonce, session_nonce, n_visitors
+local per_request, run_nonce, session_nonce, n_visitors, by_visit
 local tid_hex
 local counter = 0
 local clock = 0
@@ -40,6 +43,7 @@ function init(args)
    run_nonce = args[2] or "000000000000"
    session_nonce = args[3] or "000000000000"
    n_visitors = tonumber(args[4]) or 1000
+   by_visit = args[5] == "visit"
    tid_hex = string.format("%04X", tid)
    math.randomseed(tid * 7919 + os.time())
    for i = 1, n_visitors do
@@ -58,10 +62,9 @@ local headers = {
    ["Origin"] = "http://localhost:8000",
 }
 
-local function event()
+local function event(v)
    counter = counter + 1
    clock = clock + 1
-   local v = visitors[math.random(1, n_visitors)]
    local sku = counter % 500
    return '{"eventType":"BUSINESS","eventName":"AddToCart","eventID":"'
       .. run_nonce .. tid_hex .. hex16(counter)
@@ -76,8 +79,12 @@ end
 
 function request()
    local parts = {}
+   local v = visitors[math.random(1, n_visitors)]
    for i = 1, per_request do
-      parts[i] = event()
+      if not by_visit and i > 1 then
+         v = visitors[math.random(1, n_visitors)]
+      end
+      parts[i] = event(v)
    end
    local body = '{"events":[' .. table.concat(parts, ",") .. ']}'
    return wrk.format("POST", nil, headers, body)

@@ -5,6 +5,7 @@ requests/s, measured on the 2-core machine with the servers pinned to CPU 1 and 
 generator (wrk) to CPU 0. See bench/README.md for how to read the output.
 
     .venv/bin/python bench/ingest.py [--duration-s 10] [--strategies 100] [--config FILE]
+                                     [--batches mixed|visit]
 
 Exit status: 0 all ratios within budget, 1 a ratio is over budget, 2 no valid figure
 (a server failed, a request was refused, events were not all recorded...).
@@ -112,6 +113,13 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--connections", type=int, default=64, help="open connections (64)")
     p.add_argument("--visitors", type=int, default=1000, help="visitor pool size (1000)")
     p.add_argument("--batch", type=int, default=20, help="events per request, batch case (20)")
+    p.add_argument(
+        "--batches",
+        choices=["mixed", "visit"],
+        default="mixed",
+        help="mixed: each event of a request from another visitor, the worst case (default); "
+        "visit: one visitor's events per request, as the tracker sends one page's",
+    )
     p.add_argument("--config", type=Path, help="engine settings file, as ENGAGEMENT_CONFIG")
     p.add_argument(
         "--strategies",
@@ -208,6 +216,7 @@ def one_run(
             run_nonce,
             session_nonce,
             str(args.visitors),
+            args.batches,
         ],
         duration_s=duration_s,
         connections=args.connections,
@@ -308,7 +317,7 @@ def main() -> int:
             f"engine pid {engine.pid} on {engine.base_url} (CPU 1), baseline pid "
             f"{baseline.pid} on {baseline.base_url} (CPU 1), load generator on CPU 0: "
             f"{'wrk' if wrk_path() else 'pyload.py'} -c{args.connections}, "
-            f"{args.duration_s:g} s runs, {args.visitors} visitors"
+            f"{args.duration_s:g} s runs, {args.visitors} visitors, batches {args.batches}"
             + (f", config {args.config}" if args.config else "")
             + f", {args.strategies} strategies loaded"
             + (f"; validation ceiling pid {ceiling.pid} (CPU 1)" if ceiling else ""),

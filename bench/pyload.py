@@ -25,8 +25,11 @@ HEADERS = {"Content-Type": "application/json", "Origin": "http://localhost:8000"
 
 
 class Generator:
-    def __init__(self, per_request: int, run_nonce: str, session_nonce: str, visitors: int):
+    def __init__(
+        self, per_request: int, run_nonce: str, session_nonce: str, visitors: int, batches: str
+    ):
         self.per_request = per_request
+        self.by_visit = batches == "visit"  # bench/ingest.lua's BATCHES
         self.run_nonce = run_nonce
         self.counter = 0
         self.clock = int(time.time() * 1000)
@@ -40,10 +43,10 @@ class Generator:
             for i in range(1, visitors + 1)
         ]
 
-    def event(self) -> str:
+    def event(self, visitor: tuple[str, str, str, str]) -> str:
         self.counter += 1
         self.clock += 1
-        visit, page, gvid, url = random.choice(self.visitors)
+        visit, page, gvid, url = visitor
         sku = self.counter % 500
         return (
             f'{{"eventType":"BUSINESS","eventName":"AddToCart",'
@@ -54,14 +57,17 @@ class Generator:
         )
 
     def body(self) -> bytes:
-        return (
-            '{"events":[' + ",".join(self.event() for _ in range(self.per_request)) + "]}"
-        ).encode()
+        one = random.choice(self.visitors)
+        events = (
+            self.event(one if self.by_visit else random.choice(self.visitors))
+            for _ in range(self.per_request)
+        )
+        return ('{"events":[' + ",".join(events) + "]}").encode()
 
 
 async def main(argv: list[str]) -> None:
     url, duration_s, connections = argv[0], float(argv[1]), int(argv[2])
-    gen = Generator(int(argv[3]), argv[4], argv[5], int(argv[6]))
+    gen = Generator(int(argv[3]), argv[4], argv[5], int(argv[6]), argv[7] if len(argv) > 7 else "")
     stats = {
         "requests": 0,
         "ok2xx": 0,
