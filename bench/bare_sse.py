@@ -18,7 +18,9 @@ Python, same aiohttp, default asyncio event loop.
 
 For bench/pauses.py, ``--probe`` adds engine_probe.py's probes (loop stalls, collections,
 its signals; ``PROBE_OUT``) and ``POST /monitoring/events``, which reads and parses each
-batch and answers how many events it held; ``--uvloop`` runs it on the engine's loop.
+batch and answers how many events it held; ``--uvloop`` runs it on the engine's loop;
+``--gc-policy`` gives it the engine's collection policy (engagement/gcpolicy.py: survivors
+frozen, a young pass every 50 ms), so that what is left is the load's own stalls.
 """
 
 from __future__ import annotations
@@ -126,6 +128,7 @@ def main() -> None:
     parser.add_argument("--heartbeat-s", type=float, default=15.0)
     parser.add_argument("--probe", action="store_true", help="bench/pauses.py's baseline")
     parser.add_argument("--uvloop", action="store_true", help="the engine's event loop")
+    parser.add_argument("--gc-policy", action="store_true", help="the engine's collection policy")
     args = parser.parse_args()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     print(f"RLIMIT_NOFILE {soft}/{hard}", flush=True)
@@ -141,6 +144,10 @@ def main() -> None:
         gc.callbacks.append(engine_probe.PROBE.on_gc)
         engine_probe.attach(app)
         app.router.add_post("/monitoring/events", events)
+    if args.gc_policy:
+        from engagement import gcpolicy
+
+        gcpolicy.install(app)
     loop = None
     if args.uvloop:
         import uvloop

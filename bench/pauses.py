@@ -9,8 +9,9 @@ across all visits. The probe reports the longest loop stall and the longest coll
 each generation in that window; then one full collection is forced and timed (what the next
 automatic one costs at that heap), and a thaw (engagement/gcpolicy.py) is timed with the
 streams open and again after they close. Then the same steps and load against the bare
-baseline (bench/bare_sse.py ``--probe --uvloop``: the same probes, none of the engine's work,
-the default collector): the stalls the load and the machine make by themselves.
+baseline (bench/bare_sse.py ``--probe --uvloop``: the same probes, none of the engine's work),
+once with the default collector and once with the engine's policy (``--gc-policy``): the
+stalls the load and the machine make by themselves.
 
     .venv/bin/python bench/pauses.py [--visits 20000] [--streams 10000] [--duration-s 20]
                                      [--no-baseline]
@@ -191,18 +192,23 @@ def main() -> int:
     results = {"engine": measure(engine, out, args)}
     show("the engine", results["engine"], args)
     if not args.no_baseline:
-        bport = free_port()
-        bare = NofileServer(
-            "baseline",
-            [sys.executable, str(BENCH_DIR / "bare_sse.py"), "--probe", "--uvloop",
-             "--host", HOST, "--port", str(bport), "--heartbeat-s", str(HEARTBEAT_S)],
-            bport,
-            tmp / "baseline.log",
-            env={**os.environ, "PROBE_OUT": str(out)},
-            cwd=tmp,
-        )  # fmt: skip
-        results["baseline"] = measure(bare, out, args)
-        show("bare aiohttp (bare_sse.py, uvloop, the default collector)", results["baseline"], args)
+        for key, gc_args, name in (
+            ("baseline", [], "bare aiohttp (bare_sse.py, uvloop, the default collector)"),
+            ("baseline_frozen", ["--gc-policy"], "bare aiohttp with the engine's gc policy"),
+        ):
+            bport = free_port()
+            bare = NofileServer(
+                key,
+                [sys.executable, str(BENCH_DIR / "bare_sse.py"), "--probe", "--uvloop",
+                 *gc_args, "--host", HOST, "--port", str(bport),
+                 "--heartbeat-s", str(HEARTBEAT_S)],
+                bport,
+                tmp / f"{key}.log",
+                env={**os.environ, "PROBE_OUT": str(out)},
+                cwd=tmp,
+            )  # fmt: skip
+            results[key] = measure(bare, out, args)
+            show(name, results[key], args)
     w = results["engine"]["window"]
     worst = max(w["loop_stall_max_ms"], *(w["gc"][g]["max_ms"] for g in "012"))
     own = max(w["loop_stall_cpu_max_ms"], *(w["gc_cpu"][g]["max_ms"] for g in "012"))
@@ -211,13 +217,15 @@ def main() -> int:
         f"{'met' if worst < GOAL_MS else 'NOT met'}"
         f"; its own (cpu) {own:.1f} ms: {'met' if own < GOAL_MS else 'NOT met'}"
     )
-    if "baseline" in results:
-        b = results["baseline"]["window"]
-        print(
-            f"  the bare app's longest loop stall in the same window {b['loop_stall_max_ms']:.1f}"
-            f" ms wall, {b['loop_stall_cpu_max_ms']:.1f} ms cpu; its longest collection "
-            f"{max(b['gc'][g]['max_ms'] for g in '012'):.1f} ms wall"
-        )
+    for key, name in (("baseline", "default collector"), ("baseline_frozen", "engine's policy")):
+        if key in results:
+            b = results[key]["window"]
+            print(
+                f"  bare aiohttp ({name}), same load: longest loop stall "
+                f"{b['loop_stall_max_ms']:.1f} ms wall, {b['loop_stall_cpu_max_ms']:.1f} ms cpu "
+                f"(p99 {b['loop_stall_p99_ms']:.2f} ms); its longest collection "
+                f"{max(b['gc'][g]['max_ms'] for g in '012'):.1f} ms wall"
+            )
     if args.json:
         args.json.write_text(json.dumps(results, indent=2))
     shutil.rmtree(tmp, ignore_errors=True)
