@@ -11,7 +11,8 @@ automatic one costs at that heap), and a thaw (engagement/gcpolicy.py) is timed 
 streams open and again after they close. Then the same steps and load against the bare
 baseline (bench/bare_sse.py ``--probe --uvloop``: the same probes, none of the engine's work),
 once with the default collector and once with the engine's policy (``--gc-policy``): the
-stalls the load and the machine make by themselves.
+stalls the load and the machine make by themselves. First, the machine's floor: the same tick
+in an idle process on the servers' core, for as long as a window.
 
     .venv/bin/python bench/pauses.py [--visits 20000] [--streams 10000] [--duration-s 20]
                                      [--no-baseline]
@@ -25,6 +26,7 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,7 +38,16 @@ import uvloop
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from common import BENCH_DIR, CLK_TCK, HOST, SERVER_CPU, BenchError, cpu_ticks, free_port
+from common import (
+    BENCH_DIR,
+    CLK_TCK,
+    HOST,
+    SERVER_CPU,
+    BenchError,
+    cpu_ticks,
+    free_port,
+    pinned,
+)
 from push import (
     HEARTBEAT_S,
     ORIGIN,
@@ -50,6 +61,7 @@ from push import (
 )
 
 GOAL_MS = 10.0
+TICK_S = 0.002  # engine_probe.py's
 
 
 async def events_load(
@@ -172,7 +184,11 @@ def main() -> int:
     p.add_argument(
         "--no-baseline", action="store_true", help="skip the bare aiohttp app under the same load"
     )
+    p.add_argument("--idle-probe", type=float, help=argparse.SUPPRESS)  # idle_floor's child
     args = p.parse_args()
+    if args.idle_probe is not None:
+        print(json.dumps(uvloop.run(_idle_ticks(args.idle_probe))))
+        return 0
     raise_nofile()
     os.sched_setaffinity(0, {0})
     tmp = Path(tempfile.mkdtemp(prefix="bench-pauses-"))
@@ -189,7 +205,14 @@ def main() -> int:
         env=env,
         cwd=tmp,
     )
-    results = {"engine": measure(engine, out, args)}
+    floor = idle_floor(args.duration_s)
+    print(
+        f"the machine's floor: an idle process on CPU {SERVER_CPU} woke up to "
+        f"{floor['max_ms']:.1f} ms late in {args.duration_s:g} s ({floor['cpu_ms']:.1f} ms of its "
+        f"CPU in that tick; {floor['over_10ms']:.0f} ticks over 10 ms)",
+        flush=True,
+    )
+    results: dict[str, Any] = {"floor": floor, "engine": measure(engine, out, args)}
     show("the engine", results["engine"], args)
     if not args.no_baseline:
         for key, gc_args, name in (
@@ -217,6 +240,10 @@ def main() -> int:
         f"{'met' if worst < GOAL_MS else 'NOT met'}"
         f"; its own (cpu) {own:.1f} ms: {'met' if own < GOAL_MS else 'NOT met'}"
     )
+    print(
+        f"  the machine's floor (an idle process, same core): {floor['max_ms']:.1f} ms wall, "
+        f"{floor['cpu_ms']:.1f} ms cpu"
+    )
     for key, name in (("baseline", "default collector"), ("baseline_frozen", "engine's policy")):
         if key in results:
             b = results[key]["window"]
@@ -230,6 +257,32 @@ def main() -> int:
         args.json.write_text(json.dumps(results, indent=2))
     shutil.rmtree(tmp, ignore_errors=True)
     return 0 if worst < GOAL_MS else 1
+
+
+async def _idle_ticks(seconds: float) -> dict[str, float]:
+    """engine_probe.py's loop-lag tick in a process doing nothing else."""
+    worst = worst_cpu = 0.0
+    over = ticks = 0
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        before, cpu_before = time.perf_counter(), time.thread_time()
+        await asyncio.sleep(TICK_S)
+        late = time.perf_counter() - before - TICK_S
+        ticks += 1
+        over += late > GOAL_MS / 1e3
+        if late > worst:
+            worst, worst_cpu = late, time.thread_time() - cpu_before
+    return {"max_ms": worst * 1e3, "cpu_ms": worst_cpu * 1e3, "over_10ms": over, "ticks": ticks}
+
+
+def idle_floor(seconds: float) -> dict[str, float]:
+    """The machine's floor: the tick's longest lateness in an idle process on the servers'
+    core, for as long as a window (what no server can do better than here)."""
+    argv = pinned(SERVER_CPU, [sys.executable, __file__, "--idle-probe", str(seconds)])
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=seconds + 30)
+    if done.returncode != 0:
+        raise BenchError(f"the idle probe failed: {done.stderr[-300:]}")
+    return dict(json.loads(done.stdout))
 
 
 def measure(server: NofileServer, out: Path, args: argparse.Namespace) -> dict[str, Any]:
