@@ -11,6 +11,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+import orjson
+
 from .db.base import Queries
 from .roles import Principal
 
@@ -50,7 +52,7 @@ class AuditLog:
         return len(self._rows)
 
     def record(self, entry: AuditEntry) -> None:
-        target = json.dumps(entry.target, sort_keys=True)
+        target = orjson.dumps(entry.target, option=orjson.OPT_SORT_KEYS).decode()  # every notify
         log.info(
             "audit: %s (%s) %s %s -> %d from %s",
             entry.who.name, entry.who.role.value, entry.action, target, entry.status,
