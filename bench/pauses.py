@@ -342,8 +342,8 @@ def show(name: str, result: dict[str, Any], args: argparse.Namespace) -> None:
         )
     if f["frozen_objects"]:
         print(
-            "  (cycles frozen alive, then dropped: the engine thaws only when the frozen objects"
-            " grew 25 % beyond what its last thaw left, at most hourly; engagement/gcpolicy.py)"
+            "  (cycles frozen alive, then dropped: the engine thaws only when its heap grew"
+            " 25 % beyond what its last thaw left, at most hourly; engagement/gcpolicy.py)"
         )
     print("  tracked objects by type: " + ", ".join(f"{k} {n:,}" for k, n in f["tracked_by_type"]))
 

@@ -3,7 +3,6 @@ hot path but the request-latency histogram)."""
 
 from __future__ import annotations
 
-import gc
 import time
 from collections.abc import Awaitable, Iterator
 
@@ -21,7 +20,7 @@ from prometheus_client.registry import Collector
 from .api.state import HISTORY, HUB, INGESTOR, LIBRARY, LIFECYCLE, OUTBOX, REGISTRY
 from .api.throttling import GUARD
 from .buckets import Buckets
-from .gcpolicy import FROZEN
+from .gcpolicy import FROZEN, heap_blocks
 from .notifications.hub import PushHub
 from .visits.registry import VisitRegistry
 
@@ -133,9 +132,10 @@ class EngineCollector(Collector):
         )
         heap = app.get(FROZEN)  # `engagement serve`'s collection policy (engagement/gcpolicy.py)
         if heap is not None:
+            yield _gauge("engagement_gc_heap_blocks", "Memory blocks Python holds", heap_blocks())
             yield _gauge(
-                "engagement_gc_frozen_objects", "Objects no collection walks until a thaw",
-                gc.get_freeze_count(),
+                "engagement_gc_thaw_threshold_blocks", "Heap size past which the next thaw comes",
+                heap.threshold,
             )  # fmt: skip
             yield _counter(
                 "engagement_gc_thaws", "Full collections of the frozen objects", heap.thaws

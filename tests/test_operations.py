@@ -125,7 +125,7 @@ async def promtool_check(body: bytes) -> None:
 async def test_metrics_tell_what_the_thaws_did(settings: Settings, aiohttp_client: Any):
     """`engagement serve`'s collection policy (engagement/gcpolicy.py) in /metrics."""
     app = create_app(settings)
-    app[FROZEN] = FrozenHeap(thaws=2, collected_total=40, last_pause_s=0.5)
+    app[FROZEN] = FrozenHeap(baseline=1000, thaws=2, collected_total=40, last_pause_s=0.5)
     client = await aiohttp_client(app)
     r = await client.get(url(client, "metrics"))
     body = await r.read()
@@ -133,7 +133,8 @@ async def test_metrics_tell_what_the_thaws_did(settings: Settings, aiohttp_clien
     assert sample(text, "engagement_gc_thaws_total") == 2
     assert sample(text, "engagement_gc_thaw_garbage_total") == 40
     assert sample(text, "engagement_gc_last_thaw_seconds") == 0.5
-    assert sample(text, "engagement_gc_frozen_objects") >= 0
+    assert sample(text, "engagement_gc_thaw_threshold_blocks") == 1250  # 25 % past the last
+    assert sample(text, "engagement_gc_heap_blocks") > 1000
     await promtool_check(body)
 
 
