@@ -94,12 +94,13 @@ def test_json_logs_carry_ids(caplog: pytest.LogCaptureFixture):
 
 
 PROMTOOL = shutil.which("promtool")
-
-
-@pytest.mark.skipif(
+needs_promtool = pytest.mark.skipif(
     PROMTOOL is None and not os.environ.get("CI"),
     reason="promtool not installed (Debian package prometheus; .ci/run installs it)",
 )
+
+
+@needs_promtool
 async def test_metrics_pass_promtool(client: Client, factory: Factory):
     """A real consumer of /metrics (Prometheus's own linter) accepts what we expose."""
     await post_events(client, factory.start())
@@ -118,10 +119,7 @@ async def promtool_check(body: bytes) -> None:
     assert proc.returncode == 0, out.decode() + err.decode()
 
 
-@pytest.mark.skipif(
-    PROMTOOL is None and not os.environ.get("CI"),
-    reason="promtool not installed (Debian package prometheus; .ci/run installs it)",
-)
+@needs_promtool
 async def test_metrics_tell_what_the_thaws_did(settings: Settings, aiohttp_client: Any):
     """`engagement serve`'s collection policy (engagement/gcpolicy.py) in /metrics."""
     app = create_app(settings)
