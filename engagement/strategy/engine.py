@@ -9,7 +9,7 @@ from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from ..attempts import LIVE, Attempt, State
+from ..attempts import LIVE, NEXT, Attempt, State
 from ..visits.model import Event, Visit
 from .conditions import IDENTITY, PAGE, AvailabilityView, Ctx, Pred, Verdict
 from .experiment import CompiledGoal, Experiment
@@ -211,36 +211,62 @@ class VisitorLedger:
         return gone
 
 
+def _from(states: frozenset[State]) -> frozenset[State]:
+    """``states`` and every state an attempt can move to after one of them (``NEXT``)."""
+    seen = set(states)
+    todo = list(states)
+    while todo:
+        for after in NEXT.get(todo.pop(), frozenset()):
+            if after not in seen:
+                seen.add(after)
+                todo.append(after)
+    return frozenset(seen)
+
+
+# The states an attempt can be in once it has passed through one that a cooldown reads
+# (today DECLINED, LAUNCHED, COMPLETED and FAILED): an attempt in any other state has none of
+# them among its transitions, and the cooldowns skip it without reading them.
+_MAY_COOL = _from(frozenset({State.DECLINED, State.LAUNCHED, State.COMPLETED}))
+
+
 def blocked_by_limits(
     s: CompiledStrategy, visit: Visit, ledger: VisitorLedger, now_ms: int
 ) -> str | None:
-    """Why a frequency limit stops this strategy for this visit now, or None."""
+    """Why a frequency limit stops this strategy for this visit now (``limit <name>``, as the
+    visit records it), or None."""
     limits = s.limits
-    if sum(1 for a in visit.attempts if a.strategy == s.name) >= limits.per_visit:
-        return "per_visit"
+    name = s.name
+    offers = 0
+    for a in visit.attempts:  # every event asks each candidate: a loop, no generator
+        if a.strategy == name:
+            offers += 1
+    if offers >= limits.per_visit:
+        return "limit per_visit"
     history = ledger.of(visit.global_visit_id)
     if limits.per_visitor is not None:
         since = now_ms - int(limits.days * 86_400_000)
         if sum(1 for a in history if a.strategy == s.name and a.created_at >= since) >= (
             limits.per_visitor
         ):
-            return "per_visitor"
+            return "limit per_visitor"
     decline_since = now_ms - int(limits.cooldown_after_decline_s * 1000)
     chat_since = now_ms - int(limits.cooldown_after_chat_s * 1000)
     callback_since = now_ms - int(limits.cooldown_after_callback_s * 1000)
     for a in history:
+        if a.state not in _MAY_COOL:
+            continue  # no state a cooldown reads is among its transitions
         declined = a.at(State.DECLINED)
         mine = limits.decline_silences == "visitor" or a.strategy == s.name
         if declined is not None and declined > decline_since and mine:
-            return "cooldown_after_decline"
+            return "limit cooldown_after_decline"
         if a.media == "chat":
             ended = a.at(State.COMPLETED) or a.at(State.LAUNCHED)
             if ended is not None and ended > chat_since:
-                return "cooldown_after_chat"
+                return "limit cooldown_after_chat"
         elif a.media == "callback":
             taken = a.at(State.COMPLETED)  # GMS took the callback
             if taken is not None and taken > callback_since:
-                return "cooldown_after_callback"
+                return "limit cooldown_after_callback"
     return None
 
 
@@ -350,8 +376,10 @@ class Engine:
         ctx = Ctx(visit, now_ms, self.availability)
         for s in candidates:
             limit = blocked_by_limits(s, visit, self.ledger, now_ms)
-            if limit is not None:
-                self._hold_matching(visit, [s], now_ms, f"limit {limit}")
+            if limit is not None:  # once a visit had its offers, every event of it comes here
+                self.evaluations += 1
+                if s.predicate(ctx)[0]:
+                    visit.hold_back(now_ms, s.name, limit)
                 continue
             self.evaluations += 1
             holds, due = s.predicate(ctx)

@@ -215,7 +215,7 @@ def test_per_visit_limit(per_visit: int, previous: list[str], chosen: bool) -> N
     reason = blocked_by_limits(
         engine.strategies.by_name["pricing"], builder.visit, engine.ledger, ms(100)
     )
-    assert reason == (None if chosen else "per_visit")
+    assert reason == (None if chosen else "limit per_visit")
 
 
 @pytest.mark.parametrize(
@@ -253,7 +253,7 @@ def test_per_visitor_limit_across_visits(
     reason = blocked_by_limits(
         engine.strategies.by_name["pricing"], second.visit, engine.ledger, ms(t)
     )
-    assert reason == (None if chosen else "per_visitor")
+    assert reason == (None if chosen else "limit per_visitor")
 
 
 COOLDOWN_TABLE = [
@@ -348,6 +348,21 @@ COOLDOWN_TABLE = [
         3600,
         None,
     ),
+    # A chat still open, or one that failed once open, counts from its launch.
+    (
+        {"cooldown_after_chat_s": 600},
+        "chat",
+        (State.OFFERED, State.ACCEPTED, State.LAUNCHED),
+        60,
+        "cooldown_after_chat",
+    ),
+    (
+        {"cooldown_after_chat_s": 600},
+        "chat",
+        (State.OFFERED, State.ACCEPTED, State.LAUNCHED, State.FAILED),
+        60,
+        "cooldown_after_chat",
+    ),
 ]
 
 
@@ -368,7 +383,7 @@ def test_cooldowns(
     reason = blocked_by_limits(
         engine.strategies.by_name["pricing"], later.visit, engine.ledger, ms(t)
     )
-    assert reason == blocked
+    assert reason == (f"limit {blocked}" if blocked else None)
     # The visit records why the strategy that matched did not invite.
     held = [(ms(t), "pricing", f"limit {blocked}")] if blocked else None
     assert later.visit.held_back == held
