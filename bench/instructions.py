@@ -11,10 +11,12 @@ history writer's wake-ups, the strategies folder's watch) per second. Instructio
 under valgrind the window lasts ~50 x longer than at full speed, and the idle work, a fraction
 of a percent of a core at full speed, would otherwise weigh ~50 x more than it does there.
 
-    .venv/bin/python bench/instructions.py [--requests 1000] [--strategies 100]
+    .venv/bin/python bench/instructions.py [--requests 1000] [--strategies 100] [--stages]
 
 The bare server is counted on two stacks: ``plain`` (asyncio's loop, the json module) and
-``fast`` (uvloop and orjson); the engine runs as it ships.
+``fast`` (uvloop and orjson); the engine runs as it ships. ``--stages`` also counts the engine
+cut after each stage of its ingest (bench/engine_stages.py: read, validate, build, registry,
+history; then the whole engine, which decides too) and prints what each stage adds.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ import aiohttp
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import BENCH_DIR, HOST, BenchError, Server, free_port
+from engine_stages import STAGES
 
 PATH = "/monitoring/events"
 ORIGIN = "http://localhost:8000"
@@ -207,6 +210,12 @@ def parse_args() -> argparse.Namespace:
         "--idle-s", type=float, default=30.0, help="seconds counted with no request (0: none)"
     )
     p.add_argument("--keep", action="store_true", help="keep the dumps (callgrind_annotate)")
+    p.add_argument(
+        "--stages",
+        action="store_true",
+        help="also count the engine cut after each stage of its ingest (bench/engine_stages.py: "
+        "read, validate, build, registry, history) and print what each stage adds",
+    )
     return p.parse_args()
 
 
@@ -223,7 +232,9 @@ def main() -> int:
     valgrind = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--dump-instr=no",
                 f"--callgrind-out-file={tmp}/callgrind.out.%p"]  # fmt: skip
     results = []
-    names = [f"bare-{stack}" for stack in args.stacks.split(",") if stack] + ["engine"]
+    bare = [f"bare-{stack}" for stack in args.stacks.split(",") if stack]
+    cuts = [f"engine:{stage}" for stage in STAGES[:-1]] if args.stages else []
+    names = [*bare, *cuts, "engine"]  # the whole engine is the last stage, "decide"
     for per_request in [int(s) for s in args.scenarios.split(",")]:
         requests = max(30, args.requests // per_request)
         for name in names:
@@ -235,7 +246,7 @@ def main() -> int:
                 requests, per_request, args.visitors, secrets.token_hex(6).upper(), pool
             )
             port = free_port()
-            if name == "engine":
+            if name.startswith("engine"):
                 env = {k: v for k, v in os.environ.items() if not k.startswith("ENGAGEMENT_")}
                 env.update(
                     ENGAGEMENT_HOST=HOST,
@@ -251,6 +262,9 @@ def main() -> int:
                     ENGAGEMENT_ENGAGEMENT_EXPIRATION_S="3600",
                 )
                 argv = [*valgrind, str(venv_bin / "engagement"), "serve"]
+                if name != "engine":  # cut after a stage
+                    stage = name.removeprefix("engine:")
+                    argv = [*valgrind, sys.executable, str(BENCH_DIR / "engine_stages.py"), stage]
             else:
                 env = dict(os.environ)
                 argv = [*valgrind, sys.executable, str(BENCH_DIR / "bare_ingest.py"),
@@ -260,7 +274,7 @@ def main() -> int:
             try:
                 count = measure(
                     server, tmp, payloads, warm, per_request, args.connections,
-                    settle=name == "engine", idle_s=args.idle_s,
+                    settle=name.startswith("engine"), idle_s=args.idle_s,
                 )  # fmt: skip
             finally:
                 if server.proc is not None:
@@ -271,7 +285,7 @@ def main() -> int:
                             "instructions_per_event_raw": count.raw, "seconds": count.seconds,
                             "idle_instructions_per_s": count.idle_per_s})  # fmt: skip
             print(
-                f"{per_request:>3} event(s)/request  {name:<10} {per_event:>10,.0f} instructions "
+                f"{per_request:>3} event(s)/request  {name:<15} {per_event:>10,.0f} instructions "
                 f"per event ({requests} requests counted; {count.raw:,.0f} before taking off "
                 f"{count.idle_per_s:,.0f} per second of idle work over {count.seconds:.1f} s)",
                 flush=True,
@@ -281,7 +295,19 @@ def main() -> int:
         pair = {r["server"]: r["instructions_per_event"] for r in results
                 if r["events_per_request"] == per_request}  # fmt: skip
         engine = pair["engine"]
-        for name in names[:-1]:
+        before: float | None = None
+        for name in [*cuts, "engine"] if cuts else []:
+            stage = name.removeprefix("engine:") if name != "engine" else STAGES[-1]
+            added = "" if before is None else (
+                f", {stage} adds {pair[name] - before:,.0f} "
+                f"({(pair[name] - before) / engine:.0%} of the whole engine's)"
+            )  # fmt: skip
+            print(
+                f"{per_request:>3} event(s)/request: the engine up to {stage:<8} "
+                f"{pair[name]:>9,.0f} instructions per event{added}"
+            )
+            before = pair[name]
+        for name in bare:
             print(
                 f"{per_request:>3} event(s)/request: engine / {name} instructions per event = "
                 f"{engine:,.0f} / {pair[name]:,.0f} = {engine / pair[name]:.2f}  "
