@@ -211,7 +211,7 @@ class VisitorLedger:
         return gone
 
 
-def _from(states: frozenset[State]) -> frozenset[State]:
+def _with_later(states: frozenset[State]) -> frozenset[State]:
     """``states`` and every state an attempt can move to after one of them (``NEXT``)."""
     seen = set(states)
     todo = list(states)
@@ -226,7 +226,7 @@ def _from(states: frozenset[State]) -> frozenset[State]:
 # The states an attempt can be in once it has passed through one that a cooldown reads
 # (today DECLINED, LAUNCHED, COMPLETED and FAILED): an attempt in any other state has none of
 # them among its transitions, and the cooldowns skip it without reading them.
-_MAY_COOL = _from(frozenset({State.DECLINED, State.LAUNCHED, State.COMPLETED}))
+_MAY_COOL = _with_later(frozenset({State.DECLINED, State.LAUNCHED, State.COMPLETED}))
 
 
 def blocked_by_limits(
