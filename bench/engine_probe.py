@@ -63,6 +63,10 @@ class Probe:
         self.gc_freed: dict[int, int] = {0: 0, 1: 0, 2: 0}  # unreachable objects collected
         self.stalls_ms: list[float] = []
         self.stalls_cpu_ms: list[float] = []
+        # The longest stall's wall time, the loop thread's CPU in it and the CPU of the
+        # process's other threads (the engine's SQLite writer): the rest, the process did not
+        # run at all (the core taken by the kernel's network work, other processes, the host).
+        self.longest: tuple[float, float, float] = (0.0, 0.0, 0.0)
         # The tick that was due while the probe itself wrote its report (gc.get_objects() of
         # a million objects) belongs to no window.
         self.skip_tick = True
@@ -102,6 +106,7 @@ class Probe:
         while True:
             before = time.perf_counter()
             cpu_before = time.thread_time()
+            process_before = time.process_time()
             self.samples = []
             self.tick_cpu = cpu_before
             self.tick_due = before + TICK_S
@@ -113,8 +118,12 @@ class Probe:
                 continue
             self.stalls_ms.append(late * 1e3)
             # The loop thread's CPU time in the tick, up to the lateness: its own work
-            cpu = min(late, time.thread_time() - cpu_before) * 1e3
+            own = time.thread_time() - cpu_before
+            cpu = min(late, own) * 1e3
             self.stalls_cpu_ms.append(cpu)
+            if late * 1e3 > self.longest[0]:
+                others = max(0.0, time.process_time() - process_before - own) * 1e3
+                self.longest = (late * 1e3, cpu, min(others, late * 1e3 - cpu))
             if self.samples:
                 self.stall_samples.append((cpu, late * 1e3, self.samples))
 
@@ -154,6 +163,9 @@ class Probe:
             "loop_stall_max_ms": stalls[-1] if stalls else 0.0,
             "loop_stall_p99_ms": stalls[int(len(stalls) * 0.99)] if stalls else 0.0,
             "loop_stalls_over_10ms": sum(1 for s in stalls if s > 10),
+            "loop_stall_longest": dict(
+                zip(("wall_ms", "own_cpu_ms", "other_threads_cpu_ms"), self.longest, strict=True)
+            ),
             "gc": {
                 str(g): {
                     "count": len(v),

@@ -315,6 +315,14 @@ def show(name: str, result: dict[str, Any], args: argparse.Namespace) -> None:
         f" own CPU time in a stall: longest {w['loop_stall_cpu_max_ms']:.1f} ms (p99 "
         f"{w['loop_stall_cpu_p99_ms']:.2f} ms, {w['loop_stalls_cpu_over_10ms']} over 10 ms)"
     )
+    longest = w["loop_stall_longest"]
+    print(
+        f"  the longest stall, {longest['wall_ms']:.1f} ms wall: the loop's own CPU "
+        f"{longest['own_cpu_ms']:.1f} ms, the server's other threads "
+        f"{longest['other_threads_cpu_ms']:.1f} ms, the server not running "
+        f"{longest['wall_ms'] - longest['own_cpu_ms'] - longest['other_threads_cpu_ms']:.1f} ms"
+        " (its core taken: the kernel's network work, other processes, the host)"
+    )
     core = w["core"]
     wanted = int(args.duration_s * 1000)
     print(
