@@ -105,14 +105,10 @@ class ScenarioResult:
         return self.ratio / self.scenario.events_per_request
 
 
-def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--duration-s", type=float, default=10.0, help="each measured run (10)")
-    p.add_argument("--warmup-s", type=float, default=2.0, help="warm-up per server (2)")
-    p.add_argument("--rounds", type=int, default=2, help="baseline/engine pairs, best kept (2)")
+def add_load_options(p: argparse.ArgumentParser) -> None:
+    """The load and the servers' set-up, shared with bench/ingest_stages.py."""
     p.add_argument("--connections", type=int, default=64, help="open connections (64)")
     p.add_argument("--visitors", type=int, default=1000, help="visitor pool size (1000)")
-    p.add_argument("--batch", type=int, default=20, help="events per request, batch case (20)")
     p.add_argument(
         "--batches",
         choices=["mixed", "visit"],
@@ -120,7 +116,6 @@ def parse_args() -> argparse.Namespace:
         help="mixed: each event of a request from another visitor, the worst case (default); "
         "visit: one visitor's events per request, as the tracker sends one page's",
     )
-    p.add_argument("--config", type=Path, help="engine settings file, as ENGAGEMENT_CONFIG")
     p.add_argument(
         "--strategies",
         type=int,
@@ -134,6 +129,16 @@ def parse_args() -> argparse.Namespace:
         help="the bare app's stack: fast (uvloop + orjson, as the engine ships; default) or "
         "plain (asyncio's loop, json), to see what the choices gain",
     )
+
+
+def parse_args() -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--duration-s", type=float, default=10.0, help="each measured run (10)")
+    p.add_argument("--warmup-s", type=float, default=2.0, help="warm-up per server (2)")
+    p.add_argument("--rounds", type=int, default=2, help="baseline/engine pairs, best kept (2)")
+    p.add_argument("--batch", type=int, default=20, help="events per request, batch case (20)")
+    add_load_options(p)
+    p.add_argument("--config", type=Path, help="engine settings file, as ENGAGEMENT_CONFIG")
     p.add_argument(
         "--no-ceiling",
         action="store_true",

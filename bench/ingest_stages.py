@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from common import BENCH_DIR, LoadResult, Server, free_port, run_main
 from engine_stages import STAGES
-from ingest import Scenario, bare_server, engine_env, one_run, settle
+from ingest import Scenario, add_load_options, bare_server, engine_env, one_run, settle
 
 
 def parse_args() -> argparse.Namespace:
@@ -33,11 +33,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--warmup-s", type=float, default=3.0, help="warm-up per server (3)")
     p.add_argument("--rounds", type=int, default=3, help="rounds over all servers, best kept")
     p.add_argument("--batch", type=int, default=1, help="events per request (1)")
-    p.add_argument("--connections", type=int, default=64)
-    p.add_argument("--visitors", type=int, default=1000)
-    p.add_argument("--batches", choices=["mixed", "visit"], default="mixed")
-    p.add_argument("--strategies", type=int, default=100)
-    p.add_argument("--stack", choices=["plain", "fast"], default="fast")
+    add_load_options(p)
     return p.parse_args()
 
 
