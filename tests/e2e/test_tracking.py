@@ -41,6 +41,8 @@ async def test_visit_pages_and_business_event_are_recorded(
 ):
     context = await browser.new_context()
     page = await context.new_page()
+    errors: list[str] = []  # what a new user would see in the console: a 404, a CSP refusal
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
     home_url, products_url = (
         engine_url(engine, "demo-index"),
         engine_url(engine, "demo", filename="products.html"),
@@ -85,6 +87,7 @@ async def test_visit_pages_and_business_event_are_recorded(
         "data": {"sku": "FB13", "price": 649, "currency": "EUR"},
     }
     assert re.fullmatch(HEX32, cart["eventID"])
+    assert errors == []
 
 
 async def test_subdomains_share_one_visit(launch_browser: Launch, engine: TestServer, api: Api):
