@@ -53,7 +53,8 @@ async def test_the_writer_thread_yields_the_core_to_the_event_loop(tmp_path: Pat
     (nice), the loop's thread keeps its own."""
     db = await SQLiteDatabase.open(tmp_path / "engagement.sqlite3")
     try:
-        writer = await db.db._execute(threading.get_native_id)
+        await db.db.create_function("native_id", 0, threading.get_native_id)
+        (writer,) = await db.fetchone("SELECT native_id()") or ()  # the connection's thread
         loop_thread = threading.get_native_id()
         assert writer != loop_thread
         base = os.getpriority(os.PRIO_PROCESS, loop_thread)

@@ -45,12 +45,12 @@ class _Connection:
 WRITER_NICE = 10
 
 
-def _behind_the_loop(thread: threading.Thread) -> None:
-    """Lower the scheduling priority of the connection's thread (not the loop's)."""
-    if thread.native_id is None:  # not started
-        return
+def _behind_the_loop() -> int:
+    """Lower the scheduling priority of the thread this runs in: a SQL function, so that it
+    runs in the connection's own thread (aiosqlite has no public way to name that thread)."""
     with contextlib.suppress(OSError, AttributeError):  # not Linux, or not allowed
-        os.setpriority(os.PRIO_PROCESS, thread.native_id, WRITER_NICE)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
+    return 0
 
 
 def _key(path: Path) -> tuple[Path, int]:
@@ -97,7 +97,8 @@ class SQLiteDatabase(_Connection):
             await db.execute("PRAGMA synchronous=NORMAL")
             await db.execute("PRAGMA busy_timeout=5000")  # the history and the outbox share it
             await db.execute("PRAGMA cache_size=-32768")  # 32 MiB: hot B-tree pages stay
-            _behind_the_loop(db._thread)  # aiosqlite's worker thread, started by connect
+            await db.create_function("engagement_behind_the_loop", 0, _behind_the_loop)
+            await db.execute("SELECT engagement_behind_the_loop()")
         except BaseException:
             await db.close()  # its thread would keep the process alive
             raise
