@@ -289,7 +289,7 @@ def _time_callbacks() -> None:
         if cpu > threshold_s:
             PROBE.slow_callbacks.setdefault(_name(handle) + path, []).append(cpu * 1e3)
 
-    asyncio.events.Handle._run = timed_run  # type: ignore[method-assign]
+    asyncio.events.Handle._run = timed_run  # type: ignore[method-assign,assignment]
     uvloop.new_event_loop = asyncio.new_event_loop  # type: ignore[assignment]
 
 
@@ -301,7 +301,8 @@ if __name__ == "__main__":
         _time_callbacks()
     import engagement.cli as cli
 
-    _create_app = cli.create_app
-    cli.create_app = _probed_app  # type: ignore[assignment]
+    names = vars(cli)  # cli's own name for create_app, which `engagement serve` calls
+    _create_app = names["create_app"]
+    names["create_app"] = _probed_app
     sys.argv = ["engagement", "serve"]
     sys.exit(cli.main())
