@@ -85,7 +85,7 @@ async def run(how: str, database_url: str) -> None:
         stop.set()
         await task
         new = aioredis.Redis(port=servers.replica.port, decode_responses=True)
-        logged = set(await new.smembers(visit_key(factory.visit_id, "ids")))  # type: ignore[misc]
+        logged = set(await new.smembers(visit_key(factory.visit_id, "ids")))
         await new.aclose()
     finally:
         for node in nodes:

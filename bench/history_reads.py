@@ -59,7 +59,7 @@ async def timed(call: object, runs: int = RUNS) -> float:
 async def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         history = SQLiteHistory(Path(tmp) / "h.sqlite3")
-        history.sources.append(IdentityBook({}))  # type: ignore[arg-type]
+        history.sources.append(IdentityBook({}))
         await history.open()
         try:
             reads = GweHistory(history)
